@@ -1,0 +1,208 @@
+//! Embedding `maveraa-domain` with your own adapters: the contact use cases
+//! over an in-memory repository.
+//!
+//! Run it with `cargo run -p maveraa-domain --example in_memory`; the test
+//! suite runs it too.
+
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use maveraa_domain::ports::ContactRepository;
+use maveraa_domain::usecases::ContactService;
+use maveraa_domain::{
+    Contact, ContactError, ContactId, ContactName, ContactPage, ContactPatch, ContactQuery,
+    Labels, NewContact, PhoneNumber, RepositoryError, SystemClock, WorkspaceId,
+};
+
+/// Contacts in a vector behind a mutex: enough for tests and demos.
+#[derive(Debug, Default)]
+struct InMemoryContacts {
+    rows: Mutex<Vec<Contact>>,
+}
+
+impl InMemoryContacts {
+    fn rows(&self) -> Result<std::sync::MutexGuard<'_, Vec<Contact>>, RepositoryError> {
+        self.rows
+            .lock()
+            .map_err(|_| RepositoryError::Internal("poisoned".into()))
+    }
+}
+
+#[async_trait]
+impl ContactRepository for InMemoryContacts {
+    async fn insert(&self, contact: &Contact) -> Result<(), RepositoryError> {
+        let mut rows = self.rows()?;
+        if let Some(existing) = rows
+            .iter()
+            .find(|c| c.workspace_id == contact.workspace_id && c.phone == contact.phone)
+        {
+            return Err(RepositoryError::Duplicate {
+                existing: Some(existing.id.as_uuid()),
+            });
+        }
+        rows.push(contact.clone());
+        Ok(())
+    }
+
+    async fn get(
+        &self,
+        workspace: WorkspaceId,
+        id: ContactId,
+    ) -> Result<Option<Contact>, RepositoryError> {
+        Ok(self
+            .rows()?
+            .iter()
+            .find(|c| c.workspace_id == workspace && c.id == id)
+            .cloned())
+    }
+
+    async fn list(
+        &self,
+        workspace: WorkspaceId,
+        query: &ContactQuery,
+    ) -> Result<ContactPage, RepositoryError> {
+        let search = query.search.as_deref().map(str::to_lowercase);
+        let mut matching: Vec<Contact> = self
+            .rows()?
+            .iter()
+            .filter(|c| c.workspace_id == workspace)
+            .filter(|c| {
+                search.as_deref().is_none_or(|s| {
+                    c.name.as_str().to_lowercase().contains(s) || c.phone.as_str().contains(s)
+                })
+            })
+            .filter(|c| {
+                query.label.as_deref().is_none_or(|l| {
+                    c.labels.iter().any(|have| have.eq_ignore_ascii_case(l))
+                })
+            })
+            .cloned()
+            .collect();
+        matching.sort_by(|a, b| (b.created_at, b.id).cmp(&(a.created_at, a.id)));
+        let total = matching.len() as u64;
+        let page = matching
+            .into_iter()
+            .skip(usize::try_from(query.offset).unwrap_or(usize::MAX))
+            .take(query.limit.map_or(usize::MAX, |l| l as usize))
+            .collect();
+        Ok(ContactPage {
+            total,
+            contacts: page,
+        })
+    }
+
+    async fn update(&self, contact: &Contact) -> Result<bool, RepositoryError> {
+        let mut rows = self.rows()?;
+        if let Some(other) = rows.iter().find(|c| {
+            c.workspace_id == contact.workspace_id && c.phone == contact.phone && c.id != contact.id
+        }) {
+            return Err(RepositoryError::Duplicate {
+                existing: Some(other.id.as_uuid()),
+            });
+        }
+        match rows
+            .iter_mut()
+            .find(|c| c.workspace_id == contact.workspace_id && c.id == contact.id)
+        {
+            Some(row) => {
+                *row = contact.clone();
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    async fn delete(&self, workspace: WorkspaceId, id: ContactId) -> Result<bool, RepositoryError> {
+        let mut rows = self.rows()?;
+        let before = rows.len();
+        rows.retain(|c| !(c.workspace_id == workspace && c.id == id));
+        Ok(rows.len() != before)
+    }
+}
+
+fn new_contact(name: &str, phone: &str, labels: &str) -> Result<NewContact, ContactError> {
+    Ok(NewContact {
+        name: ContactName::parse("name", name)?,
+        phone: PhoneNumber::parse("phone", phone)?,
+        labels: Labels::parse_csv("labels", labels)?,
+    })
+}
+
+async fn run() -> Result<(), ContactError> {
+    let service = ContactService::new(Arc::new(InMemoryContacts::default()), Arc::new(SystemClock));
+    let acme = WorkspaceId::new();
+    let other = WorkspaceId::new();
+
+    let jane = service
+        .create(acme, new_contact("Jane Smith", "6289876543210", "Lead, Website")?)
+        .await?;
+    println!("created {} {} {:?}", jane.id, jane.phone, jane.labels.to_vec());
+
+    // The same number in another notation is the same contact.
+    match service
+        .create(acme, new_contact("Jane again", "+62 898-7654-3210", "")?)
+        .await
+    {
+        Err(ContactError::Duplicate { existing }) => {
+            assert_eq!(existing, jane.id);
+            println!("duplicate refused, existing contact {existing}");
+        }
+        other => panic!("expected a duplicate, got {other:?}"),
+    }
+
+    // Another workspace may hold the same number, and sees nothing of acme's.
+    service
+        .create(other, new_contact("Jane elsewhere", "6289876543210", "")?)
+        .await?;
+    assert_eq!(service.get(other, jane.id).await, Err(ContactError::NotFound));
+
+    let john = service
+        .create(acme, new_contact("John Doe", "6281234567890", "VIP, Customer")?)
+        .await?;
+    let page = service.list(acme, &ContactQuery::default()).await?;
+    assert_eq!(page.total, 2);
+    assert_eq!(page.contacts[0].id, john.id, "newest first");
+
+    let vip = service
+        .list(
+            acme,
+            &ContactQuery {
+                label: Some("vip".into()),
+                ..ContactQuery::default()
+            },
+        )
+        .await?;
+    assert_eq!(vip.total, 1);
+
+    let renamed = service
+        .update(
+            acme,
+            jane.id,
+            ContactPatch {
+                name: Some(ContactName::parse("name", "Jane S.")?),
+                ..ContactPatch::default()
+            },
+        )
+        .await?;
+    assert_eq!(renamed.name.as_str(), "Jane S.");
+
+    service.delete(acme, jane.id).await?;
+    assert_eq!(service.get(acme, jane.id).await, Err(ContactError::NotFound));
+    println!("ok: {} contact(s) left", service.list(acme, &ContactQuery::default()).await?.total);
+    Ok(())
+}
+
+fn main() -> Result<(), ContactError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("a current-thread runtime");
+    runtime.block_on(run())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn example_runs() {
+        super::main().expect("the example runs to the end");
+    }
+}

@@ -1,0 +1,87 @@
+//! Contacts: the people a workspace talks to on WhatsApp.
+
+use chrono::{DateTime, Utc};
+
+use crate::ids::{ContactId, WorkspaceId};
+use crate::validation::{ContactName, Labels, PhoneNumber};
+
+/// A contact of a workspace. Its phone number is unique within the
+/// workspace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Contact {
+    /// Its identifier (the API's `_id`).
+    pub id: ContactId,
+    /// The workspace it belongs to.
+    pub workspace_id: WorkspaceId,
+    /// Its name.
+    pub name: ContactName,
+    /// Its phone number, unique within the workspace.
+    pub phone: PhoneNumber,
+    /// Its labels.
+    pub labels: Labels,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// When it was last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A validated request to create a contact.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewContact {
+    /// The name.
+    pub name: ContactName,
+    /// The phone number.
+    pub phone: PhoneNumber,
+    /// The labels (may be empty).
+    pub labels: Labels,
+}
+
+/// A validated partial update: `None` leaves a field as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ContactPatch {
+    /// A new name.
+    pub name: Option<ContactName>,
+    /// A new phone number.
+    pub phone: Option<PhoneNumber>,
+    /// New labels, replacing the old ones (empty clears them).
+    pub labels: Option<Labels>,
+}
+
+impl ContactPatch {
+    /// Whether the patch changes nothing.
+    pub fn is_empty(&self) -> bool {
+        self.name.is_none() && self.phone.is_none() && self.labels.is_none()
+    }
+}
+
+/// Which contacts to list. Results are newest first.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ContactQuery {
+    /// Page size; `None` returns every matching contact.
+    pub limit: Option<u32>,
+    /// How many matching contacts to skip.
+    pub offset: u64,
+    /// Case-insensitive substring of the name, or digits of the phone.
+    pub search: Option<String>,
+    /// Only contacts that have this label (compared case-insensitively).
+    pub label: Option<String>,
+}
+
+impl ContactQuery {
+    /// Largest page size accepted.
+    pub const MAX_LIMIT: u32 = 1000;
+
+    /// Whether no filter narrows the workspace's contacts.
+    pub fn is_unfiltered(&self) -> bool {
+        self.search.is_none() && self.label.is_none()
+    }
+}
+
+/// One page of contacts and how many match in all.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContactPage {
+    /// Every contact that matches the filter, not only this page.
+    pub total: u64,
+    /// The contacts of this page, newest first.
+    pub contacts: Vec<Contact>,
+}

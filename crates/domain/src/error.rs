@@ -1,0 +1,97 @@
+//! Error types of the ports and use cases.
+
+use uuid::Uuid;
+
+use crate::ids::ContactId;
+use crate::validation::ValidationError;
+
+/// What a repository (storage port) can fail with.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RepositoryError {
+    /// A uniqueness rule was broken. `existing` is the id of the row that
+    /// holds the value already, when the adapter could find it.
+    #[error("duplicate value")]
+    Duplicate {
+        /// The row that holds the value already.
+        existing: Option<Uuid>,
+    },
+    /// The store could not be reached or was too busy (pool exhausted,
+    /// connection refused, timeout). Usually worth retrying.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    /// Anything else. The text is for logs, never for API callers.
+    #[error("storage failure: {0}")]
+    Internal(String),
+}
+
+/// Failures of the contact use cases.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ContactError {
+    /// The input broke a rule.
+    #[error(transparent)]
+    Validation(#[from] ValidationError),
+    /// No such contact in this workspace.
+    #[error("contact not found")]
+    NotFound,
+    /// Another contact of the workspace has this phone number.
+    #[error("a contact with this phone number already exists")]
+    Duplicate {
+        /// The contact that has the number.
+        existing: ContactId,
+    },
+    /// Storage failed.
+    #[error(transparent)]
+    Repository(RepositoryError),
+}
+
+impl From<RepositoryError> for ContactError {
+    fn from(err: RepositoryError) -> Self {
+        Self::Repository(err)
+    }
+}
+
+/// Failures of the workspace use cases.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WorkspaceError {
+    /// The input broke a rule.
+    #[error(transparent)]
+    Validation(#[from] ValidationError),
+    /// No such workspace.
+    #[error("workspace not found")]
+    NotFound,
+    /// Storage failed.
+    #[error(transparent)]
+    Repository(#[from] RepositoryError),
+}
+
+/// Failures of the API-key management use cases.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApiKeyError {
+    /// The input broke a rule.
+    #[error(transparent)]
+    Validation(#[from] ValidationError),
+    /// The workspace the key would belong to does not exist.
+    #[error("workspace not found")]
+    WorkspaceNotFound,
+    /// No such API key.
+    #[error("API key not found")]
+    NotFound,
+    /// Storage failed.
+    #[error(transparent)]
+    Repository(#[from] RepositoryError),
+}
+
+/// Why a request was not authenticated.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    /// No key was presented.
+    #[error("no API key was given")]
+    Missing,
+    /// The key is malformed, unknown or revoked. Deliberately one variant:
+    /// callers learn nothing about which.
+    #[error("the API key is invalid or revoked")]
+    Invalid,
+    /// Storage failed, so the key could not be checked.
+    #[error(transparent)]
+    Repository(#[from] RepositoryError),
+}

@@ -1,0 +1,35 @@
+//! # maveraa-domain
+//!
+//! The core of Maveraa, a self-hosted WhatsApp CRM: entities, validated value
+//! types, the ports (traits) that adapters implement, and the use cases that
+//! drive them.
+//!
+//! This crate knows nothing about HTTP, SQL or any WhatsApp provider. Other
+//! Rust services embed it with their own adapters: implement the traits in
+//! [`ports`] and hand them to the services in [`usecases`]. See
+//! `examples/in_memory.rs` for a complete wiring with in-memory adapters.
+//!
+//! Invariants the types guarantee:
+//! - a [`PhoneNumber`] is a valid international number, normalised to its
+//!   digits with the country code (`6289876543210`);
+//! - a [`ContactName`] is trimmed, non-empty and at most 200 characters;
+//! - [`Labels`] are trimmed, non-empty, unique (case-insensitively) and in
+//!   the order given, at most 50 of at most 50 characters each.
+
+pub mod api_key;
+pub mod clock;
+pub mod contact;
+pub mod error;
+pub mod ids;
+pub mod ports;
+pub mod usecases;
+pub mod validation;
+pub mod workspace;
+
+pub use api_key::{ApiKey, ApiKeyHash, ApiKeySecret, AuthContext};
+pub use clock::{Clock, SystemClock};
+pub use contact::{Contact, ContactPage, ContactPatch, ContactQuery, NewContact};
+pub use error::{ApiKeyError, AuthError, ContactError, RepositoryError, WorkspaceError};
+pub use ids::{ApiKeyId, ContactId, IdParseError, WorkspaceId};
+pub use validation::{ContactName, Label, Labels, PhoneNumber, ValidationError, WorkspaceName};
+pub use workspace::Workspace;

@@ -1,0 +1,150 @@
+use std::sync::Arc;
+
+use crate::clock::Clock;
+use crate::contact::{Contact, ContactPage, ContactPatch, ContactQuery, NewContact};
+use crate::error::{ContactError, RepositoryError};
+use crate::ids::{ContactId, WorkspaceId};
+use crate::ports::ContactRepository;
+use crate::validation::ValidationError;
+
+/// Creates, reads, changes and deletes a workspace's contacts.
+#[derive(Clone)]
+pub struct ContactService {
+    repo: Arc<dyn ContactRepository>,
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for ContactService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ContactService").finish_non_exhaustive()
+    }
+}
+
+/// Maps a storage-level duplicate to the contact that owns the phone.
+fn duplicate_or(err: RepositoryError) -> ContactError {
+    match err {
+        RepositoryError::Duplicate {
+            existing: Some(existing),
+        } => ContactError::Duplicate {
+            existing: ContactId::from_uuid(existing),
+        },
+        // The owner vanished between the conflict and the lookup: still a
+        // conflict for this request, and a retry will succeed.
+        RepositoryError::Duplicate { existing: None } => ContactError::Repository(
+            RepositoryError::Unavailable("conflicting contact changed concurrently".into()),
+        ),
+        other => ContactError::Repository(other),
+    }
+}
+
+impl ContactService {
+    /// A service over `repo`, stamping times from `clock`.
+    pub fn new(repo: Arc<dyn ContactRepository>, clock: Arc<dyn Clock>) -> Self {
+        Self { repo, clock }
+    }
+
+    /// Creates a contact in `workspace`.
+    ///
+    /// # Errors
+    /// [`ContactError::Duplicate`] when the workspace has a contact with
+    /// this phone; [`ContactError::Repository`] when storage fails.
+    pub async fn create(
+        &self,
+        workspace: WorkspaceId,
+        new: NewContact,
+    ) -> Result<Contact, ContactError> {
+        let now = self.clock.now();
+        let contact = Contact {
+            id: ContactId::new(),
+            workspace_id: workspace,
+            name: new.name,
+            phone: new.phone,
+            labels: new.labels,
+            created_at: now,
+            updated_at: now,
+        };
+        self.repo.insert(&contact).await.map_err(duplicate_or)?;
+        Ok(contact)
+    }
+
+    /// The contact `id` of `workspace`.
+    ///
+    /// # Errors
+    /// [`ContactError::NotFound`] when there is none (another workspace's
+    /// contact included); [`ContactError::Repository`] when storage fails.
+    pub async fn get(&self, workspace: WorkspaceId, id: ContactId) -> Result<Contact, ContactError> {
+        self.repo
+            .get(workspace, id)
+            .await?
+            .ok_or(ContactError::NotFound)
+    }
+
+    /// The contacts of `workspace` matching `query`, newest first.
+    ///
+    /// # Errors
+    /// [`ContactError::Validation`] on a `limit` outside 1 to
+    /// [`ContactQuery::MAX_LIMIT`]; [`ContactError::Repository`] when
+    /// storage fails.
+    pub async fn list(
+        &self,
+        workspace: WorkspaceId,
+        query: &ContactQuery,
+    ) -> Result<ContactPage, ContactError> {
+        if let Some(limit) = query.limit {
+            if limit == 0 || limit > ContactQuery::MAX_LIMIT {
+                return Err(ValidationError::new(
+                    "limit",
+                    format!("must be between 1 and {}", ContactQuery::MAX_LIMIT),
+                )
+                .into());
+            }
+        }
+        Ok(self.repo.list(workspace, query).await?)
+    }
+
+    /// Applies `patch` to the contact `id` of `workspace`.
+    ///
+    /// # Errors
+    /// [`ContactError::NotFound`] when there is no such contact;
+    /// [`ContactError::Duplicate`] when the new phone belongs to another
+    /// contact; [`ContactError::Repository`] when storage fails.
+    pub async fn update(
+        &self,
+        workspace: WorkspaceId,
+        id: ContactId,
+        patch: ContactPatch,
+    ) -> Result<Contact, ContactError> {
+        let mut contact = self.get(workspace, id).await?;
+        if patch.is_empty() {
+            return Ok(contact);
+        }
+        if let Some(name) = patch.name {
+            contact.name = name;
+        }
+        if let Some(phone) = patch.phone {
+            contact.phone = phone;
+        }
+        if let Some(labels) = patch.labels {
+            contact.labels = labels;
+        }
+        contact.updated_at = self.clock.now();
+        match self.repo.update(&contact).await {
+            Ok(true) => Ok(contact),
+            Ok(false) => Err(ContactError::NotFound),
+            Err(err) => Err(duplicate_or(err)),
+        }
+    }
+
+    /// Deletes the contact `id` of `workspace`.
+    ///
+    /// # Errors
+    /// [`ContactError::NotFound`] when there is no such contact;
+    /// [`ContactError::Repository`] when storage fails.
+    pub async fn delete(&self, workspace: WorkspaceId, id: ContactId) -> Result<(), ContactError> {
+        if self.repo.delete(workspace, id).await? {
+            Ok(())
+        } else {
+            Err(ContactError::NotFound)
+        }
+    }
+}
