@@ -1,1 +1,27 @@
-//! placeholder
+//! # maveraa-storage
+//!
+//! PostgreSQL adapters (diesel 2) for the ports of `maveraa-domain`, the
+//! embedded migrations, and a bootstrapper that runs a project-local
+//! PostgreSQL for development and tests.
+//!
+//! Every query runs on a blocking thread through [`Database::run`]; nothing
+//! here blocks an async executor.
+
+mod api_keys;
+mod contacts;
+mod error;
+pub mod local_pg;
+mod migrate;
+mod pool;
+mod schema;
+mod store;
+mod workspaces;
+
+#[cfg(feature = "test-support")]
+pub mod testing;
+
+pub use error::StorageError;
+pub use local_pg::LocalPostgres;
+pub use migrate::{MIGRATIONS, run_migrations};
+pub use pool::{Database, PoolSettings};
+pub use store::PgStore;

@@ -1,0 +1,121 @@
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use maveraa_domain::ports::ApiKeyRepository;
+use maveraa_domain::{ApiKey, ApiKeyHash, ApiKeyId, RepositoryError, WorkspaceId};
+use uuid::Uuid;
+
+use crate::schema::api_keys;
+use crate::store::PgStore;
+
+#[derive(Debug, Queryable, Selectable)]
+#[diesel(table_name = api_keys, check_for_backend(diesel::pg::Pg))]
+struct ApiKeyRow {
+    id: Uuid,
+    workspace_id: Uuid,
+    name: String,
+    key_prefix: String,
+    created_at: DateTime<Utc>,
+    revoked_at: Option<DateTime<Utc>>,
+}
+
+impl From<ApiKeyRow> for ApiKey {
+    fn from(r: ApiKeyRow) -> Self {
+        Self {
+            id: ApiKeyId::from_uuid(r.id),
+            workspace_id: WorkspaceId::from_uuid(r.workspace_id),
+            name: r.name,
+            prefix: r.key_prefix,
+            created_at: r.created_at,
+            revoked_at: r.revoked_at,
+        }
+    }
+}
+
+#[async_trait]
+impl ApiKeyRepository for PgStore {
+    async fn insert(&self, key: &ApiKey, hash: &ApiKeyHash) -> Result<(), RepositoryError> {
+        let values = (
+            api_keys::id.eq(key.id.as_uuid()),
+            api_keys::workspace_id.eq(key.workspace_id.as_uuid()),
+            api_keys::name.eq(key.name.clone()),
+            api_keys::key_hash.eq(hash.as_bytes().to_vec()),
+            api_keys::key_prefix.eq(key.prefix.clone()),
+            api_keys::created_at.eq(key.created_at),
+            api_keys::revoked_at.eq(key.revoked_at),
+        );
+        self.db
+            .run(move |conn| {
+                diesel::insert_into(api_keys::table)
+                    .values(values)
+                    .execute(conn)?;
+                Ok(())
+            })
+            .await?;
+        Ok(())
+    }
+
+    async fn find_by_hash(&self, hash: &ApiKeyHash) -> Result<Option<ApiKey>, RepositoryError> {
+        let digest = hash.as_bytes().to_vec();
+        let row = self
+            .db
+            .run(move |conn| {
+                Ok(api_keys::table
+                    .filter(api_keys::key_hash.eq(digest))
+                    .select(ApiKeyRow::as_select())
+                    .first(conn)
+                    .optional()?)
+            })
+            .await?;
+        Ok(row.map(ApiKey::from))
+    }
+
+    async fn list(&self, workspace: WorkspaceId) -> Result<Vec<ApiKey>, RepositoryError> {
+        let rows = self
+            .db
+            .run(move |conn| {
+                Ok(api_keys::table
+                    .filter(api_keys::workspace_id.eq(workspace.as_uuid()))
+                    .order((api_keys::created_at.asc(), api_keys::id.asc()))
+                    .select(ApiKeyRow::as_select())
+                    .load(conn)?)
+            })
+            .await?;
+        Ok(rows.into_iter().map(ApiKey::from).collect())
+    }
+
+    async fn get(&self, id: ApiKeyId) -> Result<Option<ApiKey>, RepositoryError> {
+        let row = self
+            .db
+            .run(move |conn| {
+                Ok(api_keys::table
+                    .find(id.as_uuid())
+                    .select(ApiKeyRow::as_select())
+                    .first(conn)
+                    .optional()?)
+            })
+            .await?;
+        Ok(row.map(ApiKey::from))
+    }
+
+    async fn revoke(&self, id: ApiKeyId, at: DateTime<Utc>) -> Result<bool, RepositoryError> {
+        let found = self
+            .db
+            .run(move |conn| {
+                diesel::update(
+                    api_keys::table
+                        .find(id.as_uuid())
+                        .filter(api_keys::revoked_at.is_null()),
+                )
+                .set(api_keys::revoked_at.eq(at))
+                .execute(conn)?;
+                let exists: i64 = api_keys::table
+                    .find(id.as_uuid())
+                    .count()
+                    .get_result(conn)?;
+                Ok(exists == 1)
+            })
+            .await?;
+        Ok(found)
+    }
+}

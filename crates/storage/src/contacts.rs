@@ -1,0 +1,246 @@
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use diesel::dsl::sql;
+use diesel::pg::Pg;
+use diesel::prelude::*;
+use diesel::sql_types::{Bool, Text};
+use maveraa_domain::ports::ContactRepository;
+use maveraa_domain::{
+    Contact, ContactId, ContactName, ContactPage, ContactQuery, Labels, PhoneNumber,
+    RepositoryError, WorkspaceId,
+};
+use uuid::Uuid;
+
+use crate::error::StorageError;
+use crate::schema::{contacts, workspaces};
+use crate::store::PgStore;
+
+#[derive(Debug, Queryable, Selectable, Insertable, AsChangeset)]
+#[diesel(table_name = contacts, check_for_backend(Pg))]
+struct ContactRow {
+    id: Uuid,
+    workspace_id: Uuid,
+    name: String,
+    phone: String,
+    labels: Vec<String>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl From<&Contact> for ContactRow {
+    fn from(c: &Contact) -> Self {
+        Self {
+            id: c.id.as_uuid(),
+            workspace_id: c.workspace_id.as_uuid(),
+            name: c.name.as_str().to_owned(),
+            phone: c.phone.as_str().to_owned(),
+            labels: c.labels.to_vec(),
+            created_at: c.created_at,
+            updated_at: c.updated_at,
+        }
+    }
+}
+
+impl From<ContactRow> for Contact {
+    fn from(r: ContactRow) -> Self {
+        Self {
+            id: ContactId::from_uuid(r.id),
+            workspace_id: WorkspaceId::from_uuid(r.workspace_id),
+            name: ContactName::from_trusted(r.name),
+            phone: PhoneNumber::from_trusted(r.phone),
+            labels: Labels::from_trusted(r.labels),
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+/// Escapes LIKE's wildcards so user text matches literally.
+fn like_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    for c in text.chars() {
+        if matches!(c, '\\' | '%' | '_') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The contacts of `workspace` that match the query's filters.
+fn filtered(workspace: Uuid, query: &ContactQuery) -> contacts::BoxedQuery<'static, Pg> {
+    let mut q = contacts::table
+        .filter(contacts::workspace_id.eq(workspace))
+        .into_boxed();
+    if let Some(search) = query.search.as_deref() {
+        let name_pattern = format!("%{}%", like_escape(search));
+        let digits: String = search.chars().filter(char::is_ascii_digit).collect();
+        if digits.is_empty() {
+            q = q.filter(contacts::name.ilike(name_pattern));
+        } else {
+            q = q.filter(
+                contacts::name
+                    .ilike(name_pattern)
+                    .or(contacts::phone.like(format!("%{digits}%"))),
+            );
+        }
+    }
+    if let Some(label) = query.label.clone() {
+        q = q.filter(
+            sql::<Bool>("EXISTS (SELECT 1 FROM unnest(contacts.labels) AS l WHERE lower(l) = lower(")
+                .bind::<Text, _>(label)
+                .sql("))"),
+        );
+    }
+    q
+}
+
+/// The id of the contact of `workspace` that has `phone`.
+fn owner_of_phone(
+    conn: &mut PgConnection,
+    workspace: Uuid,
+    phone: &str,
+) -> Result<Option<Uuid>, StorageError> {
+    Ok(contacts::table
+        .filter(contacts::workspace_id.eq(workspace))
+        .filter(contacts::phone.eq(phone))
+        .select(contacts::id)
+        .first(conn)
+        .optional()?)
+}
+
+#[async_trait]
+impl ContactRepository for PgStore {
+    async fn insert(&self, contact: &Contact) -> Result<(), RepositoryError> {
+        let row = ContactRow::from(contact);
+        self.db
+            .run(move |conn| {
+                // ON CONFLICT waits for a concurrent insert of the same phone
+                // to commit, so exactly one of many racing inserts wins.
+                let inserted = diesel::insert_into(contacts::table)
+                    .values(&row)
+                    .on_conflict((contacts::workspace_id, contacts::phone))
+                    .do_nothing()
+                    .execute(conn)?;
+                if inserted == 1 {
+                    return Ok(Ok(()));
+                }
+                let existing = owner_of_phone(conn, row.workspace_id, &row.phone)?;
+                Ok(Err(RepositoryError::Duplicate { existing }))
+            })
+            .await?
+    }
+
+    async fn get(
+        &self,
+        workspace: WorkspaceId,
+        id: ContactId,
+    ) -> Result<Option<Contact>, RepositoryError> {
+        let row = self
+            .db
+            .run(move |conn| {
+                Ok(contacts::table
+                    .filter(contacts::workspace_id.eq(workspace.as_uuid()))
+                    .filter(contacts::id.eq(id.as_uuid()))
+                    .select(ContactRow::as_select())
+                    .first(conn)
+                    .optional()?)
+            })
+            .await?;
+        Ok(row.map(Contact::from))
+    }
+
+    async fn list(
+        &self,
+        workspace: WorkspaceId,
+        query: &ContactQuery,
+    ) -> Result<ContactPage, RepositoryError> {
+        let query = query.clone();
+        let ws = workspace.as_uuid();
+        let (total, rows) = self
+            .db
+            .run(move |conn| {
+                // The workspace keeps its contact count (a trigger), so an
+                // unfiltered list costs no count(*) over all its contacts.
+                let total: i64 = if query.is_unfiltered() {
+                    workspaces::table
+                        .find(ws)
+                        .select(workspaces::contact_count)
+                        .first(conn)
+                        .optional()?
+                        .unwrap_or(0)
+                } else {
+                    filtered(ws, &query).count().get_result(conn)?
+                };
+                let mut page = filtered(ws, &query)
+                    .order((contacts::created_at.desc(), contacts::id.desc()))
+                    .select(ContactRow::as_select());
+                if query.offset > 0 {
+                    page = page.offset(i64::try_from(query.offset).unwrap_or(i64::MAX));
+                }
+                if let Some(limit) = query.limit {
+                    page = page.limit(i64::from(limit));
+                }
+                let rows: Vec<ContactRow> = if total == 0 { Vec::new() } else { page.load(conn)? };
+                Ok((total, rows))
+            })
+            .await?;
+        Ok(ContactPage {
+            total: u64::try_from(total).unwrap_or(0),
+            contacts: rows.into_iter().map(Contact::from).collect(),
+        })
+    }
+
+    async fn update(&self, contact: &Contact) -> Result<bool, RepositoryError> {
+        let row = ContactRow::from(contact);
+        self.db
+            .run(move |conn| {
+                let result = diesel::update(
+                    contacts::table
+                        .filter(contacts::workspace_id.eq(row.workspace_id))
+                        .filter(contacts::id.eq(row.id)),
+                )
+                .set((
+                    contacts::name.eq(&row.name),
+                    contacts::phone.eq(&row.phone),
+                    contacts::labels.eq(&row.labels),
+                    contacts::updated_at.eq(row.updated_at),
+                ))
+                .execute(conn);
+                match result.map_err(StorageError::from) {
+                    Ok(n) => Ok(Ok(n == 1)),
+                    Err(e) if e.is_unique_violation() => {
+                        let existing = owner_of_phone(conn, row.workspace_id, &row.phone)?;
+                        Ok(Err(RepositoryError::Duplicate { existing }))
+                    }
+                    Err(e) => Err(e),
+                }
+            })
+            .await?
+    }
+
+    async fn delete(&self, workspace: WorkspaceId, id: ContactId) -> Result<bool, RepositoryError> {
+        let deleted = self
+            .db
+            .run(move |conn| {
+                Ok(diesel::delete(
+                    contacts::table
+                        .filter(contacts::workspace_id.eq(workspace.as_uuid()))
+                        .filter(contacts::id.eq(id.as_uuid())),
+                )
+                .execute(conn)?)
+            })
+            .await?;
+        Ok(deleted == 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::like_escape;
+
+    #[test]
+    fn like_wildcards_are_escaped() {
+        assert_eq!(like_escape("50%_off\\"), "50\\%\\_off\\\\");
+    }
+}

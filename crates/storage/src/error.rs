@@ -1,0 +1,60 @@
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use maveraa_domain::RepositoryError;
+
+/// Failures of the storage adapters.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// No pooled connection could be had in time.
+    #[error("no database connection available: {0}")]
+    Pool(#[from] diesel::r2d2::PoolError),
+    /// A query failed.
+    #[error("query failed: {0}")]
+    Query(#[from] DieselError),
+    /// A direct connection failed.
+    #[error("cannot connect to the database: {0}")]
+    Connection(#[from] diesel::ConnectionError),
+    /// Applying migrations failed.
+    #[error("migrations failed: {0}")]
+    Migration(String),
+    /// The blocking task running a query panicked or was cancelled.
+    #[error("database task failed: {0}")]
+    Task(String),
+    /// The project-local PostgreSQL could not be prepared or started.
+    #[error("local PostgreSQL: {0}")]
+    LocalPostgres(String),
+    /// A configuration value is unusable.
+    #[error("invalid database configuration: {0}")]
+    Config(String),
+}
+
+impl StorageError {
+    /// Whether this is a unique-constraint violation.
+    pub fn is_unique_violation(&self) -> bool {
+        matches!(
+            self,
+            Self::Query(DieselError::DatabaseError(
+                DatabaseErrorKind::UniqueViolation,
+                _
+            ))
+        )
+    }
+}
+
+impl From<StorageError> for RepositoryError {
+    fn from(err: StorageError) -> Self {
+        match &err {
+            StorageError::Pool(_) | StorageError::Connection(_) => Self::Unavailable(err.to_string()),
+            _ if err.is_unique_violation() => Self::Duplicate { existing: None },
+            StorageError::Query(DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection, _)) => {
+                Self::Unavailable(err.to_string())
+            }
+            StorageError::Query(DieselError::DatabaseError(_, info))
+                if info.message().contains("statement timeout")
+                    || info.message().contains("terminating connection") =>
+            {
+                Self::Unavailable(err.to_string())
+            }
+            _ => Self::Internal(err.to_string()),
+        }
+    }
+}

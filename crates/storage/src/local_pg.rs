@@ -1,0 +1,267 @@
+//! A project-local PostgreSQL for development and tests: initialised in a
+//! folder of the project on first use, started on its own port, reused
+//! afterwards. PostgreSQL refuses to run as root, so when this process is
+//! root the server runs as the `postgres` system user.
+
+use std::fs::{self, File};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use diesel::pg::PgConnection;
+use diesel::sql_types::{Bool, Text};
+use diesel::{Connection, QueryableByName, RunQueryDsl};
+
+use crate::error::StorageError;
+
+/// Where and how to run the local server.
+#[derive(Debug, Clone)]
+pub struct LocalPostgres {
+    /// Folder that holds the cluster (`data/`) and its log.
+    pub dir: PathBuf,
+    /// TCP port on 127.0.0.1.
+    pub port: u16,
+    /// Database to create and return the URL of.
+    pub database: String,
+    /// Trade durability for speed (fsync off): for throwaway test clusters.
+    pub ephemeral: bool,
+}
+
+#[derive(QueryableByName)]
+struct Exists {
+    #[diesel(sql_type = Bool)]
+    exists: bool,
+}
+
+fn err(msg: impl Into<String>) -> StorageError {
+    StorageError::LocalPostgres(msg.into())
+}
+
+fn is_root() -> bool {
+    fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+}
+
+/// The folder with `initdb` and `pg_ctl`: `MAVERAA_PG_BIN_DIR`, else the
+/// newest `/usr/lib/postgresql/*/bin`, else `pg_config --bindir`.
+fn bin_dir() -> Result<PathBuf, StorageError> {
+    if let Some(dir) = std::env::var_os("MAVERAA_PG_BIN_DIR") {
+        return Ok(PathBuf::from(dir));
+    }
+    let mut versions: Vec<(u32, PathBuf)> = fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let version = e.file_name().to_str()?.parse::<u32>().ok()?;
+            let bin = e.path().join("bin");
+            bin.join("initdb").exists().then_some((version, bin))
+        })
+        .collect();
+    versions.sort();
+    if let Some((_, bin)) = versions.pop() {
+        return Ok(bin);
+    }
+    let out = Command::new("pg_config").arg("--bindir").output();
+    match out {
+        Ok(o) if o.status.success() => {
+            Ok(PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()))
+        }
+        _ => Err(err(
+            "PostgreSQL server binaries (initdb, pg_ctl) not found: install PostgreSQL \
+             (Debian: apt-get install postgresql), set MAVERAA_PG_BIN_DIR, or point \
+             MAVERAA__DATABASE__URL / TEST_DATABASE_URL at a running server",
+        )),
+    }
+}
+
+/// Runs a PostgreSQL tool, as the `postgres` user when we are root.
+fn pg_command(bin: &Path, tool: &str, args: &[&str]) -> Result<Output, StorageError> {
+    let program = bin.join(tool);
+    let mut cmd = if is_root() {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--"]).arg(&program);
+        c
+    } else {
+        Command::new(&program)
+    };
+    cmd.args(args)
+        .output()
+        .map_err(|e| err(format!("cannot run {}: {e}", program.display())))
+}
+
+fn ids_of_postgres_user() -> Result<(u32, u32), StorageError> {
+    let id = |flag: &str| -> Result<u32, StorageError> {
+        let out = Command::new("id")
+            .args([flag, "postgres"])
+            .output()
+            .map_err(|e| err(format!("cannot run id: {e}")))?;
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .map_err(|_| err("running as root needs a `postgres` system user to run PostgreSQL"))
+    };
+    Ok((id("-u")?, id("-g")?))
+}
+
+/// Whether the `postgres` user can write in `dir` (every parent must be
+/// traversable by it too).
+fn postgres_can_use(dir: &Path) -> bool {
+    Command::new("runuser")
+        .args(["-u", "postgres", "--", "test", "-w"])
+        .arg(dir)
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+impl LocalPostgres {
+    /// Makes sure the server runs and the database exists, and returns the
+    /// database's URL. Safe to call from several processes at once (a file
+    /// lock serialises them).
+    ///
+    /// # Errors
+    /// [`StorageError::LocalPostgres`] with the reason (binaries missing,
+    /// port taken, permissions) and the server log's tail when start fails.
+    pub fn ensure_running(&self) -> Result<String, StorageError> {
+        let bin = bin_dir()?;
+        let dir = self.usable_dir()?;
+        fs::create_dir_all(&dir).map_err(|e| err(format!("cannot create {}: {e}", dir.display())))?;
+        let lock_path = dir.join("bootstrap.lock");
+        let lock = File::create(&lock_path)
+            .map_err(|e| err(format!("cannot create {}: {e}", lock_path.display())))?;
+        lock.lock()
+            .map_err(|e| err(format!("cannot lock {}: {e}", lock_path.display())))?;
+
+        let data = dir.join("data");
+        let data_str = data.to_string_lossy().into_owned();
+        if !data.join("PG_VERSION").exists() {
+            let out = pg_command(
+                &bin,
+                "initdb",
+                &["-D", &data_str, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"],
+            )?;
+            if !out.status.success() {
+                return Err(err(format!(
+                    "initdb failed: {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                )));
+            }
+            self.write_settings(&data)?;
+        }
+
+        let running = pg_command(&bin, "pg_ctl", &["status", "-D", &data_str])?
+            .status
+            .success();
+        if !running {
+            let log = dir.join("postgres.log").to_string_lossy().into_owned();
+            let port = format!("-p {}", self.port);
+            let out = pg_command(
+                &bin,
+                "pg_ctl",
+                &["start", "-D", &data_str, "-l", &log, "-w", "-t", "60", "-o", &port],
+            )?;
+            if !out.status.success() {
+                let tail = fs::read_to_string(&log)
+                    .map(|l| l.lines().rev().take(8).collect::<Vec<_>>().join("\n"))
+                    .unwrap_or_default();
+                return Err(err(format!(
+                    "pg_ctl start failed on port {}: {}\n{tail}",
+                    self.port,
+                    String::from_utf8_lossy(&out.stderr).trim()
+                )));
+            }
+        }
+
+        let admin_url = format!("postgres://postgres@127.0.0.1:{}/postgres", self.port);
+        let mut conn = PgConnection::establish(&admin_url)?;
+        let exists = diesel::sql_query(
+            "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1) AS exists",
+        )
+        .bind::<Text, _>(&self.database)
+        .get_result::<Exists>(&mut conn)?
+        .exists;
+        if !exists {
+            diesel::sql_query(format!("CREATE DATABASE \"{}\"", self.database.replace('"', "")))
+                .execute(&mut conn)?;
+        }
+        drop(lock);
+        Ok(format!(
+            "postgres://postgres@127.0.0.1:{}/{}",
+            self.port, self.database
+        ))
+    }
+
+    /// Stops the server if it runs.
+    ///
+    /// # Errors
+    /// [`StorageError::LocalPostgres`] when `pg_ctl stop` fails.
+    pub fn stop(&self) -> Result<(), StorageError> {
+        let bin = bin_dir()?;
+        let data = self.usable_dir()?.join("data");
+        if !data.join("postmaster.pid").exists() {
+            return Ok(());
+        }
+        let data_str = data.to_string_lossy().into_owned();
+        let out = pg_command(&bin, "pg_ctl", &["stop", "-D", &data_str, "-m", "fast", "-w"])?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(err(format!(
+                "pg_ctl stop failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            )))
+        }
+    }
+
+    /// The folder to use: `self.dir`, or when we are root and the
+    /// `postgres` user cannot reach it (a checkout under /root, say), a
+    /// folder under the system's temporary directory named after it.
+    fn usable_dir(&self) -> Result<PathBuf, StorageError> {
+        let abs = std::path::absolute(&self.dir)
+            .map_err(|e| err(format!("bad path {}: {e}", self.dir.display())))?;
+        if !is_root() {
+            return Ok(abs);
+        }
+        let (uid, gid) = ids_of_postgres_user()?;
+        let prepare = |dir: &Path| -> Result<bool, StorageError> {
+            fs::create_dir_all(dir)
+                .map_err(|e| err(format!("cannot create {}: {e}", dir.display())))?;
+            std::os::unix::fs::chown(dir, Some(uid), Some(gid))
+                .map_err(|e| err(format!("cannot chown {}: {e}", dir.display())))?;
+            Ok(postgres_can_use(dir))
+        };
+        if prepare(&abs)? {
+            return Ok(abs);
+        }
+        let mut name = String::from("maveraa-pg-");
+        name.extend(
+            abs.to_string_lossy()
+                .chars()
+                .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }),
+        );
+        let fallback = std::env::temp_dir().join(name);
+        if prepare(&fallback)? {
+            Ok(fallback)
+        } else {
+            Err(err(format!(
+                "the postgres user can write neither {} nor {}",
+                abs.display(),
+                fallback.display()
+            )))
+        }
+    }
+
+    fn write_settings(&self, data: &Path) -> Result<(), StorageError> {
+        let mut settings = String::from(
+            "\n# maveraa local server\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = ''\nmax_connections = 300\nshared_buffers = 128MB\n",
+        );
+        if self.ephemeral {
+            settings.push_str("fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n");
+        }
+        let conf = data.join("postgresql.conf");
+        let mut text = fs::read_to_string(&conf)
+            .map_err(|e| err(format!("cannot read {}: {e}", conf.display())))?;
+        text.push_str(&settings);
+        // The file belongs to postgres; rewriting it keeps its owner.
+        fs::write(&conf, text).map_err(|e| err(format!("cannot write {}: {e}", conf.display())))
+    }
+}

@@ -1,0 +1,265 @@
+//! The PostgreSQL adapters against a real PostgreSQL, one database per test.
+
+use std::sync::Arc;
+
+use maveraa_domain::ports::{ApiKeyCodec, ApiKeyRepository, ContactRepository, HealthCheck, WorkspaceRepository};
+use maveraa_domain::usecases::{ApiKeyService, ContactService, WorkspaceService};
+use maveraa_domain::{
+    ApiKeyHash, ApiKeySecret, ContactError, ContactName, ContactPatch, ContactQuery, Labels,
+    NewContact, PhoneNumber, RepositoryError, SystemClock, WorkspaceId,
+};
+use maveraa_storage::testing::TestDatabase;
+use maveraa_storage::{Database, PgStore, PoolSettings, run_migrations};
+
+struct Fixture {
+    store: Arc<PgStore>,
+    _db: TestDatabase,
+}
+
+fn fixture() -> Fixture {
+    let db = TestDatabase::create();
+    let database = Database::connect(db.url(), &PoolSettings::default()).expect("pool");
+    Fixture {
+        store: Arc::new(PgStore::new(database)),
+        _db: db,
+    }
+}
+
+fn contacts(f: &Fixture) -> ContactService {
+    ContactService::new(f.store.clone(), Arc::new(SystemClock))
+}
+
+async fn workspace(f: &Fixture, name: &str) -> WorkspaceId {
+    WorkspaceService::new(f.store.clone(), Arc::new(SystemClock))
+        .create(name)
+        .await
+        .expect("workspace")
+        .id
+}
+
+fn new_contact(name: &str, phone: &str, labels: &str) -> NewContact {
+    NewContact {
+        name: ContactName::parse("name", name).expect("name"),
+        phone: PhoneNumber::parse("phone", phone).expect("phone"),
+        labels: Labels::parse_csv("labels", labels).expect("labels"),
+    }
+}
+
+#[tokio::test]
+async fn contacts_round_trip_with_all_fields() {
+    let f = fixture();
+    let ws = workspace(&f, "Acme").await;
+    let svc = contacts(&f);
+    let created = svc
+        .create(ws, new_contact("Jane Smith", "6289876543210", "Lead, Website"))
+        .await
+        .expect("create");
+    let read = svc.get(ws, created.id).await.expect("get");
+    assert_eq!(read, created, "what is read back equals what was written");
+    assert_eq!(read.labels.to_vec(), vec!["Lead", "Website"]);
+}
+
+#[tokio::test]
+async fn duplicate_phone_names_the_existing_contact() {
+    let f = fixture();
+    let ws = workspace(&f, "Acme").await;
+    let svc = contacts(&f);
+    let first = svc
+        .create(ws, new_contact("Jane", "6289876543210", ""))
+        .await
+        .expect("create");
+    let err = svc
+        .create(ws, new_contact("Other", "+62 898-7654-3210", ""))
+        .await
+        .expect_err("duplicate");
+    assert_eq!(err, ContactError::Duplicate { existing: first.id });
+
+    // Updating another contact onto the same phone is a duplicate too.
+    let second = svc
+        .create(ws, new_contact("John", "6281234567890", ""))
+        .await
+        .expect("create");
+    let err = svc
+        .update(
+            ws,
+            second.id,
+            ContactPatch {
+                phone: Some(PhoneNumber::parse("phone", "6289876543210").expect("phone")),
+                ..ContactPatch::default()
+            },
+        )
+        .await
+        .expect_err("duplicate");
+    assert_eq!(err, ContactError::Duplicate { existing: first.id });
+}
+
+#[tokio::test]
+async fn twenty_concurrent_inserts_of_one_phone_store_one() {
+    let f = fixture();
+    let ws = workspace(&f, "Acme").await;
+    let svc = contacts(&f);
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let svc = svc.clone();
+        tasks.push(tokio::spawn(async move {
+            svc.create(ws, new_contact(&format!("n{i}"), "6281234567890", ""))
+                .await
+        }));
+    }
+    let mut ok = 0;
+    let mut dup = 0;
+    for t in tasks {
+        match t.await.expect("task") {
+            Ok(_) => ok += 1,
+            Err(ContactError::Duplicate { .. }) => dup += 1,
+            Err(e) => panic!("unexpected {e:?}"),
+        }
+    }
+    assert_eq!((ok, dup), (1, 19));
+    let page = svc.list(ws, &ContactQuery::default()).await.expect("list");
+    assert_eq!(page.total, 1);
+}
+
+#[tokio::test]
+async fn listing_filters_pages_and_counts() {
+    let f = fixture();
+    let ws = workspace(&f, "Acme").await;
+    let other = workspace(&f, "Other").await;
+    let svc = contacts(&f);
+    let phones = ["6281234567801", "6281234567802", "6281234567803", "6281234567804"];
+    let names = ["Alice 100%", "Bob", "alice_b", "Carol"];
+    let labels = ["VIP", "vip, Lead", "", "Lead"];
+    for i in 0..4 {
+        svc.create(ws, new_contact(names[i], phones[i], labels[i]))
+            .await
+            .expect("create");
+    }
+    svc.create(other, new_contact("Alice", phones[0], "VIP"))
+        .await
+        .expect("create in other");
+
+    let all = svc.list(ws, &ContactQuery::default()).await.expect("list");
+    assert_eq!(all.total, 4);
+    let order: Vec<&str> = all.contacts.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(order, vec!["Carol", "alice_b", "Bob", "Alice 100%"], "newest first");
+
+    let q = |search: Option<&str>, label: Option<&str>, limit, offset| ContactQuery {
+        search: search.map(str::to_owned),
+        label: label.map(str::to_owned),
+        limit,
+        offset,
+    };
+    let alice = svc.list(ws, &q(Some("ALICE"), None, None, 0)).await.expect("search");
+    assert_eq!(alice.total, 2);
+    // LIKE wildcards in the search are literal.
+    assert_eq!(svc.list(ws, &q(Some("100%"), None, None, 0)).await.expect("s").total, 1);
+    assert_eq!(svc.list(ws, &q(Some("e_b"), None, None, 0)).await.expect("s").total, 1);
+    // Digits search the phone, whatever the notation.
+    let by_phone = svc.list(ws, &q(Some("+62 812-3456-7803"), None, None, 0)).await.expect("s");
+    assert_eq!(by_phone.total, 1);
+    assert_eq!(by_phone.contacts[0].name.as_str(), "alice_b");
+    // Labels compare case-insensitively.
+    assert_eq!(svc.list(ws, &q(None, Some("VIP"), None, 0)).await.expect("l").total, 2);
+    assert_eq!(svc.list(ws, &q(None, Some("lead"), None, 0)).await.expect("l").total, 2);
+    // total counts the whole match, not the page.
+    let page = svc.list(ws, &q(None, None, Some(2), 1)).await.expect("page");
+    assert_eq!(page.total, 4);
+    let names: Vec<&str> = page.contacts.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, vec!["alice_b", "Bob"]);
+    let filtered_page = svc.list(ws, &q(None, Some("lead"), Some(1), 0)).await.expect("page");
+    assert_eq!((filtered_page.total, filtered_page.contacts.len()), (2, 1));
+    // Past the end: an empty page, same total.
+    let past = svc.list(ws, &q(None, None, Some(10), 10)).await.expect("past");
+    assert_eq!((past.total, past.contacts.len()), (4, 0));
+}
+
+#[tokio::test]
+async fn the_workspace_count_follows_inserts_and_deletes() {
+    let f = fixture();
+    let ws = workspace(&f, "Acme").await;
+    let svc = contacts(&f);
+    let a = svc.create(ws, new_contact("A", "6281234567801", "")).await.expect("a");
+    svc.create(ws, new_contact("B", "6281234567802", "")).await.expect("b");
+    let _ = svc.create(ws, new_contact("dup", "6281234567802", "")).await;
+    svc.delete(ws, a.id).await.expect("delete");
+    let page = svc.list(ws, &ContactQuery::default()).await.expect("list");
+    assert_eq!((page.total, page.contacts.len()), (1, 1));
+}
+
+#[tokio::test]
+async fn another_workspace_sees_changes_and_deletes_nothing() {
+    let f = fixture();
+    let a = workspace(&f, "A").await;
+    let b = workspace(&f, "B").await;
+    let svc = contacts(&f);
+    let c = svc.create(a, new_contact("Jane", "6289876543210", "")).await.expect("c");
+    assert_eq!(svc.get(b, c.id).await, Err(ContactError::NotFound));
+    assert_eq!(svc.delete(b, c.id).await, Err(ContactError::NotFound));
+    let patch = ContactPatch {
+        name: Some(ContactName::parse("name", "Hacked").expect("n")),
+        ..ContactPatch::default()
+    };
+    assert_eq!(svc.update(b, c.id, patch).await, Err(ContactError::NotFound));
+    assert_eq!(svc.get(a, c.id).await.expect("still there").name.as_str(), "Jane");
+}
+
+#[derive(Debug)]
+struct FixedCodec;
+impl maveraa_domain::ports::ApiKeyCodec for FixedCodec {
+    fn generate(&self) -> (ApiKeySecret, ApiKeyHash) {
+        let n = uuid::Uuid::now_v7();
+        let mut bytes = [0u8; 32];
+        bytes[..16].copy_from_slice(n.as_bytes());
+        (ApiKeySecret::new(format!("key-{n}")), ApiKeyHash::from_bytes(bytes))
+    }
+    fn hash(&self, presented: &str) -> Option<ApiKeyHash> {
+        let n = uuid::Uuid::parse_str(presented.strip_prefix("key-")?).ok()?;
+        let mut bytes = [0u8; 32];
+        bytes[..16].copy_from_slice(n.as_bytes());
+        Some(ApiKeyHash::from_bytes(bytes))
+    }
+}
+
+#[tokio::test]
+async fn api_keys_authenticate_until_revoked() {
+    let f = fixture();
+    let ws = workspace(&f, "Acme").await;
+    let keys = ApiKeyService::new(f.store.clone(), f.store.clone(), Arc::new(FixedCodec), Arc::new(SystemClock));
+    let (record, secret) = keys.create(ws, Some("ci")).await.expect("key");
+    let ctx = keys.authenticate(secret.expose()).await.expect("auth");
+    assert_eq!(ctx.workspace_id, ws);
+    assert_eq!(keys.list(ws).await.expect("list").len(), 1);
+    let revoked = keys.revoke(record.id).await.expect("revoke");
+    assert!(revoked.revoked_at.is_some());
+    assert!(keys.authenticate(secret.expose()).await.is_err());
+    // Revoking twice is fine; an unknown key is not found.
+    keys.revoke(record.id).await.expect("again");
+    assert!(keys.revoke(maveraa_domain::ApiKeyId::new()).await.is_err());
+    // A key for a missing workspace is refused.
+    assert!(keys.create(WorkspaceId::new(), None).await.is_err());
+    // The hash column is unique.
+    let dup = ApiKeyRepository::insert(f.store.as_ref(), &record, &FixedCodec.hash(secret.expose()).expect("h")).await;
+    assert!(matches!(dup, Err(RepositoryError::Duplicate { .. })));
+}
+
+#[tokio::test]
+async fn ping_and_repeated_concurrent_migrations() {
+    let f = fixture();
+    f.store.ping().await.expect("ping");
+    let db = TestDatabase::create();
+    let url = db.url().to_owned();
+    let runs: Vec<_> = (0..4)
+        .map(|_| {
+            let url = url.clone();
+            std::thread::spawn(move || run_migrations(&url))
+        })
+        .collect();
+    for r in runs {
+        let applied = r.join().expect("thread").expect("migrate");
+        assert!(applied.is_empty(), "the template is migrated already");
+    }
+    let _ = WorkspaceRepository::list(f.store.as_ref()).await.expect("list");
+    let _ = ContactRepository::list(f.store.as_ref(), WorkspaceId::new(), &ContactQuery::default())
+        .await
+        .expect("list of an unknown workspace is empty");
+}
