@@ -136,7 +136,11 @@ mod tests {
         let text = key.expose();
         assert!(text.starts_with("mvr_live_"));
         assert_eq!(text.len(), KEY_PREFIX.len() + KEY_RANDOM_CHARS);
-        assert!(text[KEY_PREFIX.len()..].bytes().all(|b| b.is_ascii_alphanumeric()));
+        assert!(
+            text[KEY_PREFIX.len()..]
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric())
+        );
         assert!(ApiKeyHasher::is_well_formed(text));
     }
 
@@ -182,7 +186,11 @@ mod tests {
         ] {
             assert_eq!(hasher.hash(bad), None, "{bad}");
         }
-        assert!(hasher.hash("mvr_live_0123456789abcdefghijklmnopqrstuv").is_some());
+        assert!(
+            hasher
+                .hash("mvr_live_0123456789abcdefghijklmnopqrstuv")
+                .is_some()
+        );
     }
 
     #[test]

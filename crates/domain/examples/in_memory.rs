@@ -10,8 +10,8 @@ use async_trait::async_trait;
 use maveraa_domain::ports::ContactRepository;
 use maveraa_domain::usecases::ContactService;
 use maveraa_domain::{
-    Contact, ContactError, ContactId, ContactName, ContactPage, ContactPatch, ContactQuery,
-    Labels, NewContact, PhoneNumber, RepositoryError, SystemClock, WorkspaceId,
+    Contact, ContactError, ContactId, ContactName, ContactPage, ContactPatch, ContactQuery, Labels,
+    NewContact, PhoneNumber, RepositoryError, SystemClock, WorkspaceId,
 };
 
 /// Contacts in a vector behind a mutex: enough for tests and demos.
@@ -72,9 +72,10 @@ impl ContactRepository for InMemoryContacts {
                 })
             })
             .filter(|c| {
-                query.label.as_deref().is_none_or(|l| {
-                    c.labels.iter().any(|have| have.eq_ignore_ascii_case(l))
-                })
+                query
+                    .label
+                    .as_deref()
+                    .is_none_or(|l| c.labels.iter().any(|have| have.eq_ignore_ascii_case(l)))
             })
             .cloned()
             .collect();
@@ -134,9 +135,17 @@ async fn run() -> Result<(), ContactError> {
     let other = WorkspaceId::new();
 
     let jane = service
-        .create(acme, new_contact("Jane Smith", "6289876543210", "Lead, Website")?)
+        .create(
+            acme,
+            new_contact("Jane Smith", "6289876543210", "Lead, Website")?,
+        )
         .await?;
-    println!("created {} {} {:?}", jane.id, jane.phone, jane.labels.to_vec());
+    println!(
+        "created {} {} {:?}",
+        jane.id,
+        jane.phone,
+        jane.labels.to_vec()
+    );
 
     // The same number in another notation is the same contact.
     match service
@@ -154,10 +163,16 @@ async fn run() -> Result<(), ContactError> {
     service
         .create(other, new_contact("Jane elsewhere", "6289876543210", "")?)
         .await?;
-    assert_eq!(service.get(other, jane.id).await, Err(ContactError::NotFound));
+    assert_eq!(
+        service.get(other, jane.id).await,
+        Err(ContactError::NotFound)
+    );
 
     let john = service
-        .create(acme, new_contact("John Doe", "6281234567890", "VIP, Customer")?)
+        .create(
+            acme,
+            new_contact("John Doe", "6281234567890", "VIP, Customer")?,
+        )
         .await?;
     let page = service.list(acme, &ContactQuery::default()).await?;
     assert_eq!(page.total, 2);
@@ -187,8 +202,14 @@ async fn run() -> Result<(), ContactError> {
     assert_eq!(renamed.name.as_str(), "Jane S.");
 
     service.delete(acme, jane.id).await?;
-    assert_eq!(service.get(acme, jane.id).await, Err(ContactError::NotFound));
-    println!("ok: {} contact(s) left", service.list(acme, &ContactQuery::default()).await?.total);
+    assert_eq!(
+        service.get(acme, jane.id).await,
+        Err(ContactError::NotFound)
+    );
+    println!(
+        "ok: {} contact(s) left",
+        service.list(acme, &ContactQuery::default()).await?.total
+    );
     Ok(())
 }
 

@@ -61,8 +61,7 @@ pub trait ContactRepository: Send + Sync + 'static {
     ///
     /// # Errors
     /// `Unavailable` or `Internal` when storage fails.
-    async fn delete(&self, workspace: WorkspaceId, id: ContactId)
-    -> Result<bool, RepositoryError>;
+    async fn delete(&self, workspace: WorkspaceId, id: ContactId) -> Result<bool, RepositoryError>;
 }
 
 /// Stores workspaces.

@@ -56,10 +56,7 @@ impl PhoneNumber {
                 '+' if digits.is_empty() && !plus_seen => plus_seen = true,
                 ' ' | '-' | '.' | '(' | ')' | '/' => {}
                 '+' => {
-                    return Err(ValidationError::new(
-                        field,
-                        "'+' may only start the number",
-                    ));
+                    return Err(ValidationError::new(field, "'+' may only start the number"));
                 }
                 _ => {
                     return Err(ValidationError::new(
@@ -70,7 +67,10 @@ impl PhoneNumber {
             }
         }
         // "00" is the international call prefix in most countries.
-        let digits = digits.strip_prefix("00").map(str::to_owned).unwrap_or(digits);
+        let digits = digits
+            .strip_prefix("00")
+            .map(str::to_owned)
+            .unwrap_or(digits);
         if digits.len() < Self::MIN_DIGITS {
             return Err(ValidationError::new(
                 field,
@@ -305,11 +305,15 @@ mod tests {
             assert_eq!(phone.as_str(), "6289876543210", "{input}");
         }
         assert_eq!(
-            PhoneNumber::parse("phone", "6281234567890").expect("valid").as_str(),
+            PhoneNumber::parse("phone", "6281234567890")
+                .expect("valid")
+                .as_str(),
             "6281234567890"
         );
         assert_eq!(
-            PhoneNumber::parse("phone", "+1 (650) 253-0000").expect("valid").as_str(),
+            PhoneNumber::parse("phone", "+1 (650) 253-0000")
+                .expect("valid")
+                .as_str(),
             "16502530000"
         );
     }
@@ -342,7 +346,9 @@ mod tests {
     #[test]
     fn name_is_trimmed_and_bounded() {
         assert_eq!(
-            ContactName::parse("name", "  Jane Smith ").expect("ok").as_str(),
+            ContactName::parse("name", "  Jane Smith ")
+                .expect("ok")
+                .as_str(),
             "Jane Smith"
         );
         assert!(ContactName::parse("name", "   ").is_err());

@@ -87,9 +87,11 @@ fn filtered(workspace: Uuid, query: &ContactQuery) -> contacts::BoxedQuery<'stat
     }
     if let Some(label) = query.label.clone() {
         q = q.filter(
-            sql::<Bool>("EXISTS (SELECT 1 FROM unnest(contacts.labels) AS l WHERE lower(l) = lower(")
-                .bind::<Text, _>(label)
-                .sql("))"),
+            sql::<Bool>(
+                "EXISTS (SELECT 1 FROM unnest(contacts.labels) AS l WHERE lower(l) = lower(",
+            )
+            .bind::<Text, _>(label)
+            .sql("))"),
         );
     }
     q
@@ -181,7 +183,11 @@ impl ContactRepository for PgStore {
                 if let Some(limit) = query.limit {
                     page = page.limit(i64::from(limit));
                 }
-                let rows: Vec<ContactRow> = if total == 0 { Vec::new() } else { page.load(conn)? };
+                let rows: Vec<ContactRow> = if total == 0 {
+                    Vec::new()
+                } else {
+                    page.load(conn)?
+                };
                 Ok((total, rows))
             })
             .await?;

@@ -43,11 +43,14 @@ impl StorageError {
 impl From<StorageError> for RepositoryError {
     fn from(err: StorageError) -> Self {
         match &err {
-            StorageError::Pool(_) | StorageError::Connection(_) => Self::Unavailable(err.to_string()),
-            _ if err.is_unique_violation() => Self::Duplicate { existing: None },
-            StorageError::Query(DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection, _)) => {
+            StorageError::Pool(_) | StorageError::Connection(_) => {
                 Self::Unavailable(err.to_string())
             }
+            _ if err.is_unique_violation() => Self::Duplicate { existing: None },
+            StorageError::Query(DieselError::DatabaseError(
+                DatabaseErrorKind::ClosedConnection,
+                _,
+            )) => Self::Unavailable(err.to_string()),
             StorageError::Query(DieselError::DatabaseError(_, info))
                 if info.message().contains("statement timeout")
                     || info.message().contains("terminating connection") =>

@@ -63,9 +63,7 @@ fn bin_dir() -> Result<PathBuf, StorageError> {
     }
     let out = Command::new("pg_config").arg("--bindir").output();
     match out {
-        Ok(o) if o.status.success() => {
-            Ok(PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()))
-        }
+        Ok(o) if o.status.success() => Ok(PathBuf::from(String::from_utf8_lossy(&o.stdout).trim())),
         _ => Err(err(
             "PostgreSQL server binaries (initdb, pg_ctl) not found: install PostgreSQL \
              (Debian: apt-get install postgresql), set MAVERAA_PG_BIN_DIR, or point \
@@ -124,7 +122,8 @@ impl LocalPostgres {
     pub fn ensure_running(&self) -> Result<String, StorageError> {
         let bin = bin_dir()?;
         let dir = self.usable_dir()?;
-        fs::create_dir_all(&dir).map_err(|e| err(format!("cannot create {}: {e}", dir.display())))?;
+        fs::create_dir_all(&dir)
+            .map_err(|e| err(format!("cannot create {}: {e}", dir.display())))?;
         let lock_path = dir.join("bootstrap.lock");
         let lock = File::create(&lock_path)
             .map_err(|e| err(format!("cannot create {}: {e}", lock_path.display())))?;
@@ -137,7 +136,16 @@ impl LocalPostgres {
             let out = pg_command(
                 &bin,
                 "initdb",
-                &["-D", &data_str, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"],
+                &[
+                    "-D",
+                    &data_str,
+                    "-U",
+                    "postgres",
+                    "--auth=trust",
+                    "-E",
+                    "UTF8",
+                    "--no-sync",
+                ],
             )?;
             if !out.status.success() {
                 return Err(err(format!(
@@ -157,7 +165,9 @@ impl LocalPostgres {
             let out = pg_command(
                 &bin,
                 "pg_ctl",
-                &["start", "-D", &data_str, "-l", &log, "-w", "-t", "60", "-o", &port],
+                &[
+                    "start", "-D", &data_str, "-l", &log, "-w", "-t", "60", "-o", &port,
+                ],
             )?;
             if !out.status.success() {
                 let tail = fs::read_to_string(&log)
@@ -180,8 +190,11 @@ impl LocalPostgres {
         .get_result::<Exists>(&mut conn)?
         .exists;
         if !exists {
-            diesel::sql_query(format!("CREATE DATABASE \"{}\"", self.database.replace('"', "")))
-                .execute(&mut conn)?;
+            diesel::sql_query(format!(
+                "CREATE DATABASE \"{}\"",
+                self.database.replace('"', "")
+            ))
+            .execute(&mut conn)?;
         }
         drop(lock);
         Ok(format!(
@@ -201,7 +214,11 @@ impl LocalPostgres {
             return Ok(());
         }
         let data_str = data.to_string_lossy().into_owned();
-        let out = pg_command(&bin, "pg_ctl", &["stop", "-D", &data_str, "-m", "fast", "-w"])?;
+        let out = pg_command(
+            &bin,
+            "pg_ctl",
+            &["stop", "-D", &data_str, "-m", "fast", "-w"],
+        )?;
         if out.status.success() {
             Ok(())
         } else {

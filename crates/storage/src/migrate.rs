@@ -20,13 +20,15 @@ const MIGRATION_LOCK_KEY: i64 = 0x6d61_7665_7261_61;
 /// [`StorageError::Migration`] when a migration fails.
 pub fn run_migrations(url: &str) -> Result<Vec<String>, StorageError> {
     let mut conn = PgConnection::establish(url)?;
-    diesel::sql_query(format!("SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})")).execute(&mut conn)?;
+    diesel::sql_query(format!("SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})"))
+        .execute(&mut conn)?;
     let result = conn
         .run_pending_migrations(MIGRATIONS)
         .map(|versions| versions.iter().map(ToString::to_string).collect())
         .map_err(|e| StorageError::Migration(e.to_string()));
     // The lock also ends with the session; unlock anyway so a pooled or
     // long-lived connection never keeps it.
-    diesel::sql_query(format!("SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY})")).execute(&mut conn)?;
+    diesel::sql_query(format!("SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY})"))
+        .execute(&mut conn)?;
     result
 }

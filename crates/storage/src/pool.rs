@@ -80,10 +80,14 @@ impl Database {
     /// [`StorageError::Pool`] when no connection can be made.
     pub fn connect(url: &str, settings: &PoolSettings) -> Result<Self, StorageError> {
         if settings.max_size == 0 {
-            return Err(StorageError::Config("pool max_size must be at least 1".into()));
+            return Err(StorageError::Config(
+                "pool max_size must be at least 1".into(),
+            ));
         }
-        let manager =
-            ConnectionManager::<PgConnection>::new(with_connect_timeout(url, settings.acquire_timeout));
+        let manager = ConnectionManager::<PgConnection>::new(with_connect_timeout(
+            url,
+            settings.acquire_timeout,
+        ));
         let pool = Pool::builder()
             .max_size(settings.max_size)
             .min_idle(Some(settings.min_idle.min(settings.max_size)))

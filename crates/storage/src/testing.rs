@@ -113,12 +113,14 @@ fn prepare_template() -> Result<(String, String), StorageError> {
     let admin_url = with_database(&server_url, "postgres");
     let template = format!("maveraa_tpl_{:016x}", migrations_fingerprint());
     let mut conn = PgConnection::establish(&admin_url)?;
-    diesel::sql_query(format!("SELECT pg_advisory_lock({TEMPLATE_LOCK_KEY})")).execute(&mut conn)?;
+    diesel::sql_query(format!("SELECT pg_advisory_lock({TEMPLATE_LOCK_KEY})"))
+        .execute(&mut conn)?;
     let result = (|| -> Result<(), StorageError> {
         sweep_leftovers(&mut conn)?;
-        let names: Vec<Name> = diesel::sql_query("SELECT datname FROM pg_database WHERE datname = $1")
-            .bind::<Text, _>(&template)
-            .load(&mut conn)?;
+        let names: Vec<Name> =
+            diesel::sql_query("SELECT datname FROM pg_database WHERE datname = $1")
+                .bind::<Text, _>(&template)
+                .load(&mut conn)?;
         if names.is_empty() {
             let building = format!("{template}_building");
             diesel::sql_query(format!("DROP DATABASE IF EXISTS {building} WITH (FORCE)"))
@@ -130,16 +132,18 @@ fn prepare_template() -> Result<(String, String), StorageError> {
         }
         Ok(())
     })();
-    diesel::sql_query(format!("SELECT pg_advisory_unlock({TEMPLATE_LOCK_KEY})")).execute(&mut conn)?;
+    diesel::sql_query(format!("SELECT pg_advisory_unlock({TEMPLATE_LOCK_KEY})"))
+        .execute(&mut conn)?;
     result?;
     Ok((admin_url, template))
 }
 
 /// Drops test databases whose process is gone (a crashed or killed run).
 fn sweep_leftovers(conn: &mut PgConnection) -> Result<(), StorageError> {
-    let names: Vec<Name> = diesel::sql_query("SELECT datname FROM pg_database WHERE datname LIKE $1")
-        .bind::<Text, _>(format!("{TEST_PREFIX}%"))
-        .load(conn)?;
+    let names: Vec<Name> =
+        diesel::sql_query("SELECT datname FROM pg_database WHERE datname LIKE $1")
+            .bind::<Text, _>(format!("{TEST_PREFIX}%"))
+            .load(conn)?;
     for Name { datname } in names {
         let pid = datname
             .strip_prefix(TEST_PREFIX)
@@ -203,8 +207,11 @@ impl TestDatabase {
 impl Drop for TestDatabase {
     fn drop(&mut self) {
         if let Ok(mut conn) = PgConnection::establish(&self.admin_url) {
-            let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name))
-                .execute(&mut conn);
+            let _ = diesel::sql_query(format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ))
+            .execute(&mut conn);
         }
     }
 }

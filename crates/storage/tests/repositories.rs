@@ -2,7 +2,9 @@
 
 use std::sync::Arc;
 
-use maveraa_domain::ports::{ApiKeyCodec, ApiKeyRepository, ContactRepository, HealthCheck, WorkspaceRepository};
+use maveraa_domain::ports::{
+    ApiKeyCodec, ApiKeyRepository, ContactRepository, HealthCheck, WorkspaceRepository,
+};
 use maveraa_domain::usecases::{ApiKeyService, ContactService, WorkspaceService};
 use maveraa_domain::{
     ApiKeyHash, ApiKeySecret, ContactError, ContactName, ContactPatch, ContactQuery, Labels,
@@ -51,7 +53,10 @@ async fn contacts_round_trip_with_all_fields() {
     let ws = workspace(&f, "Acme").await;
     let svc = contacts(&f);
     let created = svc
-        .create(ws, new_contact("Jane Smith", "6289876543210", "Lead, Website"))
+        .create(
+            ws,
+            new_contact("Jane Smith", "6289876543210", "Lead, Website"),
+        )
         .await
         .expect("create");
     let read = svc.get(ws, created.id).await.expect("get");
@@ -126,7 +131,12 @@ async fn listing_filters_pages_and_counts() {
     let ws = workspace(&f, "Acme").await;
     let other = workspace(&f, "Other").await;
     let svc = contacts(&f);
-    let phones = ["6281234567801", "6281234567802", "6281234567803", "6281234567804"];
+    let phones = [
+        "6281234567801",
+        "6281234567802",
+        "6281234567803",
+        "6281234567804",
+    ];
     let names = ["Alice 100%", "Bob", "alice_b", "Carol"];
     let labels = ["VIP", "vip, Lead", "", "Lead"];
     for i in 0..4 {
@@ -141,7 +151,11 @@ async fn listing_filters_pages_and_counts() {
     let all = svc.list(ws, &ContactQuery::default()).await.expect("list");
     assert_eq!(all.total, 4);
     let order: Vec<&str> = all.contacts.iter().map(|c| c.name.as_str()).collect();
-    assert_eq!(order, vec!["Carol", "alice_b", "Bob", "Alice 100%"], "newest first");
+    assert_eq!(
+        order,
+        vec!["Carol", "alice_b", "Bob", "Alice 100%"],
+        "newest first"
+    );
 
     let q = |search: Option<&str>, label: Option<&str>, limit, offset| ContactQuery {
         search: search.map(str::to_owned),
@@ -149,27 +163,66 @@ async fn listing_filters_pages_and_counts() {
         limit,
         offset,
     };
-    let alice = svc.list(ws, &q(Some("ALICE"), None, None, 0)).await.expect("search");
+    let alice = svc
+        .list(ws, &q(Some("ALICE"), None, None, 0))
+        .await
+        .expect("search");
     assert_eq!(alice.total, 2);
     // LIKE wildcards in the search are literal.
-    assert_eq!(svc.list(ws, &q(Some("100%"), None, None, 0)).await.expect("s").total, 1);
-    assert_eq!(svc.list(ws, &q(Some("e_b"), None, None, 0)).await.expect("s").total, 1);
+    assert_eq!(
+        svc.list(ws, &q(Some("100%"), None, None, 0))
+            .await
+            .expect("s")
+            .total,
+        1
+    );
+    assert_eq!(
+        svc.list(ws, &q(Some("e_b"), None, None, 0))
+            .await
+            .expect("s")
+            .total,
+        1
+    );
     // Digits search the phone, whatever the notation.
-    let by_phone = svc.list(ws, &q(Some("+62 812-3456-7803"), None, None, 0)).await.expect("s");
+    let by_phone = svc
+        .list(ws, &q(Some("+62 812-3456-7803"), None, None, 0))
+        .await
+        .expect("s");
     assert_eq!(by_phone.total, 1);
     assert_eq!(by_phone.contacts[0].name.as_str(), "alice_b");
     // Labels compare case-insensitively.
-    assert_eq!(svc.list(ws, &q(None, Some("VIP"), None, 0)).await.expect("l").total, 2);
-    assert_eq!(svc.list(ws, &q(None, Some("lead"), None, 0)).await.expect("l").total, 2);
+    assert_eq!(
+        svc.list(ws, &q(None, Some("VIP"), None, 0))
+            .await
+            .expect("l")
+            .total,
+        2
+    );
+    assert_eq!(
+        svc.list(ws, &q(None, Some("lead"), None, 0))
+            .await
+            .expect("l")
+            .total,
+        2
+    );
     // total counts the whole match, not the page.
-    let page = svc.list(ws, &q(None, None, Some(2), 1)).await.expect("page");
+    let page = svc
+        .list(ws, &q(None, None, Some(2), 1))
+        .await
+        .expect("page");
     assert_eq!(page.total, 4);
     let names: Vec<&str> = page.contacts.iter().map(|c| c.name.as_str()).collect();
     assert_eq!(names, vec!["alice_b", "Bob"]);
-    let filtered_page = svc.list(ws, &q(None, Some("lead"), Some(1), 0)).await.expect("page");
+    let filtered_page = svc
+        .list(ws, &q(None, Some("lead"), Some(1), 0))
+        .await
+        .expect("page");
     assert_eq!((filtered_page.total, filtered_page.contacts.len()), (2, 1));
     // Past the end: an empty page, same total.
-    let past = svc.list(ws, &q(None, None, Some(10), 10)).await.expect("past");
+    let past = svc
+        .list(ws, &q(None, None, Some(10), 10))
+        .await
+        .expect("past");
     assert_eq!((past.total, past.contacts.len()), (4, 0));
 }
 
@@ -178,9 +231,16 @@ async fn the_workspace_count_follows_inserts_and_deletes() {
     let f = fixture();
     let ws = workspace(&f, "Acme").await;
     let svc = contacts(&f);
-    let a = svc.create(ws, new_contact("A", "6281234567801", "")).await.expect("a");
-    svc.create(ws, new_contact("B", "6281234567802", "")).await.expect("b");
-    let _ = svc.create(ws, new_contact("dup", "6281234567802", "")).await;
+    let a = svc
+        .create(ws, new_contact("A", "6281234567801", ""))
+        .await
+        .expect("a");
+    svc.create(ws, new_contact("B", "6281234567802", ""))
+        .await
+        .expect("b");
+    let _ = svc
+        .create(ws, new_contact("dup", "6281234567802", ""))
+        .await;
     svc.delete(ws, a.id).await.expect("delete");
     let page = svc.list(ws, &ContactQuery::default()).await.expect("list");
     assert_eq!((page.total, page.contacts.len()), (1, 1));
@@ -192,15 +252,24 @@ async fn another_workspace_sees_changes_and_deletes_nothing() {
     let a = workspace(&f, "A").await;
     let b = workspace(&f, "B").await;
     let svc = contacts(&f);
-    let c = svc.create(a, new_contact("Jane", "6289876543210", "")).await.expect("c");
+    let c = svc
+        .create(a, new_contact("Jane", "6289876543210", ""))
+        .await
+        .expect("c");
     assert_eq!(svc.get(b, c.id).await, Err(ContactError::NotFound));
     assert_eq!(svc.delete(b, c.id).await, Err(ContactError::NotFound));
     let patch = ContactPatch {
         name: Some(ContactName::parse("name", "Hacked").expect("n")),
         ..ContactPatch::default()
     };
-    assert_eq!(svc.update(b, c.id, patch).await, Err(ContactError::NotFound));
-    assert_eq!(svc.get(a, c.id).await.expect("still there").name.as_str(), "Jane");
+    assert_eq!(
+        svc.update(b, c.id, patch).await,
+        Err(ContactError::NotFound)
+    );
+    assert_eq!(
+        svc.get(a, c.id).await.expect("still there").name.as_str(),
+        "Jane"
+    );
 }
 
 #[derive(Debug)]
@@ -210,7 +279,10 @@ impl maveraa_domain::ports::ApiKeyCodec for FixedCodec {
         let n = uuid::Uuid::now_v7();
         let mut bytes = [0u8; 32];
         bytes[..16].copy_from_slice(n.as_bytes());
-        (ApiKeySecret::new(format!("key-{n}")), ApiKeyHash::from_bytes(bytes))
+        (
+            ApiKeySecret::new(format!("key-{n}")),
+            ApiKeyHash::from_bytes(bytes),
+        )
     }
     fn hash(&self, presented: &str) -> Option<ApiKeyHash> {
         let n = uuid::Uuid::parse_str(presented.strip_prefix("key-")?).ok()?;
@@ -224,7 +296,12 @@ impl maveraa_domain::ports::ApiKeyCodec for FixedCodec {
 async fn api_keys_authenticate_until_revoked() {
     let f = fixture();
     let ws = workspace(&f, "Acme").await;
-    let keys = ApiKeyService::new(f.store.clone(), f.store.clone(), Arc::new(FixedCodec), Arc::new(SystemClock));
+    let keys = ApiKeyService::new(
+        f.store.clone(),
+        f.store.clone(),
+        Arc::new(FixedCodec),
+        Arc::new(SystemClock),
+    );
     let (record, secret) = keys.create(ws, Some("ci")).await.expect("key");
     let ctx = keys.authenticate(secret.expose()).await.expect("auth");
     assert_eq!(ctx.workspace_id, ws);
@@ -238,7 +315,12 @@ async fn api_keys_authenticate_until_revoked() {
     // A key for a missing workspace is refused.
     assert!(keys.create(WorkspaceId::new(), None).await.is_err());
     // The hash column is unique.
-    let dup = ApiKeyRepository::insert(f.store.as_ref(), &record, &FixedCodec.hash(secret.expose()).expect("h")).await;
+    let dup = ApiKeyRepository::insert(
+        f.store.as_ref(),
+        &record,
+        &FixedCodec.hash(secret.expose()).expect("h"),
+    )
+    .await;
     assert!(matches!(dup, Err(RepositoryError::Duplicate { .. })));
 }
 
@@ -258,8 +340,14 @@ async fn ping_and_repeated_concurrent_migrations() {
         let applied = r.join().expect("thread").expect("migrate");
         assert!(applied.is_empty(), "the template is migrated already");
     }
-    let _ = WorkspaceRepository::list(f.store.as_ref()).await.expect("list");
-    let _ = ContactRepository::list(f.store.as_ref(), WorkspaceId::new(), &ContactQuery::default())
+    let _ = WorkspaceRepository::list(f.store.as_ref())
         .await
-        .expect("list of an unknown workspace is empty");
+        .expect("list");
+    let _ = ContactRepository::list(
+        f.store.as_ref(),
+        WorkspaceId::new(),
+        &ContactQuery::default(),
+    )
+    .await
+    .expect("list of an unknown workspace is empty");
 }

@@ -72,7 +72,11 @@ impl ContactService {
     /// # Errors
     /// [`ContactError::NotFound`] when there is none (another workspace's
     /// contact included); [`ContactError::Repository`] when storage fails.
-    pub async fn get(&self, workspace: WorkspaceId, id: ContactId) -> Result<Contact, ContactError> {
+    pub async fn get(
+        &self,
+        workspace: WorkspaceId,
+        id: ContactId,
+    ) -> Result<Contact, ContactError> {
         self.repo
             .get(workspace, id)
             .await?

@@ -1,0 +1,299 @@
+//! `/api/public/contacts`: the reference API's contacts, plus item routes.
+
+use std::fmt;
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+use chrono::SecondsFormat;
+use maveraa_domain::{
+    Contact, ContactId, ContactName, ContactPatch, ContactQuery, Labels, NewContact, PhoneNumber,
+    ValidationError,
+};
+use serde::de::{self, Deserializer, SeqAccess, Visitor};
+use serde::{Deserialize, Serialize};
+
+use crate::ApiState;
+use crate::error::ApiError;
+use crate::extract::{ApiJson, Authenticated};
+
+/// A contact on the wire, exactly as the reference shows it.
+#[derive(Debug, Serialize)]
+pub struct ContactBody {
+    #[serde(rename = "_id")]
+    id: String,
+    name: String,
+    phone: String,
+    labels: Vec<String>,
+    #[serde(rename = "createdAt")]
+    created_at: String,
+}
+
+impl From<&Contact> for ContactBody {
+    fn from(c: &Contact) -> Self {
+        Self {
+            id: c.id.to_string(),
+            name: c.name.as_str().to_owned(),
+            phone: c.phone.as_str().to_owned(),
+            labels: c.labels.to_vec(),
+            created_at: c.created_at.to_rfc3339_opts(SecondsFormat::Secs, true),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct ContactList {
+    total: u64,
+    contacts: Vec<ContactBody>,
+}
+
+/// `labels` as the reference sends it (`"Lead, Website"`) or as an array.
+#[derive(Debug)]
+pub enum LabelsInput {
+    /// Comma-separated.
+    Text(String),
+    /// One label per element.
+    List(Vec<String>),
+}
+
+impl<'de> Deserialize<'de> for LabelsInput {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = LabelsInput;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a comma-separated string or an array of strings")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<LabelsInput, E> {
+                Ok(LabelsInput::Text(v.to_owned()))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<LabelsInput, A::Error> {
+                let mut out = Vec::new();
+                while let Some(s) = seq.next_element::<String>()? {
+                    out.push(s);
+                }
+                Ok(LabelsInput::List(out))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl LabelsInput {
+    fn parse(&self) -> Result<Labels, ValidationError> {
+        match self {
+            Self::Text(t) => Labels::parse_csv("labels", t),
+            Self::List(parts) => Labels::from_parts("labels", parts.iter().map(String::as_str)),
+        }
+    }
+}
+
+/// `POST` body. Fields are optional here so that a missing one is reported
+/// by name, not as a parse failure.
+#[derive(Debug, Deserialize)]
+pub struct CreateContactRequest {
+    name: Option<String>,
+    phone: Option<String>,
+    labels: Option<LabelsInput>,
+}
+
+impl CreateContactRequest {
+    fn try_into_domain(self) -> Result<NewContact, ValidationError> {
+        let name = self
+            .name
+            .ok_or_else(|| ValidationError::new("name", "is required"))?;
+        let phone = self
+            .phone
+            .ok_or_else(|| ValidationError::new("phone", "is required"))?;
+        Ok(NewContact {
+            name: ContactName::parse("name", &name)?,
+            phone: PhoneNumber::parse("phone", &phone)?,
+            labels: self
+                .labels
+                .as_ref()
+                .map(LabelsInput::parse)
+                .transpose()?
+                .unwrap_or_default(),
+        })
+    }
+}
+
+/// Distinguishes an absent field (`None`) from an explicit `null`
+/// (`Some(None)`).
+fn present<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// `PATCH` body: every field optional; `labels: null` clears the labels.
+#[derive(Debug, Deserialize)]
+pub struct UpdateContactRequest {
+    #[serde(default, deserialize_with = "present")]
+    name: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    phone: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    labels: Option<Option<LabelsInput>>,
+}
+
+impl UpdateContactRequest {
+    fn try_into_domain(self) -> Result<ContactPatch, ValidationError> {
+        let not_null = |field: &str| ValidationError::new(field, "must not be null");
+        Ok(ContactPatch {
+            name: match self.name {
+                None => None,
+                Some(None) => return Err(not_null("name")),
+                Some(Some(n)) => Some(ContactName::parse("name", &n)?),
+            },
+            phone: match self.phone {
+                None => None,
+                Some(None) => return Err(not_null("phone")),
+                Some(Some(p)) => Some(PhoneNumber::parse("phone", &p)?),
+            },
+            labels: match self.labels {
+                None => None,
+                Some(None) => Some(Labels::default()),
+                Some(Some(l)) => Some(l.parse()?),
+            },
+        })
+    }
+}
+
+/// Longest `search` accepted.
+const MAX_SEARCH_CHARS: usize = 200;
+
+/// Reads `limit`, `offset`, `search` and `label` from the query string.
+fn parse_query(req: &HttpRequest) -> Result<ContactQuery, ApiError> {
+    let pairs: Vec<(String, String)> =
+        serde_urlencoded::from_str(req.query_string()).map_err(|e| {
+            ApiError::validation("query", format!("the query string is malformed: {e}"))
+        })?;
+    let mut query = ContactQuery::default();
+    for (key, value) in pairs {
+        match key.as_str() {
+            "limit" => {
+                let limit = value
+                    .trim()
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|l| (1..=ContactQuery::MAX_LIMIT).contains(l));
+                query.limit = Some(limit.ok_or_else(|| {
+                    ApiError::validation(
+                        "limit",
+                        format!(
+                            "limit must be an integer from 1 to {}",
+                            ContactQuery::MAX_LIMIT
+                        ),
+                    )
+                })?);
+            }
+            "offset" => {
+                query.offset = value
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|o| i64::try_from(*o).is_ok())
+                    .ok_or_else(|| {
+                        ApiError::validation("offset", "offset must be a non-negative integer")
+                    })?;
+            }
+            "search" => {
+                let s = value.trim();
+                if s.chars().count() > MAX_SEARCH_CHARS {
+                    return Err(ApiError::validation(
+                        "search",
+                        format!("search must be at most {MAX_SEARCH_CHARS} characters"),
+                    ));
+                }
+                query.search = (!s.is_empty()).then(|| s.to_owned());
+            }
+            "label" => {
+                let l = value.trim();
+                query.label = (!l.is_empty()).then(|| l.to_owned());
+            }
+            // Unknown parameters are ignored, as most APIs do.
+            _ => {}
+        }
+    }
+    Ok(query)
+}
+
+/// An id from the path; one that is not an id of ours is simply not found.
+fn contact_id(req: &HttpRequest) -> Result<ContactId, ApiError> {
+    req.match_info()
+        .get("id")
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| ApiError::not_found("contact"))
+}
+
+/// `GET /api/public/contacts`
+pub async fn list(
+    auth: Authenticated,
+    state: web::Data<ApiState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let query = parse_query(&req)?;
+    let page = state.contacts.list(auth.0.workspace_id, &query).await?;
+    Ok(HttpResponse::Ok().json(ContactList {
+        total: page.total,
+        contacts: page.contacts.iter().map(ContactBody::from).collect(),
+    }))
+}
+
+/// `POST /api/public/contacts`
+pub async fn create(
+    auth: Authenticated,
+    state: web::Data<ApiState>,
+    body: ApiJson<CreateContactRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let new = body.0.try_into_domain()?;
+    let contact = state.contacts.create(auth.0.workspace_id, new).await?;
+    Ok(HttpResponse::Created()
+        .insert_header((
+            header::LOCATION,
+            format!("/api/public/contacts/{}", contact.id),
+        ))
+        .json(ContactBody::from(&contact)))
+}
+
+/// `GET /api/public/contacts/{id}`
+pub async fn get(
+    auth: Authenticated,
+    state: web::Data<ApiState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let contact = state
+        .contacts
+        .get(auth.0.workspace_id, contact_id(&req)?)
+        .await?;
+    Ok(HttpResponse::Ok().json(ContactBody::from(&contact)))
+}
+
+/// `PATCH /api/public/contacts/{id}`
+pub async fn update(
+    auth: Authenticated,
+    state: web::Data<ApiState>,
+    req: HttpRequest,
+    body: ApiJson<UpdateContactRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let id = contact_id(&req)?;
+    let patch = body.0.try_into_domain()?;
+    let contact = state
+        .contacts
+        .update(auth.0.workspace_id, id, patch)
+        .await?;
+    Ok(HttpResponse::Ok().json(ContactBody::from(&contact)))
+}
+
+/// `DELETE /api/public/contacts/{id}`
+pub async fn delete(
+    auth: Authenticated,
+    state: web::Data<ApiState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    state
+        .contacts
+        .delete(auth.0.workspace_id, contact_id(&req)?)
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}

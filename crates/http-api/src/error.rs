@@ -1,0 +1,190 @@
+//! The API's one error shape. Every 4xx and 5xx body is
+//! `{"error": {"code": "...", "message": "...", "field": "..."}}`; `field`
+//! appears when one input field is at fault. A 5xx never carries internals:
+//! the cause goes to the log, with the request id.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use maveraa_domain::{AuthError, ContactError, RepositoryError, ValidationError};
+use serde::Serialize;
+
+/// An error answered to an API caller.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{status} {code}: {message}")]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    field: Option<String>,
+    existing_id: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Envelope<'a> {
+    error: Body<'a>,
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    code: &'a str,
+    message: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<&'a str>,
+    #[serde(rename = "existingId", skip_serializing_if = "Option::is_none")]
+    existing_id: Option<&'a str>,
+}
+
+impl ApiError {
+    /// An error with `status`, a stable machine-readable `code` and a message.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            field: None,
+            existing_id: None,
+        }
+    }
+
+    /// Names the input field at fault.
+    pub fn with_field(mut self, field: impl Into<String>) -> Self {
+        self.field = Some(field.into());
+        self
+    }
+
+    /// `400 validation_failed` on `field`.
+    pub fn validation(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "validation_failed", message).with_field(field)
+    }
+
+    /// `404 not_found`.
+    pub fn not_found(what: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("{what} not found"),
+        )
+    }
+
+    /// `500 internal_error`, logging `cause` (never returned).
+    pub fn internal(cause: &dyn std::fmt::Display) -> Self {
+        tracing::error!(%cause, "internal error");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            "internal server error; the request id in the X-Request-Id header identifies it in the server's log",
+        )
+    }
+
+    /// `503 service_unavailable`, logging `cause` (never returned).
+    pub fn unavailable(cause: &dyn std::fmt::Display) -> Self {
+        tracing::warn!(%cause, "service unavailable");
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "service_unavailable",
+            "the service is temporarily unavailable; retry shortly",
+        )
+    }
+
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The machine-readable code.
+    pub fn code(&self) -> &'static str {
+        self.code
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut res = HttpResponse::build(self.status);
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            res.insert_header(("Retry-After", "1"));
+        }
+        res.json(Envelope {
+            error: Body {
+                code: self.code,
+                message: &self.message,
+                field: self.field.as_deref(),
+                existing_id: self.existing_id.as_deref(),
+            },
+        })
+    }
+}
+
+impl From<ValidationError> for ApiError {
+    fn from(e: ValidationError) -> Self {
+        let message = format!("{} {}", e.field, e.message);
+        Self::validation(e.field, message)
+    }
+}
+
+impl From<RepositoryError> for ApiError {
+    fn from(e: RepositoryError) -> Self {
+        match e {
+            RepositoryError::Unavailable(_) => Self::unavailable(&e),
+            _ => Self::internal(&e),
+        }
+    }
+}
+
+impl From<ContactError> for ApiError {
+    fn from(e: ContactError) -> Self {
+        match e {
+            ContactError::Validation(v) => v.into(),
+            ContactError::NotFound => Self::not_found("contact"),
+            ContactError::Duplicate { existing } => Self {
+                existing_id: Some(existing.to_string()),
+                ..Self::new(
+                    StatusCode::CONFLICT,
+                    "duplicate_contact",
+                    format!("a contact with this phone number already exists: {existing}"),
+                )
+                .with_field("phone")
+            },
+            ContactError::Repository(r) => r.into(),
+        }
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::Missing => Self::new(
+                StatusCode::UNAUTHORIZED,
+                "missing_api_key",
+                "send your API key in the X-API-Key header",
+            ),
+            AuthError::Invalid => Self::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_api_key",
+                "the API key is invalid or has been revoked",
+            ),
+            AuthError::Repository(r) => r.into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::body::to_bytes;
+
+    #[actix_web::test]
+    async fn internal_errors_hide_the_cause() {
+        let err: ApiError =
+            RepositoryError::Internal("password authentication failed for user x".into()).into();
+        let body = to_bytes(err.error_response().into_body())
+            .await
+            .expect("body");
+        let text = String::from_utf8_lossy(&body);
+        assert!(text.contains("internal_error"));
+        assert!(!text.contains("password"));
+    }
+}

@@ -1,0 +1,13 @@
+//! # maveraa-server
+//!
+//! The `maveraa` binary's library: configuration ([`settings`]), wiring
+//! ([`app`]) and the admin commands ([`cli`]). `main.rs` only parses the
+//! command line and calls [`cli::run`].
+
+pub mod app;
+pub mod cli;
+pub mod settings;
+pub mod telemetry;
+
+pub use app::{Application, Services};
+pub use settings::Settings;
