@@ -22,6 +22,7 @@ pub mod contact;
 pub mod error;
 pub mod ids;
 pub mod ports;
+pub mod transport;
 pub mod usecases;
 pub mod validation;
 pub mod workspace;
