@@ -1,1 +1,139 @@
+//! The layering rules, checked on the real dependency graph
+//! (`cargo metadata`): the domain depends on no adapter crate, directly or
+//! through another crate, and the HTTP layer has no database code.
 
+use std::collections::{BTreeSet, HashMap};
+use std::process::Command;
+
+use serde_json::Value;
+
+/// Crates that make a crate an adapter: web frameworks, SQL, HTTP clients,
+/// database drivers.
+fn is_adapter_crate(name: &str) -> bool {
+    name.starts_with("actix")
+        || name.starts_with("diesel")
+        || name.starts_with("sqlx")
+        || name.starts_with("deadpool")
+        || name.starts_with("tokio-postgres")
+        || matches!(
+            name,
+            "reqwest"
+                | "hyper"
+                | "r2d2"
+                | "pq-sys"
+                | "postgres"
+                | "mysqlclient-sys"
+                | "libsqlite3-sys"
+                | "axum"
+                | "warp"
+        )
+}
+
+struct Graph {
+    names: HashMap<String, String>,
+    normal_deps: HashMap<String, Vec<String>>,
+}
+
+fn metadata() -> Graph {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = Command::new(cargo)
+        .args(["metadata", "--format-version", "1", "--locked"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("cargo metadata runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let meta: Value = serde_json::from_slice(&out.stdout).expect("metadata JSON");
+    let names = meta["packages"]
+        .as_array()
+        .expect("packages")
+        .iter()
+        .map(|p| {
+            (
+                p["id"].as_str().expect("id").to_owned(),
+                p["name"].as_str().expect("name").to_owned(),
+            )
+        })
+        .collect();
+    let mut normal_deps = HashMap::new();
+    for node in meta["resolve"]["nodes"].as_array().expect("nodes") {
+        let deps = node["deps"]
+            .as_array()
+            .expect("deps")
+            .iter()
+            .filter(|d| {
+                // Dev-dependencies don't ship; normal and build ones do.
+                d["dep_kinds"]
+                    .as_array()
+                    .expect("kinds")
+                    .iter()
+                    .any(|k| k["kind"].as_str() != Some("dev"))
+            })
+            .map(|d| d["pkg"].as_str().expect("pkg").to_owned())
+            .collect();
+        normal_deps.insert(node["id"].as_str().expect("id").to_owned(), deps);
+    }
+    Graph { names, normal_deps }
+}
+
+impl Graph {
+    fn transitive(&self, package: &str) -> BTreeSet<String> {
+        let start = self
+            .names
+            .iter()
+            .find(|(_, n)| n.as_str() == package)
+            .map(|(id, _)| id.clone())
+            .unwrap_or_else(|| panic!("{package} is in the workspace"));
+        let mut seen = BTreeSet::new();
+        let mut stack = vec![start];
+        while let Some(id) = stack.pop() {
+            for dep in self.normal_deps.get(&id).into_iter().flatten() {
+                if seen.insert(dep.clone()) {
+                    stack.push(dep.clone());
+                }
+            }
+        }
+        seen.iter().map(|id| self.names[id].clone()).collect()
+    }
+}
+
+#[test]
+fn the_domain_depends_on_no_adapter_crate() {
+    let deps = metadata().transitive("maveraa-domain");
+    let bad: Vec<&String> = deps
+        .iter()
+        .filter(|n| is_adapter_crate(n) || n.starts_with("maveraa-"))
+        .collect();
+    assert!(bad.is_empty(), "maveraa-domain depends on {bad:?}");
+    assert!(deps.contains("phonenumber"), "sanity: the graph was read");
+}
+
+#[test]
+fn the_http_layer_has_no_database_code() {
+    let deps = metadata().transitive("maveraa-http-api");
+    let bad: Vec<&String> = deps
+        .iter()
+        .filter(|n| {
+            n.starts_with("diesel")
+                || n.as_str() == "pq-sys"
+                || n.as_str() == "r2d2"
+                || n.as_str() == "maveraa-storage"
+        })
+        .collect();
+    assert!(bad.is_empty(), "maveraa-http-api depends on {bad:?}");
+    assert!(deps.contains("actix-web"), "sanity: the graph was read");
+}
+
+#[test]
+fn the_checker_catches_a_forbidden_crate() {
+    // The storage crate uses diesel: the same walk must see it.
+    assert!(
+        metadata()
+            .transitive("maveraa-storage")
+            .iter()
+            .any(|n| is_adapter_crate(n))
+    );
+}

@@ -1,1 +1,9 @@
+//! End-to-end tests: the real server on a free port, a real PostgreSQL
+//! database per test, and an HTTP client. One binary for all of them.
 
+mod auth;
+mod cli;
+mod contacts;
+mod errors;
+mod helpers;
+mod service;

@@ -16,6 +16,12 @@ const DEFAULTS: &str = include_str!("../../../config/default.toml");
 #[serde(transparent)]
 pub struct Secret(String);
 
+impl From<String> for Secret {
+    fn from(value: String) -> Self {
+        Self(value)
+    }
+}
+
 impl Secret {
     /// The value; don't log it.
     pub fn expose(&self) -> &str {
@@ -135,6 +141,18 @@ pub enum SettingsError {
 }
 
 impl Settings {
+    /// The built-in defaults alone, ignoring files and the environment
+    /// (tests start from these).
+    ///
+    /// # Errors
+    /// Never in practice: the defaults are compiled in and tested.
+    pub fn defaults() -> Result<Self, SettingsError> {
+        Ok(Config::builder()
+            .add_source(File::from_str(DEFAULTS, FileFormat::Toml))
+            .build()?
+            .try_deserialize()?)
+    }
+
     /// Reads the configuration from files and the environment.
     ///
     /// # Errors

@@ -1,0 +1,164 @@
+use reqwest::Method;
+use serde_json::json;
+
+use crate::helpers::{error_of, json_of, spawn_app};
+
+#[tokio::test]
+async fn requests_without_a_valid_key_are_401() {
+    let app = spawn_app().await;
+    let res = app
+        .client
+        .get(app.url("/api/public/contacts"))
+        .send()
+        .await
+        .expect("r");
+    let (code, _) = error_of(res, 401).await;
+    assert_eq!(code, "missing_api_key");
+    for key in [
+        "",
+        "garbage",
+        "mvr_live_short",
+        // Well formed, never issued.
+        "mvr_live_0123456789abcdefghijABCDEFGHIJ0123456789",
+    ] {
+        let res = app
+            .request_as(key, Method::GET, "/api/public/contacts")
+            .send()
+            .await
+            .expect("r");
+        let (code, _) = error_of(res, 401).await;
+        assert!(
+            code == "invalid_api_key" || code == "missing_api_key",
+            "{key}: {code}"
+        );
+    }
+    // A POST without a key writes nothing, whatever its body.
+    let res = app
+        .client
+        .post(app.url("/api/public/contacts"))
+        .json(&json!({"name": "Jane", "phone": "6289876543210"}))
+        .send()
+        .await
+        .expect("r");
+    error_of(res, 401).await;
+    assert_eq!(app.list("").await["total"], 0);
+}
+
+#[tokio::test]
+async fn the_bearer_scheme_works_too() {
+    let app = spawn_app().await;
+    let res = app
+        .client
+        .get(app.url("/api/public/contacts"))
+        .bearer_auth(&app.key)
+        .send()
+        .await
+        .expect("r");
+    assert_eq!(res.status(), 200);
+}
+
+#[tokio::test]
+async fn a_revoked_key_is_refused_on_the_next_request() {
+    let app = spawn_app().await;
+    let (record, secret) = app
+        .services
+        .api_keys
+        .create(app.workspace, Some("temp"))
+        .await
+        .expect("key");
+    let key = secret.expose();
+    let res = app
+        .request_as(key, Method::GET, "/api/public/contacts")
+        .send()
+        .await
+        .expect("r");
+    assert_eq!(res.status(), 200);
+    app.services
+        .api_keys
+        .revoke(record.id)
+        .await
+        .expect("revoke");
+    let res = app
+        .request_as(key, Method::GET, "/api/public/contacts")
+        .send()
+        .await
+        .expect("r");
+    let (code, _) = error_of(res, 401).await;
+    assert_eq!(code, "invalid_api_key");
+    // The other key of the workspace still works.
+    assert_eq!(app.list("").await["total"], 0);
+}
+
+#[tokio::test]
+async fn another_workspace_never_sees_changes_or_deletes_a_contact() {
+    let app = spawn_app().await;
+    let (_, other_key) = app.new_workspace("Other").await;
+    let jane = json_of(
+        app.create_contact(json!({"name": "Jane", "phone": "6289876543210"}))
+            .await,
+        201,
+    )
+    .await;
+    let path = format!("/api/public/contacts/{}", jane["_id"].as_str().expect("id"));
+
+    let list = json_of(
+        app.request_as(&other_key, Method::GET, "/api/public/contacts")
+            .send()
+            .await
+            .expect("r"),
+        200,
+    )
+    .await;
+    assert_eq!(list, json!({"total": 0, "contacts": []}));
+    let search = json_of(
+        app.request_as(&other_key, Method::GET, "/api/public/contacts?search=jane")
+            .send()
+            .await
+            .expect("r"),
+        200,
+    )
+    .await;
+    assert_eq!(search["total"], 0);
+    error_of(
+        app.request_as(&other_key, Method::GET, &path)
+            .send()
+            .await
+            .expect("r"),
+        404,
+    )
+    .await;
+    error_of(
+        app.request_as(&other_key, Method::PATCH, &path)
+            .json(&json!({"name": "Mallory"}))
+            .send()
+            .await
+            .expect("r"),
+        404,
+    )
+    .await;
+    error_of(
+        app.request_as(&other_key, Method::DELETE, &path)
+            .send()
+            .await
+            .expect("r"),
+        404,
+    )
+    .await;
+
+    // The other workspace may hold the same phone: uniqueness is per workspace.
+    let res = app
+        .request_as(&other_key, Method::POST, "/api/public/contacts")
+        .json(&json!({"name": "Jane B", "phone": "6289876543210"}))
+        .send()
+        .await
+        .expect("r");
+    assert_eq!(res.status(), 201);
+
+    let still = json_of(
+        app.request(Method::GET, &path).send().await.expect("r"),
+        200,
+    )
+    .await;
+    assert_eq!(still, jane);
+    assert_eq!(app.list("").await["total"], 1);
+}

@@ -1,0 +1,155 @@
+use std::time::Duration;
+
+use maveraa_domain::WorkspaceId;
+use maveraa_server::{Application, Services, Settings};
+use maveraa_storage::testing::TestDatabase;
+use reqwest::{Method, RequestBuilder, Response};
+use serde_json::Value;
+
+/// A running server on its own database, with one workspace and a key.
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub services: Services,
+    pub workspace: WorkspaceId,
+    pub key: String,
+    pub db: Option<TestDatabase>,
+    pub db_url: String,
+}
+
+pub fn test_settings(db_url: &str) -> Settings {
+    let mut settings = Settings::defaults().expect("built-in defaults parse");
+    settings.database.url = db_url.to_owned().into();
+    settings.server.port = 0;
+    settings.server.workers = 1;
+    settings.server.shutdown_timeout_secs = 1;
+    settings.bootstrap.default_workspace = false;
+    settings.database.pool_min_idle = 0;
+    settings.database.pool_max_size = 8;
+    settings.database.acquire_timeout_ms = 2000;
+    settings
+}
+
+pub async fn spawn_app() -> TestApp {
+    let db = TestDatabase::create();
+    let db_url = db.url().to_owned();
+    let app = Application::build(test_settings(&db_url))
+        .await
+        .expect("the app starts");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let services = app.services().clone();
+    tokio::spawn(app.run_until_stopped());
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("client");
+    let mut test = TestApp {
+        address,
+        client,
+        services,
+        workspace: WorkspaceId::new(),
+        key: String::new(),
+        db: Some(db),
+        db_url,
+    };
+    let (workspace, key) = test.new_workspace("Acme").await;
+    test.workspace = workspace;
+    test.key = key;
+    test
+}
+
+impl TestApp {
+    /// Creates another workspace and a key for it.
+    pub async fn new_workspace(&self, name: &str) -> (WorkspaceId, String) {
+        let ws = self
+            .services
+            .workspaces
+            .create(name)
+            .await
+            .expect("workspace");
+        let (_, secret) = self
+            .services
+            .api_keys
+            .create(ws.id, None)
+            .await
+            .expect("key");
+        (ws.id, secret.expose().to_owned())
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    /// A request carrying this app's key.
+    pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
+        self.request_as(&self.key, method, path)
+    }
+
+    pub fn request_as(&self, key: &str, method: Method, path: &str) -> RequestBuilder {
+        self.client
+            .request(method, self.url(path))
+            .header("X-API-Key", key)
+    }
+
+    pub async fn create_contact(&self, body: Value) -> Response {
+        self.request(Method::POST, "/api/public/contacts")
+            .json(&body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn list(&self, query: &str) -> Value {
+        let res = self
+            .request(Method::GET, &format!("/api/public/contacts{query}"))
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(res.status(), 200, "list{query}");
+        res.json().await.expect("json")
+    }
+}
+
+/// Reads a response's JSON body, checking its status first.
+pub async fn json_of(res: Response, status: u16) -> Value {
+    let got = res.status().as_u16();
+    let text = res.text().await.expect("body");
+    assert_eq!(got, status, "unexpected status; body: {text}");
+    serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"))
+}
+
+/// Checks an error body has the one documented shape and returns
+/// (code, field).
+pub async fn error_of(res: Response, status: u16) -> (String, Option<String>) {
+    let body = json_of(res, status).await;
+    let error = body
+        .get("error")
+        .unwrap_or_else(|| panic!("no error object: {body}"));
+    assert_eq!(
+        body.as_object().map(|o| o.len()),
+        Some(1),
+        "only `error` at the top: {body}"
+    );
+    let code = error["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no code: {body}"))
+        .to_owned();
+    assert!(
+        error["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "no message: {body}"
+    );
+    (
+        code,
+        error
+            .get("field")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+    )
+}
+
+/// The sorted keys of a JSON object.
+pub fn keys(v: &Value) -> Vec<String> {
+    let mut k: Vec<String> = v.as_object().expect("object").keys().cloned().collect();
+    k.sort();
+    k
+}
