@@ -79,7 +79,7 @@ impl ContactRepository for InMemoryContacts {
             })
             .cloned()
             .collect();
-        matching.sort_by(|a, b| (b.created_at, b.id).cmp(&(a.created_at, a.id)));
+        matching.sort_by_key(|c| std::cmp::Reverse((c.created_at, c.id)));
         let total = matching.len() as u64;
         let page = matching
             .into_iter()

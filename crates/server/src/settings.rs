@@ -163,12 +163,11 @@ impl Settings {
         let mut builder = Config::builder()
             .add_source(File::from_str(DEFAULTS, FileFormat::Toml))
             .add_source(File::from(dir.join("default.toml")).required(false));
-        if let Ok(env) = std::env::var("MAVERAA_ENV") {
-            if !env.trim().is_empty() {
-                builder = builder.add_source(
-                    File::from(dir.join(format!("{}.toml", env.trim()))).required(false),
-                );
-            }
+        if let Ok(env) = std::env::var("MAVERAA_ENV")
+            && !env.trim().is_empty()
+        {
+            builder = builder
+                .add_source(File::from(dir.join(format!("{}.toml", env.trim()))).required(false));
         }
         let config = builder
             .add_source(

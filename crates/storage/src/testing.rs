@@ -19,7 +19,7 @@ use crate::local_pg::LocalPostgres;
 use crate::migrate::run_migrations;
 
 const TEST_PREFIX: &str = "maveraa_test_";
-const TEMPLATE_LOCK_KEY: i64 = 0x6d76_725f_7470_6c;
+const TEMPLATE_LOCK_KEY: i64 = 0x006d_7672_5f74_706c;
 
 /// A database of its own for one test. Dropped (with its connections
 /// closed) when this value is.

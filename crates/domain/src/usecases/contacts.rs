@@ -94,14 +94,14 @@ impl ContactService {
         workspace: WorkspaceId,
         query: &ContactQuery,
     ) -> Result<ContactPage, ContactError> {
-        if let Some(limit) = query.limit {
-            if limit == 0 || limit > ContactQuery::MAX_LIMIT {
-                return Err(ValidationError::new(
-                    "limit",
-                    format!("must be between 1 and {}", ContactQuery::MAX_LIMIT),
-                )
-                .into());
-            }
+        if let Some(limit) = query.limit
+            && (limit == 0 || limit > ContactQuery::MAX_LIMIT)
+        {
+            return Err(ValidationError::new(
+                "limit",
+                format!("must be between 1 and {}", ContactQuery::MAX_LIMIT),
+            )
+            .into());
         }
         Ok(self.repo.list(workspace, query).await?)
     }
