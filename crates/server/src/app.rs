@@ -12,9 +12,11 @@ use maveraa_auth::ApiKeyHasher;
 use maveraa_domain::SystemClock;
 use maveraa_domain::usecases::{ApiKeyService, ContactService, WorkspaceService};
 use maveraa_http_api::{ApiState, HttpSettings, request_context};
-use maveraa_storage::{Database, LocalPostgres, PgStore, run_migrations};
+use maveraa_storage::{
+    Database, LocalPostgres, PgStore, RevocationEvent, run_migrations, spawn_revocation_listener,
+};
 
-use crate::settings::Settings;
+use crate::settings::{Secret, Settings};
 
 /// The use cases over PostgreSQL, as the server and the admin commands use
 /// them.
@@ -28,6 +30,8 @@ pub struct Services {
     pub workspaces: WorkspaceService,
     /// API keys.
     pub api_keys: ApiKeyService,
+    /// Where the database is.
+    pub database_url: Secret,
 }
 
 /// The database URL to use: the configured one, or the project-local
@@ -76,6 +80,7 @@ impl Services {
             workspaces: WorkspaceService::new(store.clone(), clock.clone()),
             api_keys: ApiKeyService::new(store.clone(), store.clone(), codec, clock),
             store,
+            database_url: url.into(),
         })
     }
 }
@@ -114,6 +119,15 @@ impl Application {
     /// # Errors
     /// When the address cannot be bound.
     pub fn with_services(settings: &Settings, services: Services) -> anyhow::Result<Self> {
+        // Verified keys are remembered only while revocations can be heard.
+        let keys = services.api_keys.clone();
+        spawn_revocation_listener(services.database_url.expose().to_owned(), move |event| {
+            match event {
+                RevocationEvent::Listening => keys.enable_cache(),
+                RevocationEvent::Revoked(id) => keys.forget(id),
+                RevocationEvent::Lost => keys.disable_cache(),
+            }
+        })?;
         let address = format!("{}:{}", settings.server.host, settings.server.port);
         let listener = TcpListener::bind(&address).with_context(|| format!("binding {address}"))?;
         let port = listener.local_addr()?.port();
@@ -128,6 +142,7 @@ impl Application {
         let mut server = HttpServer::new(move || {
             let state = state.clone();
             App::new()
+                // gzip/br for clients that ask (a 10,000-contact list shrinks ~10x).
                 .wrap(Compress::default())
                 .wrap(from_fn(request_context))
                 .configure(|cfg| maveraa_http_api::configure(cfg, state, http))

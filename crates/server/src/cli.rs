@@ -202,7 +202,13 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                         .parse()
                         .with_context(|| format!("{id:?} is not an API key id"))?;
                     match services.api_keys.revoke(key_id).await {
-                        Ok(k) => println!("{}", key_json(&k)),
+                        Ok(k) => {
+                            // Running servers hear the revocation through a
+                            // PostgreSQL notification within milliseconds;
+                            // give them that long before reporting success.
+                            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                            println!("{}", key_json(&k));
+                        }
                         Err(ApiKeyError::NotFound) => bail!("no API key with id {id}"),
                         Err(e) => return Err(key_failure(e, None)),
                     }

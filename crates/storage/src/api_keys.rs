@@ -102,18 +102,26 @@ impl ApiKeyRepository for PgStore {
         let found = self
             .db
             .run(move |conn| {
-                diesel::update(
-                    api_keys::table
+                conn.transaction(|conn| {
+                    diesel::update(
+                        api_keys::table
+                            .find(id.as_uuid())
+                            .filter(api_keys::revoked_at.is_null()),
+                    )
+                    .set(api_keys::revoked_at.eq(at))
+                    .execute(conn)?;
+                    let exists: i64 = api_keys::table
                         .find(id.as_uuid())
-                        .filter(api_keys::revoked_at.is_null()),
-                )
-                .set(api_keys::revoked_at.eq(at))
-                .execute(conn)?;
-                let exists: i64 = api_keys::table
-                    .find(id.as_uuid())
-                    .count()
-                    .get_result(conn)?;
-                Ok(exists == 1)
+                        .count()
+                        .get_result(conn)?;
+                    // Delivered at commit to every server process, which
+                    // then forgets the key (see revocations.rs).
+                    diesel::sql_query("SELECT pg_notify($1, $2)")
+                        .bind::<diesel::sql_types::Text, _>(crate::revocations::CHANNEL)
+                        .bind::<diesel::sql_types::Text, _>(id.to_string())
+                        .execute(conn)?;
+                    Ok::<_, crate::StorageError>(exists == 1)
+                })
             })
             .await?;
         Ok(found)

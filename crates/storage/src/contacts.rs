@@ -162,31 +162,47 @@ impl ContactRepository for PgStore {
         let (total, rows) = self
             .db
             .run(move |conn| {
-                // The workspace keeps its contact count (a trigger), so an
-                // unfiltered list costs no count(*) over all its contacts.
-                let total: i64 = if query.is_unfiltered() {
-                    workspaces::table
-                        .find(ws)
-                        .select(workspaces::contact_count)
-                        .first(conn)
-                        .optional()?
-                        .unwrap_or(0)
-                } else {
-                    filtered(ws, &query).count().get_result(conn)?
-                };
-                let mut page = filtered(ws, &query)
-                    .order((contacts::created_at.desc(), contacts::id.desc()))
-                    .select(ContactRow::as_select());
-                if query.offset > 0 {
-                    page = page.offset(i64::try_from(query.offset).unwrap_or(i64::MAX));
+                let offset = i64::try_from(query.offset).unwrap_or(i64::MAX);
+                let limit = query.limit.map_or(i64::MAX, i64::from);
+                if query.is_unfiltered() {
+                    // The workspace keeps its contact count (a trigger): read
+                    // it in the same statement as the page, so an unfiltered
+                    // list is one round trip and no count(*).
+                    let rows: Vec<(ContactRow, Option<i64>)> = contacts::table
+                        .filter(contacts::workspace_id.eq(ws))
+                        .order((contacts::created_at.desc(), contacts::id.desc()))
+                        .select((
+                            ContactRow::as_select(),
+                            workspaces::table
+                                .find(ws)
+                                .select(workspaces::contact_count)
+                                .single_value(),
+                        ))
+                        .limit(limit)
+                        .offset(offset)
+                        .load(conn)?;
+                    let total = match rows.first() {
+                        Some((_, count)) => count.unwrap_or(0),
+                        // An empty page (past the end, or no contacts).
+                        None => workspaces::table
+                            .find(ws)
+                            .select(workspaces::contact_count)
+                            .first(conn)
+                            .optional()?
+                            .unwrap_or(0),
+                    };
+                    return Ok((total, rows.into_iter().map(|(row, _)| row).collect()));
                 }
-                if let Some(limit) = query.limit {
-                    page = page.limit(i64::from(limit));
-                }
+                let total: i64 = filtered(ws, &query).count().get_result(conn)?;
                 let rows: Vec<ContactRow> = if total == 0 {
                     Vec::new()
                 } else {
-                    page.load(conn)?
+                    filtered(ws, &query)
+                        .order((contacts::created_at.desc(), contacts::id.desc()))
+                        .select(ContactRow::as_select())
+                        .limit(limit)
+                        .offset(offset)
+                        .load(conn)?
                 };
                 Ok((total, rows))
             })

@@ -7,6 +7,9 @@ pub enum StorageError {
     /// No pooled connection could be had in time.
     #[error("no database connection available: {0}")]
     Pool(#[from] diesel::r2d2::PoolError),
+    /// Every connection stayed busy for the whole acquire timeout.
+    #[error("all database connections are busy")]
+    Busy,
     /// A query failed.
     #[error("query failed: {0}")]
     Query(#[from] DieselError),
@@ -43,7 +46,7 @@ impl StorageError {
 impl From<StorageError> for RepositoryError {
     fn from(err: StorageError) -> Self {
         match &err {
-            StorageError::Pool(_) | StorageError::Connection(_) => {
+            StorageError::Pool(_) | StorageError::Connection(_) | StorageError::Busy => {
                 Self::Unavailable(err.to_string())
             }
             _ if err.is_unique_violation() => Self::Duplicate { existing: None },

@@ -1,4 +1,7 @@
+use std::sync::Arc;
 use std::time::Duration;
+
+use tokio::sync::Semaphore;
 
 use diesel::connection::SimpleConnection;
 use diesel::pg::PgConnection;
@@ -51,6 +54,11 @@ impl CustomizeConnection<PgConnection, diesel::r2d2::Error> for SessionSetup {
 #[derive(Clone)]
 pub struct Database {
     pool: Pool<ConnectionManager<PgConnection>>,
+    // One permit per connection: callers queue here, asynchronously, instead
+    // of parking blocking threads on the pool's lock (which under load cost
+    // more in thread switches than the queries themselves).
+    permits: Arc<Semaphore>,
+    acquire_timeout: Duration,
 }
 
 impl std::fmt::Debug for Database {
@@ -98,7 +106,11 @@ impl Database {
             }))
             .build(manager)
             .map_err(StorageError::Pool)?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            permits: Arc::new(Semaphore::new(settings.max_size as usize)),
+            acquire_timeout: settings.acquire_timeout,
+        })
     }
 
     /// Runs `f` with a pooled connection on a blocking thread.
@@ -111,8 +123,14 @@ impl Database {
         F: FnOnce(&mut PgConnection) -> Result<T, StorageError> + Send + 'static,
         T: Send + 'static,
     {
+        let permit =
+            tokio::time::timeout(self.acquire_timeout, self.permits.clone().acquire_owned())
+                .await
+                .map_err(|_| StorageError::Busy)?
+                .map_err(|_| StorageError::Busy)?;
         let pool = self.pool.clone();
         tokio::task::spawn_blocking(move || {
+            let _permit = permit;
             let mut conn = pool.get()?;
             f(&mut conn)
         })

@@ -1,6 +1,9 @@
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use crate::api_key::{ApiKey, ApiKeySecret, AuthContext};
+use crate::api_key::{ApiKey, ApiKeyHash, ApiKeySecret, AuthContext};
 use crate::clock::Clock;
 use crate::error::{ApiKeyError, AuthError};
 use crate::ids::{ApiKeyId, WorkspaceId};
@@ -12,6 +15,25 @@ const PREFIX_CHARS: usize = 13;
 /// Longest key name accepted.
 const MAX_NAME_CHARS: usize = 100;
 
+/// Verified keys, remembered so that most requests need no lookup.
+///
+/// Only sound while something tells it about every revocation: it is off
+/// until [`ApiKeyService::enable_cache`] is called by whoever listens for
+/// revocations (the server listens to PostgreSQL notifications), and turns
+/// itself off again with [`ApiKeyService::disable_cache`] when that
+/// listener loses its connection.
+#[derive(Debug, Default)]
+struct AuthCache {
+    enabled: AtomicBool,
+    // Bumped by every eviction, so a lookup that raced a revocation does
+    // not store what it read before the revocation.
+    generation: AtomicU64,
+    entries: Mutex<HashMap<ApiKeyHash, (AuthContext, Instant)>>,
+}
+
+/// Most keys remembered at once; beyond it the cache is emptied.
+const CACHE_CAPACITY: usize = 10_000;
+
 /// Issues, lists, revokes and verifies API keys.
 #[derive(Clone)]
 pub struct ApiKeyService {
@@ -19,6 +41,8 @@ pub struct ApiKeyService {
     workspaces: Arc<dyn WorkspaceRepository>,
     codec: Arc<dyn ApiKeyCodec>,
     clock: Arc<dyn Clock>,
+    cache: Arc<AuthCache>,
+    cache_ttl: Duration,
 }
 
 impl std::fmt::Debug for ApiKeyService {
@@ -40,6 +64,69 @@ impl ApiKeyService {
             workspaces,
             codec,
             clock,
+            cache: Arc::default(),
+            cache_ttl: Duration::from_secs(60),
+        }
+    }
+
+    /// How long a verified key is trusted without a lookup, once the cache
+    /// is enabled. A backstop only: revocations evict at once.
+    pub fn with_cache_ttl(mut self, ttl: Duration) -> Self {
+        self.cache_ttl = ttl;
+        self
+    }
+
+    /// Starts remembering verified keys. Call it only while every
+    /// revocation, from any process, reaches [`ApiKeyService::forget`].
+    pub fn enable_cache(&self) {
+        self.cache.enabled.store(true, Ordering::SeqCst);
+    }
+
+    /// Stops remembering keys and forgets all of them (for instance when
+    /// revocations can no longer be heard).
+    pub fn disable_cache(&self) {
+        self.cache.enabled.store(false, Ordering::SeqCst);
+        self.forget_all();
+    }
+
+    /// Forgets the key `id`: its next use is looked up again.
+    pub fn forget(&self, id: ApiKeyId) {
+        self.cache.generation.fetch_add(1, Ordering::SeqCst);
+        if let Ok(mut entries) = self.cache.entries.lock() {
+            entries.retain(|_, (ctx, _)| ctx.api_key_id != id);
+        }
+    }
+
+    /// Forgets every remembered key.
+    pub fn forget_all(&self) {
+        self.cache.generation.fetch_add(1, Ordering::SeqCst);
+        if let Ok(mut entries) = self.cache.entries.lock() {
+            entries.clear();
+        }
+    }
+
+    fn cached(&self, hash: &ApiKeyHash) -> Option<AuthContext> {
+        if !self.cache.enabled.load(Ordering::SeqCst) {
+            return None;
+        }
+        let entries = self.cache.entries.lock().ok()?;
+        let (ctx, at) = entries.get(hash)?;
+        (at.elapsed() < self.cache_ttl).then_some(*ctx)
+    }
+
+    fn remember(&self, hash: ApiKeyHash, ctx: AuthContext, generation: u64) {
+        if !self.cache.enabled.load(Ordering::SeqCst) {
+            return;
+        }
+        if let Ok(mut entries) = self.cache.entries.lock() {
+            // Checked under the lock that evictions also take.
+            if self.cache.generation.load(Ordering::SeqCst) != generation {
+                return;
+            }
+            if entries.len() >= CACHE_CAPACITY {
+                entries.clear();
+            }
+            entries.insert(hash, (ctx, Instant::now()));
         }
     }
 
@@ -101,14 +188,18 @@ impl ApiKeyService {
     /// [`ApiKeyError::NotFound`] when there is no such key;
     /// [`ApiKeyError::Repository`] when storage fails.
     pub async fn revoke(&self, id: ApiKeyId) -> Result<ApiKey, ApiKeyError> {
-        if !self.keys.revoke(id, self.clock.now()).await? {
+        let found = self.keys.revoke(id, self.clock.now()).await;
+        // Forget even when the store failed: the revocation may have landed.
+        self.forget(id);
+        if !found? {
             return Err(ApiKeyError::NotFound);
         }
         self.keys.get(id).await?.ok_or(ApiKeyError::NotFound)
     }
 
-    /// Verifies a presented key: one hash and one indexed lookup, no
-    /// password hashing (keys carry enough entropy).
+    /// Verifies a presented key: one hash and one indexed lookup (or none,
+    /// while the cache is enabled and remembers the key), never a password
+    /// hash (keys carry enough entropy).
     ///
     /// # Errors
     /// [`AuthError::Missing`] when `presented` is empty;
@@ -120,11 +211,19 @@ impl ApiKeyService {
             return Err(AuthError::Missing);
         }
         let hash = self.codec.hash(presented).ok_or(AuthError::Invalid)?;
+        if let Some(ctx) = self.cached(&hash) {
+            return Ok(ctx);
+        }
+        let generation = self.cache.generation.load(Ordering::SeqCst);
         match self.keys.find_by_hash(&hash).await? {
-            Some(key) if key.is_active() => Ok(AuthContext {
-                workspace_id: key.workspace_id,
-                api_key_id: key.id,
-            }),
+            Some(key) if key.is_active() => {
+                let ctx = AuthContext {
+                    workspace_id: key.workspace_id,
+                    api_key_id: key.id,
+                };
+                self.remember(hash, ctx, generation);
+                Ok(ctx)
+            }
             _ => Err(AuthError::Invalid),
         }
     }

@@ -1,0 +1,18 @@
+# Build: docker build -t maveraa .
+FROM rust:1.95-bookworm AS build
+RUN apt-get update && apt-get install -y --no-install-recommends libpq-dev && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY . .
+RUN cargo build --release --locked -p maveraa-server
+
+FROM debian:bookworm-slim
+RUN apt-get update && apt-get install -y --no-install-recommends libpq5 ca-certificates curl \
+    && rm -rf /var/lib/apt/lists/* && useradd --system --uid 10001 maveraa
+COPY --from=build /src/target/release/maveraa /usr/local/bin/maveraa
+COPY config /etc/maveraa
+ENV MAVERAA_CONFIG_DIR=/etc/maveraa
+USER maveraa
+EXPOSE 8080
+HEALTHCHECK --interval=10s --timeout=3s CMD curl -fs http://127.0.0.1:8080/health || exit 1
+ENTRYPOINT ["maveraa"]
+CMD ["serve"]

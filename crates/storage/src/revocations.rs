@@ -1,0 +1,73 @@
+//! Hears API-key revocations from every process (the CLI included) through
+//! PostgreSQL's LISTEN/NOTIFY, so a server may remember verified keys and
+//! still refuse a revoked one at once.
+
+use std::thread;
+use std::time::Duration;
+
+use diesel::Connection;
+use diesel::connection::SimpleConnection;
+use diesel::pg::PgConnection;
+use maveraa_domain::ApiKeyId;
+
+/// The channel `ApiKeyRepository::revoke` notifies, with the key id as payload.
+pub const CHANNEL: &str = "maveraa_api_key_revoked";
+
+/// What the listener reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RevocationEvent {
+    /// Listening: from now on every revocation is heard.
+    Listening,
+    /// The key was revoked.
+    Revoked(ApiKeyId),
+    /// The connection was lost: revocations may be missed until the next
+    /// `Listening`.
+    Lost,
+}
+
+/// Starts a thread that listens on `url` and calls `on_event`. It
+/// reconnects by itself; it ends with the process.
+///
+/// # Errors
+/// When the thread cannot be started.
+pub fn spawn_revocation_listener(
+    url: String,
+    on_event: impl Fn(RevocationEvent) + Send + 'static,
+) -> std::io::Result<()> {
+    thread::Builder::new()
+        .name("maveraa-revocations".into())
+        .spawn(move || {
+            loop {
+                match listen(&url, &on_event) {
+                    Ok(()) => {}
+                    Err(e) => tracing::warn!(error = %e, "revocation listener lost its connection"),
+                }
+                on_event(RevocationEvent::Lost);
+                thread::sleep(Duration::from_secs(1));
+            }
+        })
+        .map(|_| ())
+}
+
+fn listen(url: &str, on_event: &impl Fn(RevocationEvent)) -> Result<(), crate::StorageError> {
+    let mut conn = PgConnection::establish(url)?;
+    conn.batch_execute(&format!("LISTEN {CHANNEL}"))?;
+    on_event(RevocationEvent::Listening);
+    let mut idle_polls = 0u32;
+    loop {
+        // Reads what the socket has (no query); errors when the connection died.
+        for note in conn.notifications_iter() {
+            let note = note?;
+            if let Ok(id) = note.payload.parse::<ApiKeyId>() {
+                on_event(RevocationEvent::Revoked(id));
+            }
+        }
+        thread::sleep(Duration::from_millis(2));
+        idle_polls += 1;
+        // A dead peer is only noticed on a write: probe now and then.
+        if idle_polls >= 500 {
+            idle_polls = 0;
+            conn.batch_execute("SELECT 1")?;
+        }
+    }
+}
