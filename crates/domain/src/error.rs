@@ -95,3 +95,82 @@ pub enum AuthError {
     #[error(transparent)]
     Repository(#[from] RepositoryError),
 }
+
+/// Failures of the session use cases.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SessionError {
+    /// The input broke a rule.
+    #[error(transparent)]
+    Validation(#[from] ValidationError),
+    /// No such session in this workspace.
+    #[error("session not found")]
+    NotFound,
+    /// The workspace has a session of this name.
+    #[error("a session with this id already exists")]
+    Duplicate,
+    /// The workspace does not exist.
+    #[error("workspace not found")]
+    WorkspaceNotFound,
+    /// Storage failed.
+    #[error(transparent)]
+    Repository(RepositoryError),
+}
+
+impl From<RepositoryError> for SessionError {
+    fn from(err: RepositoryError) -> Self {
+        match err {
+            RepositoryError::Duplicate { .. } => Self::Duplicate,
+            other => Self::Repository(other),
+        }
+    }
+}
+
+/// Failures of sending and reading messages.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MessagingError {
+    /// The input broke a rule.
+    #[error(transparent)]
+    Validation(#[from] ValidationError),
+    /// No such session in this workspace.
+    #[error("session not found")]
+    SessionNotFound,
+    /// No such message in this workspace.
+    #[error("message not found")]
+    NotFound,
+    /// The idempotency key was used with a different request.
+    #[error("this Idempotency-Key was used with a different request")]
+    IdempotencyConflict,
+    /// Storage failed.
+    #[error(transparent)]
+    Repository(#[from] RepositoryError),
+}
+
+/// Failures of the inbox and webhook use cases.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InboxError {
+    /// The input broke a rule.
+    #[error(transparent)]
+    Validation(#[from] ValidationError),
+    /// No such session (in this workspace, or at all for webhooks).
+    #[error("session not found")]
+    SessionNotFound,
+    /// No such conversation.
+    #[error("conversation not found")]
+    ConversationNotFound,
+    /// The session's provider does not support this (webhooks on a
+    /// simulator session, simulated messages on a real one).
+    #[error("not supported by this session's provider")]
+    WrongProvider,
+    /// The webhook's signature is missing or wrong.
+    #[error("invalid webhook signature")]
+    BadSignature,
+    /// The webhook verification token is wrong.
+    #[error("webhook verification refused")]
+    VerificationRefused,
+    /// The webhook body is not a delivery we understand.
+    #[error("malformed webhook: {0}")]
+    MalformedWebhook(String),
+    /// Storage failed.
+    #[error(transparent)]
+    Repository(#[from] RepositoryError),
+}

@@ -74,6 +74,16 @@ id_type!(
     ApiKeyId
 );
 
+id_type!(
+    /// Identifies a WhatsApp session globally (its webhook URL carries it);
+    /// users name sessions with a [`crate::messaging::SessionName`] instead.
+    SessionId
+);
+id_type!(
+    /// Identifies a stored message (the API's `messageId`).
+    MessageId
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -21,6 +21,7 @@ pub mod clock;
 pub mod contact;
 pub mod error;
 pub mod ids;
+pub mod messaging;
 pub mod ports;
 pub mod transport;
 pub mod usecases;
@@ -30,7 +31,10 @@ pub mod workspace;
 pub use api_key::{ApiKey, ApiKeyHash, ApiKeySecret, AuthContext};
 pub use clock::{Clock, SystemClock};
 pub use contact::{Contact, ContactPage, ContactPatch, ContactQuery, NewContact};
-pub use error::{ApiKeyError, AuthError, ContactError, RepositoryError, WorkspaceError};
-pub use ids::{ApiKeyId, ContactId, IdParseError, WorkspaceId};
+pub use error::{
+    ApiKeyError, AuthError, ContactError, InboxError, MessagingError, RepositoryError,
+    SessionError, WorkspaceError,
+};
+pub use ids::{ApiKeyId, ContactId, IdParseError, MessageId, SessionId, WorkspaceId};
 pub use validation::{ContactName, Label, Labels, PhoneNumber, ValidationError, WorkspaceName};
 pub use workspace::Workspace;

@@ -7,10 +7,17 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+use std::sync::Arc;
+
 use crate::api_key::{ApiKey, ApiKeyHash, ApiKeySecret};
 use crate::contact::{Contact, ContactPage, ContactQuery};
 use crate::error::RepositoryError;
-use crate::ids::{ApiKeyId, ContactId, WorkspaceId};
+use crate::ids::{ApiKeyId, ContactId, MessageId, SessionId, WorkspaceId};
+use crate::messaging::{
+    Conversation, ConversationQuery, IdempotencyKey, InboundMessage, Message, MessageError,
+    ProviderEvent, Session, SessionName, SessionStatus, StatusUpdate, WaId,
+};
+use crate::transport::{TransportError, WhatsAppTransport};
 use crate::workspace::Workspace;
 
 pub use crate::clock::Clock;
@@ -140,4 +147,262 @@ pub trait HealthCheck: Send + Sync + 'static {
     /// # Errors
     /// `Unavailable` when the store does not answer.
     async fn ping(&self) -> Result<(), RepositoryError>;
+}
+
+/// Stores WhatsApp sessions.
+#[async_trait]
+pub trait SessionRepository: Send + Sync + 'static {
+    /// Stores a new session.
+    ///
+    /// # Errors
+    /// `Duplicate` when the workspace has a session of this name;
+    /// `Unavailable` or `Internal` when storage fails.
+    async fn insert(&self, session: &Session) -> Result<(), RepositoryError>;
+
+    /// The session `name` of `workspace`.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Internal` when storage fails.
+    async fn get_by_name(
+        &self,
+        workspace: WorkspaceId,
+        name: &SessionName,
+    ) -> Result<Option<Session>, RepositoryError>;
+
+    /// The session with global id `id` (for webhooks).
+    ///
+    /// # Errors
+    /// `Unavailable` or `Internal` when storage fails.
+    async fn get(&self, id: SessionId) -> Result<Option<Session>, RepositoryError>;
+
+    /// The sessions of `workspace`, oldest first.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Internal` when storage fails.
+    async fn list(&self, workspace: WorkspaceId) -> Result<Vec<Session>, RepositoryError>;
+
+    /// Deletes the session and, with it, its messages and conversations.
+    /// Returns `false` when there is none.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Internal` when storage fails.
+    async fn delete(
+        &self,
+        workspace: WorkspaceId,
+        name: &SessionName,
+    ) -> Result<bool, RepositoryError>;
+
+    /// Records the session's status and last error.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Internal` when storage fails.
+    async fn set_status(
+        &self,
+        id: SessionId,
+        status: SessionStatus,
+        last_error: Option<String>,
+    ) -> Result<(), RepositoryError>;
+}
+
+/// What [`MessageRepository::enqueue`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EnqueueOutcome {
+    /// The message and its outbox entry were stored.
+    Created,
+    /// A message with this idempotency key was stored within the last 24
+    /// hours; nothing new was stored.
+    Existing {
+        /// That message.
+        message: Message,
+        /// The fingerprint of the request that stored it.
+        fingerprint: String,
+    },
+}
+
+/// Stores messages and conversations.
+#[async_trait]
+pub trait MessageRepository: Send + Sync + 'static {
+    /// Stores an outbound message (status `queued`) together with its outbox
+    /// entry, in one transaction, and updates its conversation. With an
+    /// idempotency key already used within 24 hours in the workspace,
+    /// stores nothing and returns the earlier message.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Internal` when storage fails.
+    async fn enqueue(
+        &self,
+        message: &Message,
+        idempotency: Option<&IdempotencyKey>,
+    ) -> Result<EnqueueOutcome, RepositoryError>;
+
+    /// The message `id` of `workspace`, with its status history.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Internal` when storage fails.
+    async fn get(
+        &self,
+        workspace: WorkspaceId,
+        id: MessageId,
+    ) -> Result<Option<Message>, RepositoryError>;
+
+    /// Messages exchanged with `remote` through `session`, newest first,
+    /// older than `before` when given.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Internal` when storage fails.
+    async fn list_for_conversation(
+        &self,
+        workspace: WorkspaceId,
+        session: SessionId,
+        remote: &WaId,
+        before: Option<DateTime<Utc>>,
+        limit: u32,
+    ) -> Result<Vec<Message>, RepositoryError>;
+
+    /// Stores an inbound message unless the session has one with the same
+    /// provider id; when new, updates the conversation (last message, push
+    /// name, unread count + 1) in the same transaction. Returns whether it
+    /// was new.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Internal` when storage fails.
+    async fn record_inbound(
+        &self,
+        session: &Session,
+        id: MessageId,
+        message: &InboundMessage,
+        received_at: DateTime<Utc>,
+    ) -> Result<bool, RepositoryError>;
+
+    /// Moves the session's outbound message with this provider id to the
+    /// update's status, unless that would go backwards. Returns whether it
+    /// changed anything.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Internal` when storage fails.
+    async fn apply_status(
+        &self,
+        session: SessionId,
+        update: &StatusUpdate,
+    ) -> Result<bool, RepositoryError>;
+
+    /// The conversations of `workspace` matching `query`, newest first.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Internal` when storage fails.
+    async fn list_conversations(
+        &self,
+        workspace: WorkspaceId,
+        query: &ConversationQuery,
+    ) -> Result<Vec<Conversation>, RepositoryError>;
+
+    /// Sets the conversation's unread count to 0. Returns the provider id of
+    /// its latest inbound message (`Some(None)` when it has none), or `None`
+    /// when there is no such conversation.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Internal` when storage fails.
+    async fn mark_conversation_read(
+        &self,
+        workspace: WorkspaceId,
+        session: SessionId,
+        remote: &WaId,
+    ) -> Result<Option<Option<String>>, RepositoryError>;
+}
+
+/// An outbox entry claimed by a dispatcher, with what it needs to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxJob {
+    /// The message.
+    pub message: Message,
+    /// Its session.
+    pub session: Session,
+    /// Attempts so far, this one included.
+    pub attempt: u32,
+}
+
+/// What became of one attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DispatchOutcome {
+    /// The provider took it: `sent`, entry removed.
+    Sent {
+        /// The provider's id.
+        provider_message_id: String,
+    },
+    /// Try again at `at`; the entry's lease is released.
+    Retry {
+        /// When.
+        at: DateTime<Utc>,
+        /// Why the attempt failed.
+        error: String,
+    },
+    /// Give up: `failed`, entry removed.
+    Failed(MessageError),
+}
+
+/// The outbox: durable queue of messages to send.
+#[async_trait]
+pub trait Outbox: Send + Sync + 'static {
+    /// Claims up to `limit` due entries for `lease` (skipping entries other
+    /// dispatchers hold), counting an attempt on each. An entry whose lease
+    /// expired (its dispatcher died) is due again.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Internal` when storage fails.
+    async fn claim(
+        &self,
+        worker: &str,
+        limit: u32,
+        lease: std::time::Duration,
+    ) -> Result<Vec<OutboxJob>, RepositoryError>;
+
+    /// Records the outcomes of claimed entries, in one transaction.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Internal` when storage fails.
+    async fn record(
+        &self,
+        results: &[(MessageId, DispatchOutcome)],
+        at: DateTime<Utc>,
+    ) -> Result<(), RepositoryError>;
+}
+
+/// Gives the transport of a session.
+pub trait TransportFactory: Send + Sync + 'static {
+    /// The transport that sends through `session`.
+    ///
+    /// # Errors
+    /// [`TransportError::Permanent`] when the session's settings cannot make
+    /// one.
+    fn transport_for(
+        &self,
+        session: &Session,
+    ) -> Result<Arc<dyn WhatsAppTransport>, TransportError>;
+}
+
+/// Checks and decodes a provider's webhook deliveries (Meta's Cloud API).
+pub trait WebhookDecoder: Send + Sync + 'static {
+    /// Whether `signature` (the `X-Hub-Signature-256` header) is the
+    /// HMAC-SHA-256 of `body` under `app_secret`, compared in constant time.
+    fn verify_signature(&self, app_secret: &str, body: &[u8], signature: Option<&str>) -> bool;
+
+    /// The events in a delivery.
+    ///
+    /// # Errors
+    /// A description when the body is not a delivery of the expected shape.
+    fn decode(&self, body: &[u8]) -> Result<Vec<ProviderEvent>, String>;
+}
+
+/// Takes what providers report (webhooks, the simulator).
+#[async_trait]
+pub trait ProviderEventSink: Send + Sync + 'static {
+    /// Stores `events` reported for `session`.
+    ///
+    /// # Errors
+    /// When storage fails: the provider should deliver again.
+    async fn deliver(
+        &self,
+        session: &Session,
+        events: Vec<ProviderEvent>,
+    ) -> Result<(), RepositoryError>;
 }

@@ -2,8 +2,16 @@
 
 mod api_keys;
 mod contacts;
+mod dispatcher;
+mod inbox;
+mod messages;
+mod sessions;
 mod workspaces;
 
 pub use api_keys::ApiKeyService;
 pub use contacts::ContactService;
+pub use dispatcher::{Dispatcher, DispatcherSettings, RetryPolicy};
+pub use inbox::InboxService;
+pub use messages::{MessagingService, SendOutcome};
+pub use sessions::SessionService;
 pub use workspaces::WorkspaceService;

@@ -1,0 +1,16 @@
+//! Messaging: WhatsApp sessions, messages in both directions, conversations
+//! and the outbox that delivers sent messages exactly once in the normal
+//! case (see [`crate::usecases::Dispatcher`] for the one unavoidable window).
+
+mod message;
+mod session;
+
+pub use message::{
+    Conversation, ConversationQuery, Direction, IdempotencyKey, InboundMessage, MediaInfo, Message,
+    MessageContent, MessageError, MessageStatus, ProviderEvent, SendMessage, StatusChange,
+    StatusUpdate, WaId,
+};
+pub use session::{
+    CloudApiSettings, ProviderKind, ProviderSettings, SecretString, Session, SessionName,
+    SessionStatus,
+};

@@ -1,0 +1,245 @@
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use crate::clock::Clock;
+use crate::error::RepositoryError;
+use crate::messaging::{Message, MessageError};
+use crate::ports::{DispatchOutcome, Outbox, OutboxJob, TransportFactory};
+use crate::transport::{MediaKind, OutboundContent, OutboundMessage, TransportError};
+use crate::validation::PhoneNumber;
+
+/// How failed attempts are retried: exponential backoff with jitter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts in all, the first included; then the message is `failed`.
+    pub max_attempts: u32,
+    /// The wait after the first failure.
+    pub base_delay: Duration,
+    /// The longest wait.
+    pub max_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_attempts: 8,
+            base_delay: Duration::from_secs(1),
+            max_delay: Duration::from_secs(300),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The wait after failed attempt number `attempt` (1-based):
+    /// `base * 2^(attempt-1)`, capped, then scaled by `jitter` in [0.5, 1]
+    /// so that messages failed together do not retry together.
+    pub fn delay(&self, attempt: u32, jitter: f64) -> Duration {
+        let exp = self
+            .base_delay
+            .saturating_mul(1u32 << attempt.saturating_sub(1).min(20))
+            .min(self.max_delay);
+        exp.mul_f64(0.5 + 0.5 * jitter.clamp(0.0, 1.0))
+    }
+}
+
+/// Settings of a dispatcher.
+#[derive(Debug, Clone)]
+pub struct DispatcherSettings {
+    /// Names this dispatcher in leases (host and process, say).
+    pub worker: String,
+    /// Entries claimed at once.
+    pub batch_size: u32,
+    /// How long a claim holds before another dispatcher may take the entry.
+    /// Far longer than a send may take: a shorter lease would let two
+    /// dispatchers send the same message.
+    pub lease: Duration,
+    /// Retries.
+    pub retry: RetryPolicy,
+}
+
+/// Sends what the outbox holds. Several dispatchers, in one process or
+/// many, may run on one database: each entry is claimed by one of them
+/// (`FOR UPDATE SKIP LOCKED`), and claimed again only when its lease runs
+/// out.
+///
+/// The one unavoidable window: the provider accepted a message and the
+/// process died before recording it. After the lease the entry is claimed
+/// again and the message sent a second time. It is kept small by recording
+/// each outcome in its own short transaction as soon as the provider
+/// answers, rather than once per batch.
+#[derive(Clone)]
+pub struct Dispatcher {
+    outbox: Arc<dyn Outbox>,
+    transports: Arc<dyn TransportFactory>,
+    clock: Arc<dyn Clock>,
+    settings: DispatcherSettings,
+}
+
+impl std::fmt::Debug for Dispatcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dispatcher")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A number in [0, 1) that differs from message to message and attempt to
+/// attempt, without a random number generator.
+fn jitter(job: &OutboxJob) -> f64 {
+    let mut x = job.message.id.as_uuid().as_u128() as u64
+        ^ u64::from(job.attempt).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    x ^= x >> 33;
+    (x >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// Rebuilds what to send from a stored message.
+fn outbound(message: &Message) -> Result<OutboundMessage, MessageError> {
+    use crate::messaging::MessageContent;
+    let content = match &message.content {
+        MessageContent::Text { body } => OutboundContent::Text { body: body.clone() },
+        MessageContent::Media(m) => OutboundContent::Media {
+            kind: m.kind,
+            url: m.url.clone().ok_or_else(|| MessageError {
+                code: None,
+                message: "stored media has no URL".into(),
+            })?,
+            caption: m.caption.clone(),
+            file_name: m
+                .file_name
+                .clone()
+                .filter(|_| m.kind == MediaKind::Document),
+        },
+        MessageContent::Other { kind, .. } => {
+            return Err(MessageError {
+                code: None,
+                message: format!("cannot send a message of type {kind}"),
+            });
+        }
+    };
+    Ok(OutboundMessage {
+        to: PhoneNumber::from_trusted(message.remote.as_str().to_owned()),
+        content,
+    })
+}
+
+impl Dispatcher {
+    /// A dispatcher over the given ports.
+    pub fn new(
+        outbox: Arc<dyn Outbox>,
+        transports: Arc<dyn TransportFactory>,
+        clock: Arc<dyn Clock>,
+        settings: DispatcherSettings,
+    ) -> Self {
+        Self {
+            outbox,
+            transports,
+            clock,
+            settings,
+        }
+    }
+
+    /// Claims one batch of due entries, sends them concurrently and records
+    /// each outcome. Returns how many entries it claimed (0: nothing due).
+    ///
+    /// # Errors
+    /// When the outbox cannot be read; an outcome that cannot be recorded
+    /// is retried after the lease.
+    pub async fn run_once(&self) -> Result<usize, RepositoryError> {
+        let jobs = self
+            .outbox
+            .claim(
+                &self.settings.worker,
+                self.settings.batch_size,
+                self.settings.lease,
+            )
+            .await?;
+        let count = jobs.len();
+        let results =
+            futures_util::future::join_all(jobs.into_iter().map(|job| self.dispatch(job))).await;
+        if let Some(err) = results.into_iter().find_map(Result::err) {
+            return Err(err);
+        }
+        Ok(count)
+    }
+
+    async fn dispatch(&self, job: OutboxJob) -> Result<(), RepositoryError> {
+        let outcome = self.attempt(&job).await;
+        let now = self.clock.now();
+        self.outbox.record(&[(job.message.id, outcome)], now).await
+    }
+
+    /// What becomes of one attempt.
+    pub async fn attempt(&self, job: &OutboxJob) -> DispatchOutcome {
+        let message = match outbound(&job.message) {
+            Ok(m) => m,
+            Err(e) => return DispatchOutcome::Failed(e),
+        };
+        let result = match self.transports.transport_for(&job.session) {
+            Ok(transport) => transport.send(&message).await,
+            Err(e) => Err(e),
+        };
+        self.outcome(job, result, self.clock.now())
+    }
+
+    fn outcome(
+        &self,
+        job: &OutboxJob,
+        result: Result<String, TransportError>,
+        now: DateTime<Utc>,
+    ) -> DispatchOutcome {
+        match result {
+            Ok(provider_message_id) => DispatchOutcome::Sent {
+                provider_message_id,
+            },
+            Err(TransportError::Permanent { code, message }) => {
+                DispatchOutcome::Failed(MessageError { code, message })
+            }
+            Err(TransportError::Retryable {
+                reason,
+                retry_after,
+            }) => {
+                if job.attempt >= self.settings.retry.max_attempts {
+                    return DispatchOutcome::Failed(MessageError {
+                        code: None,
+                        message: format!("gave up after {} attempts: {reason}", job.attempt),
+                    });
+                }
+                let wait = self
+                    .settings
+                    .retry
+                    .delay(job.attempt, jitter(job))
+                    .max(retry_after.unwrap_or_default());
+                let wait = chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::MAX);
+                DispatchOutcome::Retry {
+                    at: now.checked_add_signed(wait).unwrap_or(now),
+                    error: reason,
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_is_capped_and_jittered() {
+        let p = RetryPolicy {
+            max_attempts: 10,
+            base_delay: Duration::from_secs(1),
+            max_delay: Duration::from_secs(60),
+        };
+        assert_eq!(p.delay(1, 1.0), Duration::from_secs(1));
+        assert_eq!(p.delay(2, 1.0), Duration::from_secs(2));
+        assert_eq!(p.delay(4, 1.0), Duration::from_secs(8));
+        assert_eq!(p.delay(30, 1.0), Duration::from_secs(60));
+        assert_eq!(p.delay(3, 0.0), Duration::from_secs(2));
+        let d = p.delay(3, 0.5);
+        assert!(d > Duration::from_secs(2) && d < Duration::from_secs(4));
+    }
+}

@@ -1,0 +1,276 @@
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use crate::clock::Clock;
+use crate::error::{InboxError, RepositoryError};
+use crate::ids::{MessageId, SessionId, WorkspaceId};
+use crate::messaging::{
+    Conversation, ConversationQuery, InboundMessage, Message, MessageContent, ProviderEvent,
+    ProviderSettings, Session, SessionName, WaId,
+};
+use crate::ports::{
+    MessageRepository, ProviderEventSink, SessionRepository, TransportFactory, WebhookDecoder,
+};
+
+/// Receives what providers report and serves the conversations.
+#[derive(Clone)]
+pub struct InboxService {
+    sessions: Arc<dyn SessionRepository>,
+    messages: Arc<dyn MessageRepository>,
+    transports: Arc<dyn TransportFactory>,
+    webhooks: Arc<dyn WebhookDecoder>,
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for InboxService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InboxService").finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+impl ProviderEventSink for InboxService {
+    async fn deliver(
+        &self,
+        session: &Session,
+        events: Vec<ProviderEvent>,
+    ) -> Result<(), RepositoryError> {
+        for event in events {
+            match event {
+                ProviderEvent::Message(m) => {
+                    // A redelivery (providers retry until they see a 200) is
+                    // recognised by its provider id and not stored twice.
+                    self.messages
+                        .record_inbound(session, MessageId::new(), &m, self.clock.now())
+                        .await?;
+                }
+                ProviderEvent::Status(update) => {
+                    self.messages.apply_status(session.id, &update).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl InboxService {
+    /// A service over the given ports.
+    pub fn new(
+        sessions: Arc<dyn SessionRepository>,
+        messages: Arc<dyn MessageRepository>,
+        transports: Arc<dyn TransportFactory>,
+        webhooks: Arc<dyn WebhookDecoder>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self {
+            sessions,
+            messages,
+            transports,
+            webhooks,
+            clock,
+        }
+    }
+
+    async fn cloud_session(&self, id: SessionId) -> Result<Session, InboxError> {
+        let session = self
+            .sessions
+            .get(id)
+            .await?
+            .ok_or(InboxError::SessionNotFound)?;
+        match session.provider {
+            ProviderSettings::CloudApi(_) => Ok(session),
+            // A simulator session has no webhook: same answer as unknown.
+            ProviderSettings::Simulator => Err(InboxError::SessionNotFound),
+        }
+    }
+
+    /// Meta's verification handshake: answers `challenge` when `mode` is
+    /// `subscribe` and `token` is the session's verify token.
+    ///
+    /// # Errors
+    /// [`InboxError::SessionNotFound`], [`InboxError::VerificationRefused`].
+    pub async fn verify_webhook(
+        &self,
+        session: SessionId,
+        mode: Option<&str>,
+        token: Option<&str>,
+        challenge: Option<&str>,
+    ) -> Result<String, InboxError> {
+        let session = self.cloud_session(session).await?;
+        let ProviderSettings::CloudApi(settings) = &session.provider else {
+            return Err(InboxError::SessionNotFound);
+        };
+        let token_ok = token.is_some_and(|t| {
+            let expected = settings.verify_token.expose().as_bytes();
+            // Constant-time: the token is a shared secret.
+            t.len() == expected.len()
+                && t.as_bytes()
+                    .iter()
+                    .zip(expected)
+                    .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                    == 0
+        });
+        match (mode, challenge) {
+            (Some("subscribe"), Some(challenge)) if token_ok => Ok(challenge.to_owned()),
+            _ => Err(InboxError::VerificationRefused),
+        }
+    }
+
+    /// A webhook delivery: checks the signature over the raw body, decodes
+    /// it and stores its messages and statuses. Returns how many events it
+    /// held.
+    ///
+    /// # Errors
+    /// [`InboxError::SessionNotFound`], [`InboxError::BadSignature`] (nothing
+    /// stored), [`InboxError::MalformedWebhook`], [`InboxError::Repository`]
+    /// (the provider should deliver again).
+    pub async fn handle_webhook(
+        &self,
+        session: SessionId,
+        signature: Option<&str>,
+        body: &[u8],
+    ) -> Result<usize, InboxError> {
+        let session = self.cloud_session(session).await?;
+        let ProviderSettings::CloudApi(settings) = &session.provider else {
+            return Err(InboxError::SessionNotFound);
+        };
+        if !self
+            .webhooks
+            .verify_signature(settings.app_secret.expose(), body, signature)
+        {
+            return Err(InboxError::BadSignature);
+        }
+        let events = self
+            .webhooks
+            .decode(body)
+            .map_err(InboxError::MalformedWebhook)?;
+        let count = events.len();
+        self.deliver(&session, events).await?;
+        Ok(count)
+    }
+
+    /// A simulated inbound text, through the same path as a provider's.
+    /// Returns the provider id it was given.
+    ///
+    /// # Errors
+    /// [`InboxError::SessionNotFound`], [`InboxError::WrongProvider`] for a
+    /// session that is not a simulator's, [`InboxError::Repository`].
+    pub async fn simulate_inbound(
+        &self,
+        workspace: WorkspaceId,
+        session: &SessionName,
+        from: WaId,
+        push_name: Option<String>,
+        text: String,
+    ) -> Result<String, InboxError> {
+        let session = self
+            .sessions
+            .get_by_name(workspace, session)
+            .await?
+            .ok_or(InboxError::SessionNotFound)?;
+        if session.provider != ProviderSettings::Simulator {
+            return Err(InboxError::WrongProvider);
+        }
+        let provider_message_id = format!("sim-in-{}", uuid::Uuid::now_v7().simple());
+        let event = ProviderEvent::Message(InboundMessage {
+            provider_message_id: provider_message_id.clone(),
+            from,
+            push_name,
+            content: MessageContent::Text { body: text },
+            timestamp: self.clock.now(),
+        });
+        self.deliver(&session, vec![event]).await?;
+        Ok(provider_message_id)
+    }
+
+    async fn session_by_name(
+        &self,
+        workspace: WorkspaceId,
+        name: &SessionName,
+    ) -> Result<Session, InboxError> {
+        self.sessions
+            .get_by_name(workspace, name)
+            .await?
+            .ok_or(InboxError::SessionNotFound)
+    }
+
+    /// Conversations of `workspace`, newest first, optionally of one session.
+    ///
+    /// # Errors
+    /// [`InboxError::SessionNotFound`], [`InboxError::Repository`].
+    pub async fn conversations(
+        &self,
+        workspace: WorkspaceId,
+        session: Option<&SessionName>,
+        before: Option<DateTime<Utc>>,
+        limit: u32,
+    ) -> Result<Vec<Conversation>, InboxError> {
+        let session = match session {
+            Some(name) => Some(self.session_by_name(workspace, name).await?.id),
+            None => None,
+        };
+        let query = ConversationQuery {
+            session,
+            before,
+            limit: limit.clamp(1, ConversationQuery::MAX_LIMIT),
+        };
+        Ok(self.messages.list_conversations(workspace, &query).await?)
+    }
+
+    /// Messages with `remote` through the session `session`, newest first.
+    ///
+    /// # Errors
+    /// [`InboxError::SessionNotFound`], [`InboxError::Repository`].
+    pub async fn conversation_messages(
+        &self,
+        workspace: WorkspaceId,
+        session: &SessionName,
+        remote: &WaId,
+        before: Option<DateTime<Utc>>,
+        limit: u32,
+    ) -> Result<Vec<Message>, InboxError> {
+        let session = self.session_by_name(workspace, session).await?;
+        Ok(self
+            .messages
+            .list_for_conversation(
+                workspace,
+                session.id,
+                remote,
+                before,
+                limit.clamp(1, ConversationQuery::MAX_LIMIT),
+            )
+            .await?)
+    }
+
+    /// Sets the conversation's unread count to 0; for Cloud API sessions
+    /// also marks its latest inbound message read at the provider (best
+    /// effort: a provider failure does not undo the local read).
+    ///
+    /// # Errors
+    /// [`InboxError::SessionNotFound`], [`InboxError::ConversationNotFound`],
+    /// [`InboxError::Repository`].
+    pub async fn mark_read(
+        &self,
+        workspace: WorkspaceId,
+        session: &SessionName,
+        remote: &WaId,
+    ) -> Result<Option<String>, InboxError> {
+        let session = self.session_by_name(workspace, session).await?;
+        let last_inbound = self
+            .messages
+            .mark_conversation_read(workspace, session.id, remote)
+            .await?
+            .ok_or(InboxError::ConversationNotFound)?;
+        let mut provider_error = None;
+        if let (ProviderSettings::CloudApi(_), Some(pid)) = (&session.provider, &last_inbound) {
+            let result = match self.transports.transport_for(&session) {
+                Ok(t) => t.mark_read(pid).await,
+                Err(e) => Err(e),
+            };
+            provider_error = result.err().map(|e| e.to_string());
+        }
+        Ok(provider_error)
+    }
+}
