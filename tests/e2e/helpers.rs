@@ -27,15 +27,29 @@ pub fn test_settings(db_url: &str) -> Settings {
     settings.database.pool_min_idle = 0;
     settings.database.pool_max_size = 8;
     settings.database.acquire_timeout_ms = 2000;
+    // Fast feedback: the simulator reports at once, the dispatcher polls
+    // often and retries quickly.
+    settings.simulator.delivered_after_ms = 50;
+    settings.simulator.read_after_ms = 100;
+    settings.dispatcher.idle_poll_ms = 20;
+    settings.dispatcher.backoff_base_ms = 50;
+    settings.dispatcher.backoff_max_secs = 1;
+    settings.whatsapp.cloud_api_base_url = "http://127.0.0.1:9".into();
+    settings.whatsapp.request_timeout_ms = 2000;
     settings
 }
 
 pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// Starts the app with settings adjusted by `adjust`.
+pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
     let db = TestDatabase::create();
     let db_url = db.url().to_owned();
-    let app = Application::build(test_settings(&db_url))
-        .await
-        .expect("the app starts");
+    let mut settings = test_settings(&db_url);
+    adjust(&mut settings);
+    let app = Application::build(settings).await.expect("the app starts");
     let address = format!("http://127.0.0.1:{}", app.port());
     let services = app.services().clone();
     tokio::spawn(app.run_until_stopped());
@@ -74,6 +88,78 @@ impl TestApp {
             .await
             .expect("key");
         (ws.id, secret.expose().to_owned())
+    }
+
+    /// Connects a simulator session named `name` to this app's workspace.
+    pub async fn simulator_session(&self, name: &str) {
+        self.session(
+            self.workspace,
+            name,
+            maveraa_domain::messaging::ProviderSettings::Simulator,
+        )
+        .await;
+    }
+
+    /// Connects a Cloud API session; returns its global id (webhook path).
+    pub async fn cloud_session(&self, name: &str, app_secret: &str, verify_token: &str) -> String {
+        use maveraa_domain::messaging::{CloudApiSettings, ProviderSettings, SecretString};
+        self.session(
+            self.workspace,
+            name,
+            ProviderSettings::CloudApi(CloudApiSettings {
+                phone_number_id: "1234567890".into(),
+                access_token: SecretString::new("EAAtest-token"),
+                app_secret: SecretString::new(app_secret),
+                verify_token: SecretString::new(verify_token),
+            }),
+        )
+        .await
+    }
+
+    pub async fn session(
+        &self,
+        workspace: WorkspaceId,
+        name: &str,
+        provider: maveraa_domain::messaging::ProviderSettings,
+    ) -> String {
+        let name = maveraa_domain::messaging::SessionName::parse("sessionId", name).expect("name");
+        self.services
+            .sessions
+            .create(workspace, name, provider)
+            .await
+            .expect("session")
+            .id
+            .to_string()
+    }
+
+    /// `POST /api/public/inbox/send` with this app's key.
+    pub async fn send(&self, body: Value) -> Response {
+        self.request(Method::POST, "/api/public/inbox/send")
+            .json(&body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// Polls `GET /api/public/messages/{id}` until `done` holds (10 s at most).
+    pub async fn wait_for_message(&self, id: &str, done: impl Fn(&Value) -> bool) -> Value {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let res = self
+                .request(Method::GET, &format!("/api/public/messages/{id}"))
+                .send()
+                .await
+                .expect("request");
+            let body: Value = res.json().await.expect("json");
+            if done(&body) {
+                return body;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "message never got there: {body}"
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
     }
 
     pub fn url(&self, path: &str) -> String {

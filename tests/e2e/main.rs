@@ -4,6 +4,9 @@
 mod auth;
 mod cli;
 mod contacts;
+mod dispatch;
 mod errors;
 mod helpers;
+mod messaging;
 mod service;
+mod webhooks;

@@ -157,8 +157,8 @@ pub enum InboxError {
     /// No such conversation.
     #[error("conversation not found")]
     ConversationNotFound,
-    /// The session's provider does not support this (webhooks on a
-    /// simulator session, simulated messages on a real one).
+    /// The session's provider does not support this (simulated inbound
+    /// messages on a real provider's session).
     #[error("not supported by this session's provider")]
     WrongProvider,
     /// The webhook's signature is missing or wrong.

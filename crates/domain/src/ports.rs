@@ -213,7 +213,7 @@ pub enum EnqueueOutcome {
     /// hours; nothing new was stored.
     Existing {
         /// That message.
-        message: Message,
+        message: Box<Message>,
         /// The fingerprint of the request that stored it.
         fingerprint: String,
     },

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::ApiState;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, Authenticated};
+use crate::query;
 
 /// A contact on the wire, exactly as the reference shows it. Borrows from
 /// the domain value: a 10,000-contact list is serialised without copies.
@@ -165,29 +166,10 @@ const MAX_SEARCH_CHARS: usize = 200;
 
 /// Reads `limit`, `offset`, `search` and `label` from the query string.
 fn parse_query(req: &HttpRequest) -> Result<ContactQuery, ApiError> {
-    let pairs: Vec<(String, String)> =
-        serde_urlencoded::from_str(req.query_string()).map_err(|e| {
-            ApiError::validation("query", format!("the query string is malformed: {e}"))
-        })?;
     let mut query = ContactQuery::default();
-    for (key, value) in pairs {
+    for (key, value) in query::pairs(req.query_string())? {
         match key.as_str() {
-            "limit" => {
-                let limit = value
-                    .trim()
-                    .parse::<u32>()
-                    .ok()
-                    .filter(|l| (1..=ContactQuery::MAX_LIMIT).contains(l));
-                query.limit = Some(limit.ok_or_else(|| {
-                    ApiError::validation(
-                        "limit",
-                        format!(
-                            "limit must be an integer from 1 to {}",
-                            ContactQuery::MAX_LIMIT
-                        ),
-                    )
-                })?);
-            }
+            "limit" => query.limit = Some(query::limit(&value, ContactQuery::MAX_LIMIT)?),
             "offset" => {
                 query.offset = value
                     .trim()

@@ -5,7 +5,10 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
-use maveraa_domain::{AuthError, ContactError, RepositoryError, ValidationError};
+use maveraa_domain::{
+    AuthError, ContactError, InboxError, MessagingError, RepositoryError, SessionError,
+    ValidationError,
+};
 use serde::Serialize;
 
 /// An error answered to an API caller.
@@ -95,6 +98,22 @@ impl ApiError {
     pub fn code(&self) -> &'static str {
         self.code
     }
+
+    /// The input field at fault, if one is.
+    pub fn field(&self) -> Option<&str> {
+        self.field.as_deref()
+    }
+
+    /// `404 session_not_found`: no session of this name in the caller's
+    /// workspace (another workspace's sessions are not found either).
+    pub fn session_not_found() -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "session_not_found",
+            "no session with this sessionId in your workspace",
+        )
+        .with_field("sessionId")
+    }
 }
 
 impl ResponseError for ApiError {
@@ -171,6 +190,77 @@ impl From<AuthError> for ApiError {
     }
 }
 
+impl From<SessionError> for ApiError {
+    fn from(e: SessionError) -> Self {
+        match e {
+            SessionError::Validation(v) => v.into(),
+            SessionError::NotFound => Self::session_not_found(),
+            SessionError::Duplicate => Self::new(
+                StatusCode::CONFLICT,
+                "duplicate_session",
+                "a session with this sessionId already exists in your workspace",
+            )
+            .with_field("sessionId"),
+            // The key's workspace was deleted while the request ran.
+            SessionError::WorkspaceNotFound => Self::not_found("workspace"),
+            SessionError::Repository(r) => r.into(),
+        }
+    }
+}
+
+impl From<MessagingError> for ApiError {
+    fn from(e: MessagingError) -> Self {
+        match e {
+            MessagingError::Validation(v) => v.into(),
+            MessagingError::SessionNotFound => Self::session_not_found(),
+            MessagingError::NotFound => Self::not_found("message"),
+            MessagingError::IdempotencyConflict => Self::new(
+                StatusCode::CONFLICT,
+                "idempotency_key_reused",
+                "this Idempotency-Key was already used with a different request; use a new key for a new message",
+            )
+            .with_field("Idempotency-Key"),
+            MessagingError::Repository(r) => r.into(),
+        }
+    }
+}
+
+impl From<InboxError> for ApiError {
+    fn from(e: InboxError) -> Self {
+        match e {
+            InboxError::Validation(v) => v.into(),
+            InboxError::SessionNotFound => Self::session_not_found(),
+            InboxError::ConversationNotFound => Self::new(
+                StatusCode::NOT_FOUND,
+                "conversation_not_found",
+                "no conversation with this remoteJid in this session",
+            ),
+            // The only use case that answers it is simulate_inbound.
+            InboxError::WrongProvider => Self::new(
+                StatusCode::CONFLICT,
+                "not_a_simulator_session",
+                "only simulator sessions accept simulated messages",
+            ),
+            InboxError::BadSignature => Self::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_signature",
+                "the X-Hub-Signature-256 header is missing or does not match the body",
+            ),
+            InboxError::VerificationRefused => Self::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "webhook verification refused: wrong hub.mode or hub.verify_token, or no hub.challenge",
+            ),
+            InboxError::MalformedWebhook(why) => Self::new(
+                StatusCode::BAD_REQUEST,
+                "malformed_webhook",
+                format!("the webhook body is not a delivery we understand: {why}"),
+            ),
+            InboxError::Repository(r) => r.into(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -186,5 +276,96 @@ mod tests {
         let text = String::from_utf8_lossy(&body);
         assert!(text.contains("internal_error"));
         assert!(!text.contains("password"));
+    }
+
+    fn shape(e: impl Into<ApiError>) -> (u16, &'static str, Option<String>) {
+        let e = e.into();
+        (e.status().as_u16(), e.code(), e.field().map(str::to_owned))
+    }
+
+    #[test]
+    fn session_errors() {
+        assert_eq!(
+            shape(SessionError::NotFound),
+            (404, "session_not_found", Some("sessionId".into()))
+        );
+        assert_eq!(shape(SessionError::Duplicate).0, 409);
+        assert_eq!(
+            shape(SessionError::Repository(RepositoryError::Unavailable(
+                "x".into()
+            )))
+            .0,
+            503
+        );
+    }
+
+    #[test]
+    fn messaging_errors() {
+        assert_eq!(
+            shape(MessagingError::SessionNotFound),
+            (404, "session_not_found", Some("sessionId".into()))
+        );
+        assert_eq!(
+            shape(MessagingError::IdempotencyConflict),
+            (
+                409,
+                "idempotency_key_reused",
+                Some("Idempotency-Key".into())
+            )
+        );
+        assert_eq!(shape(MessagingError::NotFound), (404, "not_found", None));
+        assert_eq!(
+            shape(MessagingError::Validation(ValidationError::new(
+                "message",
+                "is too long"
+            ))),
+            (400, "validation_failed", Some("message".into()))
+        );
+        assert_eq!(
+            shape(MessagingError::Repository(RepositoryError::Internal(
+                "x".into()
+            )))
+            .0,
+            500
+        );
+    }
+
+    #[test]
+    fn inbox_errors() {
+        for (err, status, code) in [
+            (InboxError::SessionNotFound, 404, "session_not_found"),
+            (
+                InboxError::ConversationNotFound,
+                404,
+                "conversation_not_found",
+            ),
+            (InboxError::WrongProvider, 409, "not_a_simulator_session"),
+            (InboxError::BadSignature, 401, "invalid_signature"),
+            (InboxError::VerificationRefused, 403, "forbidden"),
+            (
+                InboxError::MalformedWebhook("no entry".into()),
+                400,
+                "malformed_webhook",
+            ),
+            (
+                InboxError::Repository(RepositoryError::Unavailable("pool".into())),
+                503,
+                "service_unavailable",
+            ),
+        ] {
+            let (s, c, _) = shape(err);
+            assert_eq!((s, c), (status, code));
+        }
+    }
+
+    #[actix_web::test]
+    async fn unavailable_storage_asks_for_a_retry() {
+        let err: ApiError =
+            InboxError::Repository(RepositoryError::Unavailable("pool timed out".into())).into();
+        let res = err.error_response();
+        assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(res.headers().contains_key("Retry-After"));
+        let body = to_bytes(res.into_body()).await.expect("body");
+        assert!(!String::from_utf8_lossy(&body).contains("pool"));
     }
 }

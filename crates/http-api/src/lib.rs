@@ -5,6 +5,10 @@
 //! [`error`]). It talks to storage only through the domain's use cases and
 //! ports; it has no database code.
 //!
+//! Everything under `/api/public` needs an API key and acts in its
+//! workspace. `/webhooks/whatsapp/{uuid}` needs none: the path names the
+//! session, and deliveries are authenticated by their signature.
+//!
 //! Compose it into an `App` with [`configure`], and wrap the app in
 //! [`request_context`] for request ids and access logs.
 
@@ -12,17 +16,28 @@ pub mod contacts;
 pub mod error;
 pub mod extract;
 mod health;
+pub mod inbox;
+pub mod messages;
+mod query;
 mod request_id;
+pub mod sessions;
+pub mod webhooks;
+
+#[cfg(test)]
+mod api_tests;
 
 use std::sync::Arc;
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, ResponseError, web};
+use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+use chrono::{DateTime, SecondsFormat, Utc};
 use maveraa_domain::ports::HealthCheck;
-use maveraa_domain::usecases::{ApiKeyService, ContactService};
+use maveraa_domain::usecases::{
+    ApiKeyService, ContactService, InboxService, MessagingService, SessionService,
+};
 
 pub use error::ApiError;
-pub use extract::{API_KEY_HEADER, ApiJson, Authenticated, BodyLimit};
+pub use extract::{API_KEY_HEADER, ApiJson, Authenticated, BodyLimit, RawBody};
 pub use request_id::{REQUEST_ID_HEADER, request_context};
 
 /// What the handlers need: the use cases, and a readiness probe.
@@ -32,6 +47,12 @@ pub struct ApiState {
     pub contacts: ContactService,
     /// Key verification.
     pub api_keys: ApiKeyService,
+    /// WhatsApp sessions.
+    pub sessions: SessionService,
+    /// Sending and reading messages.
+    pub messaging: MessagingService,
+    /// Conversations, webhooks and simulated inbound messages.
+    pub inbox: InboxService,
     /// One round trip to the database, for `/ready`.
     pub health: Arc<dyn HealthCheck>,
 }
@@ -47,12 +68,15 @@ impl std::fmt::Debug for ApiState {
 pub struct HttpSettings {
     /// Largest request body accepted, in bytes.
     pub body_limit: usize,
+    /// Largest webhook body accepted from a provider, in bytes.
+    pub webhook_body_limit: usize,
 }
 
 impl Default for HttpSettings {
     fn default() -> Self {
         Self {
             body_limit: 64 * 1024,
+            webhook_body_limit: 1024 * 1024,
         }
     }
 }
@@ -70,28 +94,60 @@ async fn no_route() -> HttpResponse {
     ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint").error_response()
 }
 
+/// A resource that answers `405` in the API's shape to other methods.
+fn resource(path: &str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(method_not_allowed))
+}
+
 /// Registers every route, the shared state and the JSON error handlers.
 pub fn configure(cfg: &mut web::ServiceConfig, state: ApiState, settings: HttpSettings) {
     cfg.app_data(web::Data::new(state))
         .app_data(BodyLimit(settings.body_limit))
-        // Bodies are read by our own extractor; this only guards other readers.
+        // Bodies are read by our own extractors; this only guards other readers.
         .app_data(web::PayloadConfig::new(settings.body_limit))
         .route("/health", web::get().to(health::health))
         .route("/ready", web::get().to(health::ready))
         .service(
             web::scope("/api/public")
                 .service(
-                    web::resource("/contacts")
+                    resource("/contacts")
                         .route(web::get().to(contacts::list))
-                        .route(web::post().to(contacts::create))
-                        .default_service(web::to(method_not_allowed)),
+                        .route(web::post().to(contacts::create)),
                 )
                 .service(
-                    web::resource("/contacts/{id}")
+                    resource("/contacts/{id}")
                         .route(web::get().to(contacts::get))
                         .route(web::patch().to(contacts::update))
-                        .route(web::delete().to(contacts::delete))
-                        .default_service(web::to(method_not_allowed)),
+                        .route(web::delete().to(contacts::delete)),
+                )
+                .service(resource("/sessions").route(web::get().to(sessions::list)))
+                .service(
+                    resource("/sessions/{sessionId}/simulate/inbound")
+                        .route(web::post().to(sessions::simulate_inbound)),
+                )
+                .service(resource("/inbox/send").route(web::post().to(messages::send)))
+                .service(
+                    resource("/inbox/conversations").route(web::get().to(inbox::conversations)),
+                )
+                .service(
+                    resource("/inbox/conversations/{remoteJid}/messages")
+                        .route(web::get().to(inbox::messages)),
+                )
+                .service(
+                    resource("/inbox/conversations/{remoteJid}/read")
+                        .route(web::post().to(inbox::mark_read)),
+                )
+                .service(resource("/messages/{messageId}").route(web::get().to(messages::get)))
+                .default_service(web::to(no_route)),
+        )
+        .service(
+            web::scope("/webhooks/whatsapp")
+                // Providers batch events: their bodies get their own limit.
+                .app_data(BodyLimit(settings.webhook_body_limit))
+                .service(
+                    resource("/{sessionUuid}")
+                        .route(web::get().to(webhooks::verify))
+                        .route(web::post().to(webhooks::receive)),
                 )
                 .default_service(web::to(no_route)),
         )
@@ -101,4 +157,16 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: ApiState, settings: HttpSe
 /// A `200 {"status": ...}` body.
 fn status_body(status: &str) -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({ "status": status }))
+}
+
+/// A timestamp on the wire: RFC 3339 in UTC with microseconds, as stored
+/// (`2023-10-01T12:05:00.123456Z`), so that passing an item's `timestamp` as
+/// `before` pages on exactly where the page ended.
+fn wire_time(t: &DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+/// A path parameter, percent-decoded (empty when absent).
+fn path_param<'a>(req: &'a HttpRequest, name: &str) -> &'a str {
+    req.match_info().get(name).unwrap_or_default()
 }

@@ -10,11 +10,18 @@ use actix_web::{App, HttpServer};
 use anyhow::Context;
 use maveraa_auth::ApiKeyHasher;
 use maveraa_domain::SystemClock;
-use maveraa_domain::usecases::{ApiKeyService, ContactService, WorkspaceService};
+use maveraa_domain::usecases::{
+    ApiKeyService, ContactService, Dispatcher, DispatcherSettings, InboxService, MessagingService,
+    RetryPolicy, SessionService, WorkspaceService,
+};
 use maveraa_http_api::{ApiState, HttpSettings, request_context};
 use maveraa_storage::{
     Database, LocalPostgres, PgStore, RevocationEvent, run_migrations, spawn_revocation_listener,
 };
+use maveraa_whatsapp_transport::{
+    CloudApiConfig, CloudApiWebhooks, Simulator, SimulatorConfig, Transports, build_http_client,
+};
+use tokio::sync::{Notify, watch};
 
 use crate::settings::{Secret, Settings};
 
@@ -30,6 +37,18 @@ pub struct Services {
     pub workspaces: WorkspaceService,
     /// API keys.
     pub api_keys: ApiKeyService,
+    /// WhatsApp sessions.
+    pub sessions: SessionService,
+    /// Sending and reading messages.
+    pub messaging: MessagingService,
+    /// Conversations and provider events.
+    pub inbox: InboxService,
+    /// Sends the outbox; clone it per dispatch loop.
+    pub dispatcher: Dispatcher,
+    /// Rung when a message is queued, to wake an idle dispatch loop.
+    pub outbox_bell: Arc<Notify>,
+    /// The built-in simulator provider.
+    pub simulator: Arc<Simulator>,
     /// Where the database is.
     pub database_url: Secret,
 }
@@ -75,21 +94,111 @@ impl Services {
         let clock = Arc::new(SystemClock);
         let pepper = settings.auth.api_key_pepper.expose();
         let codec = Arc::new(ApiKeyHasher::new(Some(pepper)));
+
+        let wa = &settings.whatsapp;
+        let cloud = CloudApiConfig {
+            base_url: wa.cloud_api_base_url.clone(),
+            request_timeout: Duration::from_millis(wa.request_timeout_ms),
+            connect_timeout: Duration::from_millis(wa.connect_timeout_ms),
+        };
+        let http = build_http_client(&cloud).context("building the HTTP client for providers")?;
+        let simulator = Arc::new(Simulator::new(SimulatorConfig {
+            delivered_after: Duration::from_millis(settings.simulator.delivered_after_ms),
+            read_after: Duration::from_millis(settings.simulator.read_after_ms),
+        }));
+        let transports = Arc::new(Transports::new(http, &cloud.base_url, simulator.clone()));
+        let inbox = InboxService::new(
+            store.clone(),
+            store.clone(),
+            transports.clone(),
+            Arc::new(CloudApiWebhooks),
+            clock.clone(),
+        );
+        // The simulator reports delivery and read through the same path as
+        // a provider's webhooks.
+        simulator.set_sink(Arc::new(inbox.clone()));
+        let outbox_bell = Arc::new(Notify::new());
+        let bell = outbox_bell.clone();
+        let d = &settings.dispatcher;
+        let dispatcher = Dispatcher::new(
+            store.clone(),
+            transports,
+            clock.clone(),
+            DispatcherSettings {
+                worker: format!("{}-{}", hostname(), std::process::id()),
+                batch_size: d.batch_size.max(1),
+                lease: Duration::from_secs(d.lease_secs.max(1)),
+                retry: RetryPolicy {
+                    max_attempts: d.max_attempts.max(1),
+                    base_delay: Duration::from_millis(d.backoff_base_ms),
+                    max_delay: Duration::from_secs(d.backoff_max_secs),
+                },
+            },
+        );
         Ok(Self {
             contacts: ContactService::new(store.clone(), clock.clone()),
             workspaces: WorkspaceService::new(store.clone(), clock.clone()),
-            api_keys: ApiKeyService::new(store.clone(), store.clone(), codec, clock),
+            api_keys: ApiKeyService::new(store.clone(), store.clone(), codec, clock.clone()),
+            sessions: SessionService::new(store.clone(), store.clone(), clock.clone()),
+            messaging: MessagingService::new(store.clone(), store.clone(), clock)
+                .with_enqueue_hook(Arc::new(move || bell.notify_one())),
+            inbox,
+            dispatcher,
+            outbox_bell,
+            simulator,
             store,
             database_url: url.into(),
         })
     }
 }
 
-/// A bound, not yet running HTTP server.
+fn hostname() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_owned())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "maveraa".into())
+}
+
+/// Runs one dispatch loop until `stop` turns true; the batch in flight is
+/// finished first, so no claimed message is abandoned mid-send.
+async fn dispatch_loop(
+    dispatcher: Dispatcher,
+    bell: Arc<Notify>,
+    idle: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        match dispatcher.run_once().await {
+            Ok(0) => {
+                tokio::select! {
+                    _ = bell.notified() => {}
+                    _ = tokio::time::sleep(idle) => {}
+                    _ = stop.changed() => {}
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "dispatcher: outbox unavailable; retrying in 1 s");
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    _ = stop.changed() => {}
+                }
+            }
+        }
+    }
+}
+
+/// A bound, not yet running HTTP server, and its dispatch loops.
 pub struct Application {
     port: u16,
     server: Server,
     services: Services,
+    dispatch_workers: usize,
+    idle_poll: Duration,
 }
 
 impl std::fmt::Debug for Application {
@@ -134,10 +243,14 @@ impl Application {
         let state = ApiState {
             contacts: services.contacts.clone(),
             api_keys: services.api_keys.clone(),
+            sessions: services.sessions.clone(),
+            messaging: services.messaging.clone(),
+            inbox: services.inbox.clone(),
             health: services.store.clone(),
         };
         let http = HttpSettings {
             body_limit: settings.server.body_limit_bytes,
+            webhook_body_limit: settings.server.webhook_body_limit_bytes,
         };
         let mut server = HttpServer::new(move || {
             let state = state.clone();
@@ -157,6 +270,8 @@ impl Application {
             port,
             server,
             services,
+            dispatch_workers: settings.dispatcher.workers,
+            idle_poll: Duration::from_millis(settings.dispatcher.idle_poll_ms.max(1)),
         })
     }
 
@@ -170,11 +285,28 @@ impl Application {
         &self.services
     }
 
-    /// Serves until SIGINT/SIGTERM, then drains in-flight requests.
+    /// Serves and dispatches until SIGINT/SIGTERM; then drains in-flight
+    /// requests and lets each dispatch loop finish its batch.
     ///
     /// # Errors
     /// When the server fails.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let loops: Vec<_> = (0..self.dispatch_workers)
+            .map(|_| {
+                tokio::spawn(dispatch_loop(
+                    self.services.dispatcher.clone(),
+                    self.services.outbox_bell.clone(),
+                    self.idle_poll,
+                    stop_rx.clone(),
+                ))
+            })
+            .collect();
+        let result = self.server.await;
+        let _ = stop_tx.send(true);
+        for l in loops {
+            let _ = l.await;
+        }
+        result
     }
 }

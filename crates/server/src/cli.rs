@@ -3,7 +3,12 @@
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
-use maveraa_domain::{ApiKey, ApiKeyError, ApiKeyId, Workspace, WorkspaceError, WorkspaceId};
+use maveraa_domain::messaging::{
+    CloudApiSettings, ProviderSettings, SecretString, Session, SessionName,
+};
+use maveraa_domain::{
+    ApiKey, ApiKeyError, ApiKeyId, SessionError, Workspace, WorkspaceError, WorkspaceId,
+};
 use serde_json::json;
 
 use crate::app::{Application, Services, database_url};
@@ -32,6 +37,17 @@ pub enum Command {
     /// Manage API keys.
     #[command(subcommand, name = "api-key")]
     ApiKey(ApiKeyCommand),
+    /// Manage WhatsApp sessions (numbers).
+    #[command(subcommand)]
+    Session(SessionCommand),
+    /// Run a local stand-in for Meta's Cloud API that accepts every send
+    /// (for load tests; stores nothing).
+    #[command(name = "dev-provider")]
+    DevProvider {
+        /// Port on 127.0.0.1.
+        #[arg(long, default_value_t = 18090)]
+        port: u16,
+    },
     /// Manage the project-local PostgreSQL (used when database.url is empty).
     #[command(subcommand, name = "local-db")]
     LocalDb(LocalDbCommand),
@@ -75,6 +91,59 @@ pub enum ApiKeyCommand {
     },
 }
 
+/// Providers a session can use.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum ProviderArg {
+    /// The built-in simulator.
+    Simulator,
+    /// Meta's WhatsApp Cloud API.
+    CloudApi,
+}
+
+/// `maveraa session ...`
+#[derive(Debug, Subcommand)]
+pub enum SessionCommand {
+    /// Connect a session; prints it, with its inbound webhook path.
+    Create {
+        /// The workspace.
+        #[arg(long)]
+        workspace: String,
+        /// The session's id within the workspace (the API's sessionId).
+        #[arg(long)]
+        id: String,
+        /// Its provider.
+        #[arg(long, value_enum)]
+        provider: ProviderArg,
+        /// Cloud API: the phone number id.
+        #[arg(long, env = "MAVERAA_CLOUD_PHONE_NUMBER_ID")]
+        phone_number_id: Option<String>,
+        /// Cloud API: the access token (or MAVERAA_CLOUD_ACCESS_TOKEN, to keep it out of the process list).
+        #[arg(long, env = "MAVERAA_CLOUD_ACCESS_TOKEN", hide_env_values = true)]
+        access_token: Option<String>,
+        /// Cloud API: the app secret that signs webhooks.
+        #[arg(long, env = "MAVERAA_CLOUD_APP_SECRET", hide_env_values = true)]
+        app_secret: Option<String>,
+        /// Cloud API: the webhook verify token.
+        #[arg(long, env = "MAVERAA_CLOUD_VERIFY_TOKEN", hide_env_values = true)]
+        verify_token: Option<String>,
+    },
+    /// List a workspace's sessions, one JSON line each (never secrets).
+    List {
+        /// The workspace.
+        #[arg(long)]
+        workspace: String,
+    },
+    /// Delete a session with its messages and conversations.
+    Delete {
+        /// The workspace.
+        #[arg(long)]
+        workspace: String,
+        /// The session's id within the workspace.
+        #[arg(long)]
+        id: String,
+    },
+}
+
 /// `maveraa local-db ...`
 #[derive(Debug, Subcommand)]
 pub enum LocalDbCommand {
@@ -97,6 +166,32 @@ fn key_json(k: &ApiKey) -> serde_json::Value {
         "createdAt": k.created_at.to_rfc3339(),
         "revokedAt": k.revoked_at.map(|t| t.to_rfc3339()),
     })
+}
+
+fn session_json(s: &Session) -> serde_json::Value {
+    let mut v = json!({
+        "sessionId": s.name.as_str(),
+        "id": s.id.to_string(),
+        "workspaceId": s.workspace_id.to_string(),
+        "provider": s.provider.kind().as_str(),
+        "status": s.status.as_str(),
+        "lastError": s.last_error,
+        "webhookUrl": s.webhook_path(),
+        "createdAt": s.created_at.to_rfc3339(),
+    });
+    if let ProviderSettings::CloudApi(c) = &s.provider {
+        v["phoneNumberId"] = json!(c.phone_number_id);
+    }
+    v
+}
+
+fn session_failure(err: SessionError, workspace: &str, id: &str) -> anyhow::Error {
+    match err {
+        SessionError::WorkspaceNotFound => anyhow::anyhow!("no workspace with id {workspace}"),
+        SessionError::Duplicate => anyhow::anyhow!("the workspace has a session {id:?} already"),
+        SessionError::NotFound => anyhow::anyhow!("no session {id:?} in workspace {workspace}"),
+        other => anyhow::anyhow!(other),
+    }
 }
 
 fn parse_workspace(id: &str) -> anyhow::Result<WorkspaceId> {
@@ -124,6 +219,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     telemetry::init(&settings.log);
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(settings),
+        Command::DevProvider { port } => crate::dev_provider::run(port),
         Command::Migrate => {
             let url = database_url(&settings)?;
             let applied = maveraa_storage::run_migrations(&url)?;
@@ -168,6 +264,71 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                     {
                         println!("{}", workspace_json(&w));
                     }
+                }
+            }
+            Ok(())
+        }),
+        Command::Session(cmd) => admin(&settings, |services| async move {
+            match cmd {
+                SessionCommand::Create {
+                    workspace,
+                    id,
+                    provider,
+                    phone_number_id,
+                    access_token,
+                    app_secret,
+                    verify_token,
+                } => {
+                    let ws = parse_workspace(&workspace)?;
+                    let name = SessionName::parse("--id", &id)?;
+                    let settings = match provider {
+                        ProviderArg::Simulator => ProviderSettings::Simulator,
+                        ProviderArg::CloudApi => {
+                            let need = |v: Option<String>, flag: &str| {
+                                v.filter(|v| !v.trim().is_empty())
+                                    .with_context(|| format!("--provider cloud-api needs {flag}"))
+                            };
+                            ProviderSettings::CloudApi(CloudApiSettings {
+                                phone_number_id: need(phone_number_id, "--phone-number-id")?,
+                                access_token: SecretString::new(need(
+                                    access_token,
+                                    "--access-token",
+                                )?),
+                                app_secret: SecretString::new(need(app_secret, "--app-secret")?),
+                                verify_token: SecretString::new(need(
+                                    verify_token,
+                                    "--verify-token",
+                                )?),
+                            })
+                        }
+                    };
+                    let session = services
+                        .sessions
+                        .create(ws, name, settings)
+                        .await
+                        .map_err(|e| session_failure(e, &workspace, &id))?;
+                    println!("{}", session_json(&session));
+                }
+                SessionCommand::List { workspace } => {
+                    let ws = parse_workspace(&workspace)?;
+                    for s in services
+                        .sessions
+                        .list(ws)
+                        .await
+                        .map_err(|e| session_failure(e, &workspace, ""))?
+                    {
+                        println!("{}", session_json(&s));
+                    }
+                }
+                SessionCommand::Delete { workspace, id } => {
+                    let ws = parse_workspace(&workspace)?;
+                    let name = SessionName::parse("--id", &id)?;
+                    services
+                        .sessions
+                        .delete(ws, &name)
+                        .await
+                        .map_err(|e| session_failure(e, &workspace, &id))?;
+                    println!("{}", json!({"deleted": id}));
                 }
             }
             Ok(())

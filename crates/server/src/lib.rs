@@ -6,6 +6,7 @@
 
 pub mod app;
 pub mod cli;
+pub mod dev_provider;
 pub mod settings;
 pub mod telemetry;
 

@@ -48,6 +48,12 @@ pub struct Settings {
     pub database: DatabaseSettings,
     /// API keys.
     pub auth: AuthSettings,
+    /// WhatsApp providers.
+    pub whatsapp: WhatsAppSettings,
+    /// The outbox dispatcher.
+    pub dispatcher: DispatcherConfig,
+    /// The simulator provider.
+    pub simulator: SimulatorSettings,
     /// First-start conveniences.
     pub bootstrap: BootstrapSettings,
     /// Logging.
@@ -67,6 +73,47 @@ pub struct ServerSettings {
     pub body_limit_bytes: usize,
     /// Grace period on shutdown, in seconds.
     pub shutdown_timeout_secs: u64,
+    /// Largest webhook body, in bytes.
+    pub webhook_body_limit_bytes: usize,
+}
+
+/// `[whatsapp]`
+#[derive(Debug, Clone, Deserialize)]
+pub struct WhatsAppSettings {
+    /// Graph API base URL.
+    pub cloud_api_base_url: String,
+    /// Whole-request timeout, in ms.
+    pub request_timeout_ms: u64,
+    /// Connect timeout, in ms.
+    pub connect_timeout_ms: u64,
+}
+
+/// `[dispatcher]`
+#[derive(Debug, Clone, Deserialize)]
+pub struct DispatcherConfig {
+    /// Dispatch loops; 0 disables sending.
+    pub workers: usize,
+    /// Claim size.
+    pub batch_size: u32,
+    /// Idle poll, in ms.
+    pub idle_poll_ms: u64,
+    /// Claim lease, in seconds.
+    pub lease_secs: u64,
+    /// Attempts before `failed`.
+    pub max_attempts: u32,
+    /// First backoff, in ms.
+    pub backoff_base_ms: u64,
+    /// Longest backoff, in seconds.
+    pub backoff_max_secs: u64,
+}
+
+/// `[simulator]`
+#[derive(Debug, Clone, Deserialize)]
+pub struct SimulatorSettings {
+    /// Delay before `delivered`, in ms.
+    pub delivered_after_ms: u64,
+    /// Delay before `read`, in ms.
+    pub read_after_ms: u64,
 }
 
 /// `[database]`

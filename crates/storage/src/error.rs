@@ -28,6 +28,13 @@ pub enum StorageError {
     /// A configuration value is unusable.
     #[error("invalid database configuration: {0}")]
     Config(String),
+    /// A stored value cannot be read back as a domain value (an unknown
+    /// status name, malformed settings JSON).
+    #[error("unreadable stored data: {0}")]
+    Corrupt(String),
+    /// Concurrent requests kept taking the same row away; worth retrying.
+    #[error("too much contention: {0}")]
+    Contended(String),
 }
 
 impl StorageError {
@@ -46,9 +53,10 @@ impl StorageError {
 impl From<StorageError> for RepositoryError {
     fn from(err: StorageError) -> Self {
         match &err {
-            StorageError::Pool(_) | StorageError::Connection(_) | StorageError::Busy => {
-                Self::Unavailable(err.to_string())
-            }
+            StorageError::Pool(_)
+            | StorageError::Connection(_)
+            | StorageError::Busy
+            | StorageError::Contended(_) => Self::Unavailable(err.to_string()),
             _ if err.is_unique_violation() => Self::Duplicate { existing: None },
             StorageError::Query(DieselError::DatabaseError(
                 DatabaseErrorKind::ClosedConnection,

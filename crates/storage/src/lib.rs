@@ -11,10 +11,14 @@ mod api_keys;
 mod contacts;
 mod error;
 pub mod local_pg;
+mod messages;
 mod migrate;
+mod outbox;
 mod pool;
 mod revocations;
 mod schema;
+mod sessions;
+mod sql;
 mod store;
 mod workspaces;
 

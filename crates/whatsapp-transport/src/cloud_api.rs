@@ -1,5 +1,5 @@
 //! Meta's WhatsApp Cloud API adapter of the
-//! [`WhatsAppTransport`](maveraa_domain::transport::WhatsAppTransport) port.
+//! [`WhatsAppTransport`] port.
 //!
 //! Messages go out as `POST {base_url}/{phone_number_id}/messages` with a
 //! `Bearer` access token; read receipts use the same endpoint with

@@ -1,12 +1,28 @@
 //! # maveraa-whatsapp-transport
 //!
-//! Adapters of Maveraa's WhatsApp transport port
-//! ([`maveraa_domain::transport::WhatsAppTransport`]) to WhatsApp providers.
+//! Adapters of Maveraa's WhatsApp ports to WhatsApp providers:
 //!
-//! - [`cloud_api`]: Meta's WhatsApp Cloud API ([`CloudApiTransport`]).
+//! - [`cloud_api`]: Meta's WhatsApp Cloud API sender ([`CloudApiTransport`],
+//!   for [`maveraa_domain::transport::WhatsAppTransport`]);
+//! - [`simulator`]: a simulated provider for development and tests
+//!   ([`Simulator`], [`SimulatorTransport`]);
+//! - [`factory`]: the transport of each session ([`Transports`], for
+//!   [`maveraa_domain::ports::TransportFactory`]);
+//! - [`webhook`]: Meta's webhook signature check and decoder
+//!   ([`CloudApiWebhooks`], for [`maveraa_domain::ports::WebhookDecoder`]).
+//!
+//! Wiring: build a [`Simulator`], hand a clone to [`Transports`], build the
+//! domain's inbox with the transports and [`CloudApiWebhooks`], then give the
+//! inbox to [`Simulator::set_sink`].
 
 pub mod cloud_api;
+pub mod factory;
+pub mod simulator;
+pub mod webhook;
 
 pub use cloud_api::{
     CloudApiConfig, CloudApiTransport, DEFAULT_BASE_URL, TransportBuildError, build_http_client,
 };
+pub use factory::Transports;
+pub use simulator::{SIMULATOR_ID_PREFIX, Simulator, SimulatorConfig, SimulatorTransport};
+pub use webhook::CloudApiWebhooks;

@@ -304,6 +304,52 @@ impl SendMessage {
     /// Longest text or caption WhatsApp takes.
     pub const MAX_TEXT_CHARS: usize = 4096;
 
+    /// Checks what the HTTP layer checks too, so that embedders of this
+    /// crate cannot queue a message WhatsApp would refuse.
+    ///
+    /// # Errors
+    /// A [`ValidationError`] on `message` (empty text, text or caption over
+    /// [`SendMessage::MAX_TEXT_CHARS`], a caption on audio) or `media.url`
+    /// (empty).
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        let too_long = |t: &str| t.chars().count() > Self::MAX_TEXT_CHARS;
+        match &self.content {
+            OutboundContent::Text { body } => {
+                if body.trim().is_empty() {
+                    return Err(ValidationError::new("message", "is required"));
+                }
+                if too_long(body) {
+                    return Err(ValidationError::new(
+                        "message",
+                        format!("must be at most {} characters", Self::MAX_TEXT_CHARS),
+                    ));
+                }
+            }
+            OutboundContent::Media {
+                kind, url, caption, ..
+            } => {
+                if url.trim().is_empty() {
+                    return Err(ValidationError::new("media.url", "is required"));
+                }
+                if let Some(c) = caption.as_deref().filter(|c| !c.is_empty()) {
+                    if !kind.allows_caption() {
+                        return Err(ValidationError::new(
+                            "message",
+                            format!("{kind} takes no caption"),
+                        ));
+                    }
+                    if too_long(c) {
+                        return Err(ValidationError::new(
+                            "message",
+                            format!("must be at most {} characters", Self::MAX_TEXT_CHARS),
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// A canonical text of the request, to tell a retried request from a
     /// different one under the same idempotency key.
     pub fn fingerprint(&self) -> String {

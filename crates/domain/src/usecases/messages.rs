@@ -61,6 +61,7 @@ impl MessagingService {
     /// within 24 hours, answers the first message again and stores nothing.
     ///
     /// # Errors
+    /// [`MessagingError::Validation`] (see [`SendMessage::validate`]),
     /// [`MessagingError::SessionNotFound`] (another workspace's sessions
     /// included), [`MessagingError::IdempotencyConflict`] when the key came
     /// with another request, [`MessagingError::Repository`].
@@ -70,6 +71,7 @@ impl MessagingService {
         request: SendMessage,
         idempotency_key: Option<String>,
     ) -> Result<SendOutcome, MessagingError> {
+        request.validate()?;
         let session = self
             .sessions
             .get_by_name(workspace, &request.session)
@@ -117,7 +119,7 @@ impl MessagingService {
             } => {
                 if idempotency.is_some_and(|i| i.fingerprint == fingerprint) {
                     Ok(SendOutcome {
-                        message: first,
+                        message: *first,
                         replayed: true,
                     })
                 } else {

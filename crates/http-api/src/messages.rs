@@ -1,0 +1,652 @@
+//! `POST /api/public/inbox/send` and `GET /api/public/messages/{messageId}`,
+//! and the message as every endpoint shows it.
+
+use actix_web::http::header::{self, HeaderMap};
+use actix_web::{HttpRequest, HttpResponse, web};
+use maveraa_domain::messaging::{
+    Message, MessageContent, MessageError, SendMessage, SessionName, StatusChange,
+};
+use maveraa_domain::transport::{MediaKind, OutboundContent};
+use maveraa_domain::{MessageId, PhoneNumber, ValidationError};
+use serde::{Deserialize, Serialize};
+
+use crate::error::ApiError;
+use crate::extract::{ApiJson, Authenticated};
+use crate::{ApiState, path_param, wire_time};
+
+/// The header that makes a send safe to retry.
+pub const IDEMPOTENCY_KEY_HEADER: &str = "Idempotency-Key";
+/// Set to `true` on an answer that repeats an earlier send's.
+pub const IDEMPOTENT_REPLAYED_HEADER: &str = "Idempotent-Replayed";
+/// Longest idempotency key accepted, in bytes.
+pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
+/// Longest media URL accepted, in characters.
+pub const MAX_URL_CHARS: usize = 2048;
+/// Longest document file name accepted, in characters.
+pub const MAX_FILE_NAME_CHARS: usize = 255;
+
+/// `POST /api/public/inbox/send` body. Fields are optional here so that a
+/// missing one is reported by name, not as a parse failure.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SendRequest {
+    /// The session's name.
+    pub session_id: Option<String>,
+    /// The recipient's number with its country code.
+    pub target_number: Option<String>,
+    /// The text; with media, the caption.
+    pub message: Option<String>,
+    /// Media to send by link.
+    pub media: Option<MediaRequest>,
+}
+
+/// The `media` object of a send.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MediaRequest {
+    /// `image`, `document`, `audio` or `video`.
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    /// An absolute `http` or `https` URL the provider fetches.
+    pub url: Option<String>,
+    /// The file name shown for a document; ignored for other kinds.
+    pub file_name: Option<String>,
+}
+
+/// Checks free text: at most `max` characters, and no control characters
+/// but line breaks and tabs (PostgreSQL cannot even store NUL).
+pub(crate) fn check_text(field: &str, text: &str, max: usize) -> Result<(), ValidationError> {
+    if text.chars().count() > max {
+        return Err(ValidationError::new(
+            field,
+            format!("must be at most {max} characters"),
+        ));
+    }
+    if text
+        .chars()
+        .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+    {
+        return Err(ValidationError::new(
+            field,
+            "must not contain control characters other than line breaks and tabs",
+        ));
+    }
+    Ok(())
+}
+
+impl MediaRequest {
+    fn kind(&self) -> Result<MediaKind, ValidationError> {
+        let kind = self.kind.as_deref().map(str::trim).unwrap_or_default();
+        if kind.is_empty() {
+            return Err(ValidationError::new("media.type", "is required"));
+        }
+        MediaKind::parse(kind).ok_or_else(|| {
+            ValidationError::new(
+                "media.type",
+                "must be one of image, document, audio or video",
+            )
+        })
+    }
+
+    fn url(&self) -> Result<String, ValidationError> {
+        const FIELD: &str = "media.url";
+        let input = self.url.as_deref().map(str::trim).unwrap_or_default();
+        if input.is_empty() {
+            return Err(ValidationError::new(FIELD, "is required"));
+        }
+        let too_long =
+            || ValidationError::new(FIELD, format!("must be at most {MAX_URL_CHARS} characters"));
+        if input.chars().count() > MAX_URL_CHARS {
+            return Err(too_long());
+        }
+        let invalid = || {
+            ValidationError::new(
+                FIELD,
+                "must be an absolute http or https URL with a host, e.g. https://example.com/photo.jpg",
+            )
+        };
+        // The URL parser forgives `https:host`, `https:///host` and `\`
+        // for `/`, and drops tabs and line breaks; a link the provider is
+        // to fetch should be written out as the caller means it.
+        let authority = ["http://", "https://"].iter().find_map(|p| {
+            input
+                .get(..p.len())
+                .filter(|s| s.eq_ignore_ascii_case(p))
+                .and_then(|_| input.get(p.len()..))
+        });
+        if authority.is_none_or(|a| a.is_empty() || a.starts_with('/'))
+            || input
+                .chars()
+                .any(|c| c == '\\' || c.is_whitespace() || c.is_control())
+        {
+            return Err(invalid());
+        }
+        let url = url::Url::parse(input).map_err(|_| invalid())?;
+        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
+            return Err(invalid());
+        }
+        // Normalised (punycode host, percent-encoded path), as providers
+        // expect; encoding can lengthen it.
+        let url = String::from(url);
+        if url.chars().count() > MAX_URL_CHARS {
+            return Err(too_long());
+        }
+        Ok(url)
+    }
+
+    fn file_name(&self) -> Result<Option<String>, ValidationError> {
+        let Some(name) = self.file_name.as_deref().map(str::trim) else {
+            return Ok(None);
+        };
+        check_text("media.fileName", name, MAX_FILE_NAME_CHARS)?;
+        if name.contains(['\n', '\r', '\t']) {
+            return Err(ValidationError::new(
+                "media.fileName",
+                "must be on one line",
+            ));
+        }
+        Ok((!name.is_empty()).then(|| name.to_owned()))
+    }
+}
+
+impl SendRequest {
+    /// Validates the body into the domain's request. The text is kept as
+    /// sent (not trimmed), but may not be blank where it is required.
+    ///
+    /// # Errors
+    /// A [`ValidationError`] naming the field at fault: `sessionId`,
+    /// `targetNumber`, `message`, `media.type`, `media.url` or
+    /// `media.fileName`.
+    pub fn try_into_domain(self) -> Result<SendMessage, ValidationError> {
+        let session = SessionName::parse("sessionId", self.session_id.as_deref().unwrap_or(""))?;
+        let to = PhoneNumber::parse("targetNumber", self.target_number.as_deref().unwrap_or(""))?;
+        let has_text = self
+            .message
+            .as_deref()
+            .is_some_and(|m| !m.trim().is_empty());
+        if let Some(message) = &self.message {
+            check_text("message", message, SendMessage::MAX_TEXT_CHARS)?;
+        }
+        let content = match self.media {
+            None => match self.message {
+                Some(body) if has_text => OutboundContent::Text { body },
+                Some(_) => {
+                    return Err(ValidationError::new(
+                        "message",
+                        "must not be empty without media",
+                    ));
+                }
+                None => return Err(ValidationError::new("message", "is required")),
+            },
+            Some(media) => {
+                let kind = media.kind()?;
+                let url = media.url()?;
+                if has_text && !kind.allows_caption() {
+                    return Err(ValidationError::new(
+                        "message",
+                        format!(
+                            "must be empty with {kind} media: WhatsApp shows no caption with it"
+                        ),
+                    ));
+                }
+                OutboundContent::Media {
+                    kind,
+                    url,
+                    // Blank or absent: no caption.
+                    caption: self.message.filter(|_| has_text),
+                    file_name: if kind.allows_file_name() {
+                        media.file_name()?
+                    } else {
+                        None
+                    },
+                }
+            }
+        };
+        Ok(SendMessage {
+            session,
+            to,
+            content,
+        })
+    }
+}
+
+/// The `Idempotency-Key` header, if sent: 1 to 255 printable ASCII
+/// characters.
+///
+/// # Errors
+/// `400 validation_failed` on field `Idempotency-Key` for another value or
+/// for more than one such header.
+pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let mut values = headers.get_all(IDEMPOTENCY_KEY_HEADER);
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    let invalid = |why: &str| ApiError::validation(IDEMPOTENCY_KEY_HEADER, why.to_owned());
+    if values.next().is_some() {
+        return Err(invalid("send one Idempotency-Key header, not several"));
+    }
+    let bytes = value.as_bytes();
+    if bytes.is_empty()
+        || bytes.len() > MAX_IDEMPOTENCY_KEY_LEN
+        || !bytes.iter().all(|b| b.is_ascii_graphic() || *b == b' ')
+    {
+        return Err(invalid(
+            "Idempotency-Key must be 1 to 255 printable ASCII characters, e.g. a UUID",
+        ));
+    }
+    Ok(Some(String::from_utf8_lossy(bytes).into_owned()))
+}
+
+/// The `202` answer to a send (and to its replays).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Accepted<'a> {
+    message_id: String,
+    status: &'static str,
+    session_id: &'a str,
+    remote_jid: String,
+}
+
+/// A message error on the wire.
+#[derive(Debug, Serialize)]
+struct ErrorBody<'a> {
+    code: Option<&'a str>,
+    message: &'a str,
+}
+
+impl<'a> From<&'a MessageError> for ErrorBody<'a> {
+    fn from(e: &'a MessageError) -> Self {
+        Self {
+            code: e.code.as_deref(),
+            message: &e.message,
+        }
+    }
+}
+
+/// A message's media on the wire.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct MediaBody<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    url: Option<&'a str>,
+    provider_media_id: Option<&'a str>,
+    mime_type: Option<&'a str>,
+    caption: Option<&'a str>,
+    file_name: Option<&'a str>,
+}
+
+/// One step of a message's status history on the wire.
+#[derive(Debug, Serialize)]
+struct StatusBody<'a> {
+    status: &'static str,
+    timestamp: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<ErrorBody<'a>>,
+}
+
+impl<'a> From<&'a StatusChange> for StatusBody<'a> {
+    fn from(c: &'a StatusChange) -> Self {
+        Self {
+            status: c.status.as_str(),
+            timestamp: wire_time(&c.at),
+            error: c.error.as_ref().map(ErrorBody::from),
+        }
+    }
+}
+
+/// A message on the wire, either direction. Borrows from the domain value.
+/// `text` is the text of a text message (or of a kind we do not interpret);
+/// a media message's caption is in `media.caption`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MessageBody<'a> {
+    message_id: String,
+    session_id: &'a str,
+    remote_jid: String,
+    direction: &'static str,
+    #[serde(rename = "type")]
+    kind: &'a str,
+    text: Option<&'a str>,
+    media: Option<MediaBody<'a>>,
+    status: &'static str,
+    provider_message_id: Option<&'a str>,
+    error: Option<ErrorBody<'a>>,
+    created_at: String,
+    updated_at: String,
+    status_history: Vec<StatusBody<'a>>,
+}
+
+impl<'a> From<&'a Message> for MessageBody<'a> {
+    fn from(m: &'a Message) -> Self {
+        let (text, media) = match &m.content {
+            MessageContent::Text { body } => (Some(body.as_str()), None),
+            MessageContent::Media(info) => (
+                None,
+                Some(MediaBody {
+                    kind: info.kind.as_str(),
+                    url: info.url.as_deref(),
+                    provider_media_id: info.provider_media_id.as_deref(),
+                    mime_type: info.mime_type.as_deref(),
+                    caption: info.caption.as_deref(),
+                    file_name: info.file_name.as_deref(),
+                }),
+            ),
+            MessageContent::Other { body, .. } => (body.as_deref(), None),
+        };
+        Self {
+            message_id: m.id.to_string(),
+            session_id: m.session_name.as_str(),
+            remote_jid: m.remote.to_jid(),
+            direction: m.direction.as_str(),
+            kind: m.content.type_name(),
+            text,
+            media,
+            status: m.status.as_str(),
+            provider_message_id: m.provider_message_id.as_deref(),
+            error: m.error.as_ref().map(ErrorBody::from),
+            created_at: wire_time(&m.created_at),
+            updated_at: wire_time(&m.updated_at),
+            status_history: m.history.iter().map(StatusBody::from).collect(),
+        }
+    }
+}
+
+/// `POST /api/public/inbox/send`: queues the message durably and answers
+/// `202`; a dispatcher sends it. With an `Idempotency-Key` seen before for
+/// the same request, answers the first message again, with
+/// `Idempotent-Replayed: true`.
+pub async fn send(
+    auth: Authenticated,
+    state: web::Data<ApiState>,
+    req: HttpRequest,
+    body: ApiJson<SendRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let key = idempotency_key(req.headers())?;
+    let request = body.0.try_into_domain()?;
+    let outcome = state
+        .messaging
+        .send(auth.0.workspace_id, request, key)
+        .await?;
+    let m = &outcome.message;
+    let mut res = HttpResponse::Accepted();
+    res.insert_header((header::LOCATION, format!("/api/public/messages/{}", m.id)));
+    if outcome.replayed {
+        res.insert_header((IDEMPOTENT_REPLAYED_HEADER, "true"));
+    }
+    Ok(res.json(Accepted {
+        message_id: m.id.to_string(),
+        // A replay answers what the first request was answered, whatever
+        // the message's status is now; GET the message for that.
+        status: "queued",
+        session_id: m.session_name.as_str(),
+        remote_jid: m.remote.to_jid(),
+    }))
+}
+
+/// `GET /api/public/messages/{messageId}`: the message with its status
+/// history. An id that is not one of ours is simply not found.
+pub async fn get(
+    auth: Authenticated,
+    state: web::Data<ApiState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let id: MessageId = path_param(&req, "messageId")
+        .parse()
+        .map_err(|_| ApiError::not_found("message"))?;
+    let message = state.messaging.get(auth.0.workspace_id, id).await?;
+    Ok(HttpResponse::Ok().json(MessageBody::from(&message)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::http::header::{HeaderName, HeaderValue};
+
+    fn req(session: &str, to: &str, message: Option<&str>) -> SendRequest {
+        SendRequest {
+            session_id: Some(session.into()),
+            target_number: Some(to.into()),
+            message: message.map(Into::into),
+            media: None,
+        }
+    }
+
+    fn media(kind: &str, url: &str, file_name: Option<&str>) -> Option<MediaRequest> {
+        Some(MediaRequest {
+            kind: Some(kind.into()),
+            url: Some(url.into()),
+            file_name: file_name.map(Into::into),
+        })
+    }
+
+    fn field_of(r: SendRequest) -> String {
+        r.try_into_domain()
+            .map_or_else(|e| e.field, |ok| format!("accepted: {ok:?}"))
+    }
+
+    #[test]
+    fn a_text_send() {
+        let m = req(
+            " session-123 ",
+            "+62 898-7654-3210",
+            Some("Your OTP code is 4567"),
+        )
+        .try_into_domain()
+        .expect("valid");
+        assert_eq!(m.session.as_str(), "session-123");
+        assert_eq!(m.to.as_str(), "6289876543210");
+        assert_eq!(
+            m.content,
+            OutboundContent::Text {
+                body: "Your OTP code is 4567".into()
+            }
+        );
+    }
+
+    #[test]
+    fn required_fields_are_named() {
+        assert_eq!(field_of(SendRequest::default()), "sessionId");
+        assert_eq!(
+            field_of(SendRequest {
+                target_number: None,
+                ..req("s", "x", Some("hi"))
+            }),
+            "targetNumber"
+        );
+        assert_eq!(field_of(req("", "6289876543210", Some("hi"))), "sessionId");
+        assert_eq!(
+            field_of(req("a b", "6289876543210", Some("hi"))),
+            "sessionId"
+        );
+        assert_eq!(field_of(req("s", "0812", Some("hi"))), "targetNumber");
+        assert_eq!(field_of(req("s", "6289876543210", None)), "message");
+        assert_eq!(field_of(req("s", "6289876543210", Some(" \n "))), "message");
+    }
+
+    #[test]
+    fn text_length_and_characters() {
+        let max = "é".repeat(SendMessage::MAX_TEXT_CHARS);
+        assert!(
+            req("s", "6289876543210", Some(&max))
+                .try_into_domain()
+                .is_ok()
+        );
+        let over = format!("{max}x");
+        assert_eq!(field_of(req("s", "6289876543210", Some(&over))), "message");
+        assert_eq!(field_of(req("s", "6289876543210", Some("a\0b"))), "message");
+        // Line breaks and tabs are text; the text is kept as sent.
+        let m = req("s", "6289876543210", Some(" line 1\n\tline 2 "))
+            .try_into_domain()
+            .expect("valid");
+        assert_eq!(
+            m.content,
+            OutboundContent::Text {
+                body: " line 1\n\tline 2 ".into()
+            }
+        );
+    }
+
+    #[test]
+    fn media_with_and_without_captions() {
+        let m = SendRequest {
+            media: media("image", "https://example.com/a.jpg", Some("ignored.jpg")),
+            ..req("s", "6289876543210", Some("look"))
+        }
+        .try_into_domain()
+        .expect("valid");
+        assert_eq!(
+            m.content,
+            OutboundContent::Media {
+                kind: MediaKind::Image,
+                url: "https://example.com/a.jpg".into(),
+                caption: Some("look".into()),
+                file_name: None,
+            }
+        );
+        // With media the message may be empty, or absent.
+        for message in [Some(""), Some("  "), None] {
+            let m = SendRequest {
+                media: media("document", "https://example.com/a.pdf", Some(" a.pdf ")),
+                ..req("s", "6289876543210", message)
+            }
+            .try_into_domain()
+            .expect("valid");
+            assert_eq!(
+                m.content,
+                OutboundContent::Media {
+                    kind: MediaKind::Document,
+                    url: "https://example.com/a.pdf".into(),
+                    caption: None,
+                    file_name: Some("a.pdf".into()),
+                }
+            );
+        }
+        // Audio has no caption.
+        let audio = |message| SendRequest {
+            media: media("audio", "https://example.com/a.ogg", None),
+            ..req("s", "6289876543210", message)
+        };
+        assert_eq!(field_of(audio(Some("hello"))), "message");
+        assert!(audio(Some("")).try_into_domain().is_ok());
+    }
+
+    #[test]
+    fn media_fields_are_checked() {
+        let with = |m| SendRequest {
+            media: m,
+            ..req("s", "6289876543210", Some("hi"))
+        };
+        assert_eq!(
+            field_of(with(media("sticker", "https://a.b/c", None))),
+            "media.type"
+        );
+        assert_eq!(
+            field_of(with(Some(MediaRequest {
+                url: Some("https://a.b/c".into()),
+                ..MediaRequest::default()
+            }))),
+            "media.type"
+        );
+        for url in [
+            "",
+            "ftp://example.com/a.jpg",
+            "https:example.com/a.jpg",
+            "//example.com/a.jpg",
+            "/a.jpg",
+            "https://",
+            "https:///a.jpg",
+            "https://exa mple.com/a.jpg",
+            "https://example.com/a\tb.jpg",
+            "https://example.com\\a.jpg",
+            "javascript:alert(1)",
+        ] {
+            assert_eq!(
+                field_of(with(media("image", url, None))),
+                "media.url",
+                "{url}"
+            );
+        }
+        let long = format!("https://example.com/{}", "a".repeat(MAX_URL_CHARS));
+        assert_eq!(field_of(with(media("image", &long, None))), "media.url");
+        for url in [
+            "http://example.com/a.jpg",
+            "HTTPS://Example.com:8443/a.jpg?x=1",
+        ] {
+            assert!(
+                with(media("image", url, None)).try_into_domain().is_ok(),
+                "{url}"
+            );
+        }
+        let name = "n".repeat(MAX_FILE_NAME_CHARS + 1);
+        assert_eq!(
+            field_of(with(media("document", "https://a.b/c", Some(&name)))),
+            "media.fileName"
+        );
+        assert_eq!(
+            field_of(with(media("document", "https://a.b/c", Some("a\nb.pdf")))),
+            "media.fileName"
+        );
+        // A file name is only kept (and so only checked) for documents.
+        assert!(
+            with(media("video", "https://a.b/c", Some(&name)))
+                .try_into_domain()
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn urls_are_normalised() {
+        let m = SendRequest {
+            media: media("image", "https://BÜCHER.example/ä b", None),
+            ..req("s", "6289876543210", None)
+        }
+        .try_into_domain();
+        // Spaces are refused rather than guessed at...
+        assert!(m.is_err());
+        let m = SendRequest {
+            media: media("image", "HTTPS://BÜCHER.example/ä", None),
+            ..req("s", "6289876543210", None)
+        }
+        .try_into_domain()
+        .expect("valid");
+        // ...while a readable address is sent in the form providers fetch.
+        let OutboundContent::Media { url, .. } = m.content else {
+            panic!("media expected");
+        };
+        assert_eq!(url, "https://xn--bcher-kva.example/%C3%A4");
+    }
+
+    fn headers(values: &[&[u8]]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for v in values {
+            h.append(
+                HeaderName::from_static("idempotency-key"),
+                HeaderValue::from_bytes(v).expect("header value"),
+            );
+        }
+        h
+    }
+
+    #[test]
+    fn idempotency_keys() {
+        assert_eq!(idempotency_key(&HeaderMap::new()).ok(), Some(None));
+        assert_eq!(
+            idempotency_key(&headers(&[b"order-42 retry"])).ok(),
+            Some(Some("order-42 retry".into()))
+        );
+        let max = "k".repeat(MAX_IDEMPOTENCY_KEY_LEN);
+        assert!(idempotency_key(&headers(&[max.as_bytes()])).is_ok());
+        let over = "k".repeat(MAX_IDEMPOTENCY_KEY_LEN + 1);
+        for bad in [
+            headers(&[b""]),
+            headers(&[over.as_bytes()]),
+            headers(&["é".as_bytes()]),
+            headers(&[b"a", b"b"]),
+        ] {
+            let err = idempotency_key(&bad).expect_err("invalid");
+            assert_eq!(err.field(), Some(IDEMPOTENCY_KEY_HEADER));
+            assert_eq!(err.status().as_u16(), 400);
+        }
+    }
+}

@@ -1,0 +1,454 @@
+//! The outbox: claiming due entries and recording what became of them.
+//!
+//! Several dispatchers may share one database: a claim takes entries with
+//! `FOR UPDATE SKIP LOCKED` and moves them to the end of its lease, so they
+//! are neither claimed twice nor lost when a dispatcher dies.
+
+use std::collections::BTreeMap;
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use diesel::pg::PgConnection;
+use diesel::prelude::*;
+use diesel::sql_types::{
+    Array, Double, Integer, Jsonb, Nullable, Text, Timestamptz, Uuid as SqlUuid,
+};
+use maveraa_domain::messaging::{Message, MessageError, MessageStatus};
+use maveraa_domain::ports::{DispatchOutcome, Outbox, OutboxJob};
+use maveraa_domain::{MessageId, RepositoryError};
+use uuid::Uuid;
+
+use crate::error::StorageError;
+use crate::messages::{MESSAGE_COLUMNS, MessageRow, parse_status, provider_id_lock_sql, rank_sql};
+use crate::sessions::session_from_columns;
+use crate::sql::Sql;
+use crate::store::PgStore;
+
+/// A claimed entry with its message and session. No `Debug`: `settings`
+/// holds the provider's secrets.
+#[derive(QueryableByName)]
+struct ClaimRow {
+    #[diesel(sql_type = Integer)]
+    attempts: i32,
+    #[diesel(embed)]
+    message: MessageRow,
+    #[diesel(sql_type = SqlUuid)]
+    session_workspace_id: Uuid,
+    #[diesel(sql_type = Text)]
+    provider: String,
+    #[diesel(sql_type = Jsonb)]
+    settings: serde_json::Value,
+    #[diesel(sql_type = Text)]
+    session_status: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    session_last_error: Option<String>,
+    #[diesel(sql_type = Timestamptz)]
+    session_created_at: DateTime<Utc>,
+}
+
+impl TryFrom<ClaimRow> for OutboxJob {
+    type Error = StorageError;
+
+    fn try_from(r: ClaimRow) -> Result<Self, Self::Error> {
+        let session = session_from_columns(
+            r.message.session_id,
+            r.session_workspace_id,
+            r.message.session_name.clone(),
+            &r.provider,
+            r.settings,
+            &r.session_status,
+            r.session_last_error,
+            r.session_created_at,
+        )?;
+        Ok(Self {
+            message: Message::try_from(r.message)?,
+            session,
+            attempt: u32::try_from(r.attempts).unwrap_or(0),
+        })
+    }
+}
+
+/// Claims up to `$2` due entries for worker `$1` and a lease of `$3`
+/// seconds, and reads them with their messages and sessions: one round
+/// trip. An entry is due when its next attempt has come and no live lease
+/// holds it; the claim moves its next attempt to the lease's end, so an
+/// entry whose dispatcher died is due again then.
+static CLAIM_SQL: LazyLock<Sql> = LazyLock::new(|| {
+    Sql::new(&format!(
+        "\
+WITH due AS (
+    SELECT message_id FROM outbox
+    WHERE next_attempt_at <= now() AND (locked_until IS NULL OR locked_until <= now())
+    ORDER BY next_attempt_at
+    LIMIT $2
+    FOR UPDATE SKIP LOCKED
+), claimed AS (
+    UPDATE outbox o SET
+        locked_by = $1,
+        locked_until = now() + make_interval(secs => $3),
+        next_attempt_at = now() + make_interval(secs => $3),
+        attempts = o.attempts + 1
+    FROM due WHERE o.message_id = due.message_id
+    RETURNING o.message_id, o.attempts
+)
+SELECT c.attempts, {MESSAGE_COLUMNS}, s.workspace_id AS session_workspace_id, s.provider,
+    s.settings, s.status AS session_status, s.last_error AS session_last_error,
+    s.created_at AS session_created_at
+FROM claimed c
+JOIN messages m ON m.id = c.message_id
+JOIN sessions s ON s.id = m.session_id
+ORDER BY m.created_at, m.id"
+    ))
+});
+
+/// Releases entries to be tried again at their own time.
+static RETRY_SQL: LazyLock<Sql> = LazyLock::new(|| {
+    Sql::new(
+        "\
+UPDATE outbox o SET next_attempt_at = i.at, last_error = i.error, locked_by = NULL,
+    locked_until = NULL
+FROM unnest($1::uuid[], $2::timestamptz[], $3::text[]) AS i(id, at, error)
+WHERE o.message_id = i.id",
+    )
+});
+
+/// Removes entries and fails their messages (`$4`: when). Only entries
+/// still in the outbox count: an outcome that arrives after another
+/// dispatcher recorded the message (its lease ran out) changes nothing.
+static FAILED_SQL: LazyLock<Sql> = LazyLock::new(|| {
+    Sql::new(&format!(
+        "\
+WITH i AS (
+    SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[]) AS i(id, code, message)
+), dequeued AS (
+    DELETE FROM outbox o USING i WHERE o.message_id = i.id RETURNING o.message_id
+), failed AS (
+    UPDATE messages m SET status = 'failed', error_code = i.code, error_message = i.message,
+        updated_at = GREATEST(m.updated_at, $4)
+    FROM dequeued d JOIN i ON i.id = d.message_id
+    WHERE m.id = d.message_id AND {rank} < {failed}
+    RETURNING m.id, i.code, i.message
+)
+INSERT INTO message_status_history (message_id, status, at, error_code, error_message)
+SELECT id, 'failed', $4, code, message FROM failed",
+        rank = rank_sql("m.status"),
+        failed = MessageStatus::Failed.rank(),
+    ))
+});
+
+/// Takes the provider-id locks (see [`provider_id_lock_sql`]), removes the
+/// entries and moves their messages to `sent` (`$3`: when) unless they are
+/// further already; keeps the first provider id a message got. Returns the
+/// messages it changed. As for failures, only entries still in the outbox
+/// count.
+static SENT_SQL: LazyLock<Sql> = LazyLock::new(|| {
+    Sql::new(&format!(
+        "\
+WITH locked AS (
+    SELECT i.id, i.pid, {lock} AS locked
+    FROM (SELECT i.id, i.pid, m.session_id
+          FROM unnest($1::uuid[], $2::text[]) AS i(id, pid) JOIN messages m ON m.id = i.id
+          ORDER BY m.session_id, i.pid) AS i
+), dequeued AS (
+    DELETE FROM outbox o USING locked l WHERE o.message_id = l.id RETURNING o.message_id
+), sent AS (
+    UPDATE messages m SET
+        status = CASE WHEN {rank} < {sent} THEN 'sent' ELSE m.status END,
+        provider_message_id = COALESCE(m.provider_message_id, l.pid),
+        updated_at = CASE WHEN {rank} < {sent} THEN GREATEST(m.updated_at, $3)
+            ELSE m.updated_at END
+    FROM dequeued d JOIN locked l ON l.id = d.message_id
+    WHERE m.id = d.message_id AND ({rank} < {sent} OR m.provider_message_id IS NULL)
+    RETURNING m.id, m.status
+), history AS (
+    INSERT INTO message_status_history (message_id, status, at)
+    SELECT id, 'sent', $3 FROM sent WHERE status = 'sent'
+)
+SELECT id FROM sent",
+        lock = provider_id_lock_sql("i.session_id", "i.pid"),
+        rank = rank_sql("m.status"),
+        sent = MessageStatus::Sent.rank(),
+    ))
+});
+
+/// Takes the statuses that arrived for these messages' provider ids
+/// before the ids were recorded. Runs after [`SENT_SQL`] in the same
+/// transaction, so its snapshot is taken under the locks: a status stored
+/// by `apply_status` before that is seen here, one stored after finds the
+/// provider id committed.
+static TAKE_PENDING_SQL: LazyLock<Sql> = LazyLock::new(|| {
+    Sql::new(
+        "\
+DELETE FROM pending_statuses p USING messages m
+WHERE m.id = ANY($1) AND p.session_id = m.session_id
+    AND p.provider_message_id = m.provider_message_id
+RETURNING p.id, m.id AS message_id, m.status AS message_status, p.status, p.at,
+    p.error_code, p.error_message",
+    )
+});
+
+/// Applies statuses taken from `pending_statuses`: the messages' final
+/// status, and a history row for each status that moved them on.
+static APPLY_PENDING_SQL: LazyLock<Sql> = LazyLock::new(|| {
+    Sql::new(
+        "\
+WITH moved AS (
+    UPDATE messages m SET status = i.status, updated_at = GREATEST(m.updated_at, i.at),
+        error_code = i.code, error_message = i.message
+    FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::text[], $5::text[])
+        AS i(id, status, at, code, message)
+    WHERE m.id = i.id
+)
+INSERT INTO message_status_history (message_id, status, at, error_code, error_message)
+SELECT * FROM unnest($6::uuid[], $7::text[], $8::timestamptz[], $9::text[], $10::text[])",
+    )
+});
+
+#[derive(Debug, QueryableByName)]
+struct IdRow {
+    #[diesel(sql_type = SqlUuid)]
+    id: Uuid,
+}
+
+#[derive(Debug, QueryableByName)]
+struct PendingRow {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    id: i64,
+    #[diesel(sql_type = SqlUuid)]
+    message_id: Uuid,
+    #[diesel(sql_type = Text)]
+    message_status: String,
+    #[diesel(sql_type = Text)]
+    status: String,
+    #[diesel(sql_type = Timestamptz)]
+    at: DateTime<Utc>,
+    #[diesel(sql_type = Nullable<Text>)]
+    error_code: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    error_message: Option<String>,
+}
+
+/// Columns of rows to write, one vector per column (bound as arrays).
+#[derive(Debug, Default)]
+struct StatusColumns {
+    ids: Vec<Uuid>,
+    statuses: Vec<String>,
+    ats: Vec<DateTime<Utc>>,
+    codes: Vec<Option<String>>,
+    messages: Vec<Option<String>>,
+}
+
+impl StatusColumns {
+    fn push(
+        &mut self,
+        id: Uuid,
+        status: MessageStatus,
+        at: DateTime<Utc>,
+        error: Option<&MessageError>,
+    ) {
+        self.ids.push(id);
+        self.statuses.push(status.as_str().to_owned());
+        self.ats.push(at);
+        self.codes.push(error.and_then(|e| e.code.clone()));
+        self.messages.push(error.map(|e| e.message.clone()));
+    }
+}
+
+/// Applies, in the order they happened, the pending statuses of messages
+/// the caller holds row locks on.
+fn apply_pending(conn: &mut PgConnection, ids: Vec<Uuid>) -> Result<(), StorageError> {
+    let mut taken: Vec<PendingRow> = TAKE_PENDING_SQL
+        .query()
+        .bind::<Array<SqlUuid>, _>(ids)
+        .load(conn)?;
+    if taken.is_empty() {
+        return Ok(());
+    }
+    taken.sort_by_key(|r| (r.message_id, r.at, r.id));
+    let mut by_message: BTreeMap<Uuid, Vec<PendingRow>> = BTreeMap::new();
+    for row in taken {
+        by_message.entry(row.message_id).or_default().push(row);
+    }
+    let mut finals = StatusColumns::default();
+    let mut history = StatusColumns::default();
+    for (id, rows) in by_message {
+        let Some(first) = rows.first() else { continue };
+        let mut current = parse_status(&first.message_status)?;
+        let mut last: Option<(DateTime<Utc>, Option<MessageError>)> = None;
+        for row in rows {
+            // A status this version does not know is dropped, as a webhook
+            // carrying it would be.
+            let Some(status) = MessageStatus::parse(&row.status) else {
+                continue;
+            };
+            if !current.can_advance_to(status) {
+                continue;
+            }
+            let error = (status == MessageStatus::Failed).then(|| MessageError {
+                code: row.error_code,
+                message: row.error_message.unwrap_or_default(),
+            });
+            history.push(id, status, row.at, error.as_ref());
+            current = status;
+            last = Some((row.at, error));
+        }
+        if let Some((at, error)) = last {
+            finals.push(id, current, at, error.as_ref());
+        }
+    }
+    if finals.ids.is_empty() {
+        return Ok(());
+    }
+    APPLY_PENDING_SQL
+        .query()
+        .bind::<Array<SqlUuid>, _>(finals.ids)
+        .bind::<Array<Text>, _>(finals.statuses)
+        .bind::<Array<Timestamptz>, _>(finals.ats)
+        .bind::<Array<Nullable<Text>>, _>(finals.codes)
+        .bind::<Array<Nullable<Text>>, _>(finals.messages)
+        .bind::<Array<SqlUuid>, _>(history.ids)
+        .bind::<Array<Text>, _>(history.statuses)
+        .bind::<Array<Timestamptz>, _>(history.ats)
+        .bind::<Array<Nullable<Text>>, _>(history.codes)
+        .bind::<Array<Nullable<Text>>, _>(history.messages)
+        .execute(conn)?;
+    Ok(())
+}
+
+/// The outcomes of one `record` call, by kind, as bindable columns.
+#[derive(Debug, Default)]
+struct Outcomes {
+    sent_ids: Vec<Uuid>,
+    sent_provider_ids: Vec<String>,
+    retry_ids: Vec<Uuid>,
+    retry_ats: Vec<DateTime<Utc>>,
+    retry_errors: Vec<String>,
+    failed_ids: Vec<Uuid>,
+    failed_codes: Vec<Option<String>>,
+    failed_messages: Vec<String>,
+}
+
+impl Outcomes {
+    fn new(results: &[(MessageId, DispatchOutcome)]) -> Self {
+        let mut o = Self::default();
+        for (id, outcome) in results {
+            let id = id.as_uuid();
+            match outcome {
+                DispatchOutcome::Sent {
+                    provider_message_id,
+                } => {
+                    o.sent_ids.push(id);
+                    o.sent_provider_ids.push(provider_message_id.clone());
+                }
+                DispatchOutcome::Retry { at, error } => {
+                    o.retry_ids.push(id);
+                    o.retry_ats.push(*at);
+                    o.retry_errors.push(error.clone());
+                }
+                DispatchOutcome::Failed(e) => {
+                    o.failed_ids.push(id);
+                    o.failed_codes.push(e.code.clone());
+                    o.failed_messages.push(e.message.clone());
+                }
+            }
+        }
+        o
+    }
+
+    /// Whether recording takes more than one statement, so needs an
+    /// explicit transaction.
+    fn needs_transaction(&self) -> bool {
+        let kinds = [&self.retry_ids, &self.failed_ids]
+            .iter()
+            .filter(|ids| !ids.is_empty())
+            .count();
+        !self.sent_ids.is_empty() || kinds > 1
+    }
+
+    fn write(self, conn: &mut PgConnection, at: DateTime<Utc>) -> Result<(), StorageError> {
+        if !self.retry_ids.is_empty() {
+            RETRY_SQL
+                .query()
+                .bind::<Array<SqlUuid>, _>(self.retry_ids)
+                .bind::<Array<Timestamptz>, _>(self.retry_ats)
+                .bind::<Array<Text>, _>(self.retry_errors)
+                .execute(conn)?;
+        }
+        if !self.failed_ids.is_empty() {
+            FAILED_SQL
+                .query()
+                .bind::<Array<SqlUuid>, _>(self.failed_ids)
+                .bind::<Array<Nullable<Text>>, _>(self.failed_codes)
+                .bind::<Array<Text>, _>(self.failed_messages)
+                .bind::<Timestamptz, _>(at)
+                .execute(conn)?;
+        }
+        if !self.sent_ids.is_empty() {
+            let changed: Vec<IdRow> = SENT_SQL
+                .query()
+                .bind::<Array<SqlUuid>, _>(self.sent_ids)
+                .bind::<Array<Text>, _>(self.sent_provider_ids)
+                .bind::<Timestamptz, _>(at)
+                .load(conn)?;
+            if !changed.is_empty() {
+                apply_pending(conn, changed.into_iter().map(|r| r.id).collect())?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Outbox for PgStore {
+    async fn claim(
+        &self,
+        worker: &str,
+        limit: u32,
+        lease: Duration,
+    ) -> Result<Vec<OutboxJob>, RepositoryError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let worker = worker.to_owned();
+        let rows: Vec<ClaimRow> = self
+            .db
+            .run(move |conn| {
+                Ok(CLAIM_SQL
+                    .query()
+                    .bind::<Text, _>(worker)
+                    .bind::<diesel::sql_types::BigInt, _>(i64::from(limit))
+                    .bind::<Double, _>(lease.as_secs_f64())
+                    .load(conn)?)
+            })
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(OutboxJob::try_from)
+            .collect::<Result<_, _>>()?)
+    }
+
+    async fn record(
+        &self,
+        results: &[(MessageId, DispatchOutcome)],
+        at: DateTime<Utc>,
+    ) -> Result<(), RepositoryError> {
+        if results.is_empty() {
+            return Ok(());
+        }
+        let outcomes = Outcomes::new(results);
+        self.db
+            .run(move |conn| {
+                if outcomes.needs_transaction() {
+                    conn.transaction(|conn| outcomes.write(conn, at))
+                } else {
+                    // One statement is a transaction of its own: spare the
+                    // BEGIN and COMMIT round trips.
+                    outcomes.write(conn, at)
+                }
+            })
+            .await?;
+        Ok(())
+    }
+}

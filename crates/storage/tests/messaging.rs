@@ -1,0 +1,1419 @@
+//! Sessions, messages, conversations and the outbox against a real
+//! PostgreSQL, one database per test.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use chrono::{DateTime, SubsecRound, TimeDelta, Utc};
+use diesel::RunQueryDsl;
+use diesel::sql_types::BigInt;
+use maveraa_domain::messaging::{
+    CloudApiSettings, ConversationQuery, Direction, IdempotencyKey, InboundMessage, MediaInfo,
+    Message, MessageContent, MessageError, MessageStatus, ProviderSettings, SecretString, Session,
+    SessionName, SessionStatus, StatusChange, StatusUpdate, WaId,
+};
+use maveraa_domain::ports::{
+    DispatchOutcome, EnqueueOutcome, MessageRepository, Outbox, SessionRepository, TransportFactory,
+};
+use maveraa_domain::transport::{MediaKind, OutboundMessage, TransportError, WhatsAppTransport};
+use maveraa_domain::usecases::{Dispatcher, DispatcherSettings, RetryPolicy, WorkspaceService};
+use maveraa_domain::{MessageId, RepositoryError, SessionId, SystemClock, WorkspaceId};
+use maveraa_storage::testing::TestDatabase;
+use maveraa_storage::{Database, PgStore, PoolSettings};
+
+struct Fixture {
+    store: Arc<PgStore>,
+    _db: TestDatabase,
+}
+
+fn fixture() -> Fixture {
+    let db = TestDatabase::create();
+    let database = Database::connect(db.url(), &PoolSettings::default()).expect("pool");
+    Fixture {
+        store: Arc::new(PgStore::new(database)),
+        _db: db,
+    }
+}
+
+impl Fixture {
+    fn sessions(&self) -> &dyn SessionRepository {
+        self.store.as_ref()
+    }
+
+    fn messages(&self) -> &dyn MessageRepository {
+        self.store.as_ref()
+    }
+
+    fn outbox(&self) -> &dyn Outbox {
+        self.store.as_ref()
+    }
+
+    /// Runs `sql` (no parameters) and returns how many rows it touched.
+    fn sql(&self, sql: &str) -> usize {
+        let sql = sql.to_owned();
+        self.store
+            .database()
+            .run_blocking(move |conn| Ok(diesel::sql_query(sql).execute(conn)?))
+            .expect("sql")
+    }
+
+    /// A `count(*) AS n` query's answer.
+    fn count(&self, sql: &str) -> i64 {
+        #[derive(diesel::QueryableByName)]
+        struct N {
+            #[diesel(sql_type = BigInt)]
+            n: i64,
+        }
+        let sql = sql.to_owned();
+        self.store
+            .database()
+            .run_blocking(move |conn| Ok(diesel::sql_query(sql).get_result::<N>(conn)?.n))
+            .expect("count")
+    }
+}
+
+fn now() -> DateTime<Utc> {
+    Utc::now().trunc_subsecs(6)
+}
+
+async fn workspace(f: &Fixture, name: &str) -> WorkspaceId {
+    WorkspaceService::new(f.store.clone(), Arc::new(SystemClock))
+        .create(name)
+        .await
+        .expect("workspace")
+        .id
+}
+
+fn name(s: &str) -> SessionName {
+    SessionName::parse("sessionId", s).expect("session name")
+}
+
+fn wa(s: &str) -> WaId {
+    WaId::parse("to", s).expect("wa id")
+}
+
+fn new_session(ws: WorkspaceId, session: &str, provider: ProviderSettings) -> Session {
+    Session {
+        id: SessionId::new(),
+        workspace_id: ws,
+        name: name(session),
+        provider,
+        status: SessionStatus::Connected,
+        last_error: None,
+        created_at: now(),
+    }
+}
+
+fn cloud_settings() -> ProviderSettings {
+    ProviderSettings::CloudApi(CloudApiSettings {
+        phone_number_id: "1234567890".into(),
+        access_token: SecretString::new("EAAtoken"),
+        app_secret: SecretString::new("appsecret"),
+        verify_token: SecretString::new("verify"),
+    })
+}
+
+async fn session(f: &Fixture, ws: WorkspaceId, session: &str) -> Session {
+    let s = new_session(ws, session, ProviderSettings::Simulator);
+    f.sessions().insert(&s).await.expect("session");
+    s
+}
+
+/// A queued outbound text, as `MessagingService::send` builds it.
+fn outbound_at(session: &Session, to: &str, text: &str, at: DateTime<Utc>) -> Message {
+    Message {
+        id: MessageId::new(),
+        workspace_id: session.workspace_id,
+        session_id: session.id,
+        session_name: session.name.clone(),
+        remote: wa(to),
+        direction: Direction::Outbound,
+        content: MessageContent::Text { body: text.into() },
+        status: MessageStatus::Queued,
+        provider_message_id: None,
+        error: None,
+        created_at: at,
+        updated_at: at,
+        history: vec![StatusChange {
+            status: MessageStatus::Queued,
+            at,
+            error: None,
+        }],
+    }
+}
+
+fn outbound(session: &Session, to: &str, text: &str) -> Message {
+    outbound_at(session, to, text, now())
+}
+
+fn inbound(pid: &str, from: &str, text: &str, push_name: Option<&str>) -> InboundMessage {
+    InboundMessage {
+        provider_message_id: pid.into(),
+        from: wa(from),
+        push_name: push_name.map(str::to_owned),
+        content: MessageContent::Text { body: text.into() },
+        timestamp: now(),
+    }
+}
+
+fn key(k: &str, fingerprint: &str) -> IdempotencyKey {
+    IdempotencyKey {
+        key: k.into(),
+        fingerprint: fingerprint.into(),
+    }
+}
+
+fn status(pid: &str, status: MessageStatus) -> StatusUpdate {
+    StatusUpdate {
+        provider_message_id: pid.into(),
+        status,
+        timestamp: now(),
+        error: None,
+    }
+}
+
+const LEASE: Duration = Duration::from_secs(60);
+
+async fn enqueue(f: &Fixture, m: &Message) {
+    assert_eq!(
+        f.messages().enqueue(m, None).await.expect("enqueue"),
+        EnqueueOutcome::Created
+    );
+}
+
+/// Enqueues `m`, claims it and records it sent as `pid`.
+async fn send(f: &Fixture, m: &Message, pid: &str) {
+    enqueue(f, m).await;
+    let jobs = f.outbox().claim("w", 100, LEASE).await.expect("claim");
+    assert!(jobs.iter().any(|j| j.message.id == m.id), "claimed");
+    f.outbox()
+        .record(
+            &[(
+                m.id,
+                DispatchOutcome::Sent {
+                    provider_message_id: pid.into(),
+                },
+            )],
+            now(),
+        )
+        .await
+        .expect("record");
+}
+
+async fn get(f: &Fixture, m: &Message) -> Message {
+    f.messages()
+        .get(m.workspace_id, m.id)
+        .await
+        .expect("get")
+        .expect("message exists")
+}
+
+fn statuses(m: &Message) -> Vec<MessageStatus> {
+    m.history.iter().map(|h| h.status).collect()
+}
+
+fn all_conversations() -> ConversationQuery {
+    ConversationQuery {
+        session: None,
+        before: None,
+        limit: ConversationQuery::DEFAULT_LIMIT,
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Sessions
+
+#[tokio::test]
+async fn sessions_round_trip_and_names_are_unique_per_workspace() {
+    let f = fixture();
+    let ws = workspace(&f, "Acme").await;
+    let other = workspace(&f, "Other").await;
+    let sim = new_session(ws, "session-1", ProviderSettings::Simulator);
+    let cloud = new_session(ws, "session-2", cloud_settings());
+    f.sessions().insert(&sim).await.expect("sim");
+    f.sessions().insert(&cloud).await.expect("cloud");
+
+    assert_eq!(
+        f.sessions().get_by_name(ws, &sim.name).await.expect("get"),
+        Some(sim.clone())
+    );
+    assert_eq!(
+        f.sessions().get(cloud.id).await.expect("get"),
+        Some(cloud.clone()),
+        "secrets are read back as stored"
+    );
+    assert_eq!(
+        f.sessions().list(ws).await.expect("list"),
+        vec![sim.clone(), cloud.clone()],
+        "oldest first"
+    );
+
+    let dup = new_session(ws, "session-1", ProviderSettings::Simulator);
+    assert_eq!(
+        f.sessions().insert(&dup).await,
+        Err(RepositoryError::Duplicate {
+            existing: Some(sim.id.as_uuid())
+        })
+    );
+    // The same name in another workspace is another session.
+    f.sessions()
+        .insert(&new_session(
+            other,
+            "session-1",
+            ProviderSettings::Simulator,
+        ))
+        .await
+        .expect("other workspace");
+    assert_eq!(
+        f.sessions()
+            .get_by_name(other, &sim.name)
+            .await
+            .expect("get")
+            .map(|s| s.id),
+        Some(f.sessions().list(other).await.expect("list")[0].id)
+    );
+    assert_eq!(
+        f.sessions()
+            .get_by_name(other, &cloud.name)
+            .await
+            .expect("get"),
+        None,
+        "another workspace's session is unknown"
+    );
+
+    f.sessions()
+        .set_status(
+            cloud.id,
+            SessionStatus::Failed,
+            Some("token expired".into()),
+        )
+        .await
+        .expect("status");
+    let failed = f
+        .sessions()
+        .get(cloud.id)
+        .await
+        .expect("get")
+        .expect("some");
+    assert_eq!(failed.status, SessionStatus::Failed);
+    assert_eq!(failed.last_error.as_deref(), Some("token expired"));
+}
+
+#[tokio::test]
+async fn deleting_a_session_deletes_its_messages_and_conversations() {
+    let f = fixture();
+    let ws = workspace(&f, "Acme").await;
+    let s = session(&f, ws, "s1").await;
+    let m = outbound(&s, "6281234567890", "hello");
+    enqueue(&f, &m).await;
+    f.messages()
+        .record_inbound(
+            &s,
+            MessageId::new(),
+            &inbound("in-1", "6281234567891", "hi", None),
+            now(),
+        )
+        .await
+        .expect("inbound");
+    f.messages()
+        .apply_status(s.id, &status("unknown", MessageStatus::Delivered))
+        .await
+        .expect("pending");
+
+    let other = workspace(&f, "Other").await;
+    assert!(!f.sessions().delete(other, &s.name).await.expect("delete"));
+    assert!(f.sessions().delete(ws, &s.name).await.expect("delete"));
+    assert!(!f.sessions().delete(ws, &s.name).await.expect("again"));
+
+    assert_eq!(f.sessions().get(s.id).await.expect("get"), None);
+    assert_eq!(f.messages().get(ws, m.id).await.expect("get"), None);
+    for table in [
+        "messages",
+        "message_status_history",
+        "outbox",
+        "conversations",
+        "pending_statuses",
+    ] {
+        assert_eq!(
+            f.count(&format!("SELECT count(*) AS n FROM {table}")),
+            0,
+            "{table} is empty"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Enqueue and idempotency
+
+#[tokio::test]
+async fn enqueue_stores_the_message_its_history_outbox_entry_and_conversation() {
+    let f = fixture();
+    let ws = workspace(&f, "Acme").await;
+    let s = session(&f, ws, "s1").await;
+    let m = Message {
+        content: MessageContent::Media(MediaInfo {
+            kind: MediaKind::Image,
+            url: Some("https://example.com/cat.jpg".into()),
+            provider_media_id: None,
+            mime_type: None,
+            caption: None,
+            file_name: None,
+        }),
+        ..outbound(&s, "6281234567890", "")
+    };
+    enqueue(&f, &m).await;
+
+    assert_eq!(
+        get(&f, &m).await,
+        m,
+        "read back equals written, history included"
+    );
+    assert_eq!(f.count("SELECT count(*) AS n FROM outbox"), 1);
+
+    let conversations = f
+        .messages()
+        .list_conversations(ws, &all_conversations())
+        .await
+        .expect("conversations");
+    assert_eq!(conversations.len(), 1);
+    let c = &conversations[0];
+    assert_eq!(
+        (c.session_id, &c.session_name, &c.remote),
+        (s.id, &s.name, &m.remote)
+    );
+    assert_eq!(c.last_message, "[image]");
+    assert_eq!(c.last_message_at, m.created_at);
+    assert_eq!((c.unread_count, &c.push_name), (0, &None));
+
+    let listed = f
+        .messages()
+        .list_for_conversation(ws, s.id, &m.remote, None, 10)
+        .await
+        .expect("list");
+    assert_eq!(listed.len(), 1);
+    assert_eq!(
+        listed[0],
+        Message {
+            history: Vec::new(),
+            ..m.clone()
+        }
+    );
+}
+
+#[tokio::test]
+async fn a_key_used_within_a_day_answers_the_first_message() {
+    let f = fixture();
+    let ws = workspace(&f, "Acme").await;
+    let s = session(&f, ws, "s1").await;
+    let first = outbound(&s, "6281234567890", "hello");
+    assert_eq!(
+        f.messages()
+            .enqueue(&first, Some(&key("k1", "fp-1")))
+            .await
+            .expect("first"),
+        EnqueueOutcome::Created
+    );
+    let again = outbound(&s, "6281234567890", "hello");
+    assert_eq!(
+        f.messages()
+            .enqueue(&again, Some(&key("k1", "fp-1")))
+            .await
+            .expect("again"),
+        EnqueueOutcome::Existing {
+            message: Box::new(first.clone()),
+            fingerprint: "fp-1".into()
+        }
+    );
+    // Another request under the same key gets the stored fingerprint, so
+    // the use case can refuse it.
+    let different = outbound(&s, "6281234567890", "other text");
+    assert!(matches!(
+        f.messages().enqueue(&different, Some(&key("k1", "fp-2"))).await,
+        Ok(EnqueueOutcome::Existing { fingerprint, .. }) if fingerprint == "fp-1"
+    ));
+    assert_eq!(f.messages().get(ws, again.id).await.expect("get"), None);
+    assert_eq!(f.count("SELECT count(*) AS n FROM messages"), 1);
+    assert_eq!(f.count("SELECT count(*) AS n FROM outbox"), 1);
+
+    // Keys belong to a workspace.
+    let other = workspace(&f, "Other").await;
+    let s2 = session(&f, other, "s1").await;
+    assert_eq!(
+        f.messages()
+            .enqueue(
+                &outbound(&s2, "6281234567890", "hello"),
+                Some(&key("k1", "fp-1"))
+            )
+            .await
+            .expect("other workspace"),
+        EnqueueOutcome::Created
+    );
+}
+
+#[tokio::test]
+async fn a_key_older_than_a_day_can_be_used_again() {
+    let f = fixture();
+    let ws = workspace(&f, "Acme").await;
+    let s = session(&f, ws, "s1").await;
+    let first = outbound(&s, "6281234567890", "hello");
+    f.messages()
+        .enqueue(&first, Some(&key("k1", "fp-1")))
+        .await
+        .expect("first");
+    f.sql("UPDATE messages SET created_at = created_at - interval '25 hours'");
+
+    let second = outbound(&s, "6281234567890", "hello");
+    assert_eq!(
+        f.messages()
+            .enqueue(&second, Some(&key("k1", "fp-2")))
+            .await
+            .expect("second"),
+        EnqueueOutcome::Created
+    );
+    assert!(f.messages().get(ws, first.id).await.expect("get").is_some());
+    assert_eq!(f.count("SELECT count(*) AS n FROM messages"), 2);
+    // The key now answers the second message.
+    let third = outbound(&s, "6281234567890", "hello");
+    assert!(matches!(
+        f.messages().enqueue(&third, Some(&key("k1", "fp-3"))).await,
+        Ok(EnqueueOutcome::Existing { message, fingerprint })
+            if message.id == second.id && fingerprint == "fp-2"
+    ));
+}
+
+#[tokio::test]
+async fn ten_concurrent_requests_with_one_key_store_one_message() {
+    let f = fixture();
+    let ws = workspace(&f, "Acme").await;
+    let s = session(&f, ws, "s1").await;
+    let mut tasks = Vec::new();
+    for i in 0..10 {
+        let store = f.store.clone();
+        let m = outbound(&s, "6281234567890", &format!("attempt {i}"));
+        tasks.push(tokio::spawn(async move {
+            let outcome = store.enqueue(&m, Some(&key("same", "fp"))).await;
+            (m.id, outcome)
+        }));
+    }
+    let mut created = Vec::new();
+    let mut existing = Vec::new();
+    for t in tasks {
+        match t.await.expect("task") {
+            (id, Ok(EnqueueOutcome::Created)) => created.push(id),
+            (_, Ok(EnqueueOutcome::Existing { message, .. })) => existing.push(message.id),
+            (_, Err(e)) => panic!("unexpected {e:?}"),
+        }
+    }
+    assert_eq!((created.len(), existing.len()), (1, 9));
+    assert!(
+        existing.iter().all(|id| *id == created[0]),
+        "all answer the winner"
+    );
+    assert_eq!(f.count("SELECT count(*) AS n FROM messages"), 1);
+    assert_eq!(f.count("SELECT count(*) AS n FROM outbox"), 1);
+    assert_eq!(
+        f.count("SELECT count(*) AS n FROM message_status_history"),
+        1
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Inbound
+
+#[tokio::test]
+async fn inbound_messages_are_stored_once_and_update_the_conversation() {
+    let f = fixture();
+    let ws = workspace(&f, "Acme").await;
+    let s = session(&f, ws, "s1").await;
+    let from = "6281234567890";
+    let first = inbound("wamid.1", from, "hi", Some("Jane"));
+    let id = MessageId::new();
+    assert!(
+        f.messages()
+            .record_inbound(&s, id, &first, now())
+            .await
+            .expect("new")
+    );
+    assert!(
+        !f.messages()
+            .record_inbound(&s, MessageId::new(), &first, now())
+            .await
+            .expect("redelivery"),
+        "a redelivery is recognised"
+    );
+    let stored = f.messages().get(ws, id).await.expect("get").expect("some");
+    assert_eq!(stored.direction, Direction::Inbound);
+    assert_eq!(stored.status, MessageStatus::Received);
+    assert_eq!(stored.provider_message_id.as_deref(), Some("wamid.1"));
+    assert_eq!(stored.created_at, first.timestamp);
+    assert_eq!(statuses(&stored), vec![MessageStatus::Received]);
+
+    let c = &f
+        .messages()
+        .list_conversations(ws, &all_conversations())
+        .await
+        .expect("list")[0];
+    assert_eq!(
+        (
+            c.push_name.as_deref(),
+            c.unread_count,
+            c.last_message.as_str()
+        ),
+        (Some("Jane"), 1, "hi")
+    );
+
+    // Without a push name the known one stays; with one it is replaced.
+    let second = inbound("wamid.2", from, "are you there?", None);
+    f.messages()
+        .record_inbound(&s, MessageId::new(), &second, now())
+        .await
+        .expect("second");
+    let third = inbound("wamid.3", from, "hello?", Some("Jane D."));
+    f.messages()
+        .record_inbound(&s, MessageId::new(), &third, now())
+        .await
+        .expect("third");
+    let c = &f
+        .messages()
+        .list_conversations(ws, &all_conversations())
+        .await
+        .expect("list")[0];
+    assert_eq!(
+        (
+            c.push_name.as_deref(),
+            c.unread_count,
+            c.last_message.as_str()
+        ),
+        (Some("Jane D."), 3, "hello?")
+    );
+    assert_eq!(c.last_message_at, third.timestamp);
+
+    // An answer moves the preview but leaves the unread count.
+    enqueue(&f, &outbound(&s, from, "yes!")).await;
+    let c = &f
+        .messages()
+        .list_conversations(ws, &all_conversations())
+        .await
+        .expect("list")[0];
+    assert_eq!((c.unread_count, c.last_message.as_str()), (3, "yes!"));
+
+    assert_eq!(
+        f.messages()
+            .mark_conversation_read(ws, s.id, &wa(from))
+            .await
+            .expect("read"),
+        Some(Some("wamid.3".to_owned())),
+        "the latest inbound message is named"
+    );
+    let c = &f
+        .messages()
+        .list_conversations(ws, &all_conversations())
+        .await
+        .expect("list")[0];
+    assert_eq!(c.unread_count, 0);
+    assert_eq!(
+        f.messages()
+            .mark_conversation_read(ws, s.id, &wa("6289999999999"))
+            .await
+            .expect("read"),
+        None,
+        "no such conversation"
+    );
+
+    let listed = f
+        .messages()
+        .list_for_conversation(ws, s.id, &wa(from), None, 10)
+        .await
+        .expect("list");
+    assert_eq!(listed.len(), 4);
+}
+
+#[tokio::test]
+async fn mark_read_of_a_conversation_without_inbound_messages() {
+    let f = fixture();
+    let ws = workspace(&f, "Acme").await;
+    let s = session(&f, ws, "s1").await;
+    enqueue(&f, &outbound(&s, "6281234567890", "hello")).await;
+    assert_eq!(
+        f.messages()
+            .mark_conversation_read(ws, s.id, &wa("6281234567890"))
+            .await
+            .expect("read"),
+        Some(None)
+    );
+}
+
+#[tokio::test]
+async fn ten_concurrent_redeliveries_store_one_message() {
+    let f = fixture();
+    let ws = workspace(&f, "Acme").await;
+    let s = session(&f, ws, "s1").await;
+    let m = inbound("wamid.same", "6281234567890", "hi", Some("Jane"));
+    let mut tasks = Vec::new();
+    for _ in 0..10 {
+        let store = f.store.clone();
+        let (s, m) = (s.clone(), m.clone());
+        tasks.push(tokio::spawn(async move {
+            store.record_inbound(&s, MessageId::new(), &m, now()).await
+        }));
+    }
+    let mut new = 0;
+    for t in tasks {
+        if t.await.expect("task").expect("record") {
+            new += 1;
+        }
+    }
+    assert_eq!(new, 1);
+    assert_eq!(f.count("SELECT count(*) AS n FROM messages"), 1);
+    let c = &f
+        .messages()
+        .list_conversations(ws, &all_conversations())
+        .await
+        .expect("list")[0];
+    assert_eq!(c.unread_count, 1);
+}
+
+// ---------------------------------------------------------------------------
+// Statuses
+
+#[tokio::test]
+async fn statuses_only_move_forward() {
+    let f = fixture();
+    let ws = workspace(&f, "Acme").await;
+    let s = session(&f, ws, "s1").await;
+    let m = outbound(&s, "6281234567890", "hello");
+    send(&f, &m, "wamid.out").await;
+    let sent = get(&f, &m).await;
+    assert_eq!(sent.status, MessageStatus::Sent);
+    assert_eq!(sent.provider_message_id.as_deref(), Some("wamid.out"));
+
+    let apply = |st| {
+        let f = &f;
+        async move {
+            f.messages()
+                .apply_status(s.id, &status("wamid.out", st))
+                .await
+                .expect("apply")
+        }
+    };
+    assert!(
+        !apply(MessageStatus::Sent).await,
+        "sent again changes nothing"
+    );
+    assert!(apply(MessageStatus::Delivered).await);
+    assert!(apply(MessageStatus::Read).await);
+    assert!(
+        !apply(MessageStatus::Delivered).await,
+        "a late delivered keeps read"
+    );
+    assert!(!apply(MessageStatus::Failed).await);
+    let read = get(&f, &m).await;
+    assert_eq!(read.status, MessageStatus::Read);
+    assert_eq!(
+        statuses(&read),
+        vec![
+            MessageStatus::Queued,
+            MessageStatus::Sent,
+            MessageStatus::Delivered,
+            MessageStatus::Read
+        ]
+    );
+    assert!(read.updated_at >= m.updated_at);
+
+    // Another session's statuses do not touch it.
+    let s2 = session(&f, ws, "s2").await;
+    assert!(
+        !f.messages()
+            .apply_status(s2.id, &status("wamid.out", MessageStatus::Failed))
+            .await
+            .expect("apply")
+    );
+    assert_eq!(get(&f, &m).await.status, MessageStatus::Read);
+}
+
+#[tokio::test]
+async fn a_failed_status_carries_its_error_and_a_delivery_clears_it() {
+    let f = fixture();
+    let ws = workspace(&f, "Acme").await;
+    let s = session(&f, ws, "s1").await;
+    let m = outbound(&s, "6281234567890", "hello");
+    send(&f, &m, "wamid.f").await;
+    let error = MessageError {
+        code: Some("131026".into()),
+        message: "Message undeliverable".into(),
+    };
+    let failed = StatusUpdate {
+        error: Some(error.clone()),
+        ..status("wamid.f", MessageStatus::Failed)
+    };
+    assert!(
+        f.messages()
+            .apply_status(s.id, &failed)
+            .await
+            .expect("failed")
+    );
+    let stored = get(&f, &m).await;
+    assert_eq!(stored.status, MessageStatus::Failed);
+    assert_eq!(stored.error, Some(error.clone()));
+    assert_eq!(
+        stored.history.last().and_then(|h| h.error.clone()),
+        Some(error)
+    );
+
+    // A phone that got it proves it did not fail.
+    assert!(
+        f.messages()
+            .apply_status(s.id, &status("wamid.f", MessageStatus::Delivered))
+            .await
+            .expect("delivered")
+    );
+    let stored = get(&f, &m).await;
+    assert_eq!(
+        (stored.status, stored.error),
+        (MessageStatus::Delivered, None)
+    );
+}
+
+#[tokio::test]
+async fn statuses_before_the_provider_id_wait_and_are_applied_by_the_send() {
+    let f = fixture();
+    let ws = workspace(&f, "Acme").await;
+    let s = session(&f, ws, "s1").await;
+    let m = outbound(&s, "6281234567890", "hello");
+    enqueue(&f, &m).await;
+    let jobs = f.outbox().claim("w", 10, LEASE).await.expect("claim");
+    assert_eq!(jobs.len(), 1);
+
+    // The webhooks beat the provider's answer, and come out of order.
+    let t0 = now();
+    let read = StatusUpdate {
+        timestamp: t0 + TimeDelta::seconds(2),
+        ..status("wamid.early", MessageStatus::Read)
+    };
+    let delivered = StatusUpdate {
+        timestamp: t0 + TimeDelta::seconds(1),
+        ..status("wamid.early", MessageStatus::Delivered)
+    };
+    for u in [&read, &delivered] {
+        assert!(!f.messages().apply_status(s.id, u).await.expect("pending"));
+    }
+    assert_eq!(f.count("SELECT count(*) AS n FROM pending_statuses"), 2);
+    assert_eq!(get(&f, &m).await.status, MessageStatus::Queued);
+
+    f.outbox()
+        .record(
+            &[(
+                m.id,
+                DispatchOutcome::Sent {
+                    provider_message_id: "wamid.early".into(),
+                },
+            )],
+            t0,
+        )
+        .await
+        .expect("record");
+    let stored = get(&f, &m).await;
+    assert_eq!(stored.status, MessageStatus::Read);
+    assert_eq!(
+        statuses(&stored),
+        vec![
+            MessageStatus::Queued,
+            MessageStatus::Sent,
+            MessageStatus::Delivered,
+            MessageStatus::Read
+        ],
+        "applied in the order they happened"
+    );
+    assert_eq!(stored.updated_at, read.timestamp);
+    assert_eq!(f.count("SELECT count(*) AS n FROM pending_statuses"), 0);
+    assert_eq!(f.count("SELECT count(*) AS n FROM outbox"), 0);
+}
+
+#[tokio::test]
+async fn pending_statuses_nobody_claims_are_purged_after_a_week() {
+    let f = fixture();
+    let ws = workspace(&f, "Acme").await;
+    let s = session(&f, ws, "s1").await;
+    for pid in ["old-1", "old-2"] {
+        f.messages()
+            .apply_status(s.id, &status(pid, MessageStatus::Delivered))
+            .await
+            .expect("pending");
+    }
+    f.sql("UPDATE pending_statuses SET created_at = now() - interval '8 days'");
+    f.messages()
+        .apply_status(s.id, &status("new", MessageStatus::Delivered))
+        .await
+        .expect("pending");
+    assert_eq!(
+        f.count("SELECT count(*) AS n FROM pending_statuses WHERE provider_message_id = 'new'"),
+        1
+    );
+    assert_eq!(f.count("SELECT count(*) AS n FROM pending_statuses"), 1);
+}
+
+#[tokio::test]
+async fn racing_statuses_and_sends_lose_nothing() {
+    // Each round: a delivered status and the record of the send, at once.
+    let f = fixture();
+    let ws = workspace(&f, "Acme").await;
+    let s = session(&f, ws, "s1").await;
+    let mut messages = Vec::new();
+    for i in 0..40 {
+        let m = outbound(&s, "6281234567890", &format!("m{i}"));
+        enqueue(&f, &m).await;
+        messages.push(m);
+    }
+    let jobs = f.outbox().claim("w", 100, LEASE).await.expect("claim");
+    assert_eq!(jobs.len(), 40);
+    let mut tasks = Vec::new();
+    for (i, m) in messages.iter().enumerate() {
+        let pid = format!("wamid.race.{i}");
+        let (store, id, sid) = (f.store.clone(), m.id, s.id);
+        let update = status(&pid, MessageStatus::Delivered);
+        tasks.push(tokio::spawn(async move {
+            store.apply_status(sid, &update).await.map(|_| ())
+        }));
+        let store = f.store.clone();
+        tasks.push(tokio::spawn(async move {
+            store
+                .record(
+                    &[(
+                        id,
+                        DispatchOutcome::Sent {
+                            provider_message_id: pid,
+                        },
+                    )],
+                    now(),
+                )
+                .await
+        }));
+    }
+    for t in tasks {
+        t.await.expect("task").expect("ok");
+    }
+    for m in &messages {
+        assert_eq!(
+            get(&f, m).await.status,
+            MessageStatus::Delivered,
+            "{}",
+            m.id
+        );
+    }
+    assert_eq!(f.count("SELECT count(*) AS n FROM pending_statuses"), 0);
+}
+
+// ---------------------------------------------------------------------------
+// Outbox
+
+#[tokio::test]
+async fn two_concurrent_claimers_share_the_due_entries_without_overlap() {
+    let f = fixture();
+    let ws = workspace(&f, "Acme").await;
+    let s = session(&f, ws, "s1").await;
+    let mut all = HashSet::new();
+    for i in 0..200 {
+        let m = outbound(&s, "6281234567890", &format!("m{i}"));
+        enqueue(&f, &m).await;
+        all.insert(m.id);
+    }
+    let claimer = |worker: &'static str| {
+        let store = f.store.clone();
+        tokio::spawn(async move {
+            let mut mine = Vec::new();
+            loop {
+                let jobs = store.claim(worker, 7, LEASE).await.expect("claim");
+                if jobs.is_empty() {
+                    return mine;
+                }
+                for j in jobs {
+                    assert_eq!(j.attempt, 1);
+                    mine.push(j.message.id);
+                }
+            }
+        })
+    };
+    let (a, b) = (claimer("a"), claimer("b"));
+    let (a, b) = (a.await.expect("a"), b.await.expect("b"));
+    let a_set: HashSet<_> = a.iter().copied().collect();
+    let b_set: HashSet<_> = b.iter().copied().collect();
+    assert_eq!(a_set.len(), a.len(), "no entry twice to one claimer");
+    assert!(a_set.is_disjoint(&b_set), "no entry to both");
+    assert_eq!(&a_set | &b_set, all, "every entry to one");
+    assert_eq!(
+        f.count("SELECT count(*) AS n FROM outbox WHERE locked_by = 'a'"),
+        i64::try_from(a.len()).expect("len")
+    );
+}
+
+#[tokio::test]
+async fn a_claimed_entry_comes_back_only_when_its_lease_ends() {
+    let f = fixture();
+    let ws = workspace(&f, "Acme").await;
+    let s = Session {
+        provider: cloud_settings(),
+        ..new_session(ws, "cloud", ProviderSettings::Simulator)
+    };
+    f.sessions().insert(&s).await.expect("session");
+    let m = outbound(&s, "6281234567890", "hello");
+    enqueue(&f, &m).await;
+
+    let jobs = f
+        .outbox()
+        .claim("a", 10, Duration::from_millis(500))
+        .await
+        .expect("claim");
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(
+        jobs[0].message,
+        Message {
+            history: Vec::new(),
+            ..m.clone()
+        }
+    );
+    assert_eq!(jobs[0].session, s, "with its session and settings");
+    assert_eq!(jobs[0].attempt, 1);
+    assert!(
+        f.outbox()
+            .claim("b", 10, LEASE)
+            .await
+            .expect("claim")
+            .is_empty(),
+        "held by a's lease"
+    );
+
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let again = f.outbox().claim("b", 10, LEASE).await.expect("claim");
+    assert_eq!(again.len(), 1, "a died: the entry is due again");
+    assert_eq!((again[0].message.id, again[0].attempt), (m.id, 2));
+}
+
+#[tokio::test]
+async fn a_retried_entry_waits_for_its_time() {
+    let f = fixture();
+    let ws = workspace(&f, "Acme").await;
+    let s = session(&f, ws, "s1").await;
+    let m = outbound(&s, "6281234567890", "hello");
+    enqueue(&f, &m).await;
+    assert_eq!(
+        f.outbox().claim("a", 10, LEASE).await.expect("claim").len(),
+        1
+    );
+    f.outbox()
+        .record(
+            &[(
+                m.id,
+                DispatchOutcome::Retry {
+                    at: now() + TimeDelta::hours(1),
+                    error: "HTTP 503".into(),
+                },
+            )],
+            now(),
+        )
+        .await
+        .expect("record");
+    assert!(
+        f.outbox()
+            .claim("a", 10, LEASE)
+            .await
+            .expect("claim")
+            .is_empty()
+    );
+    assert_eq!(
+        f.count(
+            "SELECT count(*) AS n FROM outbox WHERE last_error = 'HTTP 503' \
+             AND locked_by IS NULL AND locked_until IS NULL AND next_attempt_at > now()"
+        ),
+        1
+    );
+    assert_eq!(get(&f, &m).await.status, MessageStatus::Queued);
+
+    f.sql("UPDATE outbox SET next_attempt_at = now() - interval '1 second'");
+    let jobs = f.outbox().claim("a", 10, LEASE).await.expect("claim");
+    assert_eq!((jobs.len(), jobs[0].attempt), (1, 2));
+}
+
+#[tokio::test]
+async fn a_failed_outcome_fails_the_message_and_ends_the_entry() {
+    let f = fixture();
+    let ws = workspace(&f, "Acme").await;
+    let s = session(&f, ws, "s1").await;
+    let failing = outbound(&s, "6281234567890", "hello");
+    let retried = outbound(&s, "6281234567890", "again");
+    let sent = outbound(&s, "6281234567890", "ok");
+    for m in [&failing, &retried, &sent] {
+        enqueue(&f, m).await;
+    }
+    assert_eq!(
+        f.outbox().claim("a", 10, LEASE).await.expect("claim").len(),
+        3
+    );
+    let error = MessageError {
+        code: Some("131030".into()),
+        message: "Recipient not in allowed list".into(),
+    };
+    // Mixed outcomes in one call: one transaction.
+    f.outbox()
+        .record(
+            &[
+                (failing.id, DispatchOutcome::Failed(error.clone())),
+                (
+                    retried.id,
+                    DispatchOutcome::Retry {
+                        at: now() + TimeDelta::minutes(5),
+                        error: "timeout".into(),
+                    },
+                ),
+                (
+                    sent.id,
+                    DispatchOutcome::Sent {
+                        provider_message_id: "wamid.ok".into(),
+                    },
+                ),
+            ],
+            now(),
+        )
+        .await
+        .expect("record");
+    let stored = get(&f, &failing).await;
+    assert_eq!(
+        (stored.status, stored.error.clone()),
+        (MessageStatus::Failed, Some(error.clone()))
+    );
+    assert_eq!(
+        stored.history.last(),
+        Some(&StatusChange {
+            status: MessageStatus::Failed,
+            at: stored.updated_at,
+            error: Some(error)
+        })
+    );
+    assert_eq!(get(&f, &sent).await.status, MessageStatus::Sent);
+    assert_eq!(get(&f, &retried).await.status, MessageStatus::Queued);
+    assert_eq!(
+        f.count("SELECT count(*) AS n FROM outbox"),
+        1,
+        "only the retry is left"
+    );
+
+    // An outcome for an entry that is gone (another dispatcher recorded it
+    // after this one's lease ran out) changes nothing.
+    f.outbox()
+        .record(
+            &[(
+                sent.id,
+                DispatchOutcome::Failed(MessageError {
+                    code: None,
+                    message: "late".into(),
+                }),
+            )],
+            now(),
+        )
+        .await
+        .expect("record");
+    assert_eq!(get(&f, &sent).await.status, MessageStatus::Sent);
+}
+
+// ---------------------------------------------------------------------------
+// Conversations and tenants
+
+#[tokio::test]
+async fn conversations_list_newest_first_by_page_and_session() {
+    let f = fixture();
+    let ws = workspace(&f, "Acme").await;
+    let s1 = session(&f, ws, "s1").await;
+    let s2 = session(&f, ws, "s2").await;
+    let t0 = now() - TimeDelta::hours(1);
+    let at = |minutes| t0 + TimeDelta::minutes(minutes);
+    enqueue(&f, &outbound_at(&s1, "6281000000001", "one", at(1))).await;
+    enqueue(&f, &outbound_at(&s2, "6281000000002", "two", at(2))).await;
+    enqueue(&f, &outbound_at(&s1, "6281000000003", "three", at(3))).await;
+    enqueue(&f, &outbound_at(&s1, "6281000000001", "four", at(4))).await;
+    // An older message does not move its conversation back.
+    enqueue(&f, &outbound_at(&s2, "6281000000002", "zero", at(0))).await;
+
+    let list = |session: Option<SessionId>, before, limit| {
+        let f = &f;
+        async move {
+            f.messages()
+                .list_conversations(
+                    ws,
+                    &ConversationQuery {
+                        session,
+                        before,
+                        limit,
+                    },
+                )
+                .await
+                .expect("list")
+                .into_iter()
+                .map(|c| (c.remote.as_str().to_owned(), c.last_message, c.session_name))
+                .collect::<Vec<_>>()
+        }
+    };
+    let row = |remote: &str, last: &str, s: &Session| {
+        (remote.to_owned(), last.to_owned(), s.name.clone())
+    };
+    assert_eq!(
+        list(None, None, 50).await,
+        vec![
+            row("6281000000001", "four", &s1),
+            row("6281000000003", "three", &s1),
+            row("6281000000002", "two", &s2),
+        ]
+    );
+    assert_eq!(
+        list(None, Some(at(3)), 50).await,
+        vec![row("6281000000002", "two", &s2)],
+        "strictly older than before"
+    );
+    assert_eq!(
+        list(None, None, 1).await,
+        vec![row("6281000000001", "four", &s1)]
+    );
+    assert_eq!(
+        list(Some(s2.id), None, 50).await,
+        vec![row("6281000000002", "two", &s2)]
+    );
+
+    // Messages of a conversation: newest first, paged by `before`.
+    let texts = |before, limit| {
+        let f = &f;
+        let s1 = s1.clone();
+        async move {
+            f.messages()
+                .list_for_conversation(ws, s1.id, &wa("6281000000001"), before, limit)
+                .await
+                .expect("list")
+                .into_iter()
+                .filter_map(|m| m.content.text().map(str::to_owned))
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(texts(None, 10).await, vec!["four", "one"]);
+    assert_eq!(texts(None, 1).await, vec!["four"]);
+    assert_eq!(texts(Some(at(4)), 10).await, vec!["one"]);
+}
+
+#[tokio::test]
+async fn another_workspace_sees_no_messages_or_conversations() {
+    let f = fixture();
+    let ws = workspace(&f, "Acme").await;
+    let other = workspace(&f, "Other").await;
+    let s = session(&f, ws, "s1").await;
+    let m = outbound(&s, "6281234567890", "secret plans");
+    enqueue(&f, &m).await;
+    f.messages()
+        .record_inbound(
+            &s,
+            MessageId::new(),
+            &inbound("in-1", "6281234567890", "hi", None),
+            now(),
+        )
+        .await
+        .expect("inbound");
+
+    assert_eq!(f.messages().get(other, m.id).await.expect("get"), None);
+    assert!(
+        f.messages()
+            .list_for_conversation(other, s.id, &m.remote, None, 10)
+            .await
+            .expect("list")
+            .is_empty()
+    );
+    assert!(
+        f.messages()
+            .list_conversations(other, &all_conversations())
+            .await
+            .expect("list")
+            .is_empty()
+    );
+    assert!(
+        f.messages()
+            .list_conversations(
+                other,
+                &ConversationQuery {
+                    session: Some(s.id),
+                    ..all_conversations()
+                }
+            )
+            .await
+            .expect("list")
+            .is_empty()
+    );
+    assert_eq!(
+        f.messages()
+            .mark_conversation_read(other, s.id, &m.remote)
+            .await
+            .expect("read"),
+        None
+    );
+    let c = &f
+        .messages()
+        .list_conversations(ws, &all_conversations())
+        .await
+        .expect("list")[0];
+    assert_eq!(c.unread_count, 1, "untouched");
+}
+
+// ---------------------------------------------------------------------------
+// The dispatcher over the store
+
+/// A provider that accepts everything, with ids `wamid.<n>`.
+#[derive(Debug, Default)]
+struct AcceptAll {
+    sent: AtomicU64,
+}
+
+#[async_trait]
+impl WhatsAppTransport for AcceptAll {
+    async fn send(&self, _message: &OutboundMessage) -> Result<String, TransportError> {
+        let n = self.sent.fetch_add(1, Ordering::Relaxed);
+        Ok(format!("wamid.{n}"))
+    }
+
+    async fn mark_read(&self, _provider_message_id: &str) -> Result<(), TransportError> {
+        Ok(())
+    }
+}
+
+#[derive(Debug, Default)]
+struct Transports(Arc<AcceptAll>);
+
+impl TransportFactory for Transports {
+    fn transport_for(
+        &self,
+        _session: &Session,
+    ) -> Result<Arc<dyn WhatsAppTransport>, TransportError> {
+        Ok(self.0.clone())
+    }
+}
+
+fn dispatcher(f: &Fixture, transport: Arc<AcceptAll>, worker: &str) -> Dispatcher {
+    Dispatcher::new(
+        f.store.clone(),
+        Arc::new(Transports(transport)),
+        Arc::new(SystemClock),
+        DispatcherSettings {
+            worker: worker.into(),
+            batch_size: 100,
+            lease: LEASE,
+            retry: RetryPolicy::default(),
+        },
+    )
+}
+
+/// Enqueues `n` messages with `writers` concurrent writers, then drains the
+/// outbox with `dispatchers` concurrent dispatchers; returns how long each
+/// phase took.
+async fn enqueue_and_dispatch(
+    f: &Fixture,
+    n: usize,
+    writers: usize,
+    dispatchers: usize,
+) -> (Duration, Duration) {
+    let ws = workspace(f, "Acme").await;
+    let s = session(f, ws, "s1").await;
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for w in 0..writers {
+        let (store, s) = (f.store.clone(), s.clone());
+        tasks.push(tokio::spawn(async move {
+            for i in (w..n).step_by(writers) {
+                let m = outbound(&s, &format!("62810{i:08}"), "hello");
+                store.enqueue(&m, None).await.expect("enqueue");
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("writer");
+    }
+    let enqueued = started.elapsed();
+
+    let transport = Arc::new(AcceptAll::default());
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for d in 0..dispatchers {
+        let dispatcher = dispatcher(f, transport.clone(), &format!("d{d}"));
+        tasks.push(tokio::spawn(async move {
+            while dispatcher.run_once().await.expect("run") > 0 {}
+        }));
+    }
+    for t in tasks {
+        t.await.expect("dispatcher");
+    }
+    let dispatched = started.elapsed();
+    assert_eq!(
+        transport.sent.load(Ordering::Relaxed),
+        n as u64,
+        "each sent once"
+    );
+    assert_eq!(f.count("SELECT count(*) AS n FROM outbox"), 0);
+    assert_eq!(
+        f.count("SELECT count(*) AS n FROM messages WHERE status = 'sent' AND provider_message_id IS NOT NULL"),
+        i64::try_from(n).expect("n")
+    );
+    (enqueued, dispatched)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn dispatchers_send_every_queued_message_once() {
+    let f = fixture();
+    enqueue_and_dispatch(&f, 300, 4, 2).await;
+}
+
+/// Throughput: `cargo test -p maveraa-storage --release --test messaging
+/// -- --ignored --nocapture throughput`. First each phase alone, then
+/// writers and dispatchers at once (the "overall" rate).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "a measurement, not a check"]
+async fn throughput() {
+    let n = 5000;
+    let rate = |d: Duration| n as f64 / d.as_secs_f64();
+    let f = fixture();
+    let (enqueued, dispatched) = enqueue_and_dispatch(&f, n, 16, 2).await;
+    println!(
+        "apart: enqueue {n} in {enqueued:?} ({:.0}/s), dispatch {n} in {dispatched:?} ({:.0}/s)",
+        rate(enqueued),
+        rate(dispatched)
+    );
+
+    let f = fixture();
+    let ws = workspace(&f, "Acme").await;
+    let s = session(&f, ws, "s1").await;
+    let transport = Arc::new(AcceptAll::default());
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for w in 0..16 {
+        let (store, s) = (f.store.clone(), s.clone());
+        tasks.push(tokio::spawn(async move {
+            for i in (w..n).step_by(16) {
+                let m = outbound(&s, &format!("62810{i:08}"), "hello");
+                store.enqueue(&m, None).await.expect("enqueue");
+            }
+        }));
+    }
+    for d in 0..2 {
+        let dispatcher = dispatcher(&f, transport.clone(), &format!("d{d}"));
+        let transport = transport.clone();
+        tasks.push(tokio::spawn(async move {
+            while transport.sent.load(Ordering::Relaxed) < n as u64 {
+                if dispatcher.run_once().await.expect("run") == 0 {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("task");
+    }
+    let overall = started.elapsed();
+    assert_eq!(f.count("SELECT count(*) AS n FROM outbox"), 0);
+    println!(
+        "together: {n} enqueued and sent in {overall:?} ({:.0}/s)",
+        rate(overall)
+    );
+}

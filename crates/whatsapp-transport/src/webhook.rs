@@ -1,0 +1,376 @@
+//! Meta's WhatsApp Cloud API webhooks: the
+//! [`WebhookDecoder`] adapter.
+//!
+//! # Signature
+//! Meta signs each delivery with `X-Hub-Signature-256: sha256=<hex>`, the
+//! HMAC-SHA-256 of the raw body under the app secret. The comparison is
+//! constant-time; a missing or malformed header, or an empty app secret,
+//! never verifies.
+//!
+//! # Decoding
+//! A delivery is `{"object": .., "entry": [{"changes": [{"field":
+//! "messages", "value": {..}}]}]}`. Every `messages[]` item becomes a
+//! [`ProviderEvent::Message`] and every `statuses[]` item a
+//! [`ProviderEvent::Status`], in payload order (per change: messages, then
+//! statuses).
+//!
+//! - `text` → [`MessageContent::Text`]; `image`, `document`, `audio`,
+//!   `video` → [`MessageContent::Media`] with Meta's media id, MIME type,
+//!   caption and (documents) file name; anything else (`sticker`,
+//!   `location`, `reaction`, `button`, `interactive`, `contacts`,
+//!   `unsupported`...) → [`MessageContent::Other`] with the type name and
+//!   the best text it carries (reaction emoji, button text, location name
+//!   and address...).
+//! - `push_name` is the profile name of the `contacts[]` entry whose `wa_id`
+//!   is the sender (or of the only entry).
+//! - statuses `sent`, `delivered`, `read`, `failed` are kept (`failed` with
+//!   the first error's code and message); other statuses are skipped.
+//! - changes of another `field`, unknown keys and items without an id or a
+//!   valid sender are skipped (with a warning for the latter) rather than
+//!   failing the delivery, which Meta would then retry for days.
+//! - a timestamp that is missing or not Unix seconds becomes "now".
+//!
+//! A body that is not JSON, or has no `entry` array, is an error.
+
+use chrono::{DateTime, Utc};
+use hmac::{Hmac, Mac};
+use maveraa_domain::messaging::{
+    InboundMessage, MediaInfo, MessageContent, MessageError, MessageStatus, ProviderEvent,
+    StatusUpdate, WaId,
+};
+use maveraa_domain::ports::WebhookDecoder;
+use maveraa_domain::transport::MediaKind;
+use serde_json::Value;
+use sha2::Sha256;
+
+/// The prefix of Meta's signature header value.
+const SIGNATURE_PREFIX: &str = "sha256=";
+
+/// Decodes and checks Meta's Cloud API webhook deliveries. Stateless: the
+/// app secret is passed to each check and never stored.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CloudApiWebhooks;
+
+impl CloudApiWebhooks {
+    /// The decoder.
+    pub fn new() -> Self {
+        Self
+    }
+}
+
+impl WebhookDecoder for CloudApiWebhooks {
+    fn verify_signature(&self, app_secret: &str, body: &[u8], signature: Option<&str>) -> bool {
+        verify_signature(app_secret, body, signature)
+    }
+
+    fn decode(&self, body: &[u8]) -> Result<Vec<ProviderEvent>, String> {
+        decode(body)
+    }
+}
+
+/// Whether `signature` (`sha256=<hex>`) is the HMAC-SHA-256 of `body` under
+/// `app_secret`, compared in constant time.
+pub fn verify_signature(app_secret: &str, body: &[u8], signature: Option<&str>) -> bool {
+    if app_secret.is_empty() {
+        return false;
+    }
+    let Some(hex_digest) = signature.and_then(|s| s.trim().strip_prefix(SIGNATURE_PREFIX)) else {
+        return false;
+    };
+    let Ok(expected) = hex::decode(hex_digest) else {
+        return false;
+    };
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(app_secret.as_bytes()) else {
+        return false;
+    };
+    mac.update(body);
+    // `verify_slice` compares in constant time (and refuses a wrong length).
+    mac.verify_slice(&expected).is_ok()
+}
+
+/// The events of a delivery; see the [module docs](self).
+///
+/// # Errors
+/// A description when `body` is not JSON or has no `entry` array.
+pub fn decode(body: &[u8]) -> Result<Vec<ProviderEvent>, String> {
+    let root: Value =
+        serde_json::from_slice(body).map_err(|e| format!("webhook body is not JSON: {e}"))?;
+    let entries = root
+        .get("entry")
+        .and_then(Value::as_array)
+        .ok_or_else(|| "webhook body has no \"entry\" array".to_owned())?;
+
+    let mut events = Vec::new();
+    for entry in entries {
+        let Some(changes) = entry.get("changes").and_then(Value::as_array) else {
+            continue;
+        };
+        for change in changes {
+            if change.get("field").and_then(Value::as_str) != Some("messages") {
+                continue;
+            }
+            let Some(value) = change.get("value") else {
+                continue;
+            };
+            decode_value(value, &mut events);
+        }
+    }
+    Ok(events)
+}
+
+/// The events of one `messages` change.
+fn decode_value(value: &Value, events: &mut Vec<ProviderEvent>) {
+    let contacts = array(value, "contacts");
+    for message in array(value, "messages") {
+        if let Some(m) = decode_message(message, contacts) {
+            events.push(ProviderEvent::Message(m));
+        }
+    }
+    for status in array(value, "statuses") {
+        if let Some(s) = decode_status(status) {
+            events.push(ProviderEvent::Status(s));
+        }
+    }
+}
+
+fn decode_message(message: &Value, contacts: &[Value]) -> Option<InboundMessage> {
+    let Some(id) = non_empty(message, "id") else {
+        tracing::warn!("webhook message without an id skipped");
+        return None;
+    };
+    let raw_from = str_field(message, "from").unwrap_or_default();
+    let from = match WaId::parse("from", raw_from) {
+        Ok(from) => from,
+        Err(_) => {
+            tracing::warn!(
+                provider_message_id = id,
+                "webhook message without a valid sender skipped"
+            );
+            return None;
+        }
+    };
+    Some(InboundMessage {
+        provider_message_id: id.to_owned(),
+        push_name: push_name(contacts, raw_from, &from),
+        from,
+        content: content(message),
+        timestamp: timestamp(message.get("timestamp")),
+    })
+}
+
+/// The profile name of the sender's `contacts[]` entry.
+fn push_name(contacts: &[Value], raw_from: &str, from: &WaId) -> Option<String> {
+    let is_sender = |c: &&Value| {
+        str_field(c, "wa_id")
+            .is_some_and(|w| w == raw_from || WaId::parse("wa_id", w).is_ok_and(|w| w == *from))
+    };
+    let contact = contacts.iter().find(is_sender).or(match contacts {
+        [only] => Some(only),
+        _ => None,
+    })?;
+    contact
+        .get("profile")
+        .and_then(|p| non_empty(p, "name"))
+        .map(str::to_owned)
+}
+
+fn content(message: &Value) -> MessageContent {
+    let kind = non_empty(message, "type").unwrap_or("unknown");
+    let payload = message.get(kind);
+    if kind == "text"
+        && let Some(body) = payload.and_then(|p| str_field(p, "body"))
+    {
+        return MessageContent::Text {
+            body: body.to_owned(),
+        };
+    }
+    if let (Some(media_kind), Some(payload)) = (MediaKind::parse(kind), payload) {
+        return MessageContent::Media(MediaInfo {
+            kind: media_kind,
+            url: None,
+            provider_media_id: non_empty(payload, "id").map(str::to_owned),
+            mime_type: non_empty(payload, "mime_type").map(str::to_owned),
+            caption: non_empty(payload, "caption")
+                .filter(|_| media_kind.allows_caption())
+                .map(str::to_owned),
+            file_name: non_empty(payload, "filename")
+                .filter(|_| media_kind.allows_file_name())
+                .map(str::to_owned),
+        });
+    }
+    MessageContent::Other {
+        kind: kind.to_owned(),
+        body: payload.and_then(|p| other_text(kind, p)),
+    }
+}
+
+/// The best text of a message kind we do not interpret.
+fn other_text(kind: &str, payload: &Value) -> Option<String> {
+    let text = match kind {
+        "reaction" => non_empty(payload, "emoji").map(str::to_owned),
+        "button" => non_empty(payload, "text")
+            .or_else(|| non_empty(payload, "payload"))
+            .map(str::to_owned),
+        "interactive" => ["button_reply", "list_reply", "nfm_reply"]
+            .iter()
+            .filter_map(|k| payload.get(*k))
+            .find_map(|reply| non_empty(reply, "title").or_else(|| non_empty(reply, "body")))
+            .map(str::to_owned),
+        "location" => {
+            let parts: Vec<&str> = ["name", "address"]
+                .iter()
+                .filter_map(|k| non_empty(payload, k))
+                .collect();
+            if parts.is_empty() {
+                match (
+                    payload.get("latitude").and_then(Value::as_f64),
+                    payload.get("longitude").and_then(Value::as_f64),
+                ) {
+                    (Some(lat), Some(lon)) => Some(format!("{lat},{lon}")),
+                    _ => None,
+                }
+            } else {
+                Some(parts.join(", "))
+            }
+        }
+        "contacts" => {
+            let names: Vec<&str> = payload
+                .as_array()
+                .map(Vec::as_slice)
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|c| c.get("name").and_then(|n| non_empty(n, "formatted_name")))
+                .collect();
+            (!names.is_empty()).then(|| names.join(", "))
+        }
+        _ => None,
+    };
+    text.or_else(|| {
+        ["body", "text", "caption", "title"]
+            .iter()
+            .find_map(|k| non_empty(payload, k))
+            .map(str::to_owned)
+    })
+}
+
+fn decode_status(status: &Value) -> Option<StatusUpdate> {
+    let Some(id) = non_empty(status, "id") else {
+        tracing::warn!("webhook status without a message id skipped");
+        return None;
+    };
+    let name = str_field(status, "status").unwrap_or_default();
+    let status_kind = match name {
+        "sent" => MessageStatus::Sent,
+        "delivered" => MessageStatus::Delivered,
+        "read" => MessageStatus::Read,
+        "failed" => MessageStatus::Failed,
+        _ => {
+            tracing::debug!(
+                provider_message_id = id,
+                status = name,
+                "webhook status of an unknown kind skipped"
+            );
+            return None;
+        }
+    };
+    let error = (status_kind == MessageStatus::Failed).then(|| status_error(status));
+    Some(StatusUpdate {
+        provider_message_id: id.to_owned(),
+        status: status_kind,
+        timestamp: timestamp(status.get("timestamp")),
+        error,
+    })
+}
+
+/// The error of a `failed` status: `errors[0]`'s code, and its message,
+/// title or details.
+fn status_error(status: &Value) -> MessageError {
+    let Some(first) = array(status, "errors").first() else {
+        return MessageError {
+            code: None,
+            message: "the provider reported the message as failed".to_owned(),
+        };
+    };
+    let code = match first.get("code") {
+        Some(Value::Number(n)) => Some(n.to_string()),
+        Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
+        _ => None,
+    };
+    let message = non_empty(first, "message")
+        .or_else(|| non_empty(first, "title"))
+        .or_else(|| {
+            first
+                .get("error_data")
+                .and_then(|d| non_empty(d, "details"))
+        })
+        .map_or_else(
+            || "the provider reported the message as failed".to_owned(),
+            str::to_owned,
+        );
+    MessageError { code, message }
+}
+
+/// Unix seconds, as a string (Meta's form) or a number; "now" otherwise.
+fn timestamp(value: Option<&Value>) -> DateTime<Utc> {
+    let seconds = match value {
+        Some(Value::String(s)) => s.trim().parse::<i64>().ok(),
+        Some(Value::Number(n)) => n.as_i64(),
+        _ => None,
+    };
+    seconds
+        .and_then(|s| DateTime::from_timestamp(s, 0))
+        .unwrap_or_else(|| {
+            tracing::warn!("webhook item without a valid timestamp: using the current time");
+            Utc::now()
+        })
+}
+
+fn array<'a>(value: &'a Value, key: &str) -> &'a [Value] {
+    value
+        .get(key)
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+}
+
+fn str_field<'a>(value: &'a Value, key: &str) -> Option<&'a str> {
+    value.get(key).and_then(Value::as_str)
+}
+
+fn non_empty<'a>(value: &'a Value, key: &str) -> Option<&'a str> {
+    str_field(value, key).filter(|s| !s.trim().is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps() {
+        let t = timestamp(Some(&Value::String("1700000000".into())));
+        assert_eq!(t.timestamp(), 1_700_000_000);
+        let t = timestamp(Some(&serde_json::json!(1_700_000_001)));
+        assert_eq!(t.timestamp(), 1_700_000_001);
+        let before = Utc::now();
+        assert!(timestamp(Some(&Value::String("soon".into()))) >= before);
+        assert!(timestamp(None) >= before);
+    }
+
+    #[test]
+    fn empty_app_secret_never_verifies() {
+        let mut mac = Hmac::<Sha256>::new_from_slice(b"").expect("any key length");
+        mac.update(b"{}");
+        let sig = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+        assert!(!verify_signature("", b"{}", Some(&sig)));
+    }
+
+    #[test]
+    fn failed_without_errors_still_has_an_error() {
+        let s = decode_status(&serde_json::json!({
+            "id": "wamid.F", "status": "failed", "timestamp": "1700000000"
+        }))
+        .expect("kept");
+        assert_eq!(s.status, MessageStatus::Failed);
+        assert!(s.error.is_some_and(|e| e.code.is_none()));
+    }
+}

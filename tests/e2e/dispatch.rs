@@ -1,0 +1,302 @@
+//! The outbox dispatcher against a mock Cloud API: retries, permanent
+//! failures, a killed server, and two servers sharing one database.
+
+use std::collections::BTreeMap;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use reqwest::Method;
+use serde_json::{Value, json};
+use wiremock::matchers::{header, method, path};
+use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+
+use crate::helpers::{json_of, spawn_app_with};
+
+/// Answers like the Cloud API, with a new message id each time.
+struct Accept(Arc<AtomicU64>);
+
+impl Respond for Accept {
+    fn respond(&self, _: &Request) -> ResponseTemplate {
+        let n = self.0.fetch_add(1, Ordering::SeqCst);
+        ResponseTemplate::new(200).set_body_json(json!({
+            "messaging_product": "whatsapp",
+            "contacts": [{"input": "x", "wa_id": "x"}],
+            "messages": [{"id": format!("wamid.{n}")}]
+        }))
+    }
+}
+
+async fn accepting_provider() -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/1234567890/messages"))
+        .respond_with(Accept(Arc::new(AtomicU64::new(0))))
+        .mount(&server)
+        .await;
+    server
+}
+
+/// The text bodies the provider received, with how often each came.
+async fn received_texts(server: &MockServer) -> BTreeMap<String, usize> {
+    let mut counts = BTreeMap::new();
+    for r in server.received_requests().await.unwrap_or_default() {
+        let body: Value = serde_json::from_slice(&r.body).expect("json body");
+        let text = body["text"]["body"].as_str().unwrap_or_default().to_owned();
+        *counts.entry(text).or_insert(0) += 1;
+    }
+    counts
+}
+
+#[tokio::test]
+async fn a_500_is_retried_and_the_message_sent_once() {
+    let provider = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(
+            ResponseTemplate::new(500)
+                .set_body_json(json!({"error": {"message": "temporarily down", "code": 1}})),
+        )
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&provider)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/1234567890/messages"))
+        .and(header("authorization", "Bearer EAAtest-token"))
+        .respond_with(Accept(Arc::new(AtomicU64::new(0))))
+        .with_priority(2)
+        .mount(&provider)
+        .await;
+    let uri = provider.uri();
+    let app = spawn_app_with(|s| s.whatsapp.cloud_api_base_url = uri).await;
+    app.cloud_session("real", "s", "v").await;
+    let queued = json_of(
+        app.send(
+            json!({"sessionId": "real", "targetNumber": "6281234567890", "message": "retry me"}),
+        )
+        .await,
+        202,
+    )
+    .await;
+    let id = queued["messageId"].as_str().expect("id");
+    let sent = app.wait_for_message(id, |m| m["status"] == "sent").await;
+    assert_eq!(sent["providerMessageId"], "wamid.0");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let requests = provider.received_requests().await.unwrap_or_default();
+    assert_eq!(requests.len(), 2, "one failure, one success, nothing more");
+    let body: Value = serde_json::from_slice(&requests[1].body).expect("json");
+    assert_eq!(
+        body,
+        json!({"messaging_product": "whatsapp", "recipient_type": "individual", "to": "6281234567890",
+               "type": "text", "text": {"body": "retry me"}})
+    );
+}
+
+#[tokio::test]
+async fn a_400_fails_at_once_with_the_providers_error() {
+    let provider = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(400).set_body_json(json!({"error": {
+            "message": "(#131030) Recipient phone number not in allowed list", "type": "OAuthException", "code": 131030}})))
+        .mount(&provider)
+        .await;
+    let uri = provider.uri();
+    let app = spawn_app_with(|s| s.whatsapp.cloud_api_base_url = uri).await;
+    app.cloud_session("real", "s", "v").await;
+    let queued = json_of(
+        app.send(json!({"sessionId": "real", "targetNumber": "6281234567890", "message": "nope"}))
+            .await,
+        202,
+    )
+    .await;
+    let id = queued["messageId"].as_str().expect("id");
+    let failed = app.wait_for_message(id, |m| m["status"] == "failed").await;
+    assert_eq!(failed["error"]["code"], "131030");
+    assert!(
+        failed["error"]["message"]
+            .as_str()
+            .expect("msg")
+            .contains("allowed list")
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        provider.received_requests().await.unwrap_or_default().len(),
+        1,
+        "no retry"
+    );
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+/// A `maveraa serve` process on `db_url`, sending to `provider`.
+fn serve(db_url: &str, provider: &str, port: u16, extra: &[(&str, &str)]) -> Child {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_maveraa"));
+    cmd.arg("serve")
+        .env("MAVERAA__DATABASE__URL", db_url)
+        .env("MAVERAA__SERVER__PORT", port.to_string())
+        .env("MAVERAA__SERVER__WORKERS", "1")
+        .env("MAVERAA__BOOTSTRAP__DEFAULT_WORKSPACE", "false")
+        .env("MAVERAA__WHATSAPP__CLOUD_API_BASE_URL", provider)
+        .env("MAVERAA__DISPATCHER__IDLE_POLL_MS", "20")
+        .env("MAVERAA__DISPATCHER__BACKOFF_BASE_MS", "50")
+        .env("MAVERAA__DISPATCHER__BACKOFF_MAX_SECS", "1")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    for (k, v) in extra {
+        cmd.env(k, v);
+    }
+    cmd.spawn().expect("spawn maveraa serve")
+}
+
+fn wait_ready(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("server on {port} did not start");
+}
+
+async fn wait_for_texts(provider: &MockServer, expected: usize) -> BTreeMap<String, usize> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let texts = received_texts(provider).await;
+        if texts.len() >= expected || Instant::now() > deadline {
+            // Let stragglers (a duplicate would be one) arrive before judging.
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            return received_texts(provider).await;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn two_servers_on_one_database_send_each_of_500_messages_exactly_once() {
+    let provider = accepting_provider().await;
+    let uri = provider.uri();
+    // The test's own app only queues: it dispatches nothing.
+    let app = spawn_app_with(|s| {
+        s.whatsapp.cloud_api_base_url = uri.clone();
+        s.dispatcher.workers = 0;
+    })
+    .await;
+    app.cloud_session("real", "s", "v").await;
+    for i in 0..500 {
+        let res = app.send(json!({"sessionId": "real", "targetNumber": "6281234567890", "message": format!("m{i}")})).await;
+        assert_eq!(res.status(), 202);
+    }
+    let (p1, p2) = (free_port(), free_port());
+    let mut a = serve(
+        &app.db_url,
+        &uri,
+        p1,
+        &[("MAVERAA__DISPATCHER__BATCH_SIZE", "20")],
+    );
+    let mut b = serve(
+        &app.db_url,
+        &uri,
+        p2,
+        &[("MAVERAA__DISPATCHER__BATCH_SIZE", "20")],
+    );
+    let texts = wait_for_texts(&provider, 500).await;
+    let _ = (a.kill(), b.kill(), a.wait(), b.wait());
+    assert_eq!(texts.len(), 500, "every message was sent");
+    let dupes: Vec<_> = texts.iter().filter(|(_, n)| **n != 1).collect();
+    assert!(dupes.is_empty(), "sent more than once: {dupes:?}");
+    assert_eq!(
+        provider.received_requests().await.unwrap_or_default().len(),
+        500
+    );
+}
+
+#[tokio::test]
+async fn a_server_killed_with_queued_messages_sends_them_after_restart() {
+    // The provider is down at first: messages stay queued, retrying.
+    let provider = MockServer::start().await;
+    let down = Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(503))
+        .mount_as_scoped(&provider)
+        .await;
+    let uri = provider.uri();
+    let app = spawn_app_with(|s| {
+        s.whatsapp.cloud_api_base_url = uri.clone();
+        s.dispatcher.workers = 0;
+    })
+    .await;
+    app.cloud_session("real", "s", "v").await;
+    let port = free_port();
+    let mut first = serve(&app.db_url, &uri, port, &[]);
+    wait_ready(port);
+    let client = reqwest::Client::new();
+    let mut ids = Vec::new();
+    for i in 0..30 {
+        let res = client
+            .post(format!("http://127.0.0.1:{port}/api/public/inbox/send"))
+            .header("X-API-Key", &app.key)
+            .json(&json!({"sessionId": "real", "targetNumber": "6281234567890", "message": format!("k{i}")}))
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(res.status(), 202);
+        ids.push(
+            res.json::<Value>().await.expect("json")["messageId"]
+                .as_str()
+                .expect("id")
+                .to_owned(),
+        );
+    }
+    // Let it fail a few attempts, then kill it hard (no graceful shutdown).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    first.kill().expect("kill -9");
+    first.wait().expect("reaped");
+    drop(down);
+    let accepted = Arc::new(AtomicU64::new(0));
+    Mock::given(method("POST"))
+        .respond_with(Accept(accepted.clone()))
+        .mount(&provider)
+        .await;
+
+    let mut second = serve(
+        &app.db_url,
+        &uri,
+        free_port(),
+        &[("MAVERAA__DISPATCHER__LEASE_SECS", "1")],
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for id in &ids {
+        loop {
+            let m = json_of(
+                app.request(Method::GET, &format!("/api/public/messages/{id}"))
+                    .send()
+                    .await
+                    .expect("r"),
+                200,
+            )
+            .await;
+            if m["status"] == "sent" {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "message {id} still {}",
+                m["status"]
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let _ = (second.kill(), second.wait());
+    assert_eq!(received_texts(&provider).await.len(), 30);
+    // Each message was accepted exactly once: the 503s accepted nothing.
+    assert_eq!(accepted.load(Ordering::SeqCst), 30);
+}

@@ -1,0 +1,352 @@
+//! Meta Cloud API webhooks: the verification handshake, signatures over the
+//! raw body, redeliveries, statuses and their order.
+
+use hmac::{Hmac, Mac};
+use reqwest::Method;
+use serde_json::{Value, json};
+use sha2::Sha256;
+
+use crate::helpers::{TestApp, error_of, json_of, spawn_app};
+
+const SECRET: &str = "app-secret-123";
+
+fn sign(body: &[u8]) -> String {
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(SECRET.as_bytes()).expect("key");
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+fn inbound_payload(id: &str, from: &str, name: &str, message: Value) -> Value {
+    let mut msg = json!({"from": from, "id": id, "timestamp": "1764000000"});
+    if let (Some(m), Some(extra)) = (msg.as_object_mut(), message.as_object()) {
+        m.extend(extra.clone());
+    }
+    json!({"object": "whatsapp_business_account", "entry": [{"id": "WABA", "changes": [{"field": "messages", "value": {
+        "messaging_product": "whatsapp",
+        "metadata": {"display_phone_number": "15550001111", "phone_number_id": "1234567890"},
+        "contacts": [{"profile": {"name": name}, "wa_id": from}],
+        "messages": [msg]
+    }}]}]})
+}
+
+fn status_payload(id: &str, status: &str, ts: &str) -> Value {
+    let mut st =
+        json!({"id": id, "status": status, "timestamp": ts, "recipient_id": "6281234567890"});
+    if status == "failed" {
+        st["errors"] = json!([{"code": 131026, "title": "Message undeliverable", "message": "Message undeliverable"}]);
+    }
+    json!({"object": "whatsapp_business_account", "entry": [{"id": "WABA", "changes": [{"field": "messages", "value": {
+        "messaging_product": "whatsapp", "metadata": {"phone_number_id": "1234567890"}, "statuses": [st]
+    }}]}]})
+}
+
+async fn post_raw(
+    app: &TestApp,
+    uuid: &str,
+    body: &[u8],
+    signature: Option<String>,
+) -> reqwest::Response {
+    let mut req = app
+        .client
+        .post(app.url(&format!("/webhooks/whatsapp/{uuid}")))
+        .header("content-type", "application/json")
+        .body(body.to_vec());
+    if let Some(sig) = signature {
+        req = req.header("X-Hub-Signature-256", sig);
+    }
+    req.send().await.expect("request")
+}
+
+async fn conversations(app: &TestApp) -> Value {
+    json_of(
+        app.request(Method::GET, "/api/public/inbox/conversations")
+            .send()
+            .await
+            .expect("r"),
+        200,
+    )
+    .await
+}
+
+#[tokio::test]
+async fn the_verification_handshake_answers_the_challenge_only_with_the_token() {
+    let app = spawn_app().await;
+    let uuid = app.cloud_session("real", SECRET, "my-verify-token").await;
+    let url = |q: &str| app.url(&format!("/webhooks/whatsapp/{uuid}?{q}"));
+    let res = app
+        .client
+        .get(url(
+            "hub.mode=subscribe&hub.verify_token=my-verify-token&hub.challenge=1158201444",
+        ))
+        .send()
+        .await
+        .expect("r");
+    assert_eq!(res.status(), 200);
+    assert!(
+        res.headers()["content-type"]
+            .to_str()
+            .expect("ct")
+            .starts_with("text/plain")
+    );
+    assert_eq!(res.text().await.expect("body"), "1158201444");
+    for q in [
+        "hub.mode=subscribe&hub.verify_token=wrong&hub.challenge=1",
+        "hub.mode=unsubscribe&hub.verify_token=my-verify-token&hub.challenge=1",
+        "hub.mode=subscribe&hub.challenge=1",
+    ] {
+        assert_eq!(
+            app.client.get(url(q)).send().await.expect("r").status(),
+            403,
+            "{q}"
+        );
+    }
+    let res = app
+        .client
+        .get(app.url("/webhooks/whatsapp/01a2136a-879a-7673-9ca2-fdf8c8293b20?hub.mode=subscribe&hub.verify_token=x&hub.challenge=1"))
+        .send()
+        .await
+        .expect("r");
+    assert_eq!(res.status(), 404);
+}
+
+#[tokio::test]
+async fn signatures_are_checked_on_the_raw_body() {
+    let app = spawn_app().await;
+    let uuid = app.cloud_session("real", SECRET, "v").await;
+    let body = serde_json::to_vec(&inbound_payload(
+        "wamid.1",
+        "6281234567890",
+        "John",
+        json!({"type": "text", "text": {"body": "Hello there!"}}),
+    ))
+    .expect("json");
+
+    // Missing, wrong, malformed, and valid for a body changed by one byte.
+    let (code, _) = error_of(post_raw(&app, &uuid, &body, None).await, 401).await;
+    assert_eq!(code, "invalid_signature");
+    error_of(
+        post_raw(
+            &app,
+            &uuid,
+            &body,
+            Some(format!("sha256={}", "0".repeat(64))),
+        )
+        .await,
+        401,
+    )
+    .await;
+    error_of(
+        post_raw(&app, &uuid, &body, Some("md5=abc".into())).await,
+        401,
+    )
+    .await;
+    let mut changed = body.clone();
+    let pos = changed
+        .iter()
+        .position(|b| *b == b'!')
+        .expect("a ! in the body");
+    changed[pos] = b'?';
+    error_of(
+        post_raw(&app, &uuid, &changed, Some(sign(&body))).await,
+        401,
+    )
+    .await;
+    assert_eq!(
+        conversations(&app).await,
+        json!({"conversations": []}),
+        "nothing stored"
+    );
+
+    let res = post_raw(&app, &uuid, &body, Some(sign(&body))).await;
+    assert_eq!(res.status(), 200);
+    let convs = conversations(&app).await;
+    assert_eq!(convs["conversations"][0]["lastMessage"], "Hello there!");
+    assert_eq!(convs["conversations"][0]["pushName"], "John");
+    assert_eq!(
+        convs["conversations"][0]["remoteJid"],
+        "6281234567890@s.whatsapp.net"
+    );
+    assert_eq!(convs["conversations"][0]["unreadCount"], 1);
+}
+
+#[tokio::test]
+async fn a_redelivered_webhook_is_stored_once() {
+    let app = spawn_app().await;
+    let uuid = app.cloud_session("real", SECRET, "v").await;
+    let body = serde_json::to_vec(&inbound_payload(
+        "wamid.dup",
+        "6281234567890",
+        "John",
+        json!({"type": "text", "text": {"body": "once"}}),
+    ))
+    .expect("json");
+    for _ in 0..3 {
+        assert_eq!(
+            post_raw(&app, &uuid, &body, Some(sign(&body)))
+                .await
+                .status(),
+            200
+        );
+    }
+    // Concurrent redeliveries too.
+    let mut tasks = Vec::new();
+    for _ in 0..5 {
+        let req = app
+            .client
+            .post(app.url(&format!("/webhooks/whatsapp/{uuid}")))
+            .header("X-Hub-Signature-256", sign(&body))
+            .body(body.clone());
+        tasks.push(tokio::spawn(async move {
+            req.send().await.expect("r").status().as_u16()
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.expect("task"), 200);
+    }
+    assert_eq!(
+        conversations(&app).await["conversations"][0]["unreadCount"],
+        1
+    );
+    let msgs = json_of(
+        app.request(
+            Method::GET,
+            "/api/public/inbox/conversations/6281234567890/messages?sessionId=real",
+        )
+        .send()
+        .await
+        .expect("r"),
+        200,
+    )
+    .await;
+    assert_eq!(msgs["messages"].as_array().expect("a").len(), 1);
+}
+
+#[tokio::test]
+async fn inbound_media_and_other_types_are_stored_with_their_type() {
+    let app = spawn_app().await;
+    let uuid = app.cloud_session("real", SECRET, "v").await;
+    let image = inbound_payload(
+        "wamid.img",
+        "6281234567890",
+        "John",
+        json!({"type": "image", "image": {"id": "MEDIA-1", "mime_type": "image/jpeg", "caption": "Look", "sha256": "x"}}),
+    );
+    let location = inbound_payload(
+        "wamid.loc",
+        "6281234567890",
+        "John",
+        json!({"type": "location", "location": {"latitude": 1.0, "longitude": 2.0}}),
+    );
+    for p in [image, location] {
+        let body = serde_json::to_vec(&p).expect("json");
+        assert_eq!(
+            post_raw(&app, &uuid, &body, Some(sign(&body)))
+                .await
+                .status(),
+            200
+        );
+    }
+    let msgs = json_of(
+        app.request(
+            Method::GET,
+            "/api/public/inbox/conversations/6281234567890/messages?sessionId=real",
+        )
+        .send()
+        .await
+        .expect("r"),
+        200,
+    )
+    .await;
+    let list = msgs["messages"].as_array().expect("a");
+    assert_eq!(list.len(), 2);
+    let img = list.iter().find(|m| m["type"] == "image").expect("image");
+    assert_eq!(img["media"]["providerMediaId"], "MEDIA-1");
+    assert_eq!(img["media"]["mimeType"], "image/jpeg");
+    assert_eq!(img["media"]["caption"], "Look");
+    assert!(list.iter().any(|m| m["type"] == "location"));
+}
+
+#[tokio::test]
+async fn statuses_update_sent_messages_and_never_go_backwards() {
+    let provider = wiremock::MockServer::start().await;
+    wiremock::Mock::given(wiremock::matchers::method("POST"))
+        .respond_with(wiremock::ResponseTemplate::new(200).set_body_json(
+            json!({"messaging_product": "whatsapp", "messages": [{"id": "wamid.OUT1"}]}),
+        ))
+        .mount(&provider)
+        .await;
+    let uri = provider.uri();
+    let app = crate::helpers::spawn_app_with(|s| s.whatsapp.cloud_api_base_url = uri).await;
+    let uuid = app.cloud_session("real", SECRET, "v").await;
+    let queued = json_of(
+        app.send(json!({"sessionId": "real", "targetNumber": "6281234567890", "message": "hi"}))
+            .await,
+        202,
+    )
+    .await;
+    let id = queued["messageId"].as_str().expect("id");
+    let sent = app.wait_for_message(id, |m| m["status"] == "sent").await;
+    assert_eq!(sent["providerMessageId"], "wamid.OUT1");
+
+    for (status, ts) in [
+        ("read", "1764000010"),
+        ("delivered", "1764000005"),
+        ("sent", "1764000001"),
+    ] {
+        let body = serde_json::to_vec(&status_payload("wamid.OUT1", status, ts)).expect("json");
+        assert_eq!(
+            post_raw(&app, &uuid, &body, Some(sign(&body)))
+                .await
+                .status(),
+            200
+        );
+    }
+    let m = json_of(
+        app.request(Method::GET, &format!("/api/public/messages/{id}"))
+            .send()
+            .await
+            .expect("r"),
+        200,
+    )
+    .await;
+    assert_eq!(m["status"], "read", "a late delivered does not undo read");
+    let history: Vec<&str> = m["statusHistory"]
+        .as_array()
+        .expect("h")
+        .iter()
+        .map(|h| h["status"].as_str().expect("s"))
+        .collect();
+    assert_eq!(history, vec!["queued", "sent", "read"]);
+}
+
+#[tokio::test]
+async fn a_failed_status_keeps_the_providers_error() {
+    let provider = wiremock::MockServer::start().await;
+    wiremock::Mock::given(wiremock::matchers::method("POST"))
+        .respond_with(wiremock::ResponseTemplate::new(200).set_body_json(
+            json!({"messaging_product": "whatsapp", "messages": [{"id": "wamid.F1"}]}),
+        ))
+        .mount(&provider)
+        .await;
+    let uri = provider.uri();
+    let app = crate::helpers::spawn_app_with(|s| s.whatsapp.cloud_api_base_url = uri).await;
+    let uuid = app.cloud_session("real", SECRET, "v").await;
+    let queued = json_of(
+        app.send(json!({"sessionId": "real", "targetNumber": "6281234567890", "message": "hi"}))
+            .await,
+        202,
+    )
+    .await;
+    let id = queued["messageId"].as_str().expect("id");
+    app.wait_for_message(id, |m| m["status"] == "sent").await;
+    let body =
+        serde_json::to_vec(&status_payload("wamid.F1", "failed", "1764000003")).expect("json");
+    assert_eq!(
+        post_raw(&app, &uuid, &body, Some(sign(&body)))
+            .await
+            .status(),
+        200
+    );
+    let m = app.wait_for_message(id, |m| m["status"] == "failed").await;
+    assert_eq!(m["error"]["code"], "131026");
+}
