@@ -15,7 +15,9 @@ CONNECTIONS=${CONNECTIONS:-50}
 THREADS=${THREADS:-2}
 PORT=${BENCH_PORT:-18080}
 PG_PORT=${BENCH_PG_PORT:-55434}
+PROVIDER_PORT=${BENCH_PROVIDER_PORT:-18090}
 SEED=${SEED_CONTACTS:-10000}
+SEED_CONVERSATIONS=${SEED_CONVERSATIONS:-10000}
 
 if ! command -v wrk >/dev/null; then
   echo "== installing wrk (Debian package)"
@@ -34,6 +36,7 @@ export MAVERAA__DATABASE__LOCAL__PORT=$PG_PORT
 export MAVERAA__DATABASE__LOCAL__DATABASE=maveraa_bench
 export MAVERAA__SERVER__PORT=$PORT
 export MAVERAA__BOOTSTRAP__DEFAULT_WORKSPACE=false
+export MAVERAA__WHATSAPP__CLOUD_API_BASE_URL=http://127.0.0.1:$PROVIDER_PORT
 export RUST_LOG=warn
 
 echo "== preparing PostgreSQL on port $PG_PORT"
@@ -45,44 +48,69 @@ $BIN migrate >/dev/null
 WS=$($BIN workspace create --name bench | sed -E 's/.*"id":"([^"]+)".*/\1/')
 KEY=$($BIN api-key create --workspace "$WS" --name bench | sed -E 's/.*"key":"([^"]+)".*/\1/')
 
-echo "== seeding $SEED contacts"
+# Sends go to a Cloud API session whose provider is `maveraa dev-provider`,
+# a local stand-in that accepts every message at once.
+$BIN session create --workspace "$WS" --id bench --provider cloud-api --phone-number-id 1234567890 \
+  --access-token bench --app-secret bench --verify-token bench >/dev/null
+SESSION_UUID=$(psql -At "$DB_URL" -c "SELECT id FROM sessions WHERE name = 'bench'")
+
+echo "== seeding $SEED contacts and $SEED_CONVERSATIONS conversations"
 psql -q "$DB_URL" <<SQL
 INSERT INTO contacts (id, workspace_id, name, phone, labels, created_at, updated_at)
 SELECT gen_random_uuid(), '$WS', 'Contact ' || i, (628120000000 + i)::text,
        CASE WHEN i % 3 = 0 THEN ARRAY['VIP','Customer'] ELSE ARRAY['Lead'] END,
        now() - make_interval(secs => $SEED - i), now()
 FROM generate_series(1, $SEED) AS i;
-ANALYZE;
+INSERT INTO conversations (session_id, remote, workspace_id, push_name, last_message, last_message_at, unread_count)
+SELECT '$SESSION_UUID', (628130000000 + i)::text, '$WS', 'Customer ' || i, 'Hello there! #' || i,
+       now() - make_interval(secs => $SEED_CONVERSATIONS - i), i % 4
+FROM generate_series(1, $SEED_CONVERSATIONS) AS i;
+VACUUM ANALYZE;
 SQL
 
-echo "== starting the server on port $PORT"
-$BIN serve > /tmp/maveraa-bench.log 2>&1 &
-SERVER=$!
 RSS_LOG=$(mktemp)
+SERVER=""
 cleanup() {
-  kill "$SERVER" 2>/dev/null || true
+  [ -n "$SERVER" ] && kill "$SERVER" 2>/dev/null; wait "$SERVER" 2>/dev/null
+  [ -n "${PROVIDER:-}" ] && kill "$PROVIDER" 2>/dev/null
   kill "${SAMPLER:-}" 2>/dev/null || true
-  wait "$SERVER" 2>/dev/null || true
   $BIN local-db stop >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
-for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$PORT/ready" >/dev/null && break; sleep 0.1; done
-curl -fs "http://127.0.0.1:$PORT/ready" >/dev/null || { cat /tmp/maveraa-bench.log; exit 1; }
 
-# Resident memory of the server, sampled every 200 ms for the whole run.
-( while kill -0 "$SERVER" 2>/dev/null; do
-    awk '/VmRSS/ {print $2}' "/proc/$SERVER/status" 2>/dev/null >> "$RSS_LOG"; sleep 0.2
-  done ) &
-SAMPLER=$!
+# start_server [ENV=VALUE...]: the server in the background, sampled for RSS.
+start_server() {
+  env "$@" $BIN serve >> /tmp/maveraa-bench.log 2>&1 &
+  SERVER=$!
+  for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$PORT/ready" >/dev/null && break; sleep 0.1; done
+  curl -fs "http://127.0.0.1:$PORT/ready" >/dev/null || { cat /tmp/maveraa-bench.log; exit 1; }
+  ( while kill -0 "$SERVER" 2>/dev/null; do
+      awk '/VmRSS/ {print $2}' "/proc/$SERVER/status" 2>/dev/null >> "$RSS_LOG"; sleep 0.2
+    done ) &
+  SAMPLER=$!
+}
+stop_server() {
+  kill "$SERVER" 2>/dev/null; wait "$SERVER" 2>/dev/null; SERVER=""
+  kill "$SAMPLER" 2>/dev/null || true
+}
+
+echo "== starting the server on port $PORT (dispatch off: sends stay queued)"
+start_server MAVERAA__DISPATCHER__WORKERS=0
 
 BASE="http://127.0.0.1:$PORT"
 declare -a ROWS
-# run NAME CONNECTIONS URL [HEADER]
+SEND_LUA=$(mktemp --suffix=.lua)
+cat > "$SEND_LUA" <<'LUA'
+wrk.method = "POST"
+wrk.body = '{"sessionId":"bench","targetNumber":"6281234567890","message":"Your OTP code is 4567"}'
+wrk.headers["Content-Type"] = "application/json"
+LUA
+# run NAME CONNECTIONS URL HEADER VAR [wrk args...]
 run() {
-  local name=$1 conns=$2 url=$3 header=${4:-}
-  local args=(-t"$THREADS" -c"$conns" -d"$DURATION" --latency)
+  local name=$1 conns=$2 url=$3 header=${4:-} var=$5; shift 5
+  local args=(-t"$THREADS" -c"$conns" -d"$DURATION" --latency "$@")
   [ -n "$header" ] && args+=(-H "$header")
-  curl -fs ${header:+-H "$header"} "$url" >/dev/null  # warm, and fail fast on an error status
+  [ $# -eq 0 ] && { curl -fs ${header:+-H "$header"} "$url" >/dev/null || { echo "$url failed"; exit 1; }; }
   local out; out=$(wrk "${args[@]}" "$url")
   local rps p50 p99 non2xx
   rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
@@ -91,7 +119,7 @@ run() {
   non2xx=$(awk '/Non-2xx/ {print $NF}' <<<"$out"); non2xx=${non2xx:-0}
   echo "   $name: $rps req/s, p50 $p50, p99 $p99, non-2xx $non2xx"
   ROWS+=("| $name | $conns | $rps | $p50 | $p99 | $non2xx |")
-  eval "RPS_$5=$rps"
+  eval "RPS_$var=$rps"; eval "P99_$var=$p99"
 }
 
 echo "== loading ($DURATION each, $THREADS wrk threads)"
@@ -99,11 +127,30 @@ run "GET /health" "$CONNECTIONS" "$BASE/health" "" HEALTH
 run "GET /ready (1 DB round trip)" "$CONNECTIONS" "$BASE/ready" "" READY
 run "GET /api/public/contacts?limit=50" "$CONNECTIONS" "$BASE/api/public/contacts?limit=50" "X-API-Key: $KEY" PAGE
 run "GET /api/public/contacts (all $SEED)" 4 "$BASE/api/public/contacts" "X-API-Key: $KEY" ALL
+run "POST /api/public/inbox/send (durably queued)" "$CONNECTIONS" "$BASE/api/public/inbox/send" "X-API-Key: $KEY" SEND -s "$SEND_LUA"
+run "GET /api/public/inbox/conversations ($SEED_CONVERSATIONS in the workspace)" "$CONNECTIONS" "$BASE/api/public/inbox/conversations" "X-API-Key: $KEY" CONV
+stop_server
 
-kill "$SAMPLER" 2>/dev/null || true
+QUEUED=$(psql -At "$DB_URL" -c "SELECT count(*) FROM outbox")
+echo "== dispatching $QUEUED queued messages to a local provider that answers at once"
+$BIN dev-provider --port "$PROVIDER_PORT" >/dev/null 2>&1 &
+PROVIDER=$!
+for _ in $(seq 1 50); do curl -fs "http://127.0.0.1:$PROVIDER_PORT/count" >/dev/null && break; sleep 0.1; done
+T0=$(date +%s.%N)
+start_server
+while [ "$(psql -At "$DB_URL" -c "SELECT count(*) FROM outbox")" != 0 ]; do sleep 0.2; done
+T1=$(date +%s.%N)
+stop_server
+SENT=$(psql -At "$DB_URL" -c "SELECT count(*) FROM messages WHERE status = 'sent'")
+ACCEPTED=$(curl -fs "http://127.0.0.1:$PROVIDER_PORT/count" | sed -E 's/.*"accepted":([0-9]+).*/\1/')
+DISPATCH_RATE=$(awk -v n="$QUEUED" -v a="$T0" -v b="$T1" 'BEGIN {printf "%.0f", n/(b-a)}')
+echo "   $QUEUED messages queued -> sent in $(awk -v a="$T0" -v b="$T1" 'BEGIN {printf "%.2f", b-a}') s (server start included): $DISPATCH_RATE messages/s; provider received $ACCEPTED, messages sent $SENT"
+
 MAX_RSS_KB=$(sort -n "$RSS_LOG" | tail -1)
 MAX_RSS_MB=$(awk -v k="$MAX_RSS_KB" 'BEGIN {printf "%.1f", k/1024}')
 PAGE_RATIO=$(awk -v a="$RPS_PAGE" -v b="$RPS_READY" 'BEGIN {printf "%.0f", 100*a/b}')
+SEND_RATIO=$(awk -v a="$RPS_SEND" -v b="$RPS_READY" 'BEGIN {printf "%.0f", 100*a/b}')
+CONV_RATIO=$(awk -v a="$RPS_CONV" -v b="$RPS_READY" 'BEGIN {printf "%.0f", 100*a/b}')
 
 CPU=$(awk -F: '/model name/ {gsub(/^ +/, "", $2); print $2; exit}' /proc/cpuinfo)
 {
@@ -114,6 +161,14 @@ CPU=$(awk -F: '/model name/ {gsub(/^ +/, "", $2); print $2; exit}' /proc/cpuinfo
   echo "|---|---|---|---|---|---|"
   printf '%s\n' "${ROWS[@]}"
   echo
+  echo
+  echo "| dispatch (queued to sent, local provider answering at once) | messages | seconds | messages/s | provider received |"
+  echo "|---|---|---|---|---|"
+  echo "| 2 dispatch loops, batch 100 | $QUEUED | $(awk -v a="$T0" -v b="$T1" 'BEGIN {printf "%.2f", b-a}') | $DISPATCH_RATE | $ACCEPTED |"
+  echo
   echo "- authenticated page / \`/ready\`: ${PAGE_RATIO}% (target at least 50%)"
+  echo "- send / \`/ready\`: ${SEND_RATIO}% (target at least 30%), send p99 ${P99_SEND} (target under 50 ms)"
+  echo "- conversation list / \`/ready\`: ${CONV_RATIO}% (target at least 50%)"
+  echo "- dispatch: ${DISPATCH_RATE} messages/s (target at least 1,000)"
   echo "- server peak RSS over the whole run: ${MAX_RSS_MB} MB (target under 100 MB)"
 } | tee docs/benchmark-latest.md

@@ -112,15 +112,16 @@ fn the_domain_depends_on_no_adapter_crate() {
 }
 
 #[test]
-fn the_http_layer_has_no_database_code() {
+fn the_http_layer_has_no_database_or_provider_code() {
     let deps = metadata().transitive("maveraa-http-api");
     let bad: Vec<&String> = deps
         .iter()
         .filter(|n| {
             n.starts_with("diesel")
-                || n.as_str() == "pq-sys"
-                || n.as_str() == "r2d2"
-                || n.as_str() == "maveraa-storage"
+                || matches!(
+                    n.as_str(),
+                    "pq-sys" | "r2d2" | "reqwest" | "maveraa-storage" | "maveraa-whatsapp-transport"
+                )
         })
         .collect();
     assert!(bad.is_empty(), "maveraa-http-api depends on {bad:?}");
