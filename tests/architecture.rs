@@ -120,7 +120,11 @@ fn the_http_layer_has_no_database_or_provider_code() {
             n.starts_with("diesel")
                 || matches!(
                     n.as_str(),
-                    "pq-sys" | "r2d2" | "reqwest" | "maveraa-storage" | "maveraa-whatsapp-transport"
+                    "pq-sys"
+                        | "r2d2"
+                        | "reqwest"
+                        | "maveraa-storage"
+                        | "maveraa-whatsapp-transport"
                 )
         })
         .collect();

@@ -4,7 +4,6 @@ use std::fmt;
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
-use chrono::SecondsFormat;
 use maveraa_domain::{
     Contact, ContactId, ContactName, ContactPatch, ContactQuery, Labels, NewContact, PhoneNumber,
     ValidationError,
@@ -17,28 +16,50 @@ use crate::error::ApiError;
 use crate::extract::{ApiJson, Authenticated};
 use crate::query;
 
-/// A contact on the wire, exactly as the reference shows it. Borrows from
-/// the domain value: a 10,000-contact list is serialised without copies.
-#[derive(Debug, Serialize)]
-pub struct ContactBody<'a> {
-    #[serde(rename = "_id")]
-    id: String,
-    name: &'a str,
-    phone: &'a str,
-    labels: Vec<&'a str>,
-    #[serde(rename = "createdAt")]
-    created_at: String,
-}
+/// A contact on the wire, exactly as the reference shows it:
+/// `{"_id", "name", "phone", "labels", "createdAt"}`. Serialised straight
+/// from the domain value, with no intermediate strings, so a 10,000-contact
+/// list costs its JSON and nothing more.
+#[derive(Debug)]
+pub struct ContactBody<'a>(&'a Contact);
 
 impl<'a> From<&'a Contact> for ContactBody<'a> {
     fn from(c: &'a Contact) -> Self {
-        Self {
-            id: c.id.to_string(),
-            name: c.name.as_str(),
-            phone: c.phone.as_str(),
-            labels: c.labels.iter().collect(),
-            created_at: c.created_at.to_rfc3339_opts(SecondsFormat::Secs, true),
+        Self(c)
+    }
+}
+
+impl Serialize for ContactBody<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+
+        /// Serialises an iterator of strings as an array.
+        struct Labels<'a>(&'a Contact);
+        impl Serialize for Labels<'_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_seq(self.0.labels.iter())
+            }
         }
+        /// `collect_str` writes Display output without allocating.
+        struct Shown<T>(T);
+        impl<T: std::fmt::Display> Serialize for Shown<T> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_str(&self.0)
+            }
+        }
+
+        let c = self.0;
+        let mut map = serializer.serialize_map(Some(5))?;
+        map.serialize_entry("_id", &Shown(&c.id))?;
+        map.serialize_entry("name", c.name.as_str())?;
+        map.serialize_entry("phone", c.phone.as_str())?;
+        map.serialize_entry("labels", &Labels(c))?;
+        // RFC 3339 in UTC, whole seconds, as the reference shows it.
+        map.serialize_entry(
+            "createdAt",
+            &Shown(c.created_at.format("%Y-%m-%dT%H:%M:%SZ")),
+        )?;
+        map.end()
     }
 }
 
