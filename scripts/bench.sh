@@ -71,10 +71,11 @@ SQL
 RSS_LOG=$(mktemp)
 SERVER=""
 cleanup() {
-  [ -n "$SERVER" ] && kill "$SERVER" 2>/dev/null; wait "$SERVER" 2>/dev/null
-  [ -n "${PROVIDER:-}" ] && kill "$PROVIDER" 2>/dev/null
-  kill "${SAMPLER:-}" 2>/dev/null || true
-  $BIN local-db stop >/dev/null 2>&1 || true
+  set +e
+  [ -n "$SERVER" ] && { kill "$SERVER"; wait "$SERVER"; } 2>/dev/null
+  [ -n "${PROVIDER:-}" ] && { kill "$PROVIDER"; wait "$PROVIDER"; } 2>/dev/null
+  [ -n "${SAMPLER:-}" ] && kill "$SAMPLER" 2>/dev/null
+  $BIN local-db stop >/dev/null 2>&1
 }
 trap cleanup EXIT
 
@@ -138,6 +139,9 @@ stop_server
 
 QUEUED=$(psql -At "$DB_URL" -c "SELECT count(*) FROM outbox")
 echo "== dispatching $QUEUED queued messages to a local provider that answers at once"
+if curl -fs "http://127.0.0.1:$PROVIDER_PORT/count" >/dev/null 2>&1; then
+  echo "port $PROVIDER_PORT is taken (a leftover dev-provider?); its counts would be wrong"; exit 1
+fi
 $BIN dev-provider --port "$PROVIDER_PORT" >/dev/null 2>&1 &
 PROVIDER=$!
 for _ in $(seq 1 50); do curl -fs "http://127.0.0.1:$PROVIDER_PORT/count" >/dev/null && break; sleep 0.1; done

@@ -164,7 +164,11 @@ impl CloudApiTransport {
             .json(body)
             .send()
             .await
-            .map_err(map_request_error)?;
+            .map_err(|e| {
+                let err = map_request_error(e);
+                tracing::warn!(phone_number_id = %self.phone_number_id, error = %err, "WhatsApp Cloud API unreachable");
+                err
+            })?;
 
         let status = response.status();
         let headers = response.headers().clone();
