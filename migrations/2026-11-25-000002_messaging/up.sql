@@ -92,8 +92,8 @@ CREATE TABLE conversations (
     last_inbound_provider_id text,
     PRIMARY KEY (session_id, remote)
 );
-CREATE INDEX conversations_workspace_idx ON conversations (workspace_id, last_message_at DESC);
-CREATE INDEX conversations_session_idx ON conversations (session_id, last_message_at DESC);
+CREATE INDEX conversations_workspace_idx ON conversations (workspace_id, last_message_at DESC, session_id, remote);
+CREATE INDEX conversations_session_idx ON conversations (session_id, last_message_at DESC, remote);
 
 -- Statuses reported for a provider id no message has yet: a webhook can
 -- beat the provider's answer to the send. Recording the send applies and

@@ -40,24 +40,21 @@ impl Serialize for ContactBody<'_> {
                 s.collect_seq(self.0.labels.iter())
             }
         }
-        /// `collect_str` writes Display output without allocating.
-        struct Shown<T>(T);
-        impl<T: std::fmt::Display> Serialize for Shown<T> {
-            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                s.collect_str(&self.0)
-            }
-        }
 
         let c = self.0;
+        let mut id = uuid::Uuid::encode_buffer();
         let mut map = serializer.serialize_map(Some(5))?;
-        map.serialize_entry("_id", &Shown(&c.id))?;
+        map.serialize_entry(
+            "_id",
+            &*c.id.as_uuid().as_hyphenated().encode_lower(&mut id),
+        )?;
         map.serialize_entry("name", c.name.as_str())?;
         map.serialize_entry("phone", c.phone.as_str())?;
         map.serialize_entry("labels", &Labels(c))?;
         // RFC 3339 in UTC, whole seconds, as the reference shows it.
         map.serialize_entry(
             "createdAt",
-            &Shown(c.created_at.format("%Y-%m-%dT%H:%M:%SZ")),
+            crate::timefmt::Rfc3339::secs(&c.created_at).as_str(),
         )?;
         map.end()
     }

@@ -21,6 +21,7 @@ pub mod messages;
 mod query;
 mod request_id;
 pub mod sessions;
+mod timefmt;
 pub mod webhooks;
 
 #[cfg(test)]
@@ -30,7 +31,7 @@ use std::sync::Arc;
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use maveraa_domain::ports::HealthCheck;
 use maveraa_domain::usecases::{
     ApiKeyService, ContactService, InboxService, MessagingService, SessionService,
@@ -163,7 +164,7 @@ fn status_body(status: &str) -> HttpResponse {
 /// (`2023-10-01T12:05:00.123456Z`), so that passing an item's `timestamp` as
 /// `before` pages on exactly where the page ended.
 fn wire_time(t: &DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Micros, true)
+    timefmt::Rfc3339::micros(t).as_str().to_owned()
 }
 
 /// A path parameter, percent-decoded (empty when absent).

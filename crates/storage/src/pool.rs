@@ -45,7 +45,7 @@ struct SessionSetup {
 impl CustomizeConnection<PgConnection, diesel::r2d2::Error> for SessionSetup {
     fn on_acquire(&self, conn: &mut PgConnection) -> Result<(), diesel::r2d2::Error> {
         conn.batch_execute(&format!(
-            "SET statement_timeout = {}; SET idle_in_transaction_session_timeout = 60000; SET TIME ZONE 'UTC'",
+            "SET statement_timeout = {}; SET idle_in_transaction_session_timeout = 60000; SET TIME ZONE 'UTC'; SET plan_cache_mode = force_generic_plan",
             self.statement_timeout_ms
         ))
         .map_err(diesel::r2d2::Error::QueryError)
