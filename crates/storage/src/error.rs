@@ -50,6 +50,26 @@ impl StorageError {
     }
 }
 
+/// Whether a database error means the server or the connection went away
+/// (worth a retry elsewhere or later), not that the query was wrong.
+fn is_connection_loss(kind: &DatabaseErrorKind, message: &str) -> bool {
+    matches!(
+        kind,
+        DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand
+    ) || [
+        "statement timeout",
+        "terminating connection",
+        "server closed the connection",
+        "no connection to the server",
+        "could not receive data",
+        "could not send data",
+        "connection to server",
+        "the database system is",
+    ]
+    .iter()
+    .any(|m| message.contains(m))
+}
+
 impl From<StorageError> for RepositoryError {
     fn from(err: StorageError) -> Self {
         match &err {
@@ -58,13 +78,8 @@ impl From<StorageError> for RepositoryError {
             | StorageError::Busy
             | StorageError::Contended(_) => Self::Unavailable(err.to_string()),
             _ if err.is_unique_violation() => Self::Duplicate { existing: None },
-            StorageError::Query(DieselError::DatabaseError(
-                DatabaseErrorKind::ClosedConnection,
-                _,
-            )) => Self::Unavailable(err.to_string()),
-            StorageError::Query(DieselError::DatabaseError(_, info))
-                if info.message().contains("statement timeout")
-                    || info.message().contains("terminating connection") =>
+            StorageError::Query(DieselError::DatabaseError(kind, info))
+                if is_connection_loss(kind, info.message()) =>
             {
                 Self::Unavailable(err.to_string())
             }
