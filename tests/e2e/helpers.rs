@@ -102,12 +102,24 @@ impl TestApp {
 
     /// Connects a Cloud API session; returns its global id (webhook path).
     pub async fn cloud_session(&self, name: &str, app_secret: &str, verify_token: &str) -> String {
+        self.cloud_session_for(name, "1234567890", app_secret, verify_token)
+            .await
+    }
+
+    /// Connects a Cloud API session for the number `phone_number_id`.
+    pub async fn cloud_session_for(
+        &self,
+        name: &str,
+        phone_number_id: &str,
+        app_secret: &str,
+        verify_token: &str,
+    ) -> String {
         use maveraa_domain::messaging::{CloudApiSettings, ProviderSettings, SecretString};
         self.session(
             self.workspace,
             name,
             ProviderSettings::CloudApi(CloudApiSettings {
-                phone_number_id: "1234567890".into(),
+                phone_number_id: phone_number_id.into(),
                 access_token: SecretString::new("EAAtest-token"),
                 app_secret: SecretString::new(app_secret),
                 verify_token: SecretString::new(verify_token),

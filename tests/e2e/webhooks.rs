@@ -350,3 +350,50 @@ async fn a_failed_status_keeps_the_providers_error() {
     let m = app.wait_for_message(id, |m| m["status"] == "failed").await;
     assert_eq!(m["error"]["code"], "131026");
 }
+
+#[tokio::test]
+async fn one_apps_delivery_is_split_between_its_numbers_sessions() {
+    let app = spawn_app().await;
+    let first = app.cloud_session_for("first", "1111", SECRET, "v").await;
+    app.cloud_session_for("second", "2222", SECRET, "v").await;
+    // Meta sends both numbers' events to the one URL configured for the app.
+    let change = |number: &str, id: &str, from: &str, text: &str| {
+        json!({"field": "messages", "value": {
+            "messaging_product": "whatsapp",
+            "metadata": {"phone_number_id": number},
+            "contacts": [{"profile": {"name": "X"}, "wa_id": from}],
+            "messages": [{"from": from, "id": id, "timestamp": "1764000000", "type": "text", "text": {"body": text}}]
+        }})
+    };
+    let payload = json!({"object": "whatsapp_business_account", "entry": [{"id": "WABA", "changes": [
+        change("1111", "wamid.a", "6281234567890", "to first"),
+        change("2222", "wamid.b", "6289876543210", "to second"),
+    ]}]});
+    let body = serde_json::to_vec(&payload).expect("json");
+    assert_eq!(
+        post_raw(&app, &first, &body, Some(sign(&body)))
+            .await
+            .status(),
+        200
+    );
+    let convs = conversations(&app).await;
+    let mut seen: Vec<(String, String)> = convs["conversations"]
+        .as_array()
+        .expect("a")
+        .iter()
+        .map(|c| {
+            (
+                c["sessionId"].as_str().expect("s").to_owned(),
+                c["lastMessage"].as_str().expect("m").to_owned(),
+            )
+        })
+        .collect();
+    seen.sort();
+    assert_eq!(
+        seen,
+        vec![
+            ("first".to_owned(), "to first".to_owned()),
+            ("second".to_owned(), "to second".to_owned())
+        ]
+    );
+}

@@ -391,6 +391,21 @@ pub trait WebhookDecoder: Send + Sync + 'static {
     /// # Errors
     /// A description when the body is not a delivery of the expected shape.
     fn decode(&self, body: &[u8]) -> Result<Vec<ProviderEvent>, String>;
+
+    /// The events in a delivery that concern the number `phone_number_id`.
+    /// Meta sends the webhooks of all numbers of one app to one URL, so a
+    /// delivery may carry other numbers' events. The default keeps all.
+    ///
+    /// # Errors
+    /// As [`WebhookDecoder::decode`].
+    fn decode_for_number(
+        &self,
+        body: &[u8],
+        phone_number_id: &str,
+    ) -> Result<Vec<ProviderEvent>, String> {
+        let _ = phone_number_id;
+        self.decode(body)
+    }
 }
 
 /// Takes what providers report (webhooks, the simulator).

@@ -66,6 +66,14 @@ impl WebhookDecoder for CloudApiWebhooks {
     fn decode(&self, body: &[u8]) -> Result<Vec<ProviderEvent>, String> {
         decode(body)
     }
+
+    fn decode_for_number(
+        &self,
+        body: &[u8],
+        phone_number_id: &str,
+    ) -> Result<Vec<ProviderEvent>, String> {
+        decode_filtered(body, Some(phone_number_id))
+    }
 }
 
 /// Whether `signature` (`sha256=<hex>`) is the HMAC-SHA-256 of `body` under
@@ -93,6 +101,19 @@ pub fn verify_signature(app_secret: &str, body: &[u8], signature: Option<&str>) 
 /// # Errors
 /// A description when `body` is not JSON or has no `entry` array.
 pub fn decode(body: &[u8]) -> Result<Vec<ProviderEvent>, String> {
+    decode_filtered(body, None)
+}
+
+/// The events of a delivery that concern `phone_number_id` (changes whose
+/// `metadata.phone_number_id` is another number's are left out; changes
+/// without metadata are kept), or all of them with `None`.
+///
+/// # Errors
+/// As [`decode`].
+pub fn decode_filtered(
+    body: &[u8],
+    phone_number_id: Option<&str>,
+) -> Result<Vec<ProviderEvent>, String> {
     let root: Value =
         serde_json::from_slice(body).map_err(|e| format!("webhook body is not JSON: {e}"))?;
     let entries = root
@@ -112,6 +133,15 @@ pub fn decode(body: &[u8]) -> Result<Vec<ProviderEvent>, String> {
             let Some(value) = change.get("value") else {
                 continue;
             };
+            let number = value
+                .get("metadata")
+                .and_then(|m| m.get("phone_number_id"))
+                .and_then(Value::as_str);
+            if let (Some(wanted), Some(number)) = (phone_number_id, number)
+                && wanted != number
+            {
+                continue;
+            }
             decode_value(value, &mut events);
         }
     }

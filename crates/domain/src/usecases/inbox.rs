@@ -144,10 +144,32 @@ impl InboxService {
         }
         let events = self
             .webhooks
-            .decode(body)
+            .decode_for_number(body, &settings.phone_number_id)
             .map_err(InboxError::MalformedWebhook)?;
-        let count = events.len();
+        let mut count = events.len();
         self.deliver(&session, events).await?;
+        // Meta delivers every number of an app to the one URL configured for
+        // the app: hand other numbers' events to their own sessions (same
+        // workspace, same app secret, so the signature vouches for them too).
+        for other in self.sessions.list(session.workspace_id).await? {
+            let ProviderSettings::CloudApi(o) = &other.provider else {
+                continue;
+            };
+            if other.id == session.id
+                || o.phone_number_id == settings.phone_number_id
+                || o.app_secret != settings.app_secret
+            {
+                continue;
+            }
+            let events = self
+                .webhooks
+                .decode_for_number(body, &o.phone_number_id)
+                .map_err(InboxError::MalformedWebhook)?;
+            if !events.is_empty() {
+                count += events.len();
+                self.deliver(&other, events).await?;
+            }
+        }
         Ok(count)
     }
 
