@@ -2,12 +2,6 @@
 
 use clap::Parser;
 
-// mimalloc keeps the resident set small and flat under many short-lived
-// allocations spread over worker and blocking threads, where glibc's
-// per-thread arenas fragment.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> std::process::ExitCode {
     let cli = maveraa_server::cli::Cli::parse();
     match maveraa_server::cli::run(cli) {

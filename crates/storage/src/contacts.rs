@@ -167,8 +167,10 @@ impl ContactRepository for PgStore {
                 if query.is_unfiltered() {
                     // The workspace keeps its contact count (a trigger): read
                     // it in the same statement as the page, so an unfiltered
-                    // list is one round trip and no count(*).
-                    let rows: Vec<(ContactRow, Option<i64>)> = contacts::table
+                    // list is one round trip and no count(*). Rows are
+                    // collected one by one into a vector sized from that
+                    // count, not into one that doubles as it grows.
+                    let iter = contacts::table
                         .filter(contacts::workspace_id.eq(ws))
                         .order((contacts::created_at.desc(), contacts::id.desc()))
                         .select((
@@ -180,9 +182,23 @@ impl ContactRepository for PgStore {
                         ))
                         .limit(limit)
                         .offset(offset)
-                        .load(conn)?;
-                    let total = match rows.first() {
-                        Some((_, count)) => count.unwrap_or(0),
+                        .load_iter::<(ContactRow, Option<i64>), diesel::pg::PgRowByRowLoadingMode>(
+                            conn,
+                        )?;
+                    let mut total = None;
+                    let mut rows = Vec::new();
+                    for row in iter {
+                        let (row, count) = row?;
+                        if total.is_none() {
+                            let count = count.unwrap_or(0);
+                            let expected = (count - offset.min(count)).min(limit).max(0);
+                            rows.reserve_exact(usize::try_from(expected).unwrap_or(0));
+                            total = Some(count);
+                        }
+                        rows.push(row);
+                    }
+                    let total = match total {
+                        Some(t) => t,
                         // An empty page (past the end, or no contacts).
                         None => workspaces::table
                             .find(ws)
@@ -191,7 +207,7 @@ impl ContactRepository for PgStore {
                             .optional()?
                             .unwrap_or(0),
                     };
-                    return Ok((total, rows.into_iter().map(|(row, _)| row).collect()));
+                    return Ok((total, rows));
                 }
                 let total: i64 = filtered(ws, &query).count().get_result(conn)?;
                 let rows: Vec<ContactRow> = if total == 0 {
