@@ -81,6 +81,9 @@ trap cleanup EXIT
 
 # start_server [ENV=VALUE...]: the server in the background, sampled for RSS.
 start_server() {
+  if curl -fs "http://127.0.0.1:$PORT/health" >/dev/null 2>&1; then
+    echo "port $PORT is taken (a leftover server?); refusing to measure it"; exit 1
+  fi
   env "$@" $BIN serve >> /tmp/maveraa-bench.log 2>&1 &
   SERVER=$!
   for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$PORT/ready" >/dev/null && break; sleep 0.1; done

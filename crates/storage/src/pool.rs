@@ -42,14 +42,16 @@ struct SessionSetup {
     statement_timeout_ms: u128,
 }
 
-// Not `plan_cache_mode = force_generic_plan`: it made list queries ~35%
-// cheaper, but it also pins the generic plans of foreign-key checks made
-// while tables were small (sequential scans), and sends slowed down as the
+// `plan_cache_mode = force_custom_plan`: PostgreSQL otherwise settles on a
+// generic plan for a prepared statement after five runs, and for the
+// foreign-key checks behind every insert (history and outbox rows point at
+// messages) that plan was made while the tables were small: a sequential
+// scan, kept for the connection's life, which slowed sends down as the
 // messages table grew.
 impl CustomizeConnection<PgConnection, diesel::r2d2::Error> for SessionSetup {
     fn on_acquire(&self, conn: &mut PgConnection) -> Result<(), diesel::r2d2::Error> {
         conn.batch_execute(&format!(
-            "SET statement_timeout = {}; SET idle_in_transaction_session_timeout = 60000; SET TIME ZONE 'UTC'",
+            "SET statement_timeout = {}; SET idle_in_transaction_session_timeout = 60000; SET TIME ZONE 'UTC'; SET plan_cache_mode = force_custom_plan",
             self.statement_timeout_ms
         ))
         .map_err(diesel::r2d2::Error::QueryError)
