@@ -127,6 +127,69 @@ async fn a_400_fails_at_once_with_the_providers_error() {
     );
 }
 
+#[tokio::test]
+async fn refused_credentials_mark_the_session_failed_until_a_send_succeeds() {
+    let provider = MockServer::start().await;
+    let refused = Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(401).set_body_json(json!({"error": {
+            "message": "Error validating access token: Session has expired", "type": "OAuthException", "code": 190}})))
+        .mount_as_scoped(&provider)
+        .await;
+    let uri = provider.uri();
+    let app = spawn_app_with(|s| s.whatsapp.cloud_api_base_url = uri).await;
+    app.cloud_session("real", "s", "v").await;
+    let session = |app: &crate::helpers::TestApp| {
+        let req = app.request(Method::GET, "/api/public/sessions");
+        async move { json_of(req.send().await.expect("r"), 200).await["sessions"][0].clone() }
+    };
+    let queued = json_of(
+        app.send(json!({"sessionId": "real", "targetNumber": "6281234567890", "message": "a"}))
+            .await,
+        202,
+    )
+    .await;
+    let failed = app
+        .wait_for_message(queued["messageId"].as_str().expect("id"), |m| {
+            m["status"] == "failed"
+        })
+        .await;
+    assert_eq!(failed["error"]["code"], "190");
+    let s = session(&app).await;
+    assert_eq!(s["status"], "failed");
+    assert!(
+        s["lastError"]
+            .as_str()
+            .expect("lastError")
+            .contains("access token")
+    );
+
+    drop(refused);
+    Mock::given(method("POST"))
+        .respond_with(Accept(Arc::new(AtomicU64::new(0))))
+        .mount(&provider)
+        .await;
+    let queued = json_of(
+        app.send(json!({"sessionId": "real", "targetNumber": "6281234567890", "message": "b"}))
+            .await,
+        202,
+    )
+    .await;
+    app.wait_for_message(queued["messageId"].as_str().expect("id"), |m| {
+        m["status"] == "sent"
+    })
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let s = session(&app).await;
+        if s["status"] == "connected" {
+            assert!(s["lastError"].is_null());
+            break;
+        }
+        assert!(Instant::now() < deadline, "session stayed {s}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .expect("bind")

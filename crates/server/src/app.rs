@@ -134,7 +134,8 @@ impl Services {
                     max_delay: Duration::from_secs(d.backoff_max_secs),
                 },
             },
-        );
+        )
+        .with_session_status(store.clone());
         Ok(Self {
             contacts: ContactService::new(store.clone(), clock.clone()),
             workspaces: WorkspaceService::new(store.clone(), clock.clone()),

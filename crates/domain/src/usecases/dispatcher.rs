@@ -5,8 +5,9 @@ use chrono::{DateTime, Utc};
 
 use crate::clock::Clock;
 use crate::error::RepositoryError;
+use crate::messaging::SessionStatus;
 use crate::messaging::{Message, MessageError};
-use crate::ports::{DispatchOutcome, Outbox, OutboxJob, TransportFactory};
+use crate::ports::{DispatchOutcome, Outbox, OutboxJob, SessionRepository, TransportFactory};
 use crate::transport::{MediaKind, OutboundContent, OutboundMessage, TransportError};
 use crate::validation::PhoneNumber;
 
@@ -75,7 +76,12 @@ pub struct Dispatcher {
     transports: Arc<dyn TransportFactory>,
     clock: Arc<dyn Clock>,
     settings: DispatcherSettings,
+    sessions: Option<Arc<dyn SessionRepository>>,
 }
+
+/// Provider error codes that mean the session's credentials are refused
+/// (Meta's 190 "invalid OAuth access token", or a bare HTTP 401).
+const CREDENTIAL_ERRORS: [&str; 2] = ["190", "401"];
 
 impl std::fmt::Debug for Dispatcher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -139,7 +145,16 @@ impl Dispatcher {
             transports,
             clock,
             settings,
+            sessions: None,
         }
+    }
+
+    /// Keeps sessions' status up to date from what sends reveal: `failed`
+    /// with the provider's message when it refuses the credentials,
+    /// `connected` again after a successful send.
+    pub fn with_session_status(mut self, sessions: Arc<dyn SessionRepository>) -> Self {
+        self.sessions = Some(sessions);
+        self
     }
 
     /// Claims one batch of due entries, sends them concurrently and records
@@ -169,7 +184,26 @@ impl Dispatcher {
     async fn dispatch(&self, job: OutboxJob) -> Result<(), RepositoryError> {
         let outcome = self.attempt(&job).await;
         let now = self.clock.now();
-        self.outbox.record(&[(job.message.id, outcome)], now).await
+        let session_change = match &outcome {
+            DispatchOutcome::Failed(e)
+                if e.code
+                    .as_deref()
+                    .is_some_and(|c| CREDENTIAL_ERRORS.contains(&c)) =>
+            {
+                Some((SessionStatus::Failed, Some(e.message.clone())))
+            }
+            DispatchOutcome::Sent { .. } if job.session.status != SessionStatus::Connected => {
+                Some((SessionStatus::Connected, None))
+            }
+            _ => None,
+        };
+        self.outbox
+            .record(&[(job.message.id, outcome)], now)
+            .await?;
+        if let (Some(sessions), Some((status, error))) = (&self.sessions, session_change) {
+            sessions.set_status(job.session.id, status, error).await?;
+        }
+        Ok(())
     }
 
     /// What becomes of one attempt.
