@@ -355,7 +355,10 @@ SELECT count(*) AS n FROM ins",
 
 /// Stores an inbound message unless the session has its provider id, and
 /// then its history row and conversation (push name, preview, unread + 1).
-/// `$11`: push name, `$12`: preview.
+/// `$11`: push name, `$12`: preview. The conversation is stamped with the
+/// time we received the message (`$10`, microseconds, our clock, like
+/// outbound messages), not the sender's whole-second timestamp: lists are
+/// ordered and paged by it, and whole seconds would tie.
 static INBOUND_SQL: LazyLock<Sql> = LazyLock::new(|| {
     Sql::new(
         "\
@@ -371,7 +374,7 @@ WITH ins AS (
 ), conversation AS (
     INSERT INTO conversations AS c (session_id, remote, workspace_id, push_name, last_message,
         last_message_at, unread_count, last_inbound_provider_id)
-    SELECT $3, $4, $2, NULLIF($11, ''), $12, $9, 1, $8 FROM ins
+    SELECT $3, $4, $2, NULLIF($11, ''), $12, $10, 1, $8 FROM ins
     ON CONFLICT (session_id, remote) DO UPDATE SET
         push_name = COALESCE(EXCLUDED.push_name, c.push_name),
         last_message = CASE WHEN EXCLUDED.last_message_at >= c.last_message_at

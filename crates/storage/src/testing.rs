@@ -4,7 +4,8 @@
 //!
 //! The server is `TEST_DATABASE_URL` when set (any database URL of it; the
 //! role must be allowed to create databases), else a project-local
-//! PostgreSQL in `.data/test-postgres` on port 55433, started on demand.
+//! PostgreSQL in `.data/test-postgres` on a port from 56000 to 56999 chosen
+//! from the checkout's path, started on demand.
 
 use std::path::PathBuf;
 use std::sync::OnceLock;
@@ -86,6 +87,17 @@ fn walk(dir: &std::path::Path) -> Vec<PathBuf> {
     out
 }
 
+/// The local test cluster's port: 56000 to 56999, from the checkout's path,
+/// so two checkouts on one machine do not fight over one port.
+fn test_port() -> u16 {
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    let mut hasher = DefaultHasher::new();
+    std::path::absolute(workspace_root())
+        .unwrap_or_else(|_| workspace_root())
+        .hash(&mut hasher);
+    56000 + (hasher.finish() % 1000) as u16
+}
+
 fn pid_alive(pid: u32) -> bool {
     std::path::Path::new(&format!("/proc/{pid}")).exists()
 }
@@ -104,7 +116,7 @@ fn prepare_template() -> Result<(String, String), StorageError> {
         Ok(url) if !url.trim().is_empty() => url,
         _ => LocalPostgres {
             dir: workspace_root().join(".data/test-postgres"),
-            port: 55433,
+            port: test_port(),
             database: "postgres".into(),
             ephemeral: true,
         }

@@ -572,8 +572,9 @@ async fn inbound_messages_are_stored_once_and_update_the_conversation() {
         .await
         .expect("second");
     let third = inbound("wamid.3", from, "hello?", Some("Jane D."));
+    let third_received = now();
     f.messages()
-        .record_inbound(&s, MessageId::new(), &third, now())
+        .record_inbound(&s, MessageId::new(), &third, third_received)
         .await
         .expect("third");
     let c = &f
@@ -589,7 +590,9 @@ async fn inbound_messages_are_stored_once_and_update_the_conversation() {
         ),
         (Some("Jane D."), 3, "hello?")
     );
-    assert_eq!(c.last_message_at, third.timestamp);
+    // Stamped with when we received it (microseconds), not the sender's
+    // whole-second timestamp.
+    assert_eq!(c.last_message_at, third_received);
 
     // An answer moves the preview but leaves the unread count.
     enqueue(&f, &outbound(&s, from, "yes!")).await;
