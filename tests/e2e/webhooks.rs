@@ -397,3 +397,58 @@ async fn one_apps_delivery_is_split_between_its_numbers_sessions() {
         ]
     );
 }
+
+#[tokio::test]
+async fn marking_read_sends_a_read_receipt_for_the_last_inbound_message() {
+    let provider = wiremock::MockServer::start().await;
+    wiremock::Mock::given(wiremock::matchers::method("POST"))
+        .and(wiremock::matchers::path("/1234567890/messages"))
+        .and(wiremock::matchers::body_json(json!({
+            "messaging_product": "whatsapp", "status": "read", "message_id": "wamid.IN2"
+        })))
+        .respond_with(wiremock::ResponseTemplate::new(200).set_body_json(json!({"success": true})))
+        .expect(1)
+        .mount(&provider)
+        .await;
+    let uri = provider.uri();
+    let app = crate::helpers::spawn_app_with(|s| s.whatsapp.cloud_api_base_url = uri).await;
+    let uuid = app.cloud_session("real", SECRET, "v").await;
+    for (id, text) in [("wamid.IN1", "one"), ("wamid.IN2", "two")] {
+        let body = serde_json::to_vec(&inbound_payload(
+            id,
+            "6281234567890",
+            "John",
+            json!({"type": "text", "text": {"body": text}}),
+        ))
+        .expect("json");
+        assert_eq!(
+            post_raw(&app, &uuid, &body, Some(sign(&body)))
+                .await
+                .status(),
+            200
+        );
+    }
+    assert_eq!(
+        conversations(&app).await["conversations"][0]["unreadCount"],
+        2
+    );
+    let res = app
+        .request(
+            Method::POST,
+            "/api/public/inbox/conversations/6281234567890@s.whatsapp.net/read?sessionId=real",
+        )
+        .send()
+        .await
+        .expect("r");
+    let body = json_of(res, 200).await;
+    assert_eq!(body["unreadCount"], 0);
+    assert!(
+        body.get("providerError").is_none_or(Value::is_null),
+        "{body}"
+    );
+    assert_eq!(
+        conversations(&app).await["conversations"][0]["unreadCount"],
+        0
+    );
+    provider.verify().await;
+}
