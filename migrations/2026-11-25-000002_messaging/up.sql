@@ -42,6 +42,9 @@ CREATE TABLE messages (
     -- used again, so the key can be reused.
     idempotency_key text,
     idempotency_fingerprint text,
+    -- Inbound: when the sender sent it, by the provider's clock (whole
+    -- seconds). created_at is when we stored it, which orders and pages.
+    provider_timestamp timestamptz,
     created_at timestamptz NOT NULL,
     updated_at timestamptz NOT NULL,
     -- Dedupes inbound redeliveries and finds outbound messages for status

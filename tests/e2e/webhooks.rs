@@ -263,6 +263,9 @@ async fn inbound_media_and_other_types_are_stored_with_their_type() {
     assert_eq!(img["media"]["providerMediaId"], "MEDIA-1");
     assert_eq!(img["media"]["mimeType"], "image/jpeg");
     assert_eq!(img["media"]["caption"], "Look");
+    // The sender's time is kept; createdAt is when we stored it.
+    assert_eq!(img["providerTimestamp"], "2025-11-24T16:00:00.000000Z");
+    assert_ne!(img["createdAt"], img["providerTimestamp"]);
     assert!(list.iter().any(|m| m["type"] == "location"));
 }
 

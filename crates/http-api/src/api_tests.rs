@@ -286,7 +286,8 @@ impl MessageRepository for Fake {
             status: MessageStatus::Received,
             provider_message_id: Some(m.provider_message_id.clone()),
             error: None,
-            created_at: m.timestamp,
+            provider_timestamp: Some(m.timestamp),
+            created_at: received_at,
             updated_at: received_at,
             history: Vec::new(),
         });
@@ -989,6 +990,7 @@ async fn a_message_read_back_keeps_its_history_and_errors() {
             status: MessageStatus::Failed,
             provider_message_id: Some("wamid.9".into()),
             error: Some(failure.clone()),
+            provider_timestamp: None,
             created_at: now,
             updated_at: now,
             history: vec![

@@ -312,6 +312,9 @@ pub struct MessageBody<'a> {
     status: &'static str,
     provider_message_id: Option<&'a str>,
     error: Option<ErrorBody<'a>>,
+    /// Inbound: when the contact sent it (the provider's clock).
+    provider_timestamp: Option<String>,
+    /// When we stored it; histories are ordered and paged by it.
     created_at: String,
     updated_at: String,
     status_history: Vec<StatusBody<'a>>,
@@ -345,6 +348,7 @@ impl<'a> From<&'a Message> for MessageBody<'a> {
             status: m.status.as_str(),
             provider_message_id: m.provider_message_id.as_deref(),
             error: m.error.as_ref().map(ErrorBody::from),
+            provider_timestamp: m.provider_timestamp.as_ref().map(wire_time),
             created_at: wire_time(&m.created_at),
             updated_at: wire_time(&m.updated_at),
             status_history: m.history.iter().map(StatusBody::from).collect(),

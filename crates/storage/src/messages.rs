@@ -102,7 +102,7 @@ pub(crate) fn provider_id_lock_sql(session_expr: &str, provider_id_expr: &str) -
 /// The columns [`MessageRow`] reads, from `messages m JOIN sessions s`.
 pub(crate) const MESSAGE_COLUMNS: &str = "m.id, m.workspace_id, m.session_id, s.name AS session_name, \
      m.remote, m.direction, m.type AS kind, m.body, m.media, m.status, m.provider_message_id, \
-     m.error_code, m.error_message, m.created_at, m.updated_at";
+     m.error_code, m.error_message, m.provider_timestamp, m.created_at, m.updated_at";
 
 /// A message read by raw SQL (see [`MESSAGE_COLUMNS`]).
 #[derive(Debug, QueryableByName)]
@@ -133,6 +133,8 @@ pub(crate) struct MessageRow {
     pub(crate) error_code: Option<String>,
     #[diesel(sql_type = Nullable<Text>)]
     pub(crate) error_message: Option<String>,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    pub(crate) provider_timestamp: Option<DateTime<Utc>>,
     #[diesel(sql_type = Timestamptz)]
     pub(crate) created_at: DateTime<Utc>,
     #[diesel(sql_type = Timestamptz)]
@@ -156,6 +158,7 @@ impl TryFrom<MessageRow> for Message {
             status: parse_status(&r.status)?,
             provider_message_id: r.provider_message_id,
             error: message_error(r.error_code, r.error_message),
+            provider_timestamp: r.provider_timestamp,
             created_at: r.created_at,
             updated_at: r.updated_at,
             history: Vec::new(),
@@ -364,8 +367,8 @@ static INBOUND_SQL: LazyLock<Sql> = LazyLock::new(|| {
         "\
 WITH ins AS (
     INSERT INTO messages (id, workspace_id, session_id, remote, direction, type, body, media,
-        status, provider_message_id, created_at, updated_at)
-    VALUES ($1, $2, $3, $4, 'inbound', $5, $6, $7, 'received', $8, $9, $10)
+        status, provider_message_id, provider_timestamp, created_at, updated_at)
+    VALUES ($1, $2, $3, $4, 'inbound', $5, $6, $7, 'received', $8, $9, $10, $10)
     ON CONFLICT (session_id, provider_message_id) DO NOTHING
     RETURNING id
 ), history AS (

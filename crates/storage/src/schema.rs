@@ -48,6 +48,8 @@ diesel::table! {
     }
 }
 
+// `messages` also has `provider_timestamp` (nullable timestamptz), left out
+// here to stay within diesel's 16 columns: raw SQL (MESSAGE_COLUMNS) reads it.
 diesel::table! {
     messages (id) {
         id -> Uuid,

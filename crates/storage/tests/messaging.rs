@@ -135,6 +135,7 @@ fn outbound_at(session: &Session, to: &str, text: &str, at: DateTime<Utc>) -> Me
         status: MessageStatus::Queued,
         provider_message_id: None,
         error: None,
+        provider_timestamp: None,
         created_at: at,
         updated_at: at,
         history: vec![StatusChange {
@@ -531,9 +532,10 @@ async fn inbound_messages_are_stored_once_and_update_the_conversation() {
     let from = "6281234567890";
     let first = inbound("wamid.1", from, "hi", Some("Jane"));
     let id = MessageId::new();
+    let first_received = now();
     assert!(
         f.messages()
-            .record_inbound(&s, id, &first, now())
+            .record_inbound(&s, id, &first, first_received)
             .await
             .expect("new")
     );
@@ -548,7 +550,9 @@ async fn inbound_messages_are_stored_once_and_update_the_conversation() {
     assert_eq!(stored.direction, Direction::Inbound);
     assert_eq!(stored.status, MessageStatus::Received);
     assert_eq!(stored.provider_message_id.as_deref(), Some("wamid.1"));
-    assert_eq!(stored.created_at, first.timestamp);
+    // Stored at our receive time; the sender's time is kept beside it.
+    assert_eq!(stored.created_at, first_received);
+    assert_eq!(stored.provider_timestamp, Some(first.timestamp));
     assert_eq!(statuses(&stored), vec![MessageStatus::Received]);
 
     let c = &f

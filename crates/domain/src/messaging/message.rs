@@ -281,7 +281,11 @@ pub struct Message {
     pub provider_message_id: Option<String>,
     /// Why it failed, for `failed`.
     pub error: Option<MessageError>,
-    /// When it was stored (outbound) or sent by the contact (inbound).
+    /// Inbound: when the contact sent it, by the provider's clock (whole
+    /// seconds). `None` for outbound messages.
+    pub provider_timestamp: Option<DateTime<Utc>>,
+    /// When we stored it (microseconds, our clock): messages are ordered
+    /// and paged by it.
     pub created_at: DateTime<Utc>,
     /// When its status last changed.
     pub updated_at: DateTime<Utc>,

@@ -89,6 +89,7 @@ impl MessagingService {
             status: MessageStatus::Queued,
             provider_message_id: None,
             error: None,
+            provider_timestamp: None,
             created_at: now,
             updated_at: now,
             history: vec![StatusChange {
