@@ -25,6 +25,7 @@ pub fn test_settings(db_url: &str) -> Settings {
     settings.server.shutdown_timeout_secs = 1;
     settings.bootstrap.default_workspace = false;
     settings.database.pool_min_idle = 0;
+    settings.database.read_pool_max_size = 2;
     settings.database.pool_max_size = 8;
     settings.database.acquire_timeout_ms = 2000;
     // Fast feedback: the simulator reports at once, the dispatcher polls

@@ -90,7 +90,18 @@ impl Services {
         }
         let db = Database::connect(&url, &settings.database.pool())
             .context("connecting to PostgreSQL")?;
-        let store = Arc::new(PgStore::new(db));
+        let mut store = PgStore::new(db);
+        if settings.database.read_pool_max_size > 0 {
+            let mut reads = settings.database.pool();
+            reads.max_size = settings.database.read_pool_max_size;
+            reads.min_idle = reads.min_idle.min(reads.max_size);
+            reads.generic_plans = true;
+            store = store.with_reads(
+                Database::connect(&url, &reads)
+                    .context("connecting the read pool to PostgreSQL")?,
+            );
+        }
+        let store = Arc::new(store);
         let clock = Arc::new(SystemClock);
         let pepper = settings.auth.api_key_pepper.expose();
         let codec = Arc::new(ApiKeyHasher::new(Some(pepper)));

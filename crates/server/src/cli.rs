@@ -389,6 +389,7 @@ where
     let mut quiet = settings.clone();
     quiet.database.pool_min_idle = 0;
     quiet.database.pool_max_size = 2;
+    quiet.database.read_pool_max_size = 0;
     let services = Services::connect(&quiet)?;
     tokio::runtime::Builder::new_current_thread()
         .enable_all()

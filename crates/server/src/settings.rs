@@ -125,6 +125,8 @@ pub struct DatabaseSettings {
     pub pool_max_size: u32,
     /// Idle connections kept.
     pub pool_min_idle: u32,
+    /// Size of the read pool (generic plans); 0 disables it.
+    pub read_pool_max_size: u32,
     /// Wait for a connection, in ms.
     pub acquire_timeout_ms: u64,
     /// Statement timeout, in ms.
@@ -175,6 +177,7 @@ impl DatabaseSettings {
             min_idle: self.pool_min_idle,
             acquire_timeout: Duration::from_millis(self.acquire_timeout_ms),
             statement_timeout: Duration::from_millis(self.statement_timeout_ms),
+            generic_plans: false,
         }
     }
 }

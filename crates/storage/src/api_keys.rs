@@ -58,7 +58,7 @@ impl ApiKeyRepository for PgStore {
     async fn find_by_hash(&self, hash: &ApiKeyHash) -> Result<Option<ApiKey>, RepositoryError> {
         let digest = hash.as_bytes().to_vec();
         let row = self
-            .db
+            .reads
             .run(move |conn| {
                 Ok(api_keys::table
                     .filter(api_keys::key_hash.eq(digest))

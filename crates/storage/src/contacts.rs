@@ -139,7 +139,7 @@ impl ContactRepository for PgStore {
         id: ContactId,
     ) -> Result<Option<Contact>, RepositoryError> {
         let row = self
-            .db
+            .reads
             .run(move |conn| {
                 Ok(contacts::table
                     .filter(contacts::workspace_id.eq(workspace.as_uuid()))
@@ -160,7 +160,7 @@ impl ContactRepository for PgStore {
         let query = query.clone();
         let ws = workspace.as_uuid();
         let (total, rows) = self
-            .db
+            .reads
             .run(move |conn| {
                 let offset = i64::try_from(query.offset).unwrap_or(i64::MAX);
                 let limit = query.limit.map_or(i64::MAX, i64::from);

@@ -770,7 +770,7 @@ impl MessageRepository for PgStore {
     ) -> Result<Vec<Conversation>, RepositoryError> {
         let query = query.clone();
         let rows: Vec<(ConversationRow, String)> = self
-            .db
+            .reads
             .run(move |conn| {
                 let mut q = conversations::table
                     .inner_join(sessions::table)

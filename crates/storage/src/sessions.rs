@@ -186,7 +186,7 @@ impl SessionRepository for PgStore {
     ) -> Result<Option<Session>, RepositoryError> {
         let name = name.as_str().to_owned();
         let row = self
-            .db
+            .reads
             .run(move |conn| {
                 Ok(sessions::table
                     .filter(sessions::workspace_id.eq(workspace.as_uuid()))

@@ -10,12 +10,26 @@ use crate::pool::Database;
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pub(crate) db: Database,
+    /// Where hot read-only queries run (lists, lookups): `db` itself unless
+    /// [`PgStore::with_reads`] gave a pool with generic plans.
+    pub(crate) reads: Database,
 }
 
 impl PgStore {
     /// A store over `db`.
     pub fn new(db: Database) -> Self {
-        Self { db }
+        Self {
+            reads: db.clone(),
+            db,
+        }
+    }
+
+    /// Runs the hot read-only queries (contact and conversation lists, key
+    /// and session lookups) on `reads`, a pool opened with
+    /// `PoolSettings::generic_plans`.
+    pub fn with_reads(mut self, reads: Database) -> Self {
+        self.reads = reads;
+        self
     }
 
     /// The pool under the store.
