@@ -119,12 +119,6 @@ impl ApiKeyCodec for ApiKeyHasher {
     }
 }
 
-/// Compares two byte strings in constant time (for signatures and tokens).
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    use subtle::ConstantTimeEq;
-    a.len() == b.len() && bool::from(a.ct_eq(b))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -191,12 +185,5 @@ mod tests {
                 .hash("mvr_live_0123456789abcdefghijklmnopqrstuv")
                 .is_some()
         );
-    }
-
-    #[test]
-    fn constant_time_eq_compares() {
-        assert!(constant_time_eq(b"abc", b"abc"));
-        assert!(!constant_time_eq(b"abc", b"abd"));
-        assert!(!constant_time_eq(b"abc", b"ab"));
     }
 }
