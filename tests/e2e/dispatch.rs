@@ -298,7 +298,15 @@ async fn a_server_killed_with_queued_messages_sends_them_after_restart() {
     .await;
     app.cloud_session("real", "s", "v").await;
     let port = free_port();
-    let mut first = serve(&app.db_url, &uri, port, &[]);
+    // A short lease: the entries it holds when killed are claimed again
+    // once the lease runs out (the default, a minute, would outlast the
+    // deadline below).
+    let mut first = serve(
+        &app.db_url,
+        &uri,
+        port,
+        &[("MAVERAA__DISPATCHER__LEASE_SECS", "1")],
+    );
     wait_ready(port);
     let client = reqwest::Client::new();
     let mut ids = Vec::new();

@@ -206,6 +206,7 @@ pub trait SessionRepository: Send + Sync + 'static {
 
 /// What [`MessageRepository::enqueue`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum EnqueueOutcome {
     /// The message and its outbox entry were stored.
     Created,
@@ -217,6 +218,9 @@ pub enum EnqueueOutcome {
         /// The fingerprint of the request that stored it.
         fingerprint: String,
     },
+    /// The message's session (or its workspace) no longer exists; nothing
+    /// was stored.
+    SessionGone,
 }
 
 /// Stores messages and conversations.
@@ -225,7 +229,9 @@ pub trait MessageRepository: Send + Sync + 'static {
     /// Stores an outbound message (status `queued`) together with its outbox
     /// entry, in one transaction, and updates its conversation. With an
     /// idempotency key already used within 24 hours in the workspace,
-    /// stores nothing and returns the earlier message.
+    /// stores nothing and returns the earlier message. When the message's
+    /// session was deleted meanwhile, stores nothing and answers
+    /// [`EnqueueOutcome::SessionGone`].
     ///
     /// # Errors
     /// `Unavailable` or `Internal` when storage fails.

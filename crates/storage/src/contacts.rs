@@ -170,7 +170,7 @@ impl ContactRepository for PgStore {
                     // list is one round trip and no count(*). Rows are
                     // collected one by one into a vector sized from that
                     // count, not into one that doubles as it grows.
-                    let iter = contacts::table
+                    let page = contacts::table
                         .filter(contacts::workspace_id.eq(ws))
                         .order((contacts::created_at.desc(), contacts::id.desc()))
                         .select((
@@ -181,22 +181,23 @@ impl ContactRepository for PgStore {
                                 .single_value(),
                         ))
                         .limit(limit)
-                        .offset(offset)
-                        .load_iter::<(ContactRow, Option<i64>), diesel::pg::PgRowByRowLoadingMode>(
-                            conn,
-                        )?;
-                    let mut total = None;
-                    let mut rows = Vec::new();
-                    for row in iter {
-                        let (row, count) = row?;
-                        if total.is_none() {
-                            let count = count.unwrap_or(0);
-                            let expected = (count - offset.min(count)).min(limit).max(0);
-                            rows.reserve_exact(usize::try_from(expected).unwrap_or(0));
-                            total = Some(count);
-                        }
-                        rows.push(row);
-                    }
+                        .offset(offset);
+                    // A bounded page comes in one result (row-by-row mode
+                    // costs libpq a result per row); the unbounded list row
+                    // by row, so the whole workspace is never held twice.
+                    let (total, rows) = if query.limit.is_some() {
+                        collect_counted(
+                            page.load_iter::<(ContactRow, Option<i64>), diesel::connection::DefaultLoadingMode>(conn)?,
+                            offset,
+                            limit,
+                        )?
+                    } else {
+                        collect_counted(
+                            page.load_iter::<(ContactRow, Option<i64>), diesel::pg::PgRowByRowLoadingMode>(conn)?,
+                            offset,
+                            limit,
+                        )?
+                    };
                     let total = match total {
                         Some(t) => t,
                         // An empty page (past the end, or no contacts).
@@ -271,6 +272,29 @@ impl ContactRepository for PgStore {
             .await?;
         Ok(deleted == 1)
     }
+}
+
+/// Collects rows that each carry the workspace's contact count into a
+/// vector sized from that count; returns the count (`None` when there were
+/// no rows) with the rows.
+fn collect_counted(
+    rows: impl Iterator<Item = QueryResult<(ContactRow, Option<i64>)>>,
+    offset: i64,
+    limit: i64,
+) -> QueryResult<(Option<i64>, Vec<ContactRow>)> {
+    let mut total = None;
+    let mut out = Vec::new();
+    for row in rows {
+        let (row, count) = row?;
+        if total.is_none() {
+            let count = count.unwrap_or(0);
+            let expected = (count - offset.min(count)).min(limit).max(0);
+            out.reserve_exact(usize::try_from(expected).unwrap_or(0));
+            total = Some(count);
+        }
+        out.push(row);
+    }
+    Ok((total, out))
 }
 
 #[cfg(test)]

@@ -48,6 +48,17 @@ impl StorageError {
             ))
         )
     }
+
+    /// Whether a row referred to another that does not exist (any more).
+    pub fn is_foreign_key_violation(&self) -> bool {
+        matches!(
+            self,
+            Self::Query(DieselError::DatabaseError(
+                DatabaseErrorKind::ForeignKeyViolation,
+                _
+            ))
+        )
+    }
 }
 
 /// Whether a database error means the server or the connection went away

@@ -17,6 +17,7 @@ mod outbox;
 mod pool;
 mod revocations;
 mod schema;
+mod send_batch;
 mod sessions;
 mod sql;
 mod store;

@@ -193,13 +193,13 @@ struct MediaJson {
 }
 
 /// The `type`, `body` and `media` columns of a message's content.
-struct ContentColumns {
-    kind: String,
-    body: Option<String>,
-    media: Option<serde_json::Value>,
+pub(crate) struct ContentColumns {
+    pub(crate) kind: String,
+    pub(crate) body: Option<String>,
+    pub(crate) media: Option<serde_json::Value>,
 }
 
-fn encode_content(content: &MessageContent) -> Result<ContentColumns, StorageError> {
+pub(crate) fn encode_content(content: &MessageContent) -> Result<ContentColumns, StorageError> {
     Ok(match content {
         MessageContent::Text { body } => ContentColumns {
             kind: "text".to_owned(),
@@ -517,7 +517,8 @@ const IDEMPOTENCY_WINDOW: chrono::TimeDelta = chrono::TimeDelta::hours(24);
 /// rolling back can take away again.
 const IDEMPOTENCY_ROUNDS: usize = 5;
 
-fn enqueue(
+/// Stores one outbound message (see [`MessageRepository::enqueue`]).
+pub(crate) fn enqueue(
     conn: &mut PgConnection,
     message: &Message,
     key: Option<&IdempotencyKey>,
@@ -529,8 +530,12 @@ fn enqueue(
         // Insert first: a new key (the usual case) costs one round trip.
         // A concurrent request with the same key makes this wait for it and
         // then store nothing (ON CONFLICT DO NOTHING).
-        if insert_outbound(conn, message, &content, key, &preview)? == 1 {
-            return Ok(EnqueueOutcome::Created);
+        match insert_outbound(conn, message, &content, key, &preview) {
+            Ok(1) => return Ok(EnqueueOutcome::Created),
+            Ok(_) => {}
+            // Its session (or workspace) was deleted since it was looked up.
+            Err(err) if err.is_foreign_key_violation() => return Ok(EnqueueOutcome::SessionGone),
+            Err(err) => return Err(err),
         }
         let Some(key) = key else {
             return Err(StorageError::Corrupt(
@@ -660,11 +665,9 @@ impl MessageRepository for PgStore {
         message: &Message,
         idempotency: Option<&IdempotencyKey>,
     ) -> Result<EnqueueOutcome, RepositoryError> {
-        let message = message.clone();
-        let key = idempotency.cloned();
         Ok(self
-            .db
-            .run(move |conn| enqueue(conn, &message, key.as_ref()))
+            .sends
+            .enqueue(&self.db, message.clone(), idempotency.cloned())
             .await?)
     }
 

@@ -3,7 +3,10 @@ use diesel::RunQueryDsl;
 use maveraa_domain::RepositoryError;
 use maveraa_domain::ports::HealthCheck;
 
+use std::sync::Arc;
+
 use crate::pool::Database;
+use crate::send_batch::SendQueue;
 
 /// The PostgreSQL implementation of the domain's repository ports: one
 /// value implements them all over a shared pool.
@@ -13,6 +16,8 @@ pub struct PgStore {
     /// Where hot read-only queries run (lists, lookups): `db` itself unless
     /// [`PgStore::with_reads`] gave a pool with generic plans.
     pub(crate) reads: Database,
+    /// Sends waiting to be stored together (see `send_batch`).
+    pub(crate) sends: Arc<SendQueue>,
 }
 
 impl PgStore {
@@ -21,6 +26,7 @@ impl PgStore {
         Self {
             reads: db.clone(),
             db,
+            sends: Arc::default(),
         }
     }
 

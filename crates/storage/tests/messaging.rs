@@ -12,15 +12,21 @@ use diesel::RunQueryDsl;
 use diesel::sql_types::BigInt;
 use maveraa_domain::messaging::{
     CloudApiSettings, ConversationQuery, Direction, IdempotencyKey, InboundMessage, MediaInfo,
-    Message, MessageContent, MessageError, MessageStatus, ProviderSettings, SecretString, Session,
-    SessionName, SessionStatus, StatusChange, StatusUpdate, WaId,
+    Message, MessageContent, MessageError, MessageStatus, ProviderSettings, SecretString,
+    SendMessage, Session, SessionName, SessionStatus, StatusChange, StatusUpdate, WaId,
 };
 use maveraa_domain::ports::{
     DispatchOutcome, EnqueueOutcome, MessageRepository, Outbox, SessionRepository, TransportFactory,
 };
-use maveraa_domain::transport::{MediaKind, OutboundMessage, TransportError, WhatsAppTransport};
-use maveraa_domain::usecases::{Dispatcher, DispatcherSettings, RetryPolicy, WorkspaceService};
-use maveraa_domain::{MessageId, RepositoryError, SessionId, SystemClock, WorkspaceId};
+use maveraa_domain::transport::{
+    MediaKind, OutboundContent, OutboundMessage, TransportError, WhatsAppTransport,
+};
+use maveraa_domain::usecases::{
+    Dispatcher, DispatcherSettings, MessagingService, RetryPolicy, WorkspaceService,
+};
+use maveraa_domain::{
+    MessageId, MessagingError, PhoneNumber, RepositoryError, SessionId, SystemClock, WorkspaceId,
+};
 use maveraa_storage::testing::TestDatabase;
 use maveraa_storage::{Database, PgStore, PoolSettings};
 
@@ -505,7 +511,7 @@ async fn ten_concurrent_requests_with_one_key_store_one_message() {
         match t.await.expect("task") {
             (id, Ok(EnqueueOutcome::Created)) => created.push(id),
             (_, Ok(EnqueueOutcome::Existing { message, .. })) => existing.push(message.id),
-            (_, Err(e)) => panic!("unexpected {e:?}"),
+            (_, other) => panic!("unexpected {other:?}"),
         }
     }
     assert_eq!((created.len(), existing.len()), (1, 9));
@@ -517,6 +523,108 @@ async fn ten_concurrent_requests_with_one_key_store_one_message() {
     assert_eq!(f.count("SELECT count(*) AS n FROM outbox"), 1);
     assert_eq!(
         f.count("SELECT count(*) AS n FROM message_status_history"),
+        1
+    );
+}
+
+#[tokio::test]
+async fn concurrent_sends_are_each_stored_once_with_the_newest_as_last_message() {
+    let f = fixture();
+    let ws = workspace(&f, "Acme").await;
+    let s = session(&f, ws, "s1").await;
+    let start = now();
+    let mut tasks = Vec::new();
+    for i in 0..120 {
+        let store = f.store.clone();
+        // Ten recipients, twelve messages each, stamped 1 ms apart.
+        let to = format!("62812345678{:02}", i % 10);
+        let at = start + TimeDelta::milliseconds(i);
+        let m = outbound_at(&s, &to, &format!("message {i}"), at);
+        tasks.push(tokio::spawn(async move { store.enqueue(&m, None).await }));
+    }
+    for t in tasks {
+        assert_eq!(
+            t.await.expect("task").expect("enqueue"),
+            EnqueueOutcome::Created
+        );
+    }
+    assert_eq!(f.count("SELECT count(*) AS n FROM messages"), 120);
+    assert_eq!(f.count("SELECT count(*) AS n FROM outbox"), 120);
+    assert_eq!(
+        f.count("SELECT count(*) AS n FROM message_status_history"),
+        120
+    );
+    assert_eq!(f.count("SELECT count(*) AS n FROM conversations"), 10);
+    // Each conversation shows its newest message: i = 110..119.
+    assert_eq!(
+        f.count(
+            "SELECT count(*) AS n FROM conversations c
+             WHERE c.last_message = 'message 11' || right(c.remote, 1)
+               AND c.last_message_at = (SELECT max(created_at) FROM messages m
+                                        WHERE m.remote = c.remote)"
+        ),
+        10
+    );
+}
+
+#[tokio::test]
+async fn a_send_to_a_deleted_session_stores_nothing_and_says_so() {
+    let f = fixture();
+    let ws = workspace(&f, "Acme").await;
+    let gone = session(&f, ws, "gone").await;
+    let kept = session(&f, ws, "kept").await;
+    assert!(f.sessions().delete(ws, &gone.name).await.expect("delete"));
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let store = f.store.clone();
+        let s = if i % 2 == 0 { &gone } else { &kept };
+        let m = outbound(s, "6281234567890", &format!("message {i}"));
+        tasks.push(tokio::spawn(async move { store.enqueue(&m, None).await }));
+    }
+    for (i, t) in tasks.into_iter().enumerate() {
+        let expected = if i % 2 == 0 {
+            EnqueueOutcome::SessionGone
+        } else {
+            EnqueueOutcome::Created
+        };
+        assert_eq!(
+            t.await.expect("task").expect("enqueue"),
+            expected,
+            "send {i}"
+        );
+    }
+    assert_eq!(f.count("SELECT count(*) AS n FROM messages"), 20);
+    assert_eq!(f.count("SELECT count(*) AS n FROM outbox"), 20);
+}
+
+#[tokio::test]
+async fn sending_follows_a_session_deleted_and_created_again() {
+    let f = fixture();
+    let ws = workspace(&f, "Acme").await;
+    let first = session(&f, ws, "main").await;
+    let service = MessagingService::new(f.store.clone(), f.store.clone(), Arc::new(SystemClock));
+    let send = |text: &str| SendMessage {
+        session: name("main"),
+        to: PhoneNumber::parse("targetNumber", "6281234567890").expect("phone"),
+        content: OutboundContent::Text { body: text.into() },
+    };
+    let sent = service.send(ws, send("one"), None).await.expect("send");
+    assert_eq!(sent.message.session_id, first.id);
+
+    assert!(f.sessions().delete(ws, &first.name).await.expect("delete"));
+    assert!(matches!(
+        service.send(ws, send("two"), None).await,
+        Err(MessagingError::SessionNotFound)
+    ));
+
+    let second = session(&f, ws, "main").await;
+    let sent = service.send(ws, send("three"), None).await.expect("send");
+    assert_eq!(sent.message.session_id, second.id);
+    assert_eq!(
+        f.count(&format!(
+            "SELECT count(*) AS n FROM messages WHERE session_id = '{}'",
+            second.id
+        )),
         1
     );
 }

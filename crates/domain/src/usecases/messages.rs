@@ -1,11 +1,12 @@
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::clock::Clock;
 use crate::error::MessagingError;
-use crate::ids::{MessageId, WorkspaceId};
+use crate::ids::{MessageId, SessionId, WorkspaceId};
 use crate::messaging::{
-    Direction, IdempotencyKey, Message, MessageContent, MessageStatus, SendMessage, StatusChange,
-    WaId,
+    Direction, IdempotencyKey, Message, MessageContent, MessageStatus, SendMessage, SessionName,
+    StatusChange, WaId,
 };
 use crate::ports::{EnqueueOutcome, MessageRepository, SessionRepository};
 
@@ -26,6 +27,38 @@ pub struct MessagingService {
     messages: Arc<dyn MessageRepository>,
     clock: Arc<dyn Clock>,
     on_enqueue: Arc<dyn Fn() + Send + Sync>,
+    session_ids: Arc<SessionIds>,
+}
+
+/// Most sessions whose ids are remembered; past it the memory starts over.
+const SESSION_IDS_KEPT: usize = 10_000;
+
+/// The ids of sessions sends went to, so a send needs no lookup of its
+/// session. Sessions are never renamed; a deleted one is forgotten when the
+/// store reports it gone ([`EnqueueOutcome::SessionGone`]), which also
+/// covers a session deleted by another process or created again under the
+/// same name.
+#[derive(Default)]
+struct SessionIds(Mutex<HashMap<(WorkspaceId, SessionName), SessionId>>);
+
+impl SessionIds {
+    fn get(&self, workspace: WorkspaceId, name: &SessionName) -> Option<SessionId> {
+        let map = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        map.get(&(workspace, name.clone())).copied()
+    }
+
+    fn put(&self, workspace: WorkspaceId, name: &SessionName, id: SessionId) {
+        let mut map = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if map.len() >= SESSION_IDS_KEPT {
+            map.clear();
+        }
+        map.insert((workspace, name.clone()), id);
+    }
+
+    fn forget(&self, workspace: WorkspaceId, name: &SessionName) {
+        let mut map = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        map.remove(&(workspace, name.clone()));
+    }
 }
 
 impl std::fmt::Debug for MessagingService {
@@ -46,6 +79,7 @@ impl MessagingService {
             messages,
             clock,
             on_enqueue: Arc::new(|| {}),
+            session_ids: Arc::default(),
         }
     }
 
@@ -72,17 +106,76 @@ impl MessagingService {
         idempotency_key: Option<String>,
     ) -> Result<SendOutcome, MessagingError> {
         request.validate()?;
-        let session = self
-            .sessions
-            .get_by_name(workspace, &request.session)
-            .await?
-            .ok_or(MessagingError::SessionNotFound)?;
+        let idempotency = idempotency_key.map(|key| IdempotencyKey {
+            key,
+            fingerprint: request.fingerprint(),
+        });
+        let mut remembered = self.session_ids.get(workspace, &request.session);
+        loop {
+            let looked_up = remembered.is_none();
+            let session_id = match remembered.take() {
+                Some(id) => id,
+                None => {
+                    let session = self
+                        .sessions
+                        .get_by_name(workspace, &request.session)
+                        .await?
+                        .ok_or(MessagingError::SessionNotFound)?;
+                    self.session_ids.put(workspace, &session.name, session.id);
+                    session.id
+                }
+            };
+            let message = self.outbound(workspace, session_id, &request);
+            match self
+                .messages
+                .enqueue(&message, idempotency.as_ref())
+                .await?
+            {
+                EnqueueOutcome::Created => {
+                    (self.on_enqueue)();
+                    return Ok(SendOutcome {
+                        message,
+                        replayed: false,
+                    });
+                }
+                EnqueueOutcome::Existing {
+                    message: first,
+                    fingerprint,
+                } => {
+                    return if idempotency.is_some_and(|i| i.fingerprint == fingerprint) {
+                        Ok(SendOutcome {
+                            message: *first,
+                            replayed: true,
+                        })
+                    } else {
+                        Err(MessagingError::IdempotencyConflict)
+                    };
+                }
+                // Deleted since we learned its id: look it up again (it may
+                // have been created again under the same name).
+                EnqueueOutcome::SessionGone => {
+                    self.session_ids.forget(workspace, &request.session);
+                    if looked_up {
+                        return Err(MessagingError::SessionNotFound);
+                    }
+                }
+            }
+        }
+    }
+
+    /// A new `queued` outbound message for `request`.
+    fn outbound(
+        &self,
+        workspace: WorkspaceId,
+        session: SessionId,
+        request: &SendMessage,
+    ) -> Message {
         let now = self.clock.now();
-        let message = Message {
+        Message {
             id: MessageId::new(),
             workspace_id: workspace,
-            session_id: session.id,
-            session_name: session.name.clone(),
+            session_id: session,
+            session_name: request.session.clone(),
             remote: WaId::from(&request.to),
             direction: Direction::Outbound,
             content: MessageContent::from(&request.content),
@@ -97,36 +190,6 @@ impl MessagingService {
                 at: now,
                 error: None,
             }],
-        };
-        let idempotency = idempotency_key.map(|key| IdempotencyKey {
-            key,
-            fingerprint: request.fingerprint(),
-        });
-        match self
-            .messages
-            .enqueue(&message, idempotency.as_ref())
-            .await?
-        {
-            EnqueueOutcome::Created => {
-                (self.on_enqueue)();
-                Ok(SendOutcome {
-                    message,
-                    replayed: false,
-                })
-            }
-            EnqueueOutcome::Existing {
-                message: first,
-                fingerprint,
-            } => {
-                if idempotency.is_some_and(|i| i.fingerprint == fingerprint) {
-                    Ok(SendOutcome {
-                        message: *first,
-                        replayed: true,
-                    })
-                } else {
-                    Err(MessagingError::IdempotencyConflict)
-                }
-            }
         }
     }
 

@@ -1,0 +1,507 @@
+//! Group commit for sends: concurrent `enqueue` calls share one statement
+//! and one commit.
+//!
+//! Each send is durable before it is answered, so every send used to cost a
+//! statement, a transaction and a WAL flush of its own, and PostgreSQL's
+//! per-statement work (locks on four tables and their indexes, executor
+//! start-up, commit) was most of the price. Here a send joins a queue and
+//! hands the database threads a flush job; the first job to run takes
+//! everything queued by then (at most [`MAX_BATCH`]) and stores it with one
+//! statement. A lone send is a batch of one, so nothing waits for company.
+//!
+//! Every send still gets its own answer: rows the batch did not store (an
+//! idempotency key already held) go through the one-by-one path, and when
+//! the batch statement fails, each of its sends is retried alone so one bad
+//! row cannot fail its neighbours.
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, LazyLock, Mutex};
+
+use diesel::PgConnection;
+use diesel::prelude::*;
+use diesel::sql_types::{Array, Nullable, Text, Timestamptz, Uuid as SqlUuid};
+use maveraa_domain::messaging::{IdempotencyKey, Message};
+use maveraa_domain::ports::EnqueueOutcome;
+use tokio::sync::oneshot;
+use uuid::Uuid;
+
+use crate::error::StorageError;
+use crate::pool::Database;
+use crate::sql::Sql;
+
+/// Most sends stored by one statement.
+pub(crate) const MAX_BATCH: usize = 128;
+
+const QUEUED: u8 = 0;
+const TAKEN: u8 = 1;
+const ABANDONED: u8 = 2;
+
+type Reply = oneshot::Sender<Result<EnqueueOutcome, StorageError>>;
+
+struct Pending {
+    message: Message,
+    key: Option<IdempotencyKey>,
+    state: Arc<AtomicU8>,
+    reply: Reply,
+}
+
+/// Most batches in flight at once. Fewer, larger batches cost PostgreSQL
+/// less than many small ones; more than one lets a batch run while the last
+/// one waits for its WAL flush.
+const MAX_FLUSHERS: usize = 3;
+
+#[derive(Default)]
+struct Queue {
+    pending: VecDeque<Pending>,
+    /// Jobs storing batches right now.
+    flushers: usize,
+}
+
+/// Sends waiting for a flush.
+#[derive(Default)]
+pub(crate) struct SendQueue {
+    queue: Mutex<Queue>,
+}
+
+impl std::fmt::Debug for SendQueue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SendQueue").finish_non_exhaustive()
+    }
+}
+
+impl SendQueue {
+    /// Stores `message` (with its outbox entry and conversation) in the next
+    /// batch and answers as [`crate::messages`]' one-by-one enqueue would.
+    pub(crate) async fn enqueue(
+        self: &Arc<Self>,
+        db: &Database,
+        message: Message,
+        key: Option<IdempotencyKey>,
+    ) -> Result<EnqueueOutcome, StorageError> {
+        let state = Arc::new(AtomicU8::new(QUEUED));
+        let (reply, answer) = oneshot::channel();
+        self.lock().pending.push_back(Pending {
+            message,
+            key,
+            state: state.clone(),
+            reply,
+        });
+        // Every send queues one flush job after its entry. A job ends at
+        // once when the queue is empty or enough jobs are flushing already
+        // (they take what is queued before they stop), so every entry is
+        // taken by its own job or by one running before it ends.
+        let queue = self.clone();
+        let flushed = db
+            .run(move |conn| {
+                queue.flush(conn);
+                Ok(())
+            })
+            .await;
+        if let Err(err) = flushed {
+            // Our job never ran (busy, no connection): unless another job
+            // took our entry meanwhile, it is withdrawn and never stored.
+            if state
+                .compare_exchange(QUEUED, ABANDONED, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+            {
+                return Err(err);
+            }
+        }
+        answer
+            .await
+            .map_err(|_| StorageError::Task("send batch was dropped".into()))?
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
+        // The queue is consistent between any two statements (pushes, pops
+        // and a counter), so a lock poisoned by a panic is still usable.
+        self.queue
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Takes up to [`MAX_BATCH`] queued sends, skipping withdrawn ones.
+    fn take(queue: &mut Queue) -> Vec<Pending> {
+        let mut batch = Vec::new();
+        while batch.len() < MAX_BATCH {
+            let Some(p) = queue.pending.pop_front() else {
+                break;
+            };
+            if p.state
+                .compare_exchange(QUEUED, TAKEN, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+            {
+                batch.push(p);
+            }
+        }
+        batch
+    }
+
+    /// Stores batches until the queue is empty, unless enough jobs are at
+    /// it already.
+    fn flush(&self, conn: &mut PgConnection) {
+        {
+            let mut queue = self.lock();
+            if queue.flushers >= MAX_FLUSHERS || queue.pending.is_empty() {
+                return;
+            }
+            queue.flushers += 1;
+        }
+        let mut flushing = Flushing {
+            queue: self,
+            counted: true,
+        };
+        loop {
+            let batch = {
+                let mut queue = self.lock();
+                let batch = Self::take(&mut queue);
+                if batch.is_empty() {
+                    // Under the same lock as the check: a send queued after
+                    // this finds one flusher fewer and its job takes over.
+                    queue.flushers -= 1;
+                    flushing.counted = false;
+                    return;
+                }
+                batch
+            };
+            Self::store(conn, batch);
+        }
+    }
+
+    fn store(conn: &mut PgConnection, batch: Vec<Pending>) {
+        match batch.len() {
+            0 => {}
+            1 => {
+                for p in batch {
+                    let result = crate::messages::enqueue(conn, &p.message, p.key.as_ref());
+                    let _ = p.reply.send(result);
+                }
+            }
+            _ => {
+                let stored = insert_batch(conn, &batch);
+                for p in batch {
+                    let result = match &stored {
+                        Ok(ids) if ids.contains(&p.message.id.as_uuid()) => {
+                            Ok(EnqueueOutcome::Created)
+                        }
+                        // Not stored (its key is held) or the batch failed:
+                        // this send alone, with its own answer.
+                        _ => crate::messages::enqueue(conn, &p.message, p.key.as_ref()),
+                    };
+                    let _ = p.reply.send(result);
+                }
+            }
+        }
+    }
+}
+
+/// Stops a flusher counting if storing panics.
+struct Flushing<'a> {
+    queue: &'a SendQueue,
+    counted: bool,
+}
+
+impl Drop for Flushing<'_> {
+    fn drop(&mut self) {
+        if self.counted {
+            self.queue.lock().flushers -= 1;
+        }
+    }
+}
+
+/// The batch form of the one-by-one enqueue statement: the same rows, from
+/// arrays. A conversation with several messages in the batch is written
+/// once, with the newest, and conversations are locked in key order so two
+/// batches cannot deadlock on them.
+static BATCH_SQL: LazyLock<Sql> = LazyLock::new(|| {
+    Sql::new(
+        "\
+WITH input AS (
+    SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[],
+        $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[],
+        $14::text[], $15::timestamptz[], $16::timestamptz[], $17::text[])
+    AS r(id, workspace_id, session_id, remote, direction, type, body, media, status,
+        provider_message_id, error_code, error_message, idempotency_key, idempotency_fingerprint,
+        created_at, updated_at, preview)
+), ins AS (
+    INSERT INTO messages (id, workspace_id, session_id, remote, direction, type, body, media,
+        status, provider_message_id, error_code, error_message, idempotency_key,
+        idempotency_fingerprint, created_at, updated_at)
+    SELECT id, workspace_id, session_id, remote, direction, type, body, media::jsonb,
+        status, provider_message_id, error_code, error_message, idempotency_key,
+        idempotency_fingerprint, created_at, updated_at
+    FROM input
+    ON CONFLICT (workspace_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+    RETURNING id, workspace_id, session_id, remote, status, created_at
+), history AS (
+    INSERT INTO message_status_history (message_id, status, at)
+    SELECT id, status, created_at FROM ins
+), queued AS (
+    INSERT INTO outbox (message_id, next_attempt_at)
+    SELECT id, now() FROM ins
+), conversation AS (
+    INSERT INTO conversations AS c (session_id, remote, workspace_id, last_message, last_message_at)
+    SELECT * FROM (
+        SELECT DISTINCT ON (ins.session_id, ins.remote)
+            ins.session_id, ins.remote, ins.workspace_id, input.preview, ins.created_at
+        FROM ins JOIN input ON input.id = ins.id
+        ORDER BY ins.session_id, ins.remote, ins.created_at DESC
+    ) newest
+    ORDER BY session_id, remote
+    ON CONFLICT (session_id, remote) DO UPDATE SET
+        last_message = CASE WHEN EXCLUDED.last_message_at >= c.last_message_at
+            THEN EXCLUDED.last_message ELSE c.last_message END,
+        last_message_at = GREATEST(c.last_message_at, EXCLUDED.last_message_at)
+)
+SELECT id FROM ins",
+    )
+});
+
+#[derive(QueryableByName)]
+struct Stored {
+    #[diesel(sql_type = SqlUuid)]
+    id: Uuid,
+}
+
+/// Stores the batch in one statement; the ids of the messages it stored.
+fn insert_batch(conn: &mut PgConnection, batch: &[Pending]) -> Result<HashSet<Uuid>, StorageError> {
+    let n = batch.len();
+    let mut ids = Vec::with_capacity(n);
+    let mut workspaces = Vec::with_capacity(n);
+    let mut sessions = Vec::with_capacity(n);
+    let mut remotes = Vec::with_capacity(n);
+    let mut directions = Vec::with_capacity(n);
+    let mut kinds = Vec::with_capacity(n);
+    let mut bodies = Vec::with_capacity(n);
+    let mut media = Vec::with_capacity(n);
+    let mut statuses = Vec::with_capacity(n);
+    let mut provider_ids = Vec::with_capacity(n);
+    let mut error_codes = Vec::with_capacity(n);
+    let mut error_messages = Vec::with_capacity(n);
+    let mut keys = Vec::with_capacity(n);
+    let mut fingerprints = Vec::with_capacity(n);
+    let mut created = Vec::with_capacity(n);
+    let mut updated = Vec::with_capacity(n);
+    let mut previews = Vec::with_capacity(n);
+    for Pending {
+        message: m, key, ..
+    } in batch
+    {
+        let content = crate::messages::encode_content(&m.content)?;
+        ids.push(m.id.as_uuid());
+        workspaces.push(m.workspace_id.as_uuid());
+        sessions.push(m.session_id.as_uuid());
+        remotes.push(m.remote.as_str().to_owned());
+        directions.push(m.direction.as_str());
+        kinds.push(content.kind);
+        bodies.push(content.body);
+        media.push(content.media.map(|v| v.to_string()));
+        statuses.push(m.status.as_str());
+        provider_ids.push(m.provider_message_id.clone());
+        error_codes.push(m.error.as_ref().and_then(|e| e.code.clone()));
+        error_messages.push(m.error.as_ref().map(|e| e.message.clone()));
+        keys.push(key.as_ref().map(|k| k.key.clone()));
+        fingerprints.push(key.as_ref().map(|k| k.fingerprint.clone()));
+        created.push(m.created_at);
+        updated.push(m.updated_at);
+        previews.push(m.content.preview());
+    }
+    let stored: Vec<Stored> = BATCH_SQL
+        .query()
+        .bind::<Array<SqlUuid>, _>(ids)
+        .bind::<Array<SqlUuid>, _>(workspaces)
+        .bind::<Array<SqlUuid>, _>(sessions)
+        .bind::<Array<Text>, _>(remotes)
+        .bind::<Array<Text>, _>(directions)
+        .bind::<Array<Text>, _>(kinds)
+        .bind::<Array<Nullable<Text>>, _>(bodies)
+        .bind::<Array<Nullable<Text>>, _>(media)
+        .bind::<Array<Text>, _>(statuses)
+        .bind::<Array<Nullable<Text>>, _>(provider_ids)
+        .bind::<Array<Nullable<Text>>, _>(error_codes)
+        .bind::<Array<Nullable<Text>>, _>(error_messages)
+        .bind::<Array<Nullable<Text>>, _>(keys)
+        .bind::<Array<Nullable<Text>>, _>(fingerprints)
+        .bind::<Array<Timestamptz>, _>(created)
+        .bind::<Array<Timestamptz>, _>(updated)
+        .bind::<Array<Text>, _>(previews)
+        .load(conn)?;
+    Ok(stored.into_iter().map(|s| s.id).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use chrono::{SubsecRound, TimeDelta, Utc};
+    use maveraa_domain::messaging::{
+        Direction, MessageContent, MessageStatus, ProviderSettings, Session, SessionName,
+        SessionStatus, WaId,
+    };
+    use maveraa_domain::ports::SessionRepository;
+    use maveraa_domain::usecases::WorkspaceService;
+    use maveraa_domain::{MessageId, SessionId, SystemClock};
+
+    use super::*;
+    use crate::testing::TestDatabase;
+    use crate::{PgStore, PoolSettings};
+
+    fn message(session: &Session, to: &str, text: &str, ms: i64) -> Message {
+        let at = Utc::now().trunc_subsecs(6) + TimeDelta::milliseconds(ms);
+        Message {
+            id: MessageId::new(),
+            workspace_id: session.workspace_id,
+            session_id: session.id,
+            session_name: session.name.clone(),
+            remote: WaId::parse("to", to).expect("wa id"),
+            direction: Direction::Outbound,
+            content: MessageContent::Text { body: text.into() },
+            status: MessageStatus::Queued,
+            provider_message_id: None,
+            error: None,
+            provider_timestamp: None,
+            created_at: at,
+            updated_at: at,
+            history: Vec::new(),
+        }
+    }
+
+    fn pending(
+        message: Message,
+        key: Option<&str>,
+    ) -> (
+        Pending,
+        oneshot::Receiver<Result<EnqueueOutcome, StorageError>>,
+    ) {
+        let (reply, answer) = oneshot::channel();
+        let pending = Pending {
+            message,
+            key: key.map(|k| IdempotencyKey {
+                key: k.into(),
+                fingerprint: "fp".into(),
+            }),
+            state: Arc::new(AtomicU8::new(TAKEN)),
+            reply,
+        };
+        (pending, answer)
+    }
+
+    /// One batch holding new sends, two to one recipient, a key used twice
+    /// and a send to a session that no longer exists: each gets the answer
+    /// it would get alone.
+    #[tokio::test]
+    async fn a_mixed_batch_answers_each_send_as_if_alone() {
+        let test_db = TestDatabase::create();
+        let db = Database::connect(test_db.url(), &PoolSettings::default()).expect("pool");
+        let store = Arc::new(PgStore::new(db.clone()));
+        let ws = WorkspaceService::new(store.clone(), Arc::new(SystemClock))
+            .create("Acme")
+            .await
+            .expect("workspace")
+            .id;
+        let session = Session {
+            id: SessionId::new(),
+            workspace_id: ws,
+            name: SessionName::parse("sessionId", "s1").expect("name"),
+            provider: ProviderSettings::Simulator,
+            status: SessionStatus::Connected,
+            last_error: None,
+            created_at: Utc::now(),
+        };
+        store.insert(&session).await.expect("session");
+        let mut gone = session.clone();
+        gone.id = SessionId::new();
+
+        // The batch statement alone: new sends, two to one recipient, and
+        // a key used twice (the second is left for the one-by-one path).
+        let sends = vec![
+            pending(message(&session, "6281111111111", "first", 0), None),
+            pending(message(&session, "6281111111111", "newest", 5), None),
+            pending(message(&session, "6282222222222", "keyed", 1), Some("k1")),
+            pending(
+                message(&session, "6282222222222", "keyed again", 2),
+                Some("k1"),
+            ),
+        ];
+        let ids: Vec<_> = sends.iter().map(|(p, _)| p.message.id.as_uuid()).collect();
+        let (batch, _answers): (Vec<_>, Vec<_>) = sends.into_iter().unzip();
+        let stored = db
+            .run_blocking(|conn| insert_batch(conn, &batch))
+            .expect("batch");
+        assert_eq!(stored, HashSet::from([ids[0], ids[1], ids[2]]));
+
+        // Through `store`: a send that fails the batch statement (its
+        // session is gone) does not fail its neighbours.
+        let sends = vec![
+            pending(message(&session, "6284444444444", "ok", 3), None),
+            pending(
+                message(&session, "6282222222222", "keyed later", 4),
+                Some("k1"),
+            ),
+            pending(message(&gone, "6283333333333", "lost", 3), None),
+        ];
+        let (batch, answers): (Vec<_>, Vec<_>) = sends.into_iter().unzip();
+        db.run_blocking(|conn| {
+            SendQueue::store(conn, batch);
+            Ok(())
+        })
+        .expect("store");
+        let answers: Vec<_> = answers
+            .into_iter()
+            .map(|mut a| a.try_recv().expect("answered").expect("no error"))
+            .collect();
+        assert_eq!(answers[0], EnqueueOutcome::Created);
+        assert!(
+            matches!(&answers[1], EnqueueOutcome::Existing { message, .. } if message.id.as_uuid() == ids[2]),
+            "a used key answers its first message: {:?}",
+            answers[1]
+        );
+        assert_eq!(answers[2], EnqueueOutcome::SessionGone);
+
+        #[derive(QueryableByName, Debug, PartialEq)]
+        struct Row {
+            #[diesel(sql_type = Text)]
+            remote: String,
+            #[diesel(sql_type = Text)]
+            last_message: String,
+        }
+        let (messages, outbox, conversations) = db
+            .run_blocking(|conn| {
+                let count = |conn: &mut PgConnection, table: &str| -> Result<i64, StorageError> {
+                    #[derive(QueryableByName)]
+                    struct N {
+                        #[diesel(sql_type = diesel::sql_types::BigInt)]
+                        n: i64,
+                    }
+                    let n: N = diesel::sql_query(format!("SELECT count(*) AS n FROM {table}"))
+                        .get_result(conn)?;
+                    Ok(n.n)
+                };
+                let rows: Vec<Row> = diesel::sql_query(
+                    "SELECT remote, last_message FROM conversations ORDER BY remote",
+                )
+                .load(conn)?;
+                Ok((count(conn, "messages")?, count(conn, "outbox")?, rows))
+            })
+            .expect("read back");
+        assert_eq!((messages, outbox), (4, 4));
+        assert_eq!(
+            conversations,
+            vec![
+                Row {
+                    remote: "6281111111111".into(),
+                    last_message: "newest".into()
+                },
+                Row {
+                    remote: "6282222222222".into(),
+                    last_message: "keyed".into()
+                },
+                Row {
+                    remote: "6284444444444".into(),
+                    last_message: "ok".into()
+                },
+            ]
+        );
+    }
+}
