@@ -47,9 +47,10 @@ struct Pending {
 }
 
 /// Most batches in flight at once. Fewer, larger batches cost PostgreSQL
-/// less than many small ones; more than one lets a batch run while the last
-/// one waits for its WAL flush.
-const MAX_FLUSHERS: usize = 3;
+/// less than many small ones; two let a batch run while the other waits for
+/// its WAL flush. Measured on 2 cores: one gave long latency tails, three
+/// or four fewer sends per second.
+const MAX_FLUSHERS: usize = 2;
 
 #[derive(Default)]
 struct Queue {
