@@ -91,6 +91,21 @@ pub trait WorkspaceRepository: Send + Sync + 'static {
     /// # Errors
     /// `Unavailable` or `Internal` when storage fails.
     async fn list(&self) -> Result<Vec<Workspace>, RepositoryError>;
+
+    /// Stores `workspace` only when there is no workspace at all; whether
+    /// it did. Adapters shared by several processes must make the check and
+    /// the insert one step, so that two first starts create one workspace;
+    /// the default (list, then insert) suits single-process stores.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Internal` when storage fails.
+    async fn insert_if_none(&self, workspace: &Workspace) -> Result<bool, RepositoryError> {
+        if !self.list().await?.is_empty() {
+            return Ok(false);
+        }
+        self.insert(workspace).await?;
+        Ok(true)
+    }
 }
 
 /// Stores API-key records and their hashes.

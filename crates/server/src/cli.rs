@@ -399,20 +399,14 @@ where
 
 /// On a start with no workspace, creates "Default" and prints a key for it.
 async fn bootstrap(services: &Services, port: u16, host: &str) -> anyhow::Result<()> {
-    if !services
+    let Some(workspace) = services
         .workspaces
-        .list()
+        .create_first("Default")
         .await
         .map_err(workspace_failure)?
-        .is_empty()
-    {
+    else {
         return Ok(());
-    }
-    let workspace = services
-        .workspaces
-        .create("Default")
-        .await
-        .map_err(workspace_failure)?;
+    };
     let (_, secret) = services
         .api_keys
         .create(workspace.id, Some("bootstrap"))

@@ -6,6 +6,10 @@ use maveraa_domain::{RepositoryError, Workspace, WorkspaceId, WorkspaceName};
 use uuid::Uuid;
 
 use crate::schema::workspaces;
+
+/// The advisory lock that makes "is there a workspace? create one" a single
+/// step across processes (distinct from the migration lock).
+const FIRST_START_LOCK_KEY: i64 = 7_142_003_917;
 use crate::store::PgStore;
 
 #[derive(Debug, Queryable, Selectable)]
@@ -47,6 +51,42 @@ impl WorkspaceRepository for PgStore {
             })
             .await?;
         Ok(())
+    }
+
+    async fn insert_if_none(&self, workspace: &Workspace) -> Result<bool, RepositoryError> {
+        let (id, name, created_at) = (
+            workspace.id.as_uuid(),
+            workspace.name.as_str().to_owned(),
+            workspace.created_at,
+        );
+        Ok(self
+            .db
+            .run(move |conn| {
+                conn.transaction::<_, crate::StorageError, _>(|conn| {
+                    // Serialises first starts: the second waits here, then
+                    // sees the first one's workspace.
+                    diesel::sql_query(format!(
+                        "SELECT pg_advisory_xact_lock({FIRST_START_LOCK_KEY})"
+                    ))
+                    .execute(conn)?;
+                    let any: Option<Uuid> = workspaces::table
+                        .select(workspaces::id)
+                        .first(conn)
+                        .optional()?;
+                    if any.is_some() {
+                        return Ok(false);
+                    }
+                    diesel::insert_into(workspaces::table)
+                        .values((
+                            workspaces::id.eq(id),
+                            workspaces::name.eq(name),
+                            workspaces::created_at.eq(created_at),
+                        ))
+                        .execute(conn)?;
+                    Ok(true)
+                })
+            })
+            .await?)
     }
 
     async fn get(&self, id: WorkspaceId) -> Result<Option<Workspace>, RepositoryError> {

@@ -351,3 +351,46 @@ async fn ping_and_repeated_concurrent_migrations() {
     .await
     .expect("list of an unknown workspace is empty");
 }
+
+#[tokio::test]
+async fn concurrent_first_starts_create_one_workspace() {
+    let f = fixture();
+    // Two pools stand for two processes starting at once.
+    let other = Arc::new(PgStore::new(
+        Database::connect(f._db.url(), &PoolSettings::default()).expect("pool"),
+    ));
+    let mut tasks = Vec::new();
+    for i in 0..10 {
+        let store = if i % 2 == 0 {
+            f.store.clone()
+        } else {
+            other.clone()
+        };
+        tasks.push(tokio::spawn(async move {
+            WorkspaceService::new(store, Arc::new(SystemClock))
+                .create_first("Default")
+                .await
+                .expect("create_first")
+        }));
+    }
+    let mut created = 0;
+    for t in tasks {
+        if t.await.expect("task").is_some() {
+            created += 1;
+        }
+    }
+    assert_eq!(created, 1);
+    let all = WorkspaceRepository::list(f.store.as_ref())
+        .await
+        .expect("list");
+    assert_eq!(all.len(), 1);
+    assert_eq!(all[0].name.as_str(), "Default");
+    // Once there is a workspace, a later first start creates nothing.
+    assert!(
+        WorkspaceService::new(f.store.clone(), Arc::new(SystemClock))
+            .create_first("Default")
+            .await
+            .expect("create_first")
+            .is_none()
+    );
+}

@@ -106,16 +106,8 @@ impl InboxService {
         challenge: Option<&str>,
     ) -> Result<String, InboxError> {
         let (_, settings) = self.cloud_session(session).await?;
-        let token_ok = token.is_some_and(|t| {
-            let expected = settings.verify_token.expose().as_bytes();
-            // Constant-time: the token is a shared secret.
-            t.len() == expected.len()
-                && t.as_bytes()
-                    .iter()
-                    .zip(expected)
-                    .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                    == 0
-        });
+        let token_ok = token
+            .is_some_and(|t| secret_eq(t.as_bytes(), settings.verify_token.expose().as_bytes()));
         match (mode, challenge) {
             (Some("subscribe"), Some(challenge)) if token_ok => Ok(challenge.to_owned()),
             _ => Err(InboxError::VerificationRefused),
@@ -303,5 +295,36 @@ impl InboxService {
             provider_error = result.err().map(|e| e.to_string());
         }
         Ok(provider_error)
+    }
+}
+
+/// Compares `given` with the secret `expected` in time that depends on the
+/// length of `given` only: neither the secret's bytes nor its length show
+/// in the timing.
+fn secret_eq(given: &[u8], expected: &[u8]) -> bool {
+    let mut diff = u8::from(given.len() != expected.len() || expected.is_empty());
+    for (i, a) in given.iter().enumerate() {
+        let b = expected
+            .get(i % expected.len().max(1))
+            .copied()
+            .unwrap_or(0);
+        diff |= a ^ b;
+    }
+    diff == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::secret_eq;
+
+    #[test]
+    fn secret_eq_accepts_only_the_exact_secret() {
+        assert!(secret_eq(b"verify-me", b"verify-me"));
+        assert!(!secret_eq(b"verify-mE", b"verify-me"));
+        assert!(!secret_eq(b"verify", b"verify-me"), "a prefix");
+        assert!(!secret_eq(b"verify-me-too", b"verify-me"), "longer");
+        assert!(!secret_eq(b"verify-meverify-me", b"verify-me"), "repeated");
+        assert!(!secret_eq(b"", b"verify-me"));
+        assert!(!secret_eq(b"", b""), "an empty secret matches nothing");
     }
 }

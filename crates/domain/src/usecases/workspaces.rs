@@ -41,6 +41,26 @@ impl WorkspaceService {
         Ok(workspace)
     }
 
+    /// Creates the workspace `name` when there is no workspace yet (a first
+    /// start); `None` when there is one already. Two processes starting at
+    /// once on an empty store create one workspace between them.
+    ///
+    /// # Errors
+    /// [`WorkspaceError::Validation`] for a bad name;
+    /// [`WorkspaceError::Repository`] when storage fails.
+    pub async fn create_first(&self, name: &str) -> Result<Option<Workspace>, WorkspaceError> {
+        let workspace = Workspace {
+            id: WorkspaceId::new(),
+            name: WorkspaceName::parse("name", name)?,
+            created_at: self.clock.now(),
+        };
+        Ok(self
+            .repo
+            .insert_if_none(&workspace)
+            .await?
+            .then_some(workspace))
+    }
+
     /// The workspace `id`.
     ///
     /// # Errors
