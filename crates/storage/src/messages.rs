@@ -328,37 +328,6 @@ struct ConversationRow {
 // ---------------------------------------------------------------------------
 // SQL
 
-/// Stores an outbound message with its first history row and outbox entry,
-/// and brings its conversation up to date, unless the workspace has a
-/// message with the same idempotency key. `$17`: the conversation preview.
-static ENQUEUE_SQL: LazyLock<Sql> = LazyLock::new(|| {
-    Sql::new(
-        "\
-WITH ins AS (
-    INSERT INTO messages (id, workspace_id, session_id, remote, direction, type, body, media,
-        status, provider_message_id, error_code, error_message, idempotency_key,
-        idempotency_fingerprint, created_at, updated_at)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
-    ON CONFLICT (workspace_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-    RETURNING id, workspace_id, session_id, remote, status, created_at
-), history AS (
-    INSERT INTO message_status_history (message_id, status, at)
-    SELECT id, status, created_at FROM ins
-), queued AS (
-    INSERT INTO outbox (message_id, next_attempt_at)
-    SELECT id, now() FROM ins
-), conversation AS (
-    INSERT INTO conversations AS c (session_id, remote, workspace_id, last_message, last_message_at)
-    SELECT session_id, remote, workspace_id, $17, created_at FROM ins
-    ON CONFLICT (session_id, remote) DO UPDATE SET
-        last_message = CASE WHEN EXCLUDED.last_message_at >= c.last_message_at
-            THEN EXCLUDED.last_message ELSE c.last_message END,
-        last_message_at = GREATEST(c.last_message_at, EXCLUDED.last_message_at)
-)
-SELECT count(*) AS n FROM ins",
-    )
-});
-
 /// Stores an inbound message unless the session has its provider id, and
 /// then its history row and conversation (push name, preview, unread + 1).
 /// `$11`: push name, `$12`: preview. The conversation is stamped with the
@@ -465,38 +434,6 @@ static GET_SQL: LazyLock<Sql> = LazyLock::new(|| {
     ))
 });
 
-/// Tries to insert an outbound message; how many rows it stored (0 when
-/// the idempotency key is held).
-fn insert_outbound(
-    conn: &mut PgConnection,
-    m: &Message,
-    content: &ContentColumns,
-    key: Option<&IdempotencyKey>,
-    preview: &str,
-) -> Result<i64, StorageError> {
-    let count: Count = ENQUEUE_SQL
-        .query()
-        .bind::<SqlUuid, _>(m.id.as_uuid())
-        .bind::<SqlUuid, _>(m.workspace_id.as_uuid())
-        .bind::<SqlUuid, _>(m.session_id.as_uuid())
-        .bind::<Text, _>(m.remote.as_str())
-        .bind::<Text, _>(m.direction.as_str())
-        .bind::<Text, _>(&content.kind)
-        .bind::<Nullable<Text>, _>(content.body.as_deref())
-        .bind::<Nullable<Jsonb>, _>(content.media.as_ref())
-        .bind::<Text, _>(m.status.as_str())
-        .bind::<Nullable<Text>, _>(m.provider_message_id.as_deref())
-        .bind::<Nullable<Text>, _>(m.error.as_ref().and_then(|e| e.code.as_deref()))
-        .bind::<Nullable<Text>, _>(m.error.as_ref().map(|e| e.message.as_str()))
-        .bind::<Nullable<Text>, _>(key.map(|k| k.key.as_str()))
-        .bind::<Nullable<Text>, _>(key.map(|k| k.fingerprint.as_str()))
-        .bind::<Timestamptz, _>(m.created_at)
-        .bind::<Timestamptz, _>(m.updated_at)
-        .bind::<Text, _>(preview)
-        .get_result(conn)?;
-    Ok(count.n)
-}
-
 /// The message of `workspace` holding idempotency key `key`, with the
 /// fingerprint stored with it.
 fn key_holder(
@@ -526,15 +463,15 @@ pub(crate) fn enqueue(
     message: &Message,
     key: Option<&IdempotencyKey>,
 ) -> Result<EnqueueOutcome, StorageError> {
-    let content = encode_content(&message.content)?;
-    let preview = message.content.preview();
     let cutoff = message.created_at - IDEMPOTENCY_WINDOW;
     for _ in 0..IDEMPOTENCY_ROUNDS {
         // Insert first: a new key (the usual case) costs one round trip.
         // A concurrent request with the same key makes this wait for it and
         // then store nothing (ON CONFLICT DO NOTHING).
-        match insert_outbound(conn, message, &content, key, &preview) {
-            Ok(1) => return Ok(EnqueueOutcome::Created),
+        match crate::send_batch::insert_outbound(conn, &[(message, key)]) {
+            Ok(stored) if stored.contains(&message.id.as_uuid()) => {
+                return Ok(EnqueueOutcome::Created);
+            }
             Ok(_) => {}
             // Its session (or workspace) was deleted since it was looked up.
             Err(err) if err.is_foreign_key_violation() => return Ok(EnqueueOutcome::SessionGone),

@@ -180,7 +180,8 @@ impl SendQueue {
                 }
             }
             _ => {
-                let stored = insert_batch(conn, &batch);
+                let items: Vec<_> = batch.iter().map(|p| (&p.message, p.key.as_ref())).collect();
+                let stored = insert_outbound(conn, &items);
                 for p in batch {
                     let result = match &stored {
                         Ok(ids) if ids.contains(&p.message.id.as_uuid()) => {
@@ -211,11 +212,13 @@ impl Drop for Flushing<'_> {
     }
 }
 
-/// The batch form of the one-by-one enqueue statement: the same rows, from
-/// arrays. A conversation with several messages in the batch is written
-/// once, with the newest, and conversations are locked in key order so two
+/// Stores outbound messages (from arrays, one element a message) with their
+/// first history rows and outbox entries, and brings their conversations up
+/// to date; a message whose idempotency key the workspace holds already is
+/// left out. A conversation with several of the messages is written once,
+/// with the newest, and conversations are locked in key order so two
 /// batches cannot deadlock on them.
-static BATCH_SQL: LazyLock<Sql> = LazyLock::new(|| {
+static ENQUEUE_SQL: LazyLock<Sql> = LazyLock::new(|| {
     Sql::new(
         "\
 WITH input AS (
@@ -265,8 +268,12 @@ struct Stored {
     id: Uuid,
 }
 
-/// Stores the batch in one statement; the ids of the messages it stored.
-fn insert_batch(conn: &mut PgConnection, batch: &[Pending]) -> Result<HashSet<Uuid>, StorageError> {
+/// Stores outbound messages in one statement; the ids of those it stored
+/// (a message whose idempotency key is held is not).
+pub(crate) fn insert_outbound(
+    conn: &mut PgConnection,
+    batch: &[(&Message, Option<&IdempotencyKey>)],
+) -> Result<HashSet<Uuid>, StorageError> {
     let n = batch.len();
     let mut ids = Vec::with_capacity(n);
     let mut workspaces = Vec::with_capacity(n);
@@ -285,10 +292,7 @@ fn insert_batch(conn: &mut PgConnection, batch: &[Pending]) -> Result<HashSet<Uu
     let mut created = Vec::with_capacity(n);
     let mut updated = Vec::with_capacity(n);
     let mut previews = Vec::with_capacity(n);
-    for Pending {
-        message: m, key, ..
-    } in batch
-    {
+    for &(m, key) in batch {
         let content = crate::messages::encode_content(&m.content)?;
         ids.push(m.id.as_uuid());
         workspaces.push(m.workspace_id.as_uuid());
@@ -302,13 +306,13 @@ fn insert_batch(conn: &mut PgConnection, batch: &[Pending]) -> Result<HashSet<Uu
         provider_ids.push(m.provider_message_id.clone());
         error_codes.push(m.error.as_ref().and_then(|e| e.code.clone()));
         error_messages.push(m.error.as_ref().map(|e| e.message.clone()));
-        keys.push(key.as_ref().map(|k| k.key.clone()));
-        fingerprints.push(key.as_ref().map(|k| k.fingerprint.clone()));
+        keys.push(key.map(|k| k.key.clone()));
+        fingerprints.push(key.map(|k| k.fingerprint.clone()));
         created.push(m.created_at);
         updated.push(m.updated_at);
         previews.push(m.content.preview());
     }
-    let stored: Vec<Stored> = BATCH_SQL
+    let stored: Vec<Stored> = ENQUEUE_SQL
         .query()
         .bind::<Array<SqlUuid>, _>(ids)
         .bind::<Array<SqlUuid>, _>(workspaces)
@@ -427,8 +431,9 @@ mod tests {
         ];
         let ids: Vec<_> = sends.iter().map(|(p, _)| p.message.id.as_uuid()).collect();
         let (batch, _answers): (Vec<_>, Vec<_>) = sends.into_iter().unzip();
+        let items: Vec<_> = batch.iter().map(|p| (&p.message, p.key.as_ref())).collect();
         let stored = db
-            .run_blocking(|conn| insert_batch(conn, &batch))
+            .run_blocking(|conn| insert_outbound(conn, &items))
             .expect("batch");
         assert_eq!(stored, HashSet::from([ids[0], ids[1], ids[2]]));
 

@@ -30,6 +30,22 @@ impl From<WorkspaceRow> for Workspace {
     }
 }
 
+fn insert_row(
+    conn: &mut PgConnection,
+    id: Uuid,
+    name: &str,
+    created_at: DateTime<Utc>,
+) -> Result<(), crate::StorageError> {
+    diesel::insert_into(workspaces::table)
+        .values((
+            workspaces::id.eq(id),
+            workspaces::name.eq(name),
+            workspaces::created_at.eq(created_at),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
 #[async_trait]
 impl WorkspaceRepository for PgStore {
     async fn insert(&self, workspace: &Workspace) -> Result<(), RepositoryError> {
@@ -39,16 +55,7 @@ impl WorkspaceRepository for PgStore {
             workspace.created_at,
         );
         self.db
-            .run(move |conn| {
-                diesel::insert_into(workspaces::table)
-                    .values((
-                        workspaces::id.eq(id),
-                        workspaces::name.eq(name),
-                        workspaces::created_at.eq(created_at),
-                    ))
-                    .execute(conn)?;
-                Ok(())
-            })
+            .run(move |conn| insert_row(conn, id, &name, created_at))
             .await?;
         Ok(())
     }
@@ -76,13 +83,7 @@ impl WorkspaceRepository for PgStore {
                     if any.is_some() {
                         return Ok(false);
                     }
-                    diesel::insert_into(workspaces::table)
-                        .values((
-                            workspaces::id.eq(id),
-                            workspaces::name.eq(name),
-                            workspaces::created_at.eq(created_at),
-                        ))
-                        .execute(conn)?;
+                    insert_row(conn, id, &name, created_at)?;
                     Ok(true)
                 })
             })
