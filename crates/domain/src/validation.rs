@@ -3,6 +3,9 @@
 
 use std::fmt;
 
+/// What follows the digits in a WhatsApp user JID.
+pub(crate) const JID_SUFFIX: &str = "@s.whatsapp.net";
+
 /// Input that breaks a rule, with the name of the offending field as the
 /// public API spells it (`phone`, `name`, `labels`...).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -119,7 +122,7 @@ impl PhoneNumber {
 
     /// The WhatsApp JID of this number (`6281234567890@s.whatsapp.net`).
     pub fn to_jid(&self) -> String {
-        format!("{}@s.whatsapp.net", self.0)
+        format!("{}{JID_SUFFIX}", self.0)
     }
 }
 

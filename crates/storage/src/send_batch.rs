@@ -31,7 +31,7 @@ use crate::pool::Database;
 use crate::sql::Sql;
 
 /// Most sends stored by one statement.
-pub(crate) const MAX_BATCH: usize = 128;
+const MAX_BATCH: usize = 128;
 
 const QUEUED: u8 = 0;
 const TAKEN: u8 = 1;
@@ -170,30 +170,24 @@ impl SendQueue {
         }
     }
 
+    /// Stores `batch` and answers each of its sends.
     fn store(conn: &mut PgConnection, batch: Vec<Pending>) {
-        match batch.len() {
-            0 => {}
-            1 => {
-                for p in batch {
-                    let result = crate::messages::enqueue(conn, &p.message, p.key.as_ref());
-                    let _ = p.reply.send(result);
+        // A lone send goes straight to the one-by-one path: the same
+        // statement, and it already deals with a held key.
+        let stored = (batch.len() > 1).then(|| {
+            let items: Vec<_> = batch.iter().map(|p| (&p.message, p.key.as_ref())).collect();
+            insert_outbound(conn, &items)
+        });
+        for p in batch {
+            let result = match &stored {
+                Some(Ok(ids)) if ids.contains(&p.message.id.as_uuid()) => {
+                    Ok(EnqueueOutcome::Created)
                 }
-            }
-            _ => {
-                let items: Vec<_> = batch.iter().map(|p| (&p.message, p.key.as_ref())).collect();
-                let stored = insert_outbound(conn, &items);
-                for p in batch {
-                    let result = match &stored {
-                        Ok(ids) if ids.contains(&p.message.id.as_uuid()) => {
-                            Ok(EnqueueOutcome::Created)
-                        }
-                        // Not stored (its key is held) or the batch failed:
-                        // this send alone, with its own answer.
-                        _ => crate::messages::enqueue(conn, &p.message, p.key.as_ref()),
-                    };
-                    let _ = p.reply.send(result);
-                }
-            }
+                // Alone, not stored by the batch (its key is held), or the
+                // batch failed: this send by itself, with its own answer.
+                _ => crate::messages::enqueue(conn, &p.message, p.key.as_ref()),
+            };
+            let _ = p.reply.send(result);
         }
     }
 }

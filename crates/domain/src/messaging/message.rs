@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use crate::ids::{MessageId, SessionId, WorkspaceId};
 use crate::messaging::SessionName;
 use crate::transport::{MediaKind, OutboundContent};
-use crate::validation::{PhoneNumber, ValidationError};
+use crate::validation::{JID_SUFFIX, PhoneNumber, ValidationError};
 
 /// A WhatsApp user id: the digits of a number, as providers report them.
 /// Looser than [`PhoneNumber`] on purpose: an inbound message from a number
@@ -45,7 +45,7 @@ impl WaId {
 
     /// `<digits>@s.whatsapp.net`, the reference API's `remoteJid`.
     pub fn to_jid(&self) -> String {
-        format!("{}@s.whatsapp.net", self.0)
+        format!("{}{JID_SUFFIX}", self.0)
     }
 }
 
