@@ -8,6 +8,7 @@
 //! here blocks an async executor.
 
 mod api_keys;
+mod columns;
 mod contacts;
 mod error;
 pub mod local_pg;

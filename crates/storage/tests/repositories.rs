@@ -394,3 +394,81 @@ async fn concurrent_first_starts_create_one_workspace() {
             .is_none()
     );
 }
+
+/// A list reads its rows with decoders of its own (text straight into the
+/// domain types, labels from the binary array, `updated_at` only when it
+/// differs from `created_at`): every way of listing must give back exactly
+/// what `get` gives.
+#[tokio::test]
+async fn lists_read_back_exactly_what_get_reads() {
+    let f = fixture();
+    let ws = workspace(&f, "Acme").await;
+    let svc = contacts(&f);
+    let specs = [
+        ("Ana", "6281234567801", ""),
+        ("Budi Santoso", "6281234567802", "Lead"),
+        (
+            "A name longer than twenty-four bytes: Gülşen Yılmaz 王小明 🙂",
+            "6281234567803",
+            "VIP, Customer, \"Quoted\" \\ label, 日本語のラベル",
+        ),
+        (
+            "O'Brien \"Bud\"",
+            "6281234567804",
+            "One, Two, Three, Four, Five",
+        ),
+    ];
+    let mut created = Vec::new();
+    for (name, phone, labels) in specs {
+        created.push(
+            svc.create(ws, new_contact(name, phone, labels))
+                .await
+                .expect("create"),
+        );
+    }
+    // One contact changed later: its updated_at differs from created_at.
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let changed = svc
+        .update(
+            ws,
+            created[1].id,
+            ContactPatch {
+                labels: Some(Labels::parse_csv("labels", "Lead, Won").expect("labels")),
+                ..ContactPatch::default()
+            },
+        )
+        .await
+        .expect("update");
+    assert_ne!(changed.updated_at, changed.created_at);
+
+    let mut expected = Vec::new();
+    for c in created.iter().rev() {
+        expected.push(svc.get(ws, c.id).await.expect("get"));
+    }
+    let queries = [
+        ContactQuery::default(),
+        ContactQuery {
+            limit: Some(50),
+            ..ContactQuery::default()
+        },
+        ContactQuery {
+            search: Some("6281234567".into()),
+            ..ContactQuery::default()
+        },
+    ];
+    for query in queries {
+        let page = svc.list(ws, &query).await.expect("list");
+        assert_eq!(page.total, 4, "{query:?}");
+        assert_eq!(page.contacts, expected, "{query:?}");
+    }
+    assert!(expected.iter().any(|c| c.updated_at != c.created_at));
+    assert_eq!(
+        expected[0].labels.to_vec(),
+        vec!["One", "Two", "Three", "Four", "Five"]
+    );
+    assert_eq!(
+        expected[1].labels.to_vec(),
+        vec!["VIP", "Customer", "\"Quoted\" \\ label", "日本語のラベル"]
+    );
+    assert!(expected[3].labels.is_empty());
+}
