@@ -36,5 +36,7 @@ pub use error::{
     SessionError, WorkspaceError,
 };
 pub use ids::{ApiKeyId, ContactId, IdParseError, MessageId, SessionId, WorkspaceId};
-pub use validation::{ContactName, Label, Labels, PhoneNumber, ValidationError, WorkspaceName};
+pub use validation::{
+    ContactName, JID_SUFFIX, Label, Labels, PhoneNumber, ValidationError, WorkspaceName,
+};
 pub use workspace::Workspace;

@@ -9,7 +9,7 @@ use std::fmt;
 use compact_str::CompactString;
 
 /// What follows the digits in a WhatsApp user JID.
-pub(crate) const JID_SUFFIX: &str = "@s.whatsapp.net";
+pub const JID_SUFFIX: &str = "@s.whatsapp.net";
 
 /// Input that breaks a rule, with the name of the offending field as the
 /// public API spells it (`phone`, `name`, `labels`...).
@@ -233,8 +233,14 @@ text_type!(
 /// A contact's labels: in the order given, without empty parts and without
 /// duplicates (compared case-insensitively, the first spelling wins), at
 /// most [`Labels::MAX_COUNT`].
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Labels(Vec<Label>);
+// Held as one string, the labels separated by NUL (which no label has: a
+// label has no control characters, and PostgreSQL text cannot hold NUL),
+// so that a contact's usual few labels fit inline, with no allocation.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Labels(CompactString);
+
+/// Separates the labels inside [`Labels`].
+const LABEL_SEPARATOR: char = '\0';
 
 impl Labels {
     /// Most labels a contact may have.
@@ -278,22 +284,30 @@ impl Labels {
                 format!("at most {} labels are allowed", Self::MAX_COUNT),
             ));
         }
-        Ok(Self(labels))
+        Ok(Self::from_trusted_parts(labels.iter().map(Label::as_str)))
     }
 
     /// Wraps labels read back from storage. Does not validate.
     pub fn from_trusted(values: Vec<String>) -> Self {
-        Self(values.into_iter().map(Label::from_trusted).collect())
+        Self::from_trusted_parts(values.iter().map(String::as_str))
     }
 
-    /// As [`Labels::from_trusted`], from borrowed parts.
+    /// As [`Labels::from_trusted`], from borrowed parts. Empty parts are
+    /// dropped.
     pub fn from_trusted_parts<'a>(values: impl IntoIterator<Item = &'a str>) -> Self {
-        Self(values.into_iter().map(Label::from_trusted_str).collect())
+        let mut joined = CompactString::default();
+        for value in values.into_iter().filter(|v| !v.is_empty()) {
+            if !joined.is_empty() {
+                joined.push(LABEL_SEPARATOR);
+            }
+            joined.push_str(value);
+        }
+        Self(joined)
     }
 
     /// The labels, in order.
     pub fn iter(&self) -> impl Iterator<Item = &str> {
-        self.0.iter().map(Label::as_str)
+        self.0.split(LABEL_SEPARATOR).filter(|l| !l.is_empty())
     }
 
     /// The labels as owned strings, in order.
@@ -303,12 +317,22 @@ impl Labels {
 
     /// How many labels there are.
     pub fn len(&self) -> usize {
-        self.0.len()
+        if self.0.is_empty() {
+            0
+        } else {
+            self.0.matches(LABEL_SEPARATOR).count() + 1
+        }
     }
 
     /// Whether there are no labels.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for Labels {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
     }
 }
 
@@ -390,6 +414,35 @@ mod tests {
         let labels = Labels::from_parts("labels", ["  b", "a", "b", ""]).expect("ok");
         assert_eq!(labels.to_vec(), vec!["b", "a"]);
         assert!(Labels::parse_csv("labels", "").expect("ok").is_empty());
+    }
+
+    #[test]
+    fn labels_count_iterate_and_compare_in_order() {
+        let none = Labels::default();
+        assert_eq!(
+            (none.len(), none.is_empty(), none.iter().count()),
+            (0, true, 0)
+        );
+        let one = Labels::from_trusted(vec!["Lead".into()]);
+        assert_eq!((one.len(), one.to_vec()), (1, vec!["Lead".to_owned()]));
+        let many = Labels::from_trusted(vec![
+            "VIP".into(),
+            String::new(),
+            "a longer label than 24 bytes".into(),
+        ]);
+        assert_eq!(many.len(), 2, "empty parts dropped");
+        assert_eq!(many.to_vec(), vec!["VIP", "a longer label than 24 bytes"]);
+        assert_eq!(
+            format!("{many:?}"),
+            r#"["VIP", "a longer label than 24 bytes"]"#
+        );
+        let parsed = Labels::parse_csv("labels", "VIP, a longer label than 24 bytes").expect("ok");
+        assert_eq!(parsed, many);
+        assert_ne!(
+            parsed,
+            Labels::parse_csv("labels", "a longer label than 24 bytes, VIP").expect("ok")
+        );
+        assert_ne!(one, none);
     }
 
     #[test]

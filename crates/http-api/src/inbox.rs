@@ -1,15 +1,17 @@
 //! `/api/public/inbox/conversations`: conversations, their messages, and
 //! marking them read.
 
+use actix_web::http::header::ContentType;
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, Utc};
+use maveraa_domain::JID_SUFFIX;
 use maveraa_domain::messaging::{Conversation, ConversationQuery, SessionName, WaId};
 use serde::Serialize;
 
 use crate::error::ApiError;
 use crate::extract::Authenticated;
 use crate::messages::MessageBody;
-use crate::{ApiState, path_param, query, wire_time};
+use crate::{ApiState, jsonw, path_param, query, timefmt};
 
 /// The query parameters of the inbox endpoints: `sessionId`, `limit`
 /// (default 50, 1 to 500) and `before` (an RFC 3339 timestamp; the next
@@ -63,34 +65,35 @@ fn remote(req: &HttpRequest) -> Result<WaId, ApiError> {
     Ok(WaId::parse("remoteJid", path_param(req, "remoteJid"))?)
 }
 
-/// A conversation on the wire: the reference's fields, plus `sessionId`.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ConversationBody<'a> {
-    remote_jid: String,
-    push_name: Option<&'a str>,
-    last_message: &'a str,
-    unread_count: u32,
-    timestamp: String,
-    session_id: &'a str,
-}
-
-impl<'a> From<&'a Conversation> for ConversationBody<'a> {
-    fn from(c: &'a Conversation) -> Self {
-        Self {
-            remote_jid: c.remote.to_jid(),
-            push_name: c.push_name.as_deref(),
-            last_message: &c.last_message,
-            unread_count: c.unread_count,
-            timestamp: wire_time(&c.last_message_at),
-            session_id: c.session_name.as_str(),
-        }
+/// Appends a conversation as the reference shows it on the wire, plus
+/// `sessionId`: `{"remoteJid", "pushName", "lastMessage", "unreadCount",
+/// "timestamp", "sessionId"}`.
+fn write_conversation(out: &mut Vec<u8>, c: &Conversation) {
+    out.push(b'{');
+    jsonw::key(out, "remoteJid");
+    // Digits and a fixed suffix: nothing to escape.
+    out.push(b'"');
+    out.extend_from_slice(c.remote.as_str().as_bytes());
+    out.extend_from_slice(JID_SUFFIX.as_bytes());
+    out.extend_from_slice(b"\",");
+    jsonw::key(out, "pushName");
+    match &c.push_name {
+        Some(name) => jsonw::string(out, name),
+        None => out.extend_from_slice(b"null"),
     }
-}
-
-#[derive(Debug, Serialize)]
-struct ConversationList<'a> {
-    conversations: Vec<ConversationBody<'a>>,
+    out.push(b',');
+    jsonw::key(out, "lastMessage");
+    jsonw::string(out, &c.last_message);
+    out.push(b',');
+    jsonw::key(out, "unreadCount");
+    jsonw::uint(out, u64::from(c.unread_count));
+    out.push(b',');
+    jsonw::key(out, "timestamp");
+    jsonw::string(out, timefmt::Rfc3339::micros(&c.last_message_at).as_str());
+    out.push(b',');
+    jsonw::key(out, "sessionId");
+    jsonw::string(out, c.session_name.as_str());
+    out.push(b'}');
 }
 
 #[derive(Debug, Serialize)]
@@ -120,9 +123,20 @@ pub async fn conversations(
         .inbox
         .conversations(auth.0.workspace_id, q.session.as_ref(), q.before, q.limit)
         .await?;
-    Ok(HttpResponse::Ok().json(ConversationList {
-        conversations: list.iter().map(ConversationBody::from).collect(),
-    }))
+    let mut body = Vec::with_capacity(32 + list.len() * 192);
+    body.extend_from_slice(b"{");
+    jsonw::key(&mut body, "conversations");
+    body.push(b'[');
+    for (i, conversation) in list.iter().enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        write_conversation(&mut body, conversation);
+    }
+    body.extend_from_slice(b"]}");
+    Ok(HttpResponse::Ok()
+        .content_type(ContentType::json())
+        .body(body))
 }
 
 /// `GET /api/public/inbox/conversations/{remoteJid}/messages?sessionId=`,
@@ -175,6 +189,7 @@ pub async fn mark_read(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire_time;
 
     #[test]
     fn defaults() {

@@ -5,9 +5,33 @@
 //! string first and copy it as it is when they can. Pages of contacts and
 //! conversations spent a tenth of the server's time in string escaping.
 
-/// Whether `s` can go into a JSON string literal as it is.
+/// Whether `s` can go into a JSON string literal as it is: no control
+/// character, quote or backslash. Eight bytes at a time.
 fn needs_no_escape(s: &str) -> bool {
-    s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\')
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    // The high bit of each byte of the result is set where `x` has a zero
+    // byte (no false negatives; false positives only above a true zero).
+    let has_zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS;
+    let mut chunks = s.as_bytes().chunks_exact(8);
+    for chunk in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let x = u64::from_le_bytes(word);
+        // Bytes below 0x20: subtracting 0x20 borrows into the high bit.
+        let control = x.wrapping_sub(ONES * 0x20) & !x & HIGHS;
+        if control
+            | has_zero(x ^ (ONES * u64::from(b'"')))
+            | has_zero(x ^ (ONES * u64::from(b'\\')))
+            != 0
+        {
+            return false;
+        }
+    }
+    chunks
+        .remainder()
+        .iter()
+        .all(|&b| b >= 0x20 && b != b'"' && b != b'\\')
 }
 
 /// Appends `s` as a JSON string literal.
@@ -70,6 +94,13 @@ mod tests {
             "control \u{1} \u{1f} \u{7f}",
             "unicode: Gülşen 王 🙂",
             "</script>",
+            "exactly8",
+            "sixteen bytes ok",
+            "seventeen bytes\"!",
+            "\u{1f}234567 and more after",
+            "1234567\u{0}",
+            "12345678\\",
+            "caf\u{e9} \u{7f}\u{80}\u{ff}",
         ] {
             let mut ours = Vec::new();
             string(&mut ours, s);
@@ -80,6 +111,22 @@ mod tests {
                 "for {s:?}"
             );
         }
+    }
+
+    /// The eight-at-a-time check agrees with the plain one for every ASCII
+    /// byte at every position of a 19-byte string (two words and a tail).
+    #[test]
+    fn escape_check_agrees_with_the_plain_one() {
+        let plain = |s: &str| s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\');
+        for position in 0..19 {
+            for byte in 0u8..=0x7f {
+                let mut bytes = *b"abcdefghijklmnopqrs";
+                bytes[position] = byte;
+                let s = std::str::from_utf8(&bytes).expect("ascii");
+                assert_eq!(needs_no_escape(s), plain(s), "{s:?}");
+            }
+        }
+        assert!(needs_no_escape("Gülşen Yılmaz 王小明 🙂 long enough"));
     }
 
     #[test]

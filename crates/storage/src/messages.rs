@@ -26,6 +26,7 @@ use maveraa_domain::{MessageId, RepositoryError, SessionId, WorkspaceId};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::columns::{SessionNameColumn, WaIdColumn};
 use crate::error::StorageError;
 use crate::schema::{conversations, message_status_history, sessions};
 use crate::sql::Sql;
@@ -318,7 +319,8 @@ struct StatusResult {
 #[diesel(table_name = conversations, check_for_backend(Pg))]
 struct ConversationRow {
     session_id: Uuid,
-    remote: String,
+    #[diesel(deserialize_as = WaIdColumn)]
+    remote: WaId,
     push_name: Option<String>,
     last_message: String,
     last_message_at: DateTime<Utc>,
@@ -712,40 +714,54 @@ impl MessageRepository for PgStore {
         query: &ConversationQuery,
     ) -> Result<Vec<Conversation>, RepositoryError> {
         let query = query.clone();
-        let rows: Vec<(ConversationRow, String)> = self
+        let rows: Vec<(ConversationRow, SessionNameColumn)> = self
             .reads
             .run(move |conn| {
-                let mut q = conversations::table
-                    .inner_join(sessions::table)
-                    .filter(conversations::workspace_id.eq(workspace.as_uuid()))
-                    .into_boxed();
-                if let Some(session) = query.session {
-                    q = q.filter(conversations::session_id.eq(session.as_uuid()));
-                }
-                if let Some(before) = query.before {
-                    q = q.filter(conversations::last_message_at.lt(before));
-                }
-                Ok(q.order((
-                    conversations::last_message_at.desc(),
-                    conversations::session_id.asc(),
-                    conversations::remote.asc(),
-                ))
-                .limit(i64::from(query.limit))
                 // A join: the page's session names by key, row by row, cost
                 // a fifth of the throughput. Its plan is cached per
                 // connection, and connections are replaced every 30 minutes
                 // (r2d2's default lifetime), so a plan made while `sessions`
                 // was tiny does not stay.
-                .select((ConversationRow::as_select(), sessions::name))
-                .load(conn)?)
+                let all = conversations::table
+                    .inner_join(sessions::table)
+                    .filter(conversations::workspace_id.eq(workspace.as_uuid()));
+                // One fixed statement per combination of filters, not one
+                // boxed query: diesel finds a fixed statement in its cache
+                // by type, a boxed one by its SQL, rebuilt at every run.
+                macro_rules! page {
+                    ($q:expr) => {
+                        $q.order((
+                            conversations::last_message_at.desc(),
+                            conversations::session_id.asc(),
+                            conversations::remote.asc(),
+                        ))
+                        .limit(i64::from(query.limit))
+                        .select((ConversationRow::as_select(), sessions::name))
+                        .load(conn)
+                    };
+                }
+                let rows = match (query.session, query.before) {
+                    (None, None) => page!(all),
+                    (Some(session), None) => {
+                        page!(all.filter(conversations::session_id.eq(session.as_uuid())))
+                    }
+                    (None, Some(before)) => {
+                        page!(all.filter(conversations::last_message_at.lt(before)))
+                    }
+                    (Some(session), Some(before)) => page!(
+                        all.filter(conversations::session_id.eq(session.as_uuid()))
+                            .filter(conversations::last_message_at.lt(before))
+                    ),
+                };
+                Ok(rows?)
             })
             .await?;
         Ok(rows
             .into_iter()
             .map(|(r, session_name)| Conversation {
                 session_id: SessionId::from_uuid(r.session_id),
-                session_name: SessionName::from_trusted(session_name),
-                remote: WaId::from_trusted(r.remote),
+                session_name: session_name.0,
+                remote: r.remote,
                 push_name: r.push_name,
                 last_message: r.last_message,
                 last_message_at: r.last_message_at,

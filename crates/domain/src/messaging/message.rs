@@ -1,5 +1,7 @@
 use std::fmt;
 
+use compact_str::CompactString;
+
 use chrono::{DateTime, Utc};
 
 use crate::ids::{MessageId, SessionId, WorkspaceId};
@@ -11,7 +13,7 @@ use crate::validation::{JID_SUFFIX, PhoneNumber, ValidationError};
 /// Looser than [`PhoneNumber`] on purpose: an inbound message from a number
 /// our metadata does not know yet must still be stored, never dropped.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct WaId(String);
+pub struct WaId(CompactString);
 
 impl WaId {
     /// Parses digits, or a JID (`6281234567890@s.whatsapp.net`); a leading
@@ -24,7 +26,7 @@ impl WaId {
         let s = s.split_once('@').map_or(s, |(user, _)| user);
         let s = s.strip_prefix('+').unwrap_or(s);
         if (5..=20).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit()) {
-            Ok(Self(s.to_owned()))
+            Ok(Self(s.into()))
         } else {
             Err(ValidationError::new(
                 field,
@@ -35,7 +37,12 @@ impl WaId {
 
     /// Wraps digits read back from storage. Does not validate.
     pub fn from_trusted(digits: String) -> Self {
-        Self(digits)
+        Self(digits.into())
+    }
+
+    /// As `from_trusted`, from borrowed text (held inline: no allocation).
+    pub fn from_trusted_str(digits: &str) -> Self {
+        Self(digits.into())
     }
 
     /// The digits.
@@ -51,7 +58,7 @@ impl WaId {
 
 impl From<&PhoneNumber> for WaId {
     fn from(p: &PhoneNumber) -> Self {
-        Self(p.as_str().to_owned())
+        Self(p.as_str().into())
     }
 }
 

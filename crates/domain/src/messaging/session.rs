@@ -1,5 +1,7 @@
 use std::fmt;
 
+use compact_str::CompactString;
+
 use chrono::{DateTime, Utc};
 
 use crate::ids::{SessionId, WorkspaceId};
@@ -9,7 +11,7 @@ use crate::validation::ValidationError;
 /// `session-123`): 1 to 64 letters, digits, `.`, `_` or `-`, unique within
 /// a workspace.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct SessionName(String);
+pub struct SessionName(CompactString);
 
 impl SessionName {
     /// Longest name accepted.
@@ -40,12 +42,17 @@ impl SessionName {
                 "may contain only letters, digits, '.', '_' and '-'",
             ));
         }
-        Ok(Self(s.to_owned()))
+        Ok(Self(s.into()))
     }
 
     /// Wraps a name read back from storage. Does not validate.
     pub fn from_trusted(name: String) -> Self {
-        Self(name)
+        Self(name.into())
+    }
+
+    /// As `from_trusted`, from borrowed text (held inline: no allocation).
+    pub fn from_trusted_str(name: &str) -> Self {
+        Self(name.into())
     }
 
     /// The name.
