@@ -246,12 +246,14 @@ impl ContactRepository for PgStore {
                     let (total, rows) = if query.limit.is_some() {
                         collect_counted(
                             page.load_iter::<(ListRow, Option<i64>), diesel::connection::DefaultLoadingMode>(conn)?,
+                            ws,
                             offset,
                             limit,
                         )?
                     } else {
                         collect_counted(
                             page.load_iter::<(ListRow, Option<i64>), diesel::pg::PgRowByRowLoadingMode>(conn)?,
+                            ws,
                             offset,
                             limit,
                         )?
@@ -269,7 +271,7 @@ impl ContactRepository for PgStore {
                     return Ok((total, rows));
                 }
                 let total: i64 = filtered(ws, &query).count().get_result(conn)?;
-                let rows: Vec<ListRow> = if total == 0 {
+                let rows = if total == 0 {
                     Vec::new()
                 } else {
                     filtered(ws, &query)
@@ -277,14 +279,16 @@ impl ContactRepository for PgStore {
                         .select(list_columns())
                         .limit(limit)
                         .offset(offset)
-                        .load(conn)?
+                        .load_iter::<ListRow, diesel::connection::DefaultLoadingMode>(conn)?
+                        .map(|row| row.map(|r| r.into_contact(ws)))
+                        .collect::<QueryResult<_>>()?
                 };
                 Ok((total, rows))
             })
             .await?;
         Ok(ContactPage {
             total: u64::try_from(total).unwrap_or(0),
-            contacts: rows.into_iter().map(|r| r.into_contact(ws)).collect(),
+            contacts: rows,
         })
     }
 
@@ -332,14 +336,15 @@ impl ContactRepository for PgStore {
     }
 }
 
-/// Collects rows that each carry the workspace's contact count into a
-/// vector sized from that count; returns the count (`None` when there were
-/// no rows) with the rows.
+/// Collects the contacts of `workspace` from rows that each carry the
+/// workspace's contact count, into a vector sized from that count; returns
+/// the count (`None` when there were no rows) with the contacts.
 fn collect_counted(
     rows: impl Iterator<Item = QueryResult<(ListRow, Option<i64>)>>,
+    workspace: Uuid,
     offset: i64,
     limit: i64,
-) -> QueryResult<(Option<i64>, Vec<ListRow>)> {
+) -> QueryResult<(Option<i64>, Vec<Contact>)> {
     let mut total = None;
     let mut out = Vec::new();
     for row in rows {
@@ -350,7 +355,7 @@ fn collect_counted(
             out.reserve_exact(usize::try_from(expected).unwrap_or(0));
             total = Some(count);
         }
-        out.push(row);
+        out.push(row.into_contact(workspace));
     }
     Ok((total, out))
 }

@@ -19,6 +19,7 @@ mod pool;
 mod revocations;
 mod schema;
 mod send_batch;
+mod session_names;
 mod sessions;
 mod sql;
 mod store;

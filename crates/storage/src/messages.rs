@@ -26,9 +26,9 @@ use maveraa_domain::{MessageId, RepositoryError, SessionId, WorkspaceId};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::columns::{SessionNameColumn, WaIdColumn};
+use crate::columns::WaIdColumn;
 use crate::error::StorageError;
-use crate::schema::{conversations, message_status_history, sessions};
+use crate::schema::{conversations, message_status_history};
 use crate::sql::Sql;
 use crate::store::PgStore;
 
@@ -714,16 +714,12 @@ impl MessageRepository for PgStore {
         query: &ConversationQuery,
     ) -> Result<Vec<Conversation>, RepositoryError> {
         let query = query.clone();
-        let rows: Vec<(ConversationRow, SessionNameColumn)> = self
+        let names = self.session_names.clone();
+        Ok(self
             .reads
             .run(move |conn| {
-                // A join: the page's session names by key, row by row, cost
-                // a fifth of the throughput. Its plan is cached per
-                // connection, and connections are replaced every 30 minutes
-                // (r2d2's default lifetime), so a plan made while `sessions`
-                // was tiny does not stay.
+                // No join with `sessions`: names come from `SessionNames`.
                 let all = conversations::table
-                    .inner_join(sessions::table)
                     .filter(conversations::workspace_id.eq(workspace.as_uuid()));
                 // One fixed statement per combination of filters, not one
                 // boxed query: diesel finds a fixed statement in its cache
@@ -736,8 +732,8 @@ impl MessageRepository for PgStore {
                             conversations::remote.asc(),
                         ))
                         .limit(i64::from(query.limit))
-                        .select((ConversationRow::as_select(), sessions::name))
-                        .load(conn)
+                        .select(ConversationRow::as_select())
+                        .load::<ConversationRow>(conn)
                     };
                 }
                 let rows = match (query.session, query.before) {
@@ -752,22 +748,28 @@ impl MessageRepository for PgStore {
                         all.filter(conversations::session_id.eq(session.as_uuid()))
                             .filter(conversations::last_message_at.lt(before))
                     ),
-                };
-                Ok(rows?)
+                }?;
+                let ids: Vec<Uuid> = rows.iter().map(|r| r.session_id).collect();
+                let session_names = names.resolve(conn, &ids)?;
+                // A session deleted since the page was read has no name:
+                // its conversations are gone too, so they are left out.
+                Ok(rows
+                    .into_iter()
+                    .zip(session_names)
+                    .filter_map(|(r, session_name)| {
+                        Some(Conversation {
+                            session_id: SessionId::from_uuid(r.session_id),
+                            session_name: session_name?,
+                            remote: r.remote,
+                            push_name: r.push_name,
+                            last_message: r.last_message,
+                            last_message_at: r.last_message_at,
+                            unread_count: u32::try_from(r.unread_count).unwrap_or(0),
+                        })
+                    })
+                    .collect())
             })
-            .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(r, session_name)| Conversation {
-                session_id: SessionId::from_uuid(r.session_id),
-                session_name: session_name.0,
-                remote: r.remote,
-                push_name: r.push_name,
-                last_message: r.last_message,
-                last_message_at: r.last_message_at,
-                unread_count: u32::try_from(r.unread_count).unwrap_or(0),
-            })
-            .collect())
+            .await?)
     }
 
     async fn mark_conversation_read(

@@ -1313,6 +1313,80 @@ async fn conversations_list_newest_first_by_page_and_session() {
     assert_eq!(texts(Some(at(4)), 10).await, vec!["one"]);
 }
 
+/// Conversation lists take session names from a cache by session id, which
+/// is right only because a name never changes: check both.
+#[tokio::test]
+async fn conversation_lists_name_sessions_through_deletes_and_names_never_change() {
+    let f = fixture();
+    let ws = workspace(&f, "Acme").await;
+    let alpha = session(&f, ws, "alpha").await;
+    let beta = session(&f, ws, "beta").await;
+    enqueue(&f, &outbound(&alpha, "6281000000001", "to alpha's contact")).await;
+    enqueue(&f, &outbound(&beta, "6281000000002", "to beta's contact")).await;
+    let names = || async {
+        f.messages()
+            .list_conversations(ws, &all_conversations())
+            .await
+            .expect("list")
+            .into_iter()
+            .map(|c| {
+                (
+                    c.session_id,
+                    c.session_name.as_str().to_owned(),
+                    c.last_message,
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        names().await,
+        vec![
+            (beta.id, "beta".to_owned(), "to beta's contact".to_owned()),
+            (
+                alpha.id,
+                "alpha".to_owned(),
+                "to alpha's contact".to_owned()
+            ),
+        ]
+    );
+
+    let rename = format!(
+        "UPDATE sessions SET name = 'renamed' WHERE id = '{}'",
+        beta.id
+    );
+    let refused = f
+        .store
+        .database()
+        .run_blocking(move |conn| Ok(diesel::sql_query(rename).execute(conn)?))
+        .expect_err("a session's name cannot change");
+    assert!(refused.to_string().contains("cannot change"), "{refused}");
+    // Other columns still can.
+    f.sql(&format!(
+        "UPDATE sessions SET status = 'failed' WHERE id = '{}'",
+        beta.id
+    ));
+
+    // "alpha" deleted and created again is another session, named right.
+    assert!(f.sessions().delete(ws, &alpha.name).await.expect("delete"));
+    let alpha_again = session(&f, ws, "alpha").await;
+    enqueue(
+        &f,
+        &outbound(&alpha_again, "6281000000003", "to the new alpha"),
+    )
+    .await;
+    assert_eq!(
+        names().await,
+        vec![
+            (
+                alpha_again.id,
+                "alpha".to_owned(),
+                "to the new alpha".to_owned()
+            ),
+            (beta.id, "beta".to_owned(), "to beta's contact".to_owned()),
+        ]
+    );
+}
+
 #[tokio::test]
 async fn another_workspace_sees_no_messages_or_conversations() {
     let f = fixture();
