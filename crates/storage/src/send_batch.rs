@@ -4,10 +4,11 @@
 //! Each send is durable before it is answered, so every send used to cost a
 //! statement, a transaction and a WAL flush of its own, and PostgreSQL's
 //! per-statement work (locks on four tables and their indexes, executor
-//! start-up, commit) was most of the price. Here a send joins a queue and
-//! hands the database threads a flush job; the first job to run takes
-//! everything queued by then (at most [`MAX_BATCH`]) and stores it with one
-//! statement. A lone send is a batch of one, so nothing waits for company.
+//! start-up, commit) was most of the price. Here a send joins a queue and,
+//! unless two flush jobs are scheduled already, hands the database threads
+//! one; a job takes everything queued (at most [`MAX_BATCH`] at a time) and
+//! stores it with one statement, until the queue is empty. A lone send is a
+//! batch of one, so nothing waits for company.
 //!
 //! Every send still gets its own answer: rows the batch did not store (an
 //! idempotency key already held) go through the one-by-one path, and when
@@ -46,16 +47,17 @@ struct Pending {
     reply: Reply,
 }
 
-/// Most batches in flight at once. Fewer, larger batches cost PostgreSQL
-/// less than many small ones; two let a batch run while the other waits for
-/// its WAL flush. Measured on 2 cores: one gave long latency tails, three
-/// or four fewer sends per second.
+/// Most flush jobs scheduled at once. Fewer, larger batches cost
+/// PostgreSQL less than many small ones; two let a batch run while the
+/// other waits for its WAL flush. Measured on 2 cores: one gave long
+/// latency tails, three or four fewer sends per second.
 const MAX_FLUSHERS: usize = 2;
 
 #[derive(Default)]
 struct Queue {
     pending: VecDeque<Pending>,
-    /// Jobs storing batches right now.
+    /// Flush jobs handed to the database threads and not finished: queued
+    /// behind other work, or storing batches.
     flushers: usize,
 }
 
@@ -82,36 +84,74 @@ impl SendQueue {
     ) -> Result<EnqueueOutcome, StorageError> {
         let state = Arc::new(AtomicU8::new(QUEUED));
         let (reply, answer) = oneshot::channel();
-        self.lock().pending.push_back(Pending {
-            message,
-            key,
-            state: state.clone(),
-            reply,
-        });
-        // Every send queues one flush job after its entry. A job ends at
-        // once when the queue is empty or enough jobs are flushing already
-        // (they take what is queued before they stop), so every entry is
-        // taken by its own job or by one running before it ends.
-        let queue = self.clone();
-        let flushed = db
-            .run(move |conn| {
-                queue.flush(conn);
-                Ok(())
-            })
-            .await;
-        if let Err(err) = flushed {
-            // Our job never ran (busy, no connection): unless another job
-            // took our entry meanwhile, it is withdrawn and never stored.
-            if state
-                .compare_exchange(QUEUED, ABANDONED, Ordering::AcqRel, Ordering::Acquire)
-                .is_ok()
-            {
-                return Err(err);
+        // A send hands the database threads a flush job only when fewer
+        // than MAX_FLUSHERS are scheduled; otherwise one of those takes its
+        // entry, since a job stops only on finding the queue empty, under
+        // this same lock. (A job per send cost each send a thread hand-off
+        // and a pool checkout for nothing: a fifth of the server's time.)
+        let schedule = {
+            let mut queue = self.lock();
+            queue.pending.push_back(Pending {
+                message,
+                key,
+                state: state.clone(),
+                reply,
+            });
+            let schedule = queue.flushers < MAX_FLUSHERS;
+            if schedule {
+                queue.flushers += 1;
+            }
+            schedule
+        };
+        if schedule {
+            let mut job = ScheduledJob {
+                queue: self.clone(),
+                ran: false,
+            };
+            let flushed = db
+                .run(move |conn| {
+                    job.ran = true;
+                    job.queue.flush(conn);
+                    Ok(())
+                })
+                .await;
+            if let Err(err) = flushed {
+                // The job did not run (no thread free in time, no
+                // connection). Unless another job took our entry, it is
+                // withdrawn and never stored.
+                if state
+                    .compare_exchange(QUEUED, ABANDONED, Ordering::AcqRel, Ordering::Acquire)
+                    .is_ok()
+                {
+                    return Err(err);
+                }
             }
         }
         answer
             .await
             .map_err(|_| StorageError::Task("send batch was dropped".into()))?
+    }
+
+    /// Uncounts a flush job that never ran. When no job is left, the sends
+    /// still queued would wait for nobody: they fail as their own job's
+    /// failure would have failed them, and are never stored.
+    fn job_failed(&self) {
+        let stranded = {
+            let mut queue = self.lock();
+            queue.flushers -= 1;
+            if queue.flushers > 0 {
+                return;
+            }
+            std::mem::take(&mut queue.pending)
+        };
+        for p in stranded {
+            if p.state
+                .compare_exchange(QUEUED, ABANDONED, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+            {
+                let _ = p.reply.send(Err(StorageError::Busy));
+            }
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
@@ -139,16 +179,9 @@ impl SendQueue {
         batch
     }
 
-    /// Stores batches until the queue is empty, unless enough jobs are at
-    /// it already.
+    /// Stores batches until the queue is empty. Runs as a job counted in
+    /// `flushers`, and uncounts itself when it stops (or panics).
     fn flush(&self, conn: &mut PgConnection) {
-        {
-            let mut queue = self.lock();
-            if queue.flushers >= MAX_FLUSHERS || queue.pending.is_empty() {
-                return;
-            }
-            queue.flushers += 1;
-        }
         let mut flushing = Flushing {
             queue: self,
             counted: true,
@@ -158,8 +191,8 @@ impl SendQueue {
                 let mut queue = self.lock();
                 let batch = Self::take(&mut queue);
                 if batch.is_empty() {
-                    // Under the same lock as the check: a send queued after
-                    // this finds one flusher fewer and its job takes over.
+                    // Under the same lock as a send's check: a send queued
+                    // after this finds one job fewer and schedules its own.
                     queue.flushers -= 1;
                     flushing.counted = false;
                     return;
@@ -188,6 +221,23 @@ impl SendQueue {
                 _ => crate::messages::enqueue(conn, &p.message, p.key.as_ref()),
             };
             let _ = p.reply.send(result);
+        }
+    }
+}
+
+/// A flush job handed to the database threads. Dropped without having run
+/// (abandoned after the acquire timeout, no connection, threads stopped),
+/// whether or not its sender still waits, it uncounts itself, so the count
+/// of scheduled jobs never stays high with nobody flushing.
+struct ScheduledJob {
+    queue: Arc<SendQueue>,
+    ran: bool,
+}
+
+impl Drop for ScheduledJob {
+    fn drop(&mut self) {
+        if !self.ran {
+            self.queue.job_failed();
         }
     }
 }

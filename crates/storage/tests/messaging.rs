@@ -567,6 +567,60 @@ async fn concurrent_sends_are_each_stored_once_with_the_newest_as_last_message()
     );
 }
 
+/// Sends whose flush jobs cannot run in time (every database thread busy
+/// past the acquire timeout) fail as unavailable and store nothing, none
+/// waits forever, and sending works again once the threads are free.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sends_that_cannot_be_flushed_in_time_fail_and_sending_recovers() {
+    let db = TestDatabase::create();
+    let settings = PoolSettings {
+        max_size: 1,
+        min_idle: 1,
+        acquire_timeout: Duration::from_millis(300),
+        ..PoolSettings::default()
+    };
+    let database = Database::connect(db.url(), &settings).expect("pool");
+    let f = Fixture {
+        store: Arc::new(PgStore::new(database.clone())),
+        _db: db,
+    };
+    let ws = workspace(&f, "Acme").await;
+    let s = session(&f, ws, "s1").await;
+
+    // The one database thread sleeps well past the acquire timeout.
+    let sleeper = tokio::spawn({
+        let database = database.clone();
+        async move {
+            database
+                .run(|conn| Ok(diesel::sql_query("SELECT pg_sleep(1.5)").execute(conn)?))
+                .await
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut tasks = Vec::new();
+    for i in 0..6 {
+        let store = f.store.clone();
+        let m = outbound(&s, "6281234567890", &format!("message {i}"));
+        tasks.push(tokio::spawn(async move { store.enqueue(&m, None).await }));
+    }
+    for t in tasks {
+        let outcome = tokio::time::timeout(Duration::from_secs(10), t)
+            .await
+            .expect("no send waits forever")
+            .expect("task");
+        assert!(
+            matches!(outcome, Err(RepositoryError::Unavailable(_))),
+            "{outcome:?}"
+        );
+    }
+    sleeper.await.expect("task").expect("sleep");
+    assert_eq!(f.count("SELECT count(*) AS n FROM messages"), 0);
+
+    let m = outbound(&s, "6281234567890", "after");
+    enqueue(&f, &m).await;
+    assert_eq!(f.count("SELECT count(*) AS n FROM messages"), 1);
+}
+
 #[tokio::test]
 async fn a_send_to_a_deleted_session_stores_nothing_and_says_so() {
     let f = fixture();
