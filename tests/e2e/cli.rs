@@ -73,11 +73,21 @@ async fn workspace_and_key_commands_manage_access() {
     assert_eq!(listed["id"], key_id.as_str());
     assert_eq!(listed["name"], "zapier");
     assert!(listed["revokedAt"].is_null());
+    // Timestamps as the API writes them: RFC 3339 in UTC with a `Z`.
+    let created_at = listed["createdAt"].as_str().expect("createdAt");
+    assert!(
+        created_at.ends_with('Z') && chrono::DateTime::parse_from_rfc3339(created_at).is_ok(),
+        "{created_at}"
+    );
     assert!(!out.contains(&key[9..]), "the key must not be listed");
 
     let (ok, out, err) = maveraa(&url, &["api-key", "revoke", &key_id]);
     assert!(ok, "{err}");
-    assert!(!one_json_line(&out)["revokedAt"].is_null());
+    let revoked_at = one_json_line(&out)["revokedAt"].as_str().map(str::to_owned);
+    assert!(
+        revoked_at.is_some_and(|t| t.ends_with('Z')),
+        "revokedAt in UTC with Z"
+    );
     let res = app
         .request_as(&key, Method::GET, "/api/public/contacts")
         .send()

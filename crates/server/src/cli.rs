@@ -2,6 +2,7 @@
 //! commands, which print one JSON line each.
 
 use anyhow::{Context, bail};
+use chrono::SecondsFormat;
 use clap::{Parser, Subcommand};
 use maveraa_domain::messaging::{
     CloudApiSettings, ProviderSettings, SecretString, Session, SessionName,
@@ -154,7 +155,7 @@ pub enum LocalDbCommand {
 }
 
 fn workspace_json(w: &Workspace) -> serde_json::Value {
-    json!({"id": w.id.to_string(), "name": w.name.as_str(), "createdAt": w.created_at.to_rfc3339()})
+    json!({"id": w.id.to_string(), "name": w.name.as_str(), "createdAt": w.created_at.to_rfc3339_opts(SecondsFormat::Micros, true)})
 }
 
 fn key_json(k: &ApiKey) -> serde_json::Value {
@@ -163,8 +164,8 @@ fn key_json(k: &ApiKey) -> serde_json::Value {
         "workspaceId": k.workspace_id.to_string(),
         "name": k.name,
         "prefix": k.prefix,
-        "createdAt": k.created_at.to_rfc3339(),
-        "revokedAt": k.revoked_at.map(|t| t.to_rfc3339()),
+        "createdAt": k.created_at.to_rfc3339_opts(SecondsFormat::Micros, true),
+        "revokedAt": k.revoked_at.map(|t| t.to_rfc3339_opts(SecondsFormat::Micros, true)),
     })
 }
 
@@ -177,7 +178,7 @@ fn session_json(s: &Session) -> serde_json::Value {
         "status": s.status.as_str(),
         "lastError": s.last_error,
         "webhookUrl": s.webhook_path(),
-        "createdAt": s.created_at.to_rfc3339(),
+        "createdAt": s.created_at.to_rfc3339_opts(SecondsFormat::Micros, true),
     });
     if let ProviderSettings::CloudApi(c) = &s.provider {
         v["phoneNumberId"] = json!(c.phone_number_id);
