@@ -83,7 +83,7 @@ impl SendQueue {
         key: Option<IdempotencyKey>,
     ) -> Result<EnqueueOutcome, StorageError> {
         let state = Arc::new(AtomicU8::new(QUEUED));
-        let (reply, answer) = oneshot::channel();
+        let (reply, mut answer) = oneshot::channel();
         // A send hands the database threads a flush job only when fewer
         // than MAX_FLUSHERS are scheduled; otherwise one of those takes its
         // entry, since a job stops only on finding the queue empty, under
@@ -108,28 +108,39 @@ impl SendQueue {
                 queue: self.clone(),
                 ran: false,
             };
-            let flushed = db
-                .run(move |conn| {
-                    job.ran = true;
-                    job.queue.flush(conn);
-                    Ok(())
-                })
-                .await;
-            if let Err(err) = flushed {
-                // The job did not run (no thread free in time, no
-                // connection). Unless another job took our entry, it is
-                // withdrawn and never stored.
-                if state
-                    .compare_exchange(QUEUED, ABANDONED, Ordering::AcqRel, Ordering::Acquire)
-                    .is_ok()
-                {
-                    return Err(err);
+            let flush = db.run(move |conn| {
+                job.ran = true;
+                job.queue.flush(conn);
+                Ok(())
+            });
+            // Our answer may come from the first batch while our job goes
+            // on storing later ones: answer then, and let the job finish on
+            // its own (a job, once handed over, always runs or uncounts).
+            tokio::select! {
+                biased;
+                outcome = &mut answer => return Self::answered(outcome),
+                flushed = flush => {
+                    if let Err(err) = flushed {
+                        // The job did not run (no thread free in time, no
+                        // connection). Unless another job took our entry, it
+                        // is withdrawn and never stored.
+                        if state
+                            .compare_exchange(QUEUED, ABANDONED, Ordering::AcqRel, Ordering::Acquire)
+                            .is_ok()
+                        {
+                            return Err(err);
+                        }
+                    }
                 }
             }
         }
-        answer
-            .await
-            .map_err(|_| StorageError::Task("send batch was dropped".into()))?
+        Self::answered(answer.await)
+    }
+
+    fn answered(
+        outcome: Result<Result<EnqueueOutcome, StorageError>, oneshot::error::RecvError>,
+    ) -> Result<EnqueueOutcome, StorageError> {
+        outcome.map_err(|_| StorageError::Task("send batch was dropped".into()))?
     }
 
     /// Uncounts a flush job that never ran. When no job is left, the sends
