@@ -12,20 +12,23 @@ use diesel::RunQueryDsl;
 use diesel::sql_types::BigInt;
 use maveraa_domain::messaging::{
     CloudApiSettings, ConversationQuery, Direction, IdempotencyKey, InboundMessage, MediaInfo,
-    Message, MessageContent, MessageError, MessageStatus, ProviderSettings, SecretString,
-    SendMessage, Session, SessionName, SessionStatus, StatusChange, StatusUpdate, WaId,
+    Message, MessageContent, MessageError, MessageStatus, ProviderEvent, ProviderSettings,
+    SecretString, SendMessage, Session, SessionName, SessionStatus, StatusChange, StatusUpdate,
+    WaId,
 };
 use maveraa_domain::ports::{
-    DispatchOutcome, EnqueueOutcome, MessageRepository, Outbox, SessionRepository, TransportFactory,
+    DispatchOutcome, EnqueueOutcome, MessageRepository, Outbox, SessionRepository,
+    TransportFactory, WebhookDecoder,
 };
 use maveraa_domain::transport::{
     MediaKind, OutboundContent, OutboundMessage, TransportError, WhatsAppTransport,
 };
 use maveraa_domain::usecases::{
-    Dispatcher, DispatcherSettings, MessagingService, RetryPolicy, WorkspaceService,
+    Dispatcher, DispatcherSettings, InboxService, MessagingService, RetryPolicy, WorkspaceService,
 };
 use maveraa_domain::{
-    MessageId, MessagingError, PhoneNumber, RepositoryError, SessionId, SystemClock, WorkspaceId,
+    InboxError, MessageId, MessagingError, PhoneNumber, RepositoryError, SessionId, SystemClock,
+    WorkspaceId,
 };
 use maveraa_storage::testing::TestDatabase;
 use maveraa_storage::{Database, PgStore, PoolSettings};
@@ -685,6 +688,84 @@ async fn sending_follows_a_session_deleted_and_created_again() {
 
 // ---------------------------------------------------------------------------
 // Inbound
+
+/// Sessions as stored, except that a session found by name is deleted right
+/// after it is read: the race of a delete between an inbound message's
+/// session lookup and its insert, made certain.
+struct DeletedAfterLookup(Arc<PgStore>);
+
+#[async_trait]
+impl SessionRepository for DeletedAfterLookup {
+    async fn insert(&self, session: &Session) -> Result<(), RepositoryError> {
+        self.0.insert(session).await
+    }
+    async fn get_by_name(
+        &self,
+        workspace: WorkspaceId,
+        name: &SessionName,
+    ) -> Result<Option<Session>, RepositoryError> {
+        let found = SessionRepository::get_by_name(self.0.as_ref(), workspace, name).await?;
+        SessionRepository::delete(self.0.as_ref(), workspace, name).await?;
+        Ok(found)
+    }
+    async fn get(&self, id: SessionId) -> Result<Option<Session>, RepositoryError> {
+        SessionRepository::get(self.0.as_ref(), id).await
+    }
+    async fn list(&self, workspace: WorkspaceId) -> Result<Vec<Session>, RepositoryError> {
+        SessionRepository::list(self.0.as_ref(), workspace).await
+    }
+    async fn delete(
+        &self,
+        workspace: WorkspaceId,
+        name: &SessionName,
+    ) -> Result<bool, RepositoryError> {
+        SessionRepository::delete(self.0.as_ref(), workspace, name).await
+    }
+    async fn set_status(
+        &self,
+        id: SessionId,
+        status: SessionStatus,
+        last_error: Option<String>,
+    ) -> Result<(), RepositoryError> {
+        self.0.set_status(id, status, last_error).await
+    }
+}
+
+/// Webhook payloads play no part in a simulated inbound message.
+struct NoWebhooks;
+
+impl WebhookDecoder for NoWebhooks {
+    fn verify_signature(&self, _: &str, _: &[u8], _: Option<&str>) -> bool {
+        false
+    }
+    fn decode(&self, _: &[u8]) -> Result<Vec<ProviderEvent>, String> {
+        Err("not used here".into())
+    }
+}
+
+#[tokio::test]
+async fn an_inbound_message_for_a_session_deleted_meanwhile_is_not_found() {
+    let f = fixture();
+    let ws = workspace(&f, "Acme").await;
+    session(&f, ws, "sim").await;
+    let inbox = InboxService::new(
+        Arc::new(DeletedAfterLookup(f.store.clone())),
+        f.store.clone(),
+        Arc::new(Transports(Arc::new(AcceptAll {
+            sent: AtomicU64::new(0),
+        }))),
+        Arc::new(NoWebhooks),
+        Arc::new(SystemClock),
+    );
+    let outcome = inbox
+        .simulate_inbound(ws, &name("sim"), wa("6281234567890"), None, "hello".into())
+        .await;
+    assert!(
+        matches!(outcome, Err(InboxError::SessionNotFound)),
+        "{outcome:?}"
+    );
+    assert_eq!(f.count("SELECT count(*) AS n FROM messages"), 0);
+}
 
 #[tokio::test]
 async fn inbound_messages_are_stored_once_and_update_the_conversation() {

@@ -140,7 +140,7 @@ impl InboxService {
             .decode_for_number(body, &settings.phone_number_id)
             .map_err(InboxError::MalformedWebhook)?;
         let mut count = events.len();
-        self.deliver(&session, events).await?;
+        self.deliver_to(&session, events).await?;
         // Meta delivers every number of an app to the one URL configured for
         // the app: hand other numbers' events to their own sessions (same
         // workspace, same app secret, so the signature vouches for them too).
@@ -168,7 +168,7 @@ impl InboxService {
                 .map_err(InboxError::MalformedWebhook)?;
             if !events.is_empty() {
                 count += events.len();
-                self.deliver(&other, events).await?;
+                self.deliver_to(&other, events).await?;
             }
         }
         Ok(count)
@@ -204,8 +204,26 @@ impl InboxService {
             content: MessageContent::Text { body: text },
             timestamp: self.clock.now(),
         });
-        self.deliver(&session, vec![event]).await?;
+        self.deliver_to(&session, vec![event]).await?;
         Ok(provider_message_id)
+    }
+
+    /// Stores `session`'s events. When that fails because the session was
+    /// deleted after it was looked up (its messages can no longer refer to
+    /// it), the answer is [`InboxError::SessionNotFound`], as it would have
+    /// been a moment later, not a storage failure.
+    async fn deliver_to(
+        &self,
+        session: &Session,
+        events: Vec<ProviderEvent>,
+    ) -> Result<(), InboxError> {
+        match self.deliver(session, events).await {
+            Ok(()) => Ok(()),
+            Err(err) => match self.sessions.get(session.id).await {
+                Ok(None) => Err(InboxError::SessionNotFound),
+                _ => Err(err.into()),
+            },
+        }
     }
 
     async fn session_by_name(
