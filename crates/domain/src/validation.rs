@@ -294,7 +294,8 @@ impl Labels {
         Ok(Self::from_trusted_parts(labels.iter().map(Label::as_str)))
     }
 
-    /// Wraps labels read back from storage. Does not validate.
+    /// Wraps labels read back from storage. Does not validate; empty
+    /// values are dropped.
     pub fn from_trusted(values: Vec<String>) -> Self {
         Self::from_trusted_parts(values.iter().map(String::as_str))
     }
