@@ -143,9 +143,10 @@ impl SendQueue {
         outcome.map_err(|_| StorageError::Task("send batch was dropped".into()))?
     }
 
-    /// Uncounts a flush job that never ran. When no job is left, the sends
-    /// still queued would wait for nobody: they fail as their own job's
-    /// failure would have failed them, and are never stored.
+    /// Uncounts a flush job that never ran (or stopped by panicking). When
+    /// no job is left, the sends still queued would wait for nobody: they
+    /// fail as their own job's failure would have failed them, and are
+    /// never stored.
     fn job_failed(&self) {
         let stranded = {
             let mut queue = self.lock();
@@ -253,7 +254,8 @@ impl Drop for ScheduledJob {
     }
 }
 
-/// Stops a flusher counting if storing panics.
+/// Uncounts a flusher if storing panics, as a job that never ran: if it
+/// was the last, the sends still queued fail rather than wait for nobody.
 struct Flushing<'a> {
     queue: &'a SendQueue,
     counted: bool,
@@ -262,7 +264,7 @@ struct Flushing<'a> {
 impl Drop for Flushing<'_> {
     fn drop(&mut self) {
         if self.counted {
-            self.queue.lock().flushers -= 1;
+            self.queue.job_failed();
         }
     }
 }

@@ -24,12 +24,26 @@ use crate::schema::sessions;
 const CAPACITY: usize = 10_000;
 
 /// Session names by id, filled on demand.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct SessionNames {
     names: Mutex<HashMap<Uuid, SessionName>>,
+    capacity: usize,
+}
+
+impl Default for SessionNames {
+    fn default() -> Self {
+        Self::with_capacity(CAPACITY)
+    }
 }
 
 impl SessionNames {
+    fn with_capacity(capacity: usize) -> Self {
+        Self {
+            names: Mutex::default(),
+            capacity,
+        }
+    }
+
     /// The name of each of `ids` (`None` for a session that no longer
     /// exists), reading the unknown ones with `conn` in one query.
     pub(crate) fn resolve(
@@ -37,27 +51,117 @@ impl SessionNames {
         conn: &mut PgConnection,
         ids: &[Uuid],
     ) -> Result<Vec<Option<SessionName>>, StorageError> {
-        let mut missing: Vec<Uuid> = {
+        let mut resolved: Vec<Option<SessionName>> = {
             let names = self.names.lock().unwrap_or_else(PoisonError::into_inner);
-            ids.iter()
-                .filter(|id| !names.contains_key(id))
-                .copied()
-                .collect()
+            ids.iter().map(|id| names.get(id).cloned()).collect()
         };
-        if !missing.is_empty() {
-            missing.sort_unstable();
-            missing.dedup();
-            let found: Vec<(Uuid, SessionNameColumn)> = sessions::table
-                .filter(sessions::id.eq_any(&missing))
-                .select((sessions::id, sessions::name))
-                .load(conn)?;
-            let mut names = self.names.lock().unwrap_or_else(PoisonError::into_inner);
-            if names.len() + found.len() > CAPACITY {
-                names.clear();
-            }
-            names.extend(found.into_iter().map(|(id, name)| (id, name.0)));
+        let mut missing: Vec<Uuid> = ids
+            .iter()
+            .zip(&resolved)
+            .filter(|(_, name)| name.is_none())
+            .map(|(id, _)| *id)
+            .collect();
+        if missing.is_empty() {
+            return Ok(resolved);
         }
-        let names = self.names.lock().unwrap_or_else(PoisonError::into_inner);
-        Ok(ids.iter().map(|id| names.get(id).cloned()).collect())
+        missing.sort_unstable();
+        missing.dedup();
+        let found: HashMap<Uuid, SessionName> = sessions::table
+            .filter(sessions::id.eq_any(&missing))
+            .select((sessions::id, sessions::name))
+            .load::<(Uuid, SessionNameColumn)>(conn)?
+            .into_iter()
+            .map(|(id, name)| (id, name.0))
+            .collect();
+        for (id, name) in ids.iter().zip(resolved.iter_mut()) {
+            if name.is_none() {
+                *name = found.get(id).cloned();
+            }
+        }
+        let mut names = self.names.lock().unwrap_or_else(PoisonError::into_inner);
+        if names.len() + found.len() > self.capacity {
+            names.clear();
+        }
+        names.extend(found);
+        Ok(resolved)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use maveraa_domain::messaging::{ProviderSettings, Session, SessionStatus};
+    use maveraa_domain::ports::SessionRepository;
+    use maveraa_domain::usecases::WorkspaceService;
+    use maveraa_domain::{SessionId, SystemClock};
+
+    use super::*;
+    use crate::testing::TestDatabase;
+    use crate::{Database, PgStore, PoolSettings};
+
+    /// Names stay right when the map starts over mid-page, and a session
+    /// that no longer exists has none.
+    #[tokio::test]
+    async fn names_resolve_across_a_full_map_and_a_deleted_session() {
+        let test_db = TestDatabase::create();
+        let db = Database::connect(test_db.url(), &PoolSettings::default()).expect("pool");
+        let store = Arc::new(PgStore::new(db.clone()));
+        let ws = WorkspaceService::new(store.clone(), Arc::new(SystemClock))
+            .create("Acme")
+            .await
+            .expect("workspace")
+            .id;
+        let mut ids = Vec::new();
+        for name in ["a", "b", "c"] {
+            let session = Session {
+                id: SessionId::new(),
+                workspace_id: ws,
+                name: SessionName::parse("sessionId", name).expect("name"),
+                provider: ProviderSettings::Simulator,
+                status: SessionStatus::Connected,
+                last_error: None,
+                created_at: chrono::Utc::now(),
+            };
+            store.insert(&session).await.expect("session");
+            ids.push(session.id.as_uuid());
+        }
+        let gone = Uuid::now_v7();
+        let names = SessionNames::with_capacity(2);
+        let as_text = |resolved: Vec<Option<SessionName>>| {
+            resolved
+                .into_iter()
+                .map(|n| n.map(|n| n.as_str().to_owned()))
+                .collect::<Vec<_>>()
+        };
+        let expected = vec![
+            Some("a".to_owned()),
+            Some("b".to_owned()),
+            None,
+            Some("a".to_owned()),
+        ];
+        // "a" known first; then a page needing two more overfills the map.
+        let first = db
+            .run_blocking(|conn| names.resolve(conn, &ids[..1]))
+            .expect("resolve");
+        assert_eq!(as_text(first), vec![Some("a".to_owned())]);
+        let page = [ids[0], ids[1], gone, ids[0]];
+        for _ in 0..2 {
+            let resolved = db
+                .run_blocking(|conn| names.resolve(conn, &page))
+                .expect("resolve");
+            assert_eq!(as_text(resolved), expected);
+        }
+        let all = db
+            .run_blocking(|conn| names.resolve(conn, &ids))
+            .expect("resolve");
+        assert_eq!(
+            as_text(all),
+            vec![
+                Some("a".to_owned()),
+                Some("b".to_owned()),
+                Some("c".to_owned())
+            ]
+        );
     }
 }
