@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use actix_web::http::header::{self, ContentType};
+use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, web};
 use maveraa_domain::{
     Contact, ContactId, ContactName, ContactPatch, ContactQuery, Labels, NewContact, PhoneNumber,
@@ -37,24 +37,18 @@ fn write_contact(out: &mut Vec<u8>, c: &Contact) {
     jsonw::string(out, c.phone.as_str());
     out.push(b',');
     jsonw::key(out, "labels");
-    out.push(b'[');
-    for (i, label) in c.labels.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        jsonw::string(out, label);
-    }
-    out.extend_from_slice(b"],");
+    jsonw::array(out, c.labels.iter(), jsonw::string);
+    out.push(b',');
     jsonw::key(out, "createdAt");
     jsonw::string(out, crate::timefmt::Rfc3339::secs(&c.created_at).as_str());
     out.push(b'}');
 }
 
 /// A JSON response holding one contact.
-fn contact_response(mut response: HttpResponseBuilder, c: &Contact) -> HttpResponse {
+fn contact_response(response: HttpResponseBuilder, c: &Contact) -> HttpResponse {
     let mut body = Vec::with_capacity(CONTACT_JSON_BYTES);
     write_contact(&mut body, c);
-    response.content_type(ContentType::json()).body(body)
+    jsonw::response(response, body)
 }
 
 /// About the size of one contact's JSON, to size bodies up front.
@@ -237,18 +231,10 @@ pub async fn list(
     jsonw::uint(&mut body, page.total);
     body.push(b',');
     jsonw::key(&mut body, "contacts");
-    body.push(b'[');
-    for (i, contact) in page.contacts.iter().enumerate() {
-        if i > 0 {
-            body.push(b',');
-        }
-        write_contact(&mut body, contact);
-    }
-    body.extend_from_slice(b"]}");
+    jsonw::array(&mut body, &page.contacts, write_contact);
+    body.push(b'}');
     drop(page);
-    Ok(HttpResponse::Ok()
-        .content_type(ContentType::json())
-        .body(body))
+    Ok(jsonw::response(HttpResponse::Ok(), body))
 }
 
 /// `POST /api/public/contacts`

@@ -1,7 +1,6 @@
 //! `/api/public/inbox/conversations`: conversations, their messages, and
 //! marking them read.
 
-use actix_web::http::header::ContentType;
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, Utc};
 use maveraa_domain::JID_SUFFIX;
@@ -126,17 +125,9 @@ pub async fn conversations(
     let mut body = Vec::with_capacity(32 + list.len() * 192);
     body.extend_from_slice(b"{");
     jsonw::key(&mut body, "conversations");
-    body.push(b'[');
-    for (i, conversation) in list.iter().enumerate() {
-        if i > 0 {
-            body.push(b',');
-        }
-        write_conversation(&mut body, conversation);
-    }
-    body.extend_from_slice(b"]}");
-    Ok(HttpResponse::Ok()
-        .content_type(ContentType::json())
-        .body(body))
+    jsonw::array(&mut body, &list, write_conversation);
+    body.push(b'}');
+    Ok(jsonw::response(HttpResponse::Ok(), body))
 }
 
 /// `GET /api/public/inbox/conversations/{remoteJid}/messages?sessionId=`,

@@ -73,6 +73,32 @@ pub(crate) fn key(out: &mut Vec<u8>, key: &str) {
     out.extend_from_slice(b"\":");
 }
 
+/// Appends `items` as a JSON array, each written by `write`.
+pub(crate) fn array<T>(
+    out: &mut Vec<u8>,
+    items: impl IntoIterator<Item = T>,
+    mut write: impl FnMut(&mut Vec<u8>, T),
+) {
+    out.push(b'[');
+    for (i, item) in items.into_iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write(out, item);
+    }
+    out.push(b']');
+}
+
+/// A response with `body`, JSON written by these functions.
+pub(crate) fn response(
+    mut builder: actix_web::HttpResponseBuilder,
+    body: Vec<u8>,
+) -> actix_web::HttpResponse {
+    builder
+        .content_type(actix_web::http::header::ContentType::json())
+        .body(body)
+}
+
 /// Appends an unsigned integer.
 pub(crate) fn uint(out: &mut Vec<u8>, n: u64) {
     let mut buf = itoa::Buffer::new();
@@ -130,10 +156,19 @@ mod tests {
     }
 
     #[test]
-    fn integers_and_keys() {
+    fn integers_keys_and_arrays() {
         let mut out = Vec::new();
         key(&mut out, "total");
         uint(&mut out, 10_000);
-        assert_eq!(out, b"\"total\":10000");
+        out.push(b',');
+        key(&mut out, "labels");
+        array(&mut out, ["VIP", "Lead"], string);
+        out.push(b',');
+        key(&mut out, "none");
+        array(&mut out, Vec::<&str>::new(), string);
+        assert_eq!(
+            String::from_utf8(out).expect("utf-8"),
+            r#""total":10000,"labels":["VIP","Lead"],"none":[]"#
+        );
     }
 }

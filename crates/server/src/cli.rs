@@ -154,8 +154,13 @@ pub enum LocalDbCommand {
     Stop,
 }
 
+/// A time as the API writes it: RFC 3339 in UTC, microseconds, `Z`.
+fn wire_time(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
 fn workspace_json(w: &Workspace) -> serde_json::Value {
-    json!({"id": w.id.to_string(), "name": w.name.as_str(), "createdAt": w.created_at.to_rfc3339_opts(SecondsFormat::Micros, true)})
+    json!({"id": w.id.to_string(), "name": w.name.as_str(), "createdAt": wire_time(w.created_at)})
 }
 
 fn key_json(k: &ApiKey) -> serde_json::Value {
@@ -164,8 +169,8 @@ fn key_json(k: &ApiKey) -> serde_json::Value {
         "workspaceId": k.workspace_id.to_string(),
         "name": k.name,
         "prefix": k.prefix,
-        "createdAt": k.created_at.to_rfc3339_opts(SecondsFormat::Micros, true),
-        "revokedAt": k.revoked_at.map(|t| t.to_rfc3339_opts(SecondsFormat::Micros, true)),
+        "createdAt": wire_time(k.created_at),
+        "revokedAt": k.revoked_at.map(wire_time),
     })
 }
 
@@ -178,7 +183,7 @@ fn session_json(s: &Session) -> serde_json::Value {
         "status": s.status.as_str(),
         "lastError": s.last_error,
         "webhookUrl": s.webhook_path(),
-        "createdAt": s.created_at.to_rfc3339_opts(SecondsFormat::Micros, true),
+        "createdAt": wire_time(s.created_at),
     });
     if let ProviderSettings::CloudApi(c) = &s.provider {
         v["phoneNumberId"] = json!(c.phone_number_id);

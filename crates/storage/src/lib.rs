@@ -23,6 +23,8 @@ mod session_names;
 mod sessions;
 mod sql;
 mod store;
+#[cfg(test)]
+mod test_fixture;
 mod workspaces;
 
 #[cfg(feature = "test-support")]

@@ -436,6 +436,28 @@ static GET_SQL: LazyLock<Sql> = LazyLock::new(|| {
     ))
 });
 
+/// A conversation's messages, newest first: `$1` workspace, `$2` session,
+/// `$3` remote, `$4` page size.
+static CONVERSATION_MESSAGES_SQL: LazyLock<Sql> = LazyLock::new(|| {
+    Sql::new(&format!(
+        "SELECT {MESSAGE_COLUMNS} FROM messages m
+         WHERE m.workspace_id = $1 AND m.session_id = $2 AND m.remote = $3
+         ORDER BY m.created_at DESC, m.id DESC
+         LIMIT $4"
+    ))
+});
+
+/// As [`CONVERSATION_MESSAGES_SQL`], only messages older than `$5`.
+static BEFORE_IN_CONVERSATION_SQL: LazyLock<Sql> = LazyLock::new(|| {
+    Sql::new(&format!(
+        "SELECT {MESSAGE_COLUMNS} FROM messages m
+         WHERE m.workspace_id = $1 AND m.session_id = $2 AND m.remote = $3
+           AND m.created_at < $5
+         ORDER BY m.created_at DESC, m.id DESC
+         LIMIT $4"
+    ))
+});
+
 /// The message of `workspace` holding idempotency key `key`, with the
 /// fingerprint stored with it.
 fn key_holder(
@@ -647,19 +669,24 @@ impl MessageRepository for PgStore {
         let rows: Vec<MessageRow> = self
             .db
             .run(move |conn| {
-                Ok(diesel::sql_query(format!(
-                    "SELECT {MESSAGE_COLUMNS} FROM messages m
-                     WHERE m.workspace_id = $1 AND m.session_id = $2 AND m.remote = $3
-                       AND ($4::timestamptz IS NULL OR m.created_at < $4)
-                     ORDER BY m.created_at DESC, m.id DESC
-                     LIMIT $5"
-                ))
-                .bind::<SqlUuid, _>(workspace.as_uuid())
-                .bind::<SqlUuid, _>(session.as_uuid())
-                .bind::<Text, _>(remote)
-                .bind::<Nullable<Timestamptz>, _>(before)
-                .bind::<BigInt, _>(i64::from(limit))
-                .load(conn)?)
+                // Two statements rather than `($4 IS NULL OR ...)`: each
+                // keeps a plan that bounds the index scan.
+                let sql = if before.is_some() {
+                    &BEFORE_IN_CONVERSATION_SQL
+                } else {
+                    &CONVERSATION_MESSAGES_SQL
+                };
+                let query = sql
+                    .query()
+                    .bind::<SqlUuid, _>(workspace.as_uuid())
+                    .bind::<SqlUuid, _>(session.as_uuid())
+                    .bind::<Text, _>(remote)
+                    .bind::<BigInt, _>(i64::from(limit));
+                let query = match before {
+                    Some(before) => query.bind::<Timestamptz, _>(before),
+                    None => query,
+                };
+                Ok(query.load(conn)?)
             })
             .await?;
         Ok(rows

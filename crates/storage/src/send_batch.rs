@@ -397,17 +397,11 @@ mod tests {
     use std::sync::Arc;
 
     use chrono::{SubsecRound, TimeDelta, Utc};
-    use maveraa_domain::messaging::{
-        Direction, MessageContent, MessageStatus, ProviderSettings, Session, SessionName,
-        SessionStatus, WaId,
-    };
-    use maveraa_domain::ports::SessionRepository;
-    use maveraa_domain::usecases::WorkspaceService;
-    use maveraa_domain::{MessageId, SessionId, SystemClock};
+    use maveraa_domain::messaging::{Direction, MessageContent, MessageStatus, Session, WaId};
+    use maveraa_domain::{MessageId, SessionId};
 
     use super::*;
-    use crate::testing::TestDatabase;
-    use crate::{PgStore, PoolSettings};
+    use crate::test_fixture::{simulator_session, store_with_workspace};
 
     fn message(session: &Session, to: &str, text: &str, ms: i64) -> Message {
         let at = Utc::now().trunc_subsecs(6) + TimeDelta::milliseconds(ms);
@@ -454,24 +448,8 @@ mod tests {
     /// it would get alone.
     #[tokio::test]
     async fn a_mixed_batch_answers_each_send_as_if_alone() {
-        let test_db = TestDatabase::create();
-        let db = Database::connect(test_db.url(), &PoolSettings::default()).expect("pool");
-        let store = Arc::new(PgStore::new(db.clone()));
-        let ws = WorkspaceService::new(store.clone(), Arc::new(SystemClock))
-            .create("Acme")
-            .await
-            .expect("workspace")
-            .id;
-        let session = Session {
-            id: SessionId::new(),
-            workspace_id: ws,
-            name: SessionName::parse("sessionId", "s1").expect("name"),
-            provider: ProviderSettings::Simulator,
-            status: SessionStatus::Connected,
-            last_error: None,
-            created_at: Utc::now(),
-        };
-        store.insert(&session).await.expect("session");
+        let (_test_db, db, store, ws) = store_with_workspace().await;
+        let session = simulator_session(&store, ws, "s1").await;
         let mut gone = session.clone();
         gone.id = SessionId::new();
 

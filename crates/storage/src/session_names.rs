@@ -89,42 +89,17 @@ impl SessionNames {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
-    use maveraa_domain::messaging::{ProviderSettings, Session, SessionStatus};
-    use maveraa_domain::ports::SessionRepository;
-    use maveraa_domain::usecases::WorkspaceService;
-    use maveraa_domain::{SessionId, SystemClock};
-
     use super::*;
-    use crate::testing::TestDatabase;
-    use crate::{Database, PgStore, PoolSettings};
+    use crate::test_fixture::{simulator_session, store_with_workspace};
 
     /// Names stay right when the map starts over mid-page, and a session
     /// that no longer exists has none.
     #[tokio::test]
     async fn names_resolve_across_a_full_map_and_a_deleted_session() {
-        let test_db = TestDatabase::create();
-        let db = Database::connect(test_db.url(), &PoolSettings::default()).expect("pool");
-        let store = Arc::new(PgStore::new(db.clone()));
-        let ws = WorkspaceService::new(store.clone(), Arc::new(SystemClock))
-            .create("Acme")
-            .await
-            .expect("workspace")
-            .id;
+        let (_test_db, db, store, ws) = store_with_workspace().await;
         let mut ids = Vec::new();
         for name in ["a", "b", "c"] {
-            let session = Session {
-                id: SessionId::new(),
-                workspace_id: ws,
-                name: SessionName::parse("sessionId", name).expect("name"),
-                provider: ProviderSettings::Simulator,
-                status: SessionStatus::Connected,
-                last_error: None,
-                created_at: chrono::Utc::now(),
-            };
-            store.insert(&session).await.expect("session");
-            ids.push(session.id.as_uuid());
+            ids.push(simulator_session(&store, ws, name).await.id.as_uuid());
         }
         let gone = Uuid::now_v7();
         let names = SessionNames::with_capacity(2);

@@ -6,11 +6,11 @@ use maveraa_domain::{RepositoryError, Workspace, WorkspaceId, WorkspaceName};
 use uuid::Uuid;
 
 use crate::schema::workspaces;
+use crate::store::PgStore;
 
 /// The advisory lock that makes "is there a workspace? create one" a single
 /// step across processes (distinct from the migration lock).
 const FIRST_START_LOCK_KEY: i64 = 7_142_003_917;
-use crate::store::PgStore;
 
 #[derive(Debug, Queryable, Selectable)]
 #[diesel(table_name = workspaces, check_for_backend(diesel::pg::Pg))]
