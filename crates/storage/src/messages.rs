@@ -751,17 +751,27 @@ impl MessageRepository for PgStore {
                 // One fixed statement per combination of filters, not one
                 // boxed query: diesel finds a fixed statement in its cache
                 // by type, a boxed one by its SQL, rebuilt at every run.
+                // Rows go straight into a vector of the page's size: one
+                // allocation, not a chain of reallocations (each large one
+                // made glibc's malloc sweep its free lists).
+                let capacity = usize::try_from(query.limit).unwrap_or(0);
                 macro_rules! page {
-                    ($q:expr) => {
-                        $q.order((
-                            conversations::last_message_at.desc(),
-                            conversations::session_id.asc(),
-                            conversations::remote.asc(),
-                        ))
-                        .limit(i64::from(query.limit))
-                        .select(ConversationRow::as_select())
-                        .load::<ConversationRow>(conn)
-                    };
+                    ($q:expr) => {{
+                        let mut rows = Vec::with_capacity(capacity);
+                        for row in $q
+                            .order((
+                                conversations::last_message_at.desc(),
+                                conversations::session_id.asc(),
+                                conversations::remote.asc(),
+                            ))
+                            .limit(i64::from(query.limit))
+                            .select(ConversationRow::as_select())
+                            .load_iter::<ConversationRow, diesel::connection::DefaultLoadingMode>(conn)?
+                        {
+                            rows.push(row?);
+                        }
+                        rows
+                    }};
                 }
                 let rows = match (query.session, query.before) {
                     (None, None) => page!(all),
@@ -775,26 +785,27 @@ impl MessageRepository for PgStore {
                         all.filter(conversations::session_id.eq(session.as_uuid()))
                             .filter(conversations::last_message_at.lt(before))
                     ),
-                }?;
+                };
                 let ids: Vec<Uuid> = rows.iter().map(|r| r.session_id).collect();
                 let session_names = names.resolve(conn, &ids)?;
                 // A session deleted since the page was read has no name:
                 // its conversations are gone too, so they are left out.
-                Ok(rows
-                    .into_iter()
-                    .zip(session_names)
-                    .filter_map(|(r, session_name)| {
-                        Some(Conversation {
-                            session_id: SessionId::from_uuid(r.session_id),
-                            session_name: session_name?,
-                            remote: r.remote,
-                            push_name: r.push_name,
-                            last_message: r.last_message,
-                            last_message_at: r.last_message_at,
-                            unread_count: u32::try_from(r.unread_count).unwrap_or(0),
-                        })
-                    })
-                    .collect())
+                let mut page = Vec::with_capacity(rows.len());
+                for (r, session_name) in rows.into_iter().zip(session_names) {
+                    let Some(session_name) = session_name else {
+                        continue;
+                    };
+                    page.push(Conversation {
+                        session_id: SessionId::from_uuid(r.session_id),
+                        session_name,
+                        remote: r.remote,
+                        push_name: r.push_name,
+                        last_message: r.last_message,
+                        last_message_at: r.last_message_at,
+                        unread_count: u32::try_from(r.unread_count).unwrap_or(0),
+                    });
+                }
+                Ok(page)
             })
             .await?)
     }

@@ -51,10 +51,23 @@ impl SessionNames {
         conn: &mut PgConnection,
         ids: &[Uuid],
     ) -> Result<Vec<Option<SessionName>>, StorageError> {
-        let mut resolved: Vec<Option<SessionName>> = {
+        let mut resolved: Vec<Option<SessionName>> = Vec::with_capacity(ids.len());
+        {
             let names = self.names.lock().unwrap_or_else(PoisonError::into_inner);
-            ids.iter().map(|id| names.get(id).cloned()).collect()
-        };
+            // A page's rows mostly share one session: look each run up once.
+            let mut last: Option<(Uuid, Option<SessionName>)> = None;
+            for id in ids {
+                let name = match &last {
+                    Some((last_id, name)) if last_id == id => name.clone(),
+                    _ => {
+                        let name = names.get(id).cloned();
+                        last = Some((*id, name.clone()));
+                        name
+                    }
+                };
+                resolved.push(name);
+            }
+        }
         let mut missing: Vec<Uuid> = ids
             .iter()
             .zip(&resolved)
