@@ -267,7 +267,10 @@ pub trait MessageRepository: Send + Sync + 'static {
     ) -> Result<Option<Message>, RepositoryError>;
 
     /// Messages exchanged with `remote` through `session`, newest first,
-    /// older than `before` when given.
+    /// older than `before` when given; at most `limit`, except that a page
+    /// never ends inside a group of messages stored at the same instant (it
+    /// holds the whole group), so that the next page, asked for with
+    /// `before` = the last message's `created_at`, misses none.
     ///
     /// # Errors
     /// `Unavailable` or `Internal` when storage fails.
@@ -307,7 +310,11 @@ pub trait MessageRepository: Send + Sync + 'static {
         update: &StatusUpdate,
     ) -> Result<bool, RepositoryError>;
 
-    /// The conversations of `workspace` matching `query`, newest first.
+    /// The conversations of `workspace` matching `query`, newest first; at
+    /// most `query.limit`, except that a page never ends inside a group of
+    /// conversations with the same `last_message_at` (it holds the whole
+    /// group), so that the next page, asked for with `before` = the last
+    /// one's time, misses none.
     ///
     /// # Errors
     /// `Unavailable` or `Internal` when storage fails.

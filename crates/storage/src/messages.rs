@@ -327,6 +327,37 @@ struct ConversationRow {
     unread_count: i32,
 }
 
+/// The conversations of `workspace` (and `session`) last active exactly at
+/// `at` that come after (`session_id`, `remote`) in the list's order: the
+/// rest of a group of equal timestamps a page would otherwise end inside
+/// (see [`complete_tie`]). Rare, so a boxed query.
+fn tied_conversations(
+    conn: &mut PgConnection,
+    workspace: Uuid,
+    session: Option<Uuid>,
+    at: DateTime<Utc>,
+    session_id: Uuid,
+    remote: &str,
+) -> QueryResult<Vec<ConversationRow>> {
+    let mut q = conversations::table
+        .filter(conversations::workspace_id.eq(workspace))
+        .filter(conversations::last_message_at.eq(at))
+        .filter(
+            conversations::session_id
+                .gt(session_id)
+                .or(conversations::session_id
+                    .eq(session_id)
+                    .and(conversations::remote.gt(remote))),
+        )
+        .into_boxed();
+    if let Some(session) = session {
+        q = q.filter(conversations::session_id.eq(session));
+    }
+    q.order((conversations::session_id.asc(), conversations::remote.asc()))
+        .select(ConversationRow::as_select())
+        .load(conn)
+}
+
 // ---------------------------------------------------------------------------
 // SQL
 
@@ -457,6 +488,39 @@ static BEFORE_IN_CONVERSATION_SQL: LazyLock<Sql> = LazyLock::new(|| {
          LIMIT $4"
     ))
 });
+
+/// The rest of a group of messages stored at the same instant (`$4`) after
+/// message `$5` in the history's order: see [`complete_tie`].
+static TIED_IN_CONVERSATION_SQL: LazyLock<Sql> = LazyLock::new(|| {
+    Sql::new(&format!(
+        "SELECT {MESSAGE_COLUMNS} FROM messages m
+         WHERE m.workspace_id = $1 AND m.session_id = $2 AND m.remote = $3
+           AND m.created_at = $4 AND m.id < $5
+         ORDER BY m.id DESC"
+    ))
+});
+
+/// Whether a page read with one row more than `limit` ends inside a group
+/// of rows with the same time (`at`): then the rows after the page's last
+/// one in that group must be added, or a next page asked for with
+/// `before` = that time would skip them. Otherwise the extra row is
+/// dropped. Returns the time of the group to complete, if any.
+fn complete_tie<R>(
+    rows: &mut Vec<R>,
+    limit: usize,
+    at: impl Fn(&R) -> DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
+    if rows.len() <= limit {
+        return None;
+    }
+    let next = at(&rows[limit]);
+    let tied = limit
+        .checked_sub(1)
+        .map(|last| at(&rows[last]))
+        .filter(|boundary| *boundary == next);
+    rows.truncate(limit);
+    tied
+}
 
 /// The message of `workspace` holding idempotency key `key`, with the
 /// fingerprint stored with it.
@@ -680,13 +744,27 @@ impl MessageRepository for PgStore {
                     .query()
                     .bind::<SqlUuid, _>(workspace.as_uuid())
                     .bind::<SqlUuid, _>(session.as_uuid())
-                    .bind::<Text, _>(remote)
-                    .bind::<BigInt, _>(i64::from(limit));
+                    .bind::<Text, _>(&remote)
+                    .bind::<BigInt, _>(i64::from(limit) + 1);
                 let query = match before {
                     Some(before) => query.bind::<Timestamptz, _>(before),
                     None => query,
                 };
-                Ok(query.load(conn)?)
+                let mut rows: Vec<MessageRow> = query.load(conn)?;
+                let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+                if let Some(at) = complete_tie(&mut rows, limit, |r| r.created_at) {
+                    let last = rows.last().map(|r| r.id).unwrap_or_default();
+                    let tied: Vec<MessageRow> = TIED_IN_CONVERSATION_SQL
+                        .query()
+                        .bind::<SqlUuid, _>(workspace.as_uuid())
+                        .bind::<SqlUuid, _>(session.as_uuid())
+                        .bind::<Text, _>(&remote)
+                        .bind::<Timestamptz, _>(at)
+                        .bind::<SqlUuid, _>(last)
+                        .load(conn)?;
+                    rows.extend(tied);
+                }
+                Ok(rows)
             })
             .await?;
         Ok(rows
@@ -754,7 +832,10 @@ impl MessageRepository for PgStore {
                 // Rows go straight into a vector of the page's size: one
                 // allocation, not a chain of reallocations (each large one
                 // made glibc's malloc sweep its free lists).
-                let capacity = usize::try_from(query.limit).unwrap_or(0);
+                // One row more than the page: it tells whether the page
+                // ends inside a group of conversations with one timestamp.
+                let limit = usize::try_from(query.limit).unwrap_or(0);
+                let capacity = limit + 1;
                 macro_rules! page {
                     ($q:expr) => {{
                         let mut rows = Vec::with_capacity(capacity);
@@ -764,16 +845,18 @@ impl MessageRepository for PgStore {
                                 conversations::session_id.asc(),
                                 conversations::remote.asc(),
                             ))
-                            .limit(i64::from(query.limit))
+                            .limit(i64::from(query.limit) + 1)
                             .select(ConversationRow::as_select())
-                            .load_iter::<ConversationRow, diesel::connection::DefaultLoadingMode>(conn)?
+                            .load_iter::<ConversationRow, diesel::connection::DefaultLoadingMode>(
+                                conn,
+                            )?
                         {
                             rows.push(row?);
                         }
                         rows
                     }};
                 }
-                let rows = match (query.session, query.before) {
+                let mut rows = match (query.session, query.before) {
                     (None, None) => page!(all),
                     (Some(session), None) => {
                         page!(all.filter(conversations::session_id.eq(session.as_uuid())))
@@ -786,6 +869,19 @@ impl MessageRepository for PgStore {
                             .filter(conversations::last_message_at.lt(before))
                     ),
                 };
+                if let Some(at) = complete_tie(&mut rows, limit, |r| r.last_message_at)
+                    && let Some(last) = rows.last()
+                {
+                    let tied = tied_conversations(
+                        conn,
+                        workspace.as_uuid(),
+                        query.session.map(|s| s.as_uuid()),
+                        at,
+                        last.session_id,
+                        last.remote.as_str(),
+                    )?;
+                    rows.extend(tied);
+                }
                 let ids: Vec<Uuid> = rows.iter().map(|r| r.session_id).collect();
                 let session_names = names.resolve(conn, &ids)?;
                 // A session deleted since the page was read has no name:

@@ -1448,6 +1448,112 @@ async fn conversations_list_newest_first_by_page_and_session() {
     assert_eq!(texts(Some(at(4)), 10).await, vec!["one"]);
 }
 
+/// Conversations and messages stamped with the same instant: paging with
+/// `before` = the last item's time misses none and repeats none, because a
+/// page never ends inside such a group.
+#[tokio::test]
+async fn pages_never_end_inside_a_group_of_equal_times() {
+    let f = fixture();
+    let ws = workspace(&f, "Acme").await;
+    let s1 = session(&f, ws, "s1").await;
+    let s2 = session(&f, ws, "s2").await;
+    let t0 = now() - TimeDelta::hours(1);
+    let tie = t0 + TimeDelta::minutes(5);
+    // Newest first: 01 alone, then 02..=06 at one instant over two
+    // sessions, then 07.
+    enqueue(
+        &f,
+        &outbound_at(&s1, "6281000000001", "m1", t0 + TimeDelta::minutes(9)),
+    )
+    .await;
+    for (i, s) in [(2, &s1), (3, &s2), (4, &s1), (5, &s2), (6, &s1)] {
+        enqueue(
+            &f,
+            &outbound_at(s, &format!("628100000000{i}"), "tied", tie),
+        )
+        .await;
+    }
+    enqueue(&f, &outbound_at(&s2, "6281000000007", "m7", t0)).await;
+
+    let page = |session: Option<SessionId>, before, limit| {
+        let f = &f;
+        async move {
+            f.messages()
+                .list_conversations(
+                    ws,
+                    &ConversationQuery {
+                        session,
+                        before,
+                        limit,
+                    },
+                )
+                .await
+                .expect("list")
+        }
+    };
+    for (session, expected) in [(None, 7), (Some(s1.id), 4)] {
+        for limit in [1, 2, 3] {
+            let mut seen = Vec::new();
+            let mut before = None;
+            let mut pages = 0;
+            loop {
+                let list = page(session, before, limit).await;
+                let Some(last) = list.last() else { break };
+                before = Some(last.last_message_at);
+                seen.extend(list.iter().map(|c| c.remote.as_str().to_owned()));
+                pages += 1;
+                assert!(pages <= 7, "paging makes progress");
+            }
+            let mut unique = seen.clone();
+            unique.sort();
+            unique.dedup();
+            assert_eq!(unique.len(), seen.len(), "none twice: {seen:?}");
+            assert_eq!(
+                seen.len(),
+                expected,
+                "limit {limit}, session {session:?}: {seen:?}"
+            );
+        }
+    }
+    // The page that reaches the group holds all of it.
+    let first_two = page(None, None, 2).await;
+    assert_eq!(
+        first_two.len(),
+        6,
+        "the 5 tied come together with the first"
+    );
+    assert_eq!(
+        page(None, None, 1).await.len(),
+        1,
+        "a page before the group is not widened"
+    );
+
+    // Messages of one conversation at one instant.
+    let c = "6281000000009";
+    for text in ["a", "b", "c", "d"] {
+        enqueue(&f, &outbound_at(&s1, c, text, tie)).await;
+    }
+    enqueue(&f, &outbound_at(&s1, c, "older", t0)).await;
+    let mut seen = Vec::new();
+    let mut before = None;
+    loop {
+        let list = f
+            .messages()
+            .list_for_conversation(ws, s1.id, &wa(c), before, 1)
+            .await
+            .expect("list");
+        let Some(last) = list.last() else { break };
+        before = Some(last.created_at);
+        seen.extend(
+            list.iter()
+                .filter_map(|m| m.content.text().map(str::to_owned)),
+        );
+        assert!(seen.len() <= 5, "paging makes progress");
+    }
+    seen[..4].sort();
+    assert_eq!(seen, vec!["a", "b", "c", "d", "older"]);
+}
+
 /// Conversation lists take session names from a cache by session id, which
 /// is right only because a name never changes: check both.
 #[tokio::test]

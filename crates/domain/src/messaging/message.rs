@@ -453,7 +453,8 @@ pub struct ConversationQuery {
     pub session: Option<SessionId>,
     /// Only those whose latest message is older than this (the next page).
     pub before: Option<DateTime<Utc>>,
-    /// Page size.
+    /// Page size (a page may hold more to keep a group of equal times
+    /// whole: see `MessageRepository::list_conversations`).
     pub limit: u32,
 }
 
