@@ -11,10 +11,10 @@ use chrono::{DateTime, SubsecRound, TimeDelta, Utc};
 use diesel::RunQueryDsl;
 use diesel::sql_types::BigInt;
 use maveraa_domain::messaging::{
-    CloudApiSettings, ConversationQuery, Direction, IdempotencyKey, InboundMessage, MediaInfo,
-    Message, MessageContent, MessageError, MessageStatus, ProviderEvent, ProviderSettings,
-    SecretString, SendMessage, Session, SessionName, SessionStatus, StatusChange, StatusUpdate,
-    WaId,
+    CloudApiSettings, Conversation, ConversationQuery, Direction, IdempotencyKey, InboundMessage,
+    MediaInfo, Message, MessageContent, MessageError, MessageStatus, ProviderEvent,
+    ProviderSettings, SecretString, SendMessage, Session, SessionName, SessionStatus, StatusChange,
+    StatusUpdate, WaId,
 };
 use maveraa_domain::ports::{
     DispatchOutcome, EnqueueOutcome, MessageRepository, Outbox, SessionRepository,
@@ -223,6 +223,26 @@ async fn get(f: &Fixture, m: &Message) -> Message {
 
 fn statuses(m: &Message) -> Vec<MessageStatus> {
     m.history.iter().map(|h| h.status).collect()
+}
+
+async fn conversations_page(
+    f: &Fixture,
+    ws: WorkspaceId,
+    session: Option<SessionId>,
+    before: Option<DateTime<Utc>>,
+    limit: u32,
+) -> Vec<Conversation> {
+    f.messages()
+        .list_conversations(
+            ws,
+            &ConversationQuery {
+                session,
+                before,
+                limit,
+            },
+        )
+        .await
+        .expect("list")
 }
 
 fn all_conversations() -> ConversationQuery {
@@ -1388,17 +1408,8 @@ async fn conversations_list_newest_first_by_page_and_session() {
     let list = |session: Option<SessionId>, before, limit| {
         let f = &f;
         async move {
-            f.messages()
-                .list_conversations(
-                    ws,
-                    &ConversationQuery {
-                        session,
-                        before,
-                        limit,
-                    },
-                )
+            conversations_page(f, ws, session, before, limit)
                 .await
-                .expect("list")
                 .into_iter()
                 .map(|c| (c.remote.as_str().to_owned(), c.last_message, c.session_name))
                 .collect::<Vec<_>>()
@@ -1475,22 +1486,7 @@ async fn pages_never_end_inside_a_group_of_equal_times() {
     }
     enqueue(&f, &outbound_at(&s2, "6281000000007", "m7", t0)).await;
 
-    let page = |session: Option<SessionId>, before, limit| {
-        let f = &f;
-        async move {
-            f.messages()
-                .list_conversations(
-                    ws,
-                    &ConversationQuery {
-                        session,
-                        before,
-                        limit,
-                    },
-                )
-                .await
-                .expect("list")
-        }
-    };
+    let page = |session, before, limit| conversations_page(&f, ws, session, before, limit);
     for (session, expected) in [(None, 7), (Some(s1.id), 4)] {
         for limit in [1, 2, 3] {
             let mut seen = Vec::new();
