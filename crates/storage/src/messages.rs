@@ -467,38 +467,28 @@ static GET_SQL: LazyLock<Sql> = LazyLock::new(|| {
     ))
 });
 
-/// A conversation's messages, newest first: `$1` workspace, `$2` session,
-/// `$3` remote, `$4` page size.
-static CONVERSATION_MESSAGES_SQL: LazyLock<Sql> = LazyLock::new(|| {
+/// The messages of one conversation (`$1` workspace, `$2` session, `$3`
+/// remote), then `rest`: a statement's own filter and order.
+fn in_conversation(rest: &str) -> Sql {
     Sql::new(&format!(
         "SELECT {MESSAGE_COLUMNS} FROM messages m
-         WHERE m.workspace_id = $1 AND m.session_id = $2 AND m.remote = $3
-         ORDER BY m.created_at DESC, m.id DESC
-         LIMIT $4"
+         WHERE m.workspace_id = $1 AND m.session_id = $2 AND m.remote = $3 {rest}"
     ))
-});
+}
+
+/// A conversation's messages, newest first; `$4` page size.
+static CONVERSATION_MESSAGES_SQL: LazyLock<Sql> =
+    LazyLock::new(|| in_conversation("ORDER BY m.created_at DESC, m.id DESC LIMIT $4"));
 
 /// As [`CONVERSATION_MESSAGES_SQL`], only messages older than `$5`.
 static BEFORE_IN_CONVERSATION_SQL: LazyLock<Sql> = LazyLock::new(|| {
-    Sql::new(&format!(
-        "SELECT {MESSAGE_COLUMNS} FROM messages m
-         WHERE m.workspace_id = $1 AND m.session_id = $2 AND m.remote = $3
-           AND m.created_at < $5
-         ORDER BY m.created_at DESC, m.id DESC
-         LIMIT $4"
-    ))
+    in_conversation("AND m.created_at < $5 ORDER BY m.created_at DESC, m.id DESC LIMIT $4")
 });
 
 /// The rest of a group of messages stored at the same instant (`$4`) after
 /// message `$5` in the history's order: see [`complete_tie`].
-static TIED_IN_CONVERSATION_SQL: LazyLock<Sql> = LazyLock::new(|| {
-    Sql::new(&format!(
-        "SELECT {MESSAGE_COLUMNS} FROM messages m
-         WHERE m.workspace_id = $1 AND m.session_id = $2 AND m.remote = $3
-           AND m.created_at = $4 AND m.id < $5
-         ORDER BY m.id DESC"
-    ))
-});
+static TIED_IN_CONVERSATION_SQL: LazyLock<Sql> =
+    LazyLock::new(|| in_conversation("AND m.created_at = $4 AND m.id < $5 ORDER BY m.id DESC"));
 
 /// Whether a page read with one row more than `limit` ends inside a group
 /// of rows with the same time (`at`): then the rows after the page's last
@@ -752,8 +742,9 @@ impl MessageRepository for PgStore {
                 };
                 let mut rows: Vec<MessageRow> = query.load(conn)?;
                 let limit = usize::try_from(limit).unwrap_or(usize::MAX);
-                if let Some(at) = complete_tie(&mut rows, limit, |r| r.created_at) {
-                    let last = rows.last().map(|r| r.id).unwrap_or_default();
+                if let Some(at) = complete_tie(&mut rows, limit, |r| r.created_at)
+                    && let Some(last) = rows.last().map(|r| r.id)
+                {
                     let tied: Vec<MessageRow> = TIED_IN_CONVERSATION_SQL
                         .query()
                         .bind::<SqlUuid, _>(workspace.as_uuid())

@@ -1,6 +1,6 @@
 use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::{self, Thread};
 use std::time::Duration;
@@ -108,7 +108,7 @@ pub struct Database {
 struct JobQueue {
     state: Mutex<QueueState>,
     /// Jobs queued (read without the lock while spinning).
-    pending: std::sync::atomic::AtomicUsize,
+    pending: AtomicUsize,
 }
 
 /// Yields before parking (each gives the CPU to whatever else is ready:
@@ -337,7 +337,6 @@ impl Database {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::AtomicUsize;
 
     /// Jobs pushed from several threads while workers park and wake all run
     /// exactly once, and the workers end, queue drained, when the last
