@@ -750,6 +750,8 @@ async fn simulated_inbound_shows_in_the_inbox() {
         assert_eq!(msgs.json["messages"][0]["direction"], "inbound");
         assert_eq!(msgs.json["messages"][0]["text"], "Hello there!");
         assert_eq!(msgs.json["messages"][0]["status"], "received");
+        // Pages do not read histories: the field is absent, not empty.
+        assert!(msgs.json["messages"][0].get("statusHistory").is_none());
     }
 
     let read = call(

@@ -150,7 +150,7 @@ pub async fn messages(
         )
         .await?;
     Ok(HttpResponse::Ok().json(MessageList {
-        messages: list.iter().map(MessageBody::from).collect(),
+        messages: list.iter().map(MessageBody::listed).collect(),
     }))
 }
 

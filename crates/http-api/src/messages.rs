@@ -317,7 +317,21 @@ pub struct MessageBody<'a> {
     /// When we stored it; histories are ordered and paged by it.
     created_at: String,
     updated_at: String,
-    status_history: Vec<StatusBody<'a>>,
+    /// Only where the history was read (a single message); a history page
+    /// leaves it out rather than claim an empty history.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status_history: Option<Vec<StatusBody<'a>>>,
+}
+
+impl<'a> MessageBody<'a> {
+    /// A message in a history page: everything but `statusHistory`, which
+    /// pages do not read.
+    pub fn listed(m: &'a Message) -> Self {
+        Self {
+            status_history: None,
+            ..Self::from(m)
+        }
+    }
 }
 
 impl<'a> From<&'a Message> for MessageBody<'a> {
@@ -351,7 +365,7 @@ impl<'a> From<&'a Message> for MessageBody<'a> {
             provider_timestamp: m.provider_timestamp.as_ref().map(wire_time),
             created_at: wire_time(&m.created_at),
             updated_at: wire_time(&m.updated_at),
-            status_history: m.history.iter().map(StatusBody::from).collect(),
+            status_history: Some(m.history.iter().map(StatusBody::from).collect()),
         }
     }
 }
