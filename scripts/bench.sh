@@ -114,20 +114,32 @@ request = function()
   return wrk.format(nil, nil, nil, '{"sessionId":"bench","targetNumber":"' .. n .. '","message":"Your OTP code is 4567"}')
 end
 LUA
+# CPU time (clock ticks) used so far by the server, and by the benchmark's
+# PostgreSQL (postmaster and its children), for the CPU per request columns.
+TICKS_PER_SEC=$(getconf CLK_TCK)
+PG_DIR=$MAVERAA__DATABASE__LOCAL__DIR/data
+ticks_of() { local t=0 p; for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0))); done; echo $t; }
+server_ticks() { ticks_of "$SERVER"; }
+pg_ticks() { local pm; pm=$(head -1 "$PG_DIR/postmaster.pid" 2>/dev/null || true); [ -n "$pm" ] || { echo 0; return; }; ticks_of "$pm" $(pgrep -P "$pm"); }
 # run NAME CONNECTIONS URL HEADER VAR [wrk args...]
 run() {
   local name=$1 conns=$2 url=$3 header=${4:-} var=$5; shift 5
   local args=(-t"$THREADS" -c"$conns" -d"$DURATION" --latency "$@")
   [ -n "$header" ] && args+=(-H "$header")
   [ $# -eq 0 ] && { curl -fs ${header:+-H "$header"} "$url" >/dev/null || { echo "$url failed"; exit 1; }; }
+  local s0 p0; s0=$(server_ticks); p0=$(pg_ticks)
   local out; out=$(wrk "${args[@]}" "$url")
-  local rps p50 p99 non2xx
+  local s1 p1; s1=$(server_ticks); p1=$(pg_ticks)
+  local rps p50 p99 non2xx n srv_us pg_us
   rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+  n=$(awk '/requests in/ {print $1}' <<<"$out")
+  srv_us=$(awk -v t=$((s1 - s0)) -v n="$n" -v hz="$TICKS_PER_SEC" 'BEGIN {printf "%.0f", t * 1e6 / hz / n}')
+  pg_us=$(awk -v t=$((p1 - p0)) -v n="$n" -v hz="$TICKS_PER_SEC" 'BEGIN {printf "%.0f", t * 1e6 / hz / n}')
   p50=$(awk '$1=="50%" {print $2}' <<<"$out")
   p99=$(awk '$1=="99%" {print $2}' <<<"$out")
   non2xx=$(awk '/Non-2xx/ {print $NF}' <<<"$out"); non2xx=${non2xx:-0}
-  echo "   $name: $rps req/s, p50 $p50, p99 $p99, non-2xx $non2xx"
-  ROWS+=("| $name | $conns | $rps | $p50 | $p99 | $non2xx |")
+  echo "   $name: $rps req/s, p50 $p50, p99 $p99, non-2xx $non2xx, CPU per request: server ${srv_us} us, PostgreSQL ${pg_us} us"
+  ROWS+=("| $name | $conns | $rps | $p50 | $p99 | $non2xx | $srv_us | $pg_us |")
   eval "RPS_$var=$rps"; eval "P99_$var=$p99"
 }
 
@@ -175,10 +187,11 @@ CPU=$(awk -F: '/model name/ {gsub(/^ +/, "", $2); print $2; exit}' /proc/cpuinfo
   echo "Measured $(date -u +%Y-%m-%d) on $(nproc) cores ($CPU), $(free -g | awk '/Mem/ {print $2}') GiB; server, PostgreSQL and wrk share the machine."
   echo "wrk -t$THREADS -d$DURATION; release build; $SEED contacts in the workspace."
   echo
-  echo "| endpoint | connections | requests/s | p50 | p99 | non-2xx |"
-  echo "|---|---|---|---|---|---|"
+  echo "| endpoint | connections | requests/s | p50 | p99 | non-2xx | server CPU µs/request | PostgreSQL CPU µs/request |"
+  echo "|---|---|---|---|---|---|---|---|"
   printf '%s\n' "${ROWS[@]}"
   echo
+  echo "CPU per request: user and system time of the server process, and of PostgreSQL (postmaster and backends), over the run, divided by the requests completed; wrk and the kernel's network work outside these processes take the rest of the cores."
   echo
   echo "| dispatch (queued to sent, local provider answering at once) | messages | seconds | messages/s | provider received |"
   echo "|---|---|---|---|---|"
