@@ -270,27 +270,46 @@ struct HistoryRow {
     error_message: Option<String>,
 }
 
-/// The status history of message `id`, in the order it was reached.
-pub(crate) fn load_history(
+/// Fills in the status history of `message`: its first status at its
+/// creation (`queued` or `received`), which is not stored as a row of its
+/// own because the message's row already says it, then every stored change
+/// in the order it was reached.
+pub(crate) fn fill_history(
     conn: &mut PgConnection,
-    id: Uuid,
-) -> Result<Vec<StatusChange>, StorageError> {
+    message: &mut Message,
+) -> Result<(), StorageError> {
     // Insertion order, not `at`: provider timestamps have whole seconds and
     // could put a `delivered` before the `sent` it followed.
     let rows: Vec<HistoryRow> = message_status_history::table
-        .filter(message_status_history::message_id.eq(id))
+        .filter(message_status_history::message_id.eq(message.id.as_uuid()))
         .order(message_status_history::id.asc())
         .select(HistoryRow::as_select())
         .load(conn)?;
-    rows.into_iter()
-        .map(|r| {
-            Ok(StatusChange {
-                status: parse_status(&r.status)?,
-                at: r.at,
-                error: message_error(r.error_code, r.error_message),
-            })
-        })
-        .collect()
+    let first = match message.direction {
+        Direction::Outbound => MessageStatus::Queued,
+        Direction::Inbound => MessageStatus::Received,
+    };
+    let mut history = Vec::with_capacity(rows.len() + 1);
+    history.push(StatusChange {
+        status: first,
+        at: message.created_at,
+        error: None,
+    });
+    for r in rows {
+        let status = parse_status(&r.status)?;
+        // A row for the first status itself was written by versions before
+        // migration 000004 (still possible mid rolling deploy): said once.
+        if status == first {
+            continue;
+        }
+        history.push(StatusChange {
+            status,
+            at: r.at,
+            error: message_error(r.error_code, r.error_message),
+        });
+    }
+    message.history = history;
+    Ok(())
 }
 
 #[derive(Debug, QueryableByName)]
@@ -362,7 +381,8 @@ fn tied_conversations(
 // SQL
 
 /// Stores an inbound message unless the session has its provider id, and
-/// then its history row and conversation (push name, preview, unread + 1).
+/// then its conversation (push name, preview, unread + 1). Its history
+/// starts with the message's own `received` (no row of its own).
 /// `$11`: push name, `$12`: preview. The conversation is stamped with the
 /// time we received the message (`$10`, microseconds, our clock, like
 /// outbound messages), not the sender's whole-second timestamp: lists are
@@ -376,9 +396,6 @@ WITH ins AS (
     VALUES ($1, $2, $3, $4, 'inbound', $5, $6, $7, 'received', $8, $9, $10, $10)
     ON CONFLICT (session_id, provider_message_id) DO NOTHING
     RETURNING id
-), history AS (
-    INSERT INTO message_status_history (message_id, status, at)
-    SELECT id, 'received', $10 FROM ins
 ), conversation AS (
     INSERT INTO conversations AS c (session_id, remote, workspace_id, push_name, last_message,
         last_message_at, unread_count, last_inbound_provider_id)
@@ -562,9 +579,8 @@ pub(crate) fn enqueue(
         };
         match key_holder(conn, message.workspace_id.as_uuid(), &key.key)? {
             Some(holder) if holder.message.created_at > cutoff => {
-                let id = holder.message.id;
                 let mut first = Message::try_from(holder.message)?;
-                first.history = load_history(conn, id)?;
+                fill_history(conn, &mut first)?;
                 return Ok(EnqueueOutcome::Existing {
                     message: Box::new(first),
                     fingerprint: holder.fingerprint.unwrap_or_default(),
@@ -705,7 +721,7 @@ impl MessageRepository for PgStore {
                     .optional()?;
                 let Some(row) = row else { return Ok(None) };
                 let mut message = Message::try_from(row)?;
-                message.history = load_history(conn, id.as_uuid())?;
+                fill_history(conn, &mut message)?;
                 Ok(Some(message))
             })
             .await?)

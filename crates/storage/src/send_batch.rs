@@ -270,7 +270,7 @@ impl Drop for Flushing<'_> {
 }
 
 /// Stores outbound messages (from arrays, one element a message) with their
-/// first history rows and outbox entries, and brings their conversations up
+/// outbox entries, and brings their conversations up
 /// to date; a message whose idempotency key the workspace holds already is
 /// left out. A conversation with several of the messages is written once,
 /// with the newest, and conversations are locked in key order so two
@@ -294,10 +294,7 @@ WITH input AS (
         idempotency_fingerprint, created_at, updated_at
     FROM input
     ON CONFLICT (workspace_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-    RETURNING id, workspace_id, session_id, remote, status, created_at
-), history AS (
-    INSERT INTO message_status_history (message_id, status, at)
-    SELECT id, status, created_at FROM ins
+    RETURNING id, workspace_id, session_id, remote, created_at
 ), queued AS (
     INSERT INTO outbox (message_id, next_attempt_at)
     SELECT id, now() FROM ins
