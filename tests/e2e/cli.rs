@@ -8,7 +8,7 @@ use maveraa_storage::testing::TestDatabase;
 use reqwest::Method;
 use serde_json::Value;
 
-use crate::helpers::{error_of, spawn_app};
+use crate::helpers::{Spawned, error_of, free_port, spawn_app, wait_ready};
 
 fn maveraa(db_url: &str, args: &[&str]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_maveraa"))
@@ -125,26 +125,44 @@ fn migrate_applies_nothing_on_a_migrated_database() {
     assert_eq!(one_json_line(&out)["applied"], serde_json::json!([]));
 }
 
-#[test]
-fn first_start_creates_a_default_workspace_and_prints_a_working_key() {
-    let db = TestDatabase::create();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_maveraa"))
-        .arg("serve")
-        .env("MAVERAA__DATABASE__URL", db.url())
-        .env("MAVERAA__SERVER__PORT", "0")
-        .env("MAVERAA__SERVER__WORKERS", "1")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn");
+/// Starts `maveraa` with no subcommand, as `cargo run` in the README does
+/// (`serve` is the default), with the first-start bootstrap on.
+fn start(db_url: &str, port: u16) -> Spawned {
+    Spawned(
+        Command::new(env!("CARGO_BIN_EXE_maveraa"))
+            .env("MAVERAA__DATABASE__URL", db_url)
+            .env("MAVERAA__SERVER__PORT", port.to_string())
+            .env("MAVERAA__SERVER__WORKERS", "1")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn"),
+    )
+}
+
+/// Starts the server, reads the key and URL a first start prints, checks
+/// that they work, and stops it.
+fn first_start_key(db_url: &str) -> String {
+    let mut child = start(db_url, free_port());
     let stdout = child.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(stdout).lines();
+    // Read on a thread: a server that prints no key keeps running, and a
+    // blocking read would wait for it forever instead of failing.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
     let deadline = Instant::now() + Duration::from_secs(60);
     let (mut key, mut url) = (None, None);
     while key.is_none() || url.is_none() {
-        assert!(Instant::now() < deadline, "no key printed in time");
-        let Some(Ok(line)) = lines.next() else { break };
+        let left = deadline.saturating_duration_since(Instant::now());
+        let Ok(line) = rx.recv_timeout(left) else {
+            panic!("no key and URL printed within a minute")
+        };
         let line = line.trim();
         if line.starts_with("mvr_live_") {
             key = Some(line.to_owned());
@@ -157,16 +175,63 @@ fn first_start_creates_a_default_workspace_and_prints_a_working_key() {
         key.expect("a key was printed"),
         url.expect("a URL was printed"),
     );
-    let status = http_get::blocking_get(&url, &key);
-    let _ = child.kill();
-    let _ = child.wait();
-    assert_eq!(status, 200, "the printed key and URL work");
+    assert_eq!(
+        http_get::blocking_get(&url, &key),
+        200,
+        "the printed key and URL work"
+    );
+    key
+}
 
-    // A second start finds the workspace and prints no new key.
+#[test]
+fn first_start_creates_a_default_workspace_and_prints_a_working_key() {
+    let db = TestDatabase::create();
+    first_start_key(db.url());
     let (ok, out, _) = maveraa(db.url(), &["workspace", "list"]);
     assert!(ok);
     assert_eq!(out.lines().count(), 1);
     assert!(out.contains("\"Default\""));
+
+    // A second start finds the workspace and its key: it prints no key.
+    let port = free_port();
+    let mut again = start(db.url(), port);
+    wait_ready(port);
+    let _ = again.kill();
+    let _ = again.wait();
+    let mut printed = String::new();
+    std::io::Read::read_to_string(&mut again.stdout.take().expect("stdout"), &mut printed)
+        .expect("read");
+    assert!(!printed.contains("mvr_live_"), "{printed}");
+}
+
+#[test]
+fn a_first_start_stopped_before_its_key_is_finished_by_the_next_start() {
+    let db = TestDatabase::create();
+    // What a first start leaves when it stops between the workspace and its
+    // key: the workspace alone.
+    let (ok, out, err) = maveraa(db.url(), &["workspace", "create", "--name", "Default"]);
+    assert!(ok, "{err}");
+    let workspace = one_json_line(&out)["id"].as_str().expect("id").to_owned();
+    let key = first_start_key(db.url());
+    let (ok, out, _) = maveraa(db.url(), &["api-key", "list", "--workspace", &workspace]);
+    assert!(ok);
+    assert_eq!(out.lines().count(), 1, "one key, for that workspace");
+    assert!(key.starts_with(one_json_line(&out)["prefix"].as_str().expect("prefix")));
+
+    // A workspace an operator made under another name is left alone: only
+    // an interrupted first start is finished.
+    let other = TestDatabase::create();
+    let (ok, _, _) = maveraa(other.url(), &["workspace", "create", "--name", "Acme"]);
+    assert!(ok);
+    let port = free_port();
+    let mut child = start(other.url(), port);
+    wait_ready(port);
+    let _ = child.kill();
+    let _ = child.wait();
+    let mut printed = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take().expect("stdout"), &mut printed)
+        .expect("read");
+    assert!(!printed.contains("mvr_live_"), "{printed}");
 }
 
 mod http_get {

@@ -2,7 +2,7 @@
 //! failures, a killed server, and two servers sharing one database.
 
 use std::collections::BTreeMap;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
-use crate::helpers::{json_of, spawn_app_with};
+use crate::helpers::{Spawned, free_port, json_of, spawn_app_with, wait_ready};
 
 /// Answers like the Cloud API, with a new message id each time.
 struct Accept(Arc<AtomicU64>);
@@ -190,16 +190,7 @@ async fn refused_credentials_mark_the_session_failed_until_a_send_succeeds() {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
-
-/// A `maveraa serve` process on `db_url`, sending to `provider`.
-fn serve(db_url: &str, provider: &str, port: u16, extra: &[(&str, &str)]) -> Child {
+fn serve(db_url: &str, provider: &str, port: u16, extra: &[(&str, &str)]) -> Spawned {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_maveraa"));
     cmd.arg("serve")
         .env("MAVERAA__DATABASE__URL", db_url)
@@ -216,18 +207,7 @@ fn serve(db_url: &str, provider: &str, port: u16, extra: &[(&str, &str)]) -> Chi
     for (k, v) in extra {
         cmd.env(k, v);
     }
-    cmd.spawn().expect("spawn maveraa serve")
-}
-
-fn wait_ready(port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("server on {port} did not start");
+    Spawned(cmd.spawn().expect("spawn maveraa serve"))
 }
 
 async fn wait_for_texts(provider: &MockServer, expected: usize) -> BTreeMap<String, usize> {
@@ -300,12 +280,15 @@ async fn a_server_killed_with_queued_messages_sends_them_after_restart() {
     let port = free_port();
     // A short lease: the entries it holds when killed are claimed again
     // once the lease runs out (the default, a minute, would outlast the
-    // deadline below).
+    // deadline below). A lease must outlast two send timeouts.
     let mut first = serve(
         &app.db_url,
         &uri,
         port,
-        &[("MAVERAA__DISPATCHER__LEASE_SECS", "1")],
+        &[
+            ("MAVERAA__DISPATCHER__LEASE_SECS", "1"),
+            ("MAVERAA__WHATSAPP__REQUEST_TIMEOUT_MS", "500"),
+        ],
     );
     wait_ready(port);
     let client = reqwest::Client::new();
@@ -341,7 +324,10 @@ async fn a_server_killed_with_queued_messages_sends_them_after_restart() {
         &app.db_url,
         &uri,
         free_port(),
-        &[("MAVERAA__DISPATCHER__LEASE_SECS", "1")],
+        &[
+            ("MAVERAA__DISPATCHER__LEASE_SECS", "1"),
+            ("MAVERAA__WHATSAPP__REQUEST_TIMEOUT_MS", "500"),
+        ],
     );
     let deadline = Instant::now() + Duration::from_secs(60);
     for id in &ids {

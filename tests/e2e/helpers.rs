@@ -1,3 +1,5 @@
+use std::ops::{Deref, DerefMut};
+use std::process::Child;
 use std::time::Duration;
 
 use maveraa_domain::WorkspaceId;
@@ -15,6 +17,52 @@ pub struct TestApp {
     pub key: String,
     pub db: Option<TestDatabase>,
     pub db_url: String,
+}
+
+/// A spawned `maveraa` process, killed and reaped when dropped, so a failed
+/// assertion leaves nothing running.
+pub struct Spawned(pub Child);
+
+impl Deref for Spawned {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl DerefMut for Spawned {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        // Already ended when the test stopped it itself: nothing to do.
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A port nothing listens on now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+/// Waits until something accepts connections on `port`.
+pub fn wait_ready(port: u16) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while std::time::Instant::now() < deadline {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("server on {port} did not start");
 }
 
 pub fn test_settings(db_url: &str) -> Settings {

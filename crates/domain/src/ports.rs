@@ -349,6 +349,27 @@ pub struct OutboxJob {
     pub attempt: u32,
 }
 
+impl OutboxJob {
+    /// The claim this job was handed under, to record its outcome with.
+    pub fn claim(&self) -> Claim {
+        Claim {
+            message: self.message.id,
+            attempt: self.attempt,
+        }
+    }
+}
+
+/// One claim of an outbox entry: the entry and the attempt it was claimed
+/// for. Each claim of an entry counts one attempt more, so the number tells
+/// a claim from a later one (made once the earlier lease ran out).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Claim {
+    /// The message.
+    pub message: MessageId,
+    /// The attempt's number, as in [`OutboxJob::attempt`].
+    pub attempt: u32,
+}
+
 /// What became of one attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DispatchOutcome {
@@ -386,11 +407,17 @@ pub trait Outbox: Send + Sync + 'static {
 
     /// Records the outcomes of claimed entries, in one transaction.
     ///
+    /// A `Retry` or `Failed` counts only while its claim is the entry's
+    /// latest: once its lease ran out and another dispatcher claimed the
+    /// entry, that dispatcher's outcome decides (a late retry must not
+    /// release the other's claim and let a third send it). A `Sent` always
+    /// counts: the provider has the message, whoever else is sending it.
+    ///
     /// # Errors
     /// `Unavailable` or `Internal` when storage fails.
     async fn record(
         &self,
-        results: &[(MessageId, DispatchOutcome)],
+        results: &[(Claim, DispatchOutcome)],
         at: DateTime<Utc>,
     ) -> Result<(), RepositoryError>;
 }

@@ -405,13 +405,17 @@ where
 
 /// On a start with no workspace, creates "Default" and prints a key for it.
 async fn bootstrap(services: &Services, port: u16, host: &str) -> anyhow::Result<()> {
-    let Some(workspace) = services
+    let workspace = match services
         .workspaces
         .create_first("Default")
         .await
         .map_err(workspace_failure)?
-    else {
-        return Ok(());
+    {
+        Some(created) => created,
+        None => match unfinished_first_start(services).await? {
+            Some(workspace) => workspace,
+            None => return Ok(()),
+        },
     };
     let (_, secret) = services
         .api_keys
@@ -426,6 +430,28 @@ async fn bootstrap(services: &Services, port: u16, host: &str) -> anyhow::Result
         id = workspace.id
     );
     Ok(())
+}
+
+/// The workspace of a first start that stopped between creating the
+/// workspace and its key (the two are separate steps): the only workspace,
+/// named "Default", that has never had a key. Its key is made now, so a
+/// newcomer is never left without one.
+async fn unfinished_first_start(services: &Services) -> anyhow::Result<Option<Workspace>> {
+    let mut all = services
+        .workspaces
+        .list()
+        .await
+        .map_err(workspace_failure)?;
+    if all.len() != 1 || all[0].name.as_str() != "Default" {
+        return Ok(None);
+    }
+    let workspace = all.remove(0);
+    let keys = services
+        .api_keys
+        .list(workspace.id)
+        .await
+        .map_err(|e| key_failure(e, None))?;
+    Ok(keys.is_empty().then_some(workspace))
 }
 
 fn serve(settings: Settings) -> anyhow::Result<()> {

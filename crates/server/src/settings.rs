@@ -2,7 +2,7 @@
 //! `config/$MAVERAA_ENV.toml`, then `MAVERAA__SECTION__KEY` variables.
 
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use config::{Config, Environment, File, FileFormat};
@@ -188,6 +188,9 @@ pub enum SettingsError {
     /// A source could not be read or a value has the wrong type.
     #[error("configuration: {0}")]
     Config(#[from] config::ConfigError),
+    /// Values that are each well-formed but do not work together.
+    #[error("configuration: {0}")]
+    Invalid(String),
 }
 
 impl Settings {
@@ -206,27 +209,153 @@ impl Settings {
     /// Reads the configuration from files and the environment.
     ///
     /// # Errors
-    /// [`SettingsError`] on an unreadable file or a value of the wrong type.
+    /// [`SettingsError`] on an unreadable file, a value of the wrong type or
+    /// values that do not work together.
     pub fn load() -> Result<Self, SettingsError> {
         let dir = std::env::var_os("MAVERAA_CONFIG_DIR")
             .map_or_else(|| PathBuf::from("config"), PathBuf::from);
+        let env = std::env::var("MAVERAA_ENV").ok();
+        Self::load_from(&dir, env.as_deref(), None)
+    }
+
+    /// Reads the built-in defaults, `dir/default.toml`, `dir/{env}.toml` and
+    /// the `MAVERAA__SECTION__KEY` variables (of the process, or `vars`),
+    /// each over the one before, then checks the result.
+    fn load_from(
+        dir: &Path,
+        env: Option<&str>,
+        vars: Option<config::Map<String, String>>,
+    ) -> Result<Self, SettingsError> {
         let mut builder = Config::builder()
             .add_source(File::from_str(DEFAULTS, FileFormat::Toml))
             .add_source(File::from(dir.join("default.toml")).required(false));
-        if let Ok(env) = std::env::var("MAVERAA_ENV")
-            && !env.trim().is_empty()
-        {
-            builder = builder
-                .add_source(File::from(dir.join(format!("{}.toml", env.trim()))).required(false));
+        if let Some(env) = env.map(str::trim).filter(|e| !e.is_empty()) {
+            builder =
+                builder.add_source(File::from(dir.join(format!("{env}.toml"))).required(false));
         }
-        let config = builder
+        let settings: Self = builder
             .add_source(
                 Environment::with_prefix("MAVERAA")
                     .prefix_separator("__")
                     .separator("__")
-                    .try_parsing(true),
+                    .try_parsing(true)
+                    .source(vars),
             )
-            .build()?;
-        Ok(config.try_deserialize()?)
+            .build()?
+            .try_deserialize()?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Checks what no single value's type can.
+    fn validate(&self) -> Result<(), SettingsError> {
+        // A send still running when its lease ends may be claimed and sent
+        // again by another process: the lease must outlast any send.
+        let lease_ms = self.dispatcher.lease_secs.saturating_mul(1000);
+        let send_ms = self.whatsapp.request_timeout_ms;
+        if lease_ms < send_ms.saturating_mul(2) {
+            return Err(SettingsError::Invalid(format!(
+                "dispatcher.lease_secs ({}) must be at least twice whatsapp.request_timeout_ms \
+                 ({send_ms} ms): a send still running when its lease ends could be sent again",
+                self.dispatcher.lease_secs
+            )));
+        }
+        if self.dispatcher.batch_size == 0 {
+            return Err(SettingsError::Invalid(
+                "dispatcher.batch_size must be at least 1".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir_with(files: &[(&str, &str)]) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("maveraa-settings-{}", uuid::Uuid::now_v7()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        for (name, text) in files {
+            std::fs::write(dir.join(name), text).expect("write");
+        }
+        dir
+    }
+
+    fn vars(pairs: &[(&str, &str)]) -> Option<config::Map<String, String>> {
+        Some(
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn files_then_the_environment_each_override_the_one_before() {
+        let dir = dir_with(&[
+            (
+                "default.toml",
+                "[server]\nport = 1111\nhost = \"10.0.0.1\"\n",
+            ),
+            ("staging.toml", "[server]\nport = 2222\n"),
+        ]);
+        let s = Settings::load_from(
+            &dir,
+            Some("staging"),
+            vars(&[
+                ("MAVERAA__SERVER__HOST", "0.0.0.0"),
+                ("MAVERAA__DATABASE__URL", "postgres://db.example/maveraa"),
+            ]),
+        )
+        .expect("load");
+        assert_eq!(s.server.port, 2222, "staging.toml over default.toml");
+        assert_eq!(s.server.host, "0.0.0.0", "the environment over both");
+        assert_eq!(s.database.url.expose(), "postgres://db.example/maveraa");
+        let defaults = Settings::defaults().expect("defaults");
+        assert_eq!(
+            s.dispatcher.lease_secs, defaults.dispatcher.lease_secs,
+            "what no source sets keeps its built-in default"
+        );
+
+        let without_env = Settings::load_from(&dir, None, vars(&[])).expect("load");
+        assert_eq!(
+            (without_env.server.port, without_env.server.host.as_str()),
+            (1111, "10.0.0.1")
+        );
+        let missing_env_file = Settings::load_from(&dir, Some("prod"), vars(&[])).expect("load");
+        assert_eq!(missing_env_file.server.port, 1111);
+        std::fs::remove_dir_all(dir).expect("clean up");
+    }
+
+    #[test]
+    fn values_of_the_wrong_type_or_that_clash_are_refused() {
+        let dir = dir_with(&[]);
+        let wrong_type =
+            Settings::load_from(&dir, None, vars(&[("MAVERAA__SERVER__PORT", "eighty")]));
+        assert!(matches!(wrong_type, Err(SettingsError::Config(_))));
+
+        let short_lease = Settings::load_from(
+            &dir,
+            None,
+            vars(&[
+                ("MAVERAA__DISPATCHER__LEASE_SECS", "15"),
+                ("MAVERAA__WHATSAPP__REQUEST_TIMEOUT_MS", "10000"),
+            ]),
+        );
+        let Err(SettingsError::Invalid(why)) = short_lease else {
+            panic!("a lease shorter than two send timeouts is refused: {short_lease:?}")
+        };
+        assert!(why.contains("dispatcher.lease_secs"), "{why}");
+        assert!(
+            Settings::load_from(
+                &dir,
+                None,
+                vars(&[("MAVERAA__DISPATCHER__LEASE_SECS", "20")])
+            )
+            .is_ok(),
+            "twice the default 10 s timeout is enough"
+        );
+        std::fs::remove_dir_all(dir).expect("clean up");
     }
 }

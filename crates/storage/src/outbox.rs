@@ -15,9 +15,9 @@ use diesel::prelude::*;
 use diesel::sql_types::{
     Array, Double, Integer, Jsonb, Nullable, Text, Timestamptz, Uuid as SqlUuid,
 };
+use maveraa_domain::RepositoryError;
 use maveraa_domain::messaging::{Message, MessageError, MessageStatus};
-use maveraa_domain::ports::{DispatchOutcome, Outbox, OutboxJob};
-use maveraa_domain::{MessageId, RepositoryError};
+use maveraa_domain::ports::{Claim, DispatchOutcome, Outbox, OutboxJob};
 use uuid::Uuid;
 
 use crate::error::StorageError;
@@ -103,27 +103,31 @@ ORDER BY m.created_at, m.id"
     ))
 });
 
-/// Releases entries to be tried again at their own time.
+/// Releases entries to be tried again at their own time, each only while
+/// its claim (`$4`: attempt) is the entry's latest.
 static RETRY_SQL: LazyLock<Sql> = LazyLock::new(|| {
     Sql::new(
         "\
 UPDATE outbox o SET next_attempt_at = i.at, last_error = i.error, locked_by = NULL,
     locked_until = NULL
-FROM unnest($1::uuid[], $2::timestamptz[], $3::text[]) AS i(id, at, error)
-WHERE o.message_id = i.id",
+FROM unnest($1::uuid[], $2::timestamptz[], $3::text[], $4::int[]) AS i(id, at, error, attempt)
+WHERE o.message_id = i.id AND o.attempts = i.attempt",
     )
 });
 
-/// Removes entries and fails their messages (`$4`: when). Only entries
-/// still in the outbox count: an outcome that arrives after another
-/// dispatcher recorded the message (its lease ran out) changes nothing.
+/// Removes entries and fails their messages (`$4`: when), each only while
+/// its claim (`$5`: attempt) is the entry's latest: an outcome that arrives
+/// after another dispatcher claimed or recorded the message (the lease ran
+/// out) changes nothing.
 static FAILED_SQL: LazyLock<Sql> = LazyLock::new(|| {
     Sql::new(&format!(
         "\
 WITH i AS (
-    SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[]) AS i(id, code, message)
+    SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $5::int[])
+        AS i(id, code, message, attempt)
 ), dequeued AS (
-    DELETE FROM outbox o USING i WHERE o.message_id = i.id RETURNING o.message_id
+    DELETE FROM outbox o USING i WHERE o.message_id = i.id AND o.attempts = i.attempt
+    RETURNING o.message_id
 ), failed AS (
     UPDATE messages m SET status = 'failed', error_code = i.code, error_message = i.message,
         updated_at = GREATEST(m.updated_at, $4)
@@ -325,16 +329,20 @@ struct Outcomes {
     retry_ids: Vec<Uuid>,
     retry_ats: Vec<DateTime<Utc>>,
     retry_errors: Vec<String>,
+    retry_attempts: Vec<i32>,
     failed_ids: Vec<Uuid>,
     failed_codes: Vec<Option<String>>,
     failed_messages: Vec<String>,
+    failed_attempts: Vec<i32>,
 }
 
 impl Outcomes {
-    fn new(results: &[(MessageId, DispatchOutcome)]) -> Self {
+    fn new(results: &[(Claim, DispatchOutcome)]) -> Self {
         let mut o = Self::default();
-        for (id, outcome) in results {
-            let id = id.as_uuid();
+        for (claim, outcome) in results {
+            let id = claim.message.as_uuid();
+            // Attempts are counted in an int column; one past it matches no claim.
+            let attempt = i32::try_from(claim.attempt).unwrap_or(-1);
             match outcome {
                 DispatchOutcome::Sent {
                     provider_message_id,
@@ -346,11 +354,13 @@ impl Outcomes {
                     o.retry_ids.push(id);
                     o.retry_ats.push(*at);
                     o.retry_errors.push(error.clone());
+                    o.retry_attempts.push(attempt);
                 }
                 DispatchOutcome::Failed(e) => {
                     o.failed_ids.push(id);
                     o.failed_codes.push(e.code.clone());
                     o.failed_messages.push(e.message.clone());
+                    o.failed_attempts.push(attempt);
                 }
             }
         }
@@ -374,6 +384,7 @@ impl Outcomes {
                 .bind::<Array<SqlUuid>, _>(self.retry_ids)
                 .bind::<Array<Timestamptz>, _>(self.retry_ats)
                 .bind::<Array<Text>, _>(self.retry_errors)
+                .bind::<Array<Integer>, _>(self.retry_attempts)
                 .execute(conn)?;
         }
         if !self.failed_ids.is_empty() {
@@ -383,6 +394,7 @@ impl Outcomes {
                 .bind::<Array<Nullable<Text>>, _>(self.failed_codes)
                 .bind::<Array<Text>, _>(self.failed_messages)
                 .bind::<Timestamptz, _>(at)
+                .bind::<Array<Integer>, _>(self.failed_attempts)
                 .execute(conn)?;
         }
         if !self.sent_ids.is_empty() {
@@ -431,7 +443,7 @@ impl Outbox for PgStore {
 
     async fn record(
         &self,
-        results: &[(MessageId, DispatchOutcome)],
+        results: &[(Claim, DispatchOutcome)],
         at: DateTime<Utc>,
     ) -> Result<(), RepositoryError> {
         if results.is_empty() {

@@ -17,7 +17,7 @@ use maveraa_domain::messaging::{
     StatusUpdate, WaId,
 };
 use maveraa_domain::ports::{
-    DispatchOutcome, EnqueueOutcome, MessageRepository, Outbox, SessionRepository,
+    Claim, DispatchOutcome, EnqueueOutcome, MessageRepository, Outbox, SessionRepository,
     TransportFactory, WebhookDecoder,
 };
 use maveraa_domain::transport::{
@@ -202,7 +202,7 @@ async fn send(f: &Fixture, m: &Message, pid: &str) {
     f.outbox()
         .record(
             &[(
-                m.id,
+                first(m),
                 DispatchOutcome::Sent {
                     provider_message_id: pid.into(),
                 },
@@ -219,6 +219,14 @@ async fn get(f: &Fixture, m: &Message) -> Message {
         .await
         .expect("get")
         .expect("message exists")
+}
+
+/// The first claim of `m`'s outbox entry.
+fn first(m: &Message) -> Claim {
+    Claim {
+        message: m.id,
+        attempt: 1,
+    }
 }
 
 fn statuses(m: &Message) -> Vec<MessageStatus> {
@@ -1099,7 +1107,7 @@ async fn statuses_before_the_provider_id_wait_and_are_applied_by_the_send() {
     f.outbox()
         .record(
             &[(
-                m.id,
+                first(&m),
                 DispatchOutcome::Sent {
                     provider_message_id: "wamid.early".into(),
                 },
@@ -1175,7 +1183,10 @@ async fn racing_statuses_and_sends_lose_nothing() {
             store
                 .record(
                     &[(
-                        id,
+                        Claim {
+                            message: id,
+                            attempt: 1,
+                        },
                         DispatchOutcome::Sent {
                             provider_message_id: pid,
                         },
@@ -1285,6 +1296,87 @@ async fn a_claimed_entry_comes_back_only_when_its_lease_ends() {
 }
 
 #[tokio::test]
+async fn a_late_outcome_of_an_expired_claim_leaves_the_new_claim_alone() {
+    let f = fixture();
+    let ws = workspace(&f, "Acme").await;
+    let s = session(&f, ws, "s1").await;
+    let m = outbound(&s, "6281234567890", "hello");
+    enqueue(&f, &m).await;
+    let slow = f
+        .outbox()
+        .claim("a", 10, Duration::from_millis(200))
+        .await
+        .expect("claim");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let taken_over = f.outbox().claim("b", 10, LEASE).await.expect("claim");
+    assert_eq!(taken_over.len(), 1, "a's lease ran out: b claims it");
+    assert_eq!(taken_over[0].attempt, 2);
+
+    // a's send finally fails: neither its retry nor its failure may undo
+    // b's claim (a retry would let a third dispatcher send it too).
+    let late = slow[0].claim();
+    f.outbox()
+        .record(
+            &[(
+                late,
+                DispatchOutcome::Retry {
+                    at: now(),
+                    error: "timeout".into(),
+                },
+            )],
+            now(),
+        )
+        .await
+        .expect("record");
+    f.outbox()
+        .record(
+            &[(
+                late,
+                DispatchOutcome::Failed(MessageError {
+                    code: None,
+                    message: "late".into(),
+                }),
+            )],
+            now(),
+        )
+        .await
+        .expect("record");
+    assert_eq!(
+        f.count("SELECT count(*) AS n FROM outbox WHERE locked_by = 'b' AND locked_until > now()"),
+        1,
+        "still b's"
+    );
+    assert!(
+        f.outbox()
+            .claim("c", 10, LEASE)
+            .await
+            .expect("claim")
+            .is_empty()
+    );
+    assert_eq!(get(&f, &m).await.status, MessageStatus::Queued);
+
+    // b's outcome decides.
+    f.outbox()
+        .record(
+            &[(
+                taken_over[0].claim(),
+                DispatchOutcome::Sent {
+                    provider_message_id: "wamid.b".into(),
+                },
+            )],
+            now(),
+        )
+        .await
+        .expect("record");
+    let stored = get(&f, &m).await;
+    assert_eq!(
+        (stored.status, stored.provider_message_id.as_deref()),
+        (MessageStatus::Sent, Some("wamid.b"))
+    );
+    assert_eq!(f.count("SELECT count(*) AS n FROM outbox"), 0);
+}
+
+#[tokio::test]
 async fn a_retried_entry_waits_for_its_time() {
     let f = fixture();
     let ws = workspace(&f, "Acme").await;
@@ -1298,7 +1390,7 @@ async fn a_retried_entry_waits_for_its_time() {
     f.outbox()
         .record(
             &[(
-                m.id,
+                first(&m),
                 DispatchOutcome::Retry {
                     at: now() + TimeDelta::hours(1),
                     error: "HTTP 503".into(),
@@ -1352,16 +1444,16 @@ async fn a_failed_outcome_fails_the_message_and_ends_the_entry() {
     f.outbox()
         .record(
             &[
-                (failing.id, DispatchOutcome::Failed(error.clone())),
+                (first(&failing), DispatchOutcome::Failed(error.clone())),
                 (
-                    retried.id,
+                    first(&retried),
                     DispatchOutcome::Retry {
                         at: now() + TimeDelta::minutes(5),
                         error: "timeout".into(),
                     },
                 ),
                 (
-                    sent.id,
+                    first(&sent),
                     DispatchOutcome::Sent {
                         provider_message_id: "wamid.ok".into(),
                     },
@@ -1397,7 +1489,7 @@ async fn a_failed_outcome_fails_the_message_and_ends_the_entry() {
     f.outbox()
         .record(
             &[(
-                sent.id,
+                first(&sent),
                 DispatchOutcome::Failed(MessageError {
                     code: None,
                     message: "late".into(),

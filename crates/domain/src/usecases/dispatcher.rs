@@ -197,9 +197,7 @@ impl Dispatcher {
             }
             _ => None,
         };
-        self.outbox
-            .record(&[(job.message.id, outcome)], now)
-            .await?;
+        self.outbox.record(&[(job.claim(), outcome)], now).await?;
         if let (Some(sessions), Some((status, error))) = (&self.sessions, session_change) {
             sessions.set_status(job.session.id, status, error).await?;
         }
