@@ -109,6 +109,18 @@ fn like_escape(text: &str) -> String {
     out
 }
 
+/// The digits of `search` when it reads as (part of) a phone number:
+/// digits and only the separators numbers are written with. "+62 812-345"
+/// searches phones too; "Room 1" only names (its digit alone would match
+/// nearly every phone).
+fn phone_digits(search: &str) -> Option<String> {
+    let phone_like = search
+        .chars()
+        .all(|c| c.is_ascii_digit() || matches!(c, ' ' | '+' | '-' | '.' | '(' | ')'));
+    let digits: String = search.chars().filter(char::is_ascii_digit).collect();
+    (phone_like && !digits.is_empty()).then_some(digits)
+}
+
 /// The contacts of `workspace` that match the query's filters.
 fn filtered(workspace: Uuid, query: &ContactQuery) -> contacts::BoxedQuery<'static, Pg> {
     let mut q = contacts::table
@@ -116,15 +128,15 @@ fn filtered(workspace: Uuid, query: &ContactQuery) -> contacts::BoxedQuery<'stat
         .into_boxed();
     if let Some(search) = query.search.as_deref() {
         let name_pattern = format!("%{}%", like_escape(search));
-        let digits: String = search.chars().filter(char::is_ascii_digit).collect();
-        if digits.is_empty() {
-            q = q.filter(contacts::name.ilike(name_pattern));
-        } else {
-            q = q.filter(
-                contacts::name
-                    .ilike(name_pattern)
-                    .or(contacts::phone.like(format!("%{digits}%"))),
-            );
+        match phone_digits(search) {
+            None => q = q.filter(contacts::name.ilike(name_pattern)),
+            Some(digits) => {
+                q = q.filter(
+                    contacts::name
+                        .ilike(name_pattern)
+                        .or(contacts::phone.like(format!("%{digits}%"))),
+                );
+            }
         }
     }
     if let Some(label) = query.label.clone() {
@@ -346,7 +358,19 @@ fn collect_counted(
 
 #[cfg(test)]
 mod tests {
-    use super::like_escape;
+    use super::{like_escape, phone_digits};
+
+    #[test]
+    fn only_a_search_written_like_a_number_searches_phones() {
+        assert_eq!(
+            phone_digits("+62 (812) 345-67.8").as_deref(),
+            Some("62812345678")
+        );
+        assert_eq!(phone_digits("0812").as_deref(), Some("0812"));
+        assert_eq!(phone_digits("Room 1"), None);
+        assert_eq!(phone_digits("100%"), None);
+        assert_eq!(phone_digits("+ -"), None);
+    }
 
     #[test]
     fn like_wildcards_are_escaped() {

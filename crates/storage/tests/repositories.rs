@@ -190,6 +190,15 @@ async fn listing_filters_pages_and_counts() {
         .expect("s");
     assert_eq!(by_phone.total, 1);
     assert_eq!(by_phone.contacts[0].name.as_str(), "alice_b");
+    // Digits in a search that is not written like a number are part of a
+    // name: "Bob 1" matches no name, whatever the phones hold.
+    assert_eq!(
+        svc.list(ws, &q(Some("Bob 1"), None, None, 0))
+            .await
+            .expect("s")
+            .total,
+        0
+    );
     // Labels compare case-insensitively.
     assert_eq!(
         svc.list(ws, &q(None, Some("VIP"), None, 0))
