@@ -435,10 +435,22 @@ impl Outbox for PgStore {
                     .load(conn)?)
             })
             .await?;
-        Ok(rows
-            .into_iter()
-            .map(OutboxJob::try_from)
-            .collect::<Result<_, _>>()?)
+        let mut jobs = Vec::with_capacity(rows.len());
+        for row in rows {
+            let id = row.message.id;
+            match OutboxJob::try_from(row) {
+                Ok(job) => jobs.push(job),
+                // One entry this version cannot read (a row written by a
+                // newer version mid rolling deploy, or edited by hand) must
+                // not hold up the rest of the batch. It stays claimed until
+                // its lease ends, so this process does not spin on it, and
+                // another process may take it then.
+                Err(e) => {
+                    tracing::error!(message_id = %id, error = %e, "outbox entry cannot be read; skipped until its lease ends")
+                }
+            }
+        }
+        Ok(jobs)
     }
 
     async fn record(

@@ -1377,6 +1377,34 @@ async fn a_late_outcome_of_an_expired_claim_leaves_the_new_claim_alone() {
 }
 
 #[tokio::test]
+async fn an_entry_this_version_cannot_read_does_not_hold_up_the_others() {
+    let f = fixture();
+    let ws = workspace(&f, "Acme").await;
+    let s = session(&f, ws, "s1").await;
+    let good = outbound(&s, "6281234567890", "good");
+    let odd = outbound(&s, "6281234567891", "odd");
+    enqueue(&f, &good).await;
+    enqueue(&f, &odd).await;
+    // A status a newer version might write.
+    f.sql(&format!(
+        "UPDATE messages SET status = 'scheduled' WHERE id = '{}'",
+        odd.id
+    ));
+    let jobs = f.outbox().claim("a", 10, LEASE).await.expect("claim");
+    let ids: Vec<MessageId> = jobs.iter().map(|j| j.message.id).collect();
+    assert_eq!(ids, vec![good.id], "the readable entry is handed out");
+    assert_eq!(
+        f.count(&format!(
+            "SELECT count(*) AS n FROM outbox WHERE message_id = '{}' \
+             AND locked_by = 'a' AND locked_until > now()",
+            odd.id
+        )),
+        1,
+        "the other stays claimed until its lease ends"
+    );
+}
+
+#[tokio::test]
 async fn a_retried_entry_waits_for_its_time() {
     let f = fixture();
     let ws = workspace(&f, "Acme").await;
