@@ -94,6 +94,90 @@ async fn a_500_is_retried_and_the_message_sent_once() {
 }
 
 #[tokio::test]
+async fn a_429_is_retried_no_sooner_than_the_provider_asks() {
+    let provider = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(
+            ResponseTemplate::new(429)
+                .insert_header("Retry-After", "2")
+                .set_body_json(json!({"error": {"message": "rate limit hit", "code": 130429}})),
+        )
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&provider)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(Accept(Arc::new(AtomicU64::new(0))))
+        .with_priority(2)
+        .mount(&provider)
+        .await;
+    let uri = provider.uri();
+    // Test settings back off for 50 ms: only Retry-After makes it wait longer.
+    let app = spawn_app_with(|s| s.whatsapp.cloud_api_base_url = uri).await;
+    app.cloud_session("real", "s", "v").await;
+    let started = Instant::now();
+    let queued = json_of(
+        app.send(json!({"sessionId": "real", "targetNumber": "6281234567890", "message": "later"}))
+            .await,
+        202,
+    )
+    .await;
+    app.wait_for_message(queued["messageId"].as_str().expect("id"), |m| {
+        m["status"] == "sent"
+    })
+    .await;
+    assert!(
+        started.elapsed() >= Duration::from_millis(1900),
+        "sent after {:?}, before the 2 s the provider asked for",
+        started.elapsed()
+    );
+    assert_eq!(
+        provider.received_requests().await.unwrap_or_default().len(),
+        2
+    );
+}
+
+#[tokio::test]
+async fn a_message_that_keeps_failing_is_failed_after_its_last_attempt() {
+    let provider = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(
+            ResponseTemplate::new(503)
+                .set_body_json(json!({"error": {"message": "service unavailable", "code": 2}})),
+        )
+        .mount(&provider)
+        .await;
+    let uri = provider.uri();
+    let app = spawn_app_with(|s| {
+        s.whatsapp.cloud_api_base_url = uri;
+        s.dispatcher.max_attempts = 3;
+    })
+    .await;
+    app.cloud_session("real", "s", "v").await;
+    let queued = json_of(
+        app.send(
+            json!({"sessionId": "real", "targetNumber": "6281234567890", "message": "doomed"}),
+        )
+        .await,
+        202,
+    )
+    .await;
+    let failed = app
+        .wait_for_message(queued["messageId"].as_str().expect("id"), |m| {
+            m["status"] == "failed"
+        })
+        .await;
+    let why = failed["error"]["message"].as_str().expect("message");
+    assert!(why.contains("gave up after 3 attempts"), "{why}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        provider.received_requests().await.unwrap_or_default().len(),
+        3,
+        "three attempts, then no more"
+    );
+}
+
+#[tokio::test]
 async fn a_400_fails_at_once_with_the_providers_error() {
     let provider = MockServer::start().await;
     Mock::given(method("POST"))
