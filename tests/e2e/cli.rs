@@ -118,6 +118,100 @@ async fn workspace_and_key_commands_manage_access() {
 }
 
 #[test]
+fn session_commands_create_list_and_delete_without_showing_secrets() {
+    let db = TestDatabase::create();
+    let url = db.url();
+    let (ok, out, err) = maveraa(url, &["workspace", "create", "--name", "Acme"]);
+    assert!(ok, "{err}");
+    let ws = one_json_line(&out)["id"].as_str().expect("id").to_owned();
+
+    let (ok, out, err) = maveraa(
+        url,
+        &[
+            "session",
+            "create",
+            "--workspace",
+            &ws,
+            "--id",
+            "session-123",
+            "--provider",
+            "simulator",
+        ],
+    );
+    assert!(ok, "{err}");
+    let sim = one_json_line(&out);
+    assert_eq!(sim["sessionId"], "session-123");
+    assert_eq!(sim["provider"], "simulator");
+    assert_eq!(sim["status"], "connected");
+    assert_eq!(sim["workspaceId"], ws.as_str());
+    assert!(
+        sim["webhookUrl"].is_null(),
+        "the simulator takes no webhooks"
+    );
+
+    let cloud_args = |id: &'static str, with_secret: bool| {
+        let mut args = vec![
+            "session",
+            "create",
+            "--workspace",
+            &ws,
+            "--id",
+            id,
+            "--provider",
+            "cloud-api",
+            "--phone-number-id",
+            "1234567890",
+            "--access-token",
+            "EAAsecret-token",
+            "--verify-token",
+            "verify-xyz",
+        ];
+        if with_secret {
+            args.extend(["--app-secret", "app-secret-xyz"]);
+        }
+        args
+    };
+    let (ok, _, err) = maveraa(url, &cloud_args("sales", false));
+    assert!(!ok && err.contains("--app-secret"), "{err}");
+    let (ok, out, err) = maveraa(url, &cloud_args("sales", true));
+    assert!(ok, "{err}");
+    let cloud = one_json_line(&out);
+    assert_eq!(cloud["provider"], "cloud-api");
+    assert_eq!(
+        cloud["webhookUrl"],
+        format!("/webhooks/whatsapp/{}", cloud["id"].as_str().expect("id"))
+    );
+    let (ok, _, err) = maveraa(url, &cloud_args("sales", true));
+    assert!(
+        !ok && err.contains("sales"),
+        "an id is unique in its workspace: {err}"
+    );
+
+    let (ok, listed, err) = maveraa(url, &["session", "list", "--workspace", &ws]);
+    assert!(ok, "{err}");
+    assert_eq!(listed.lines().count(), 2);
+    for text in [&out, &listed] {
+        for secret in ["EAAsecret-token", "app-secret-xyz", "verify-xyz"] {
+            assert!(!text.contains(secret), "{secret} printed: {text}");
+        }
+    }
+
+    let (ok, out, err) = maveraa(
+        url,
+        &["session", "delete", "--workspace", &ws, "--id", "sales"],
+    );
+    assert!(ok, "{err}");
+    assert_eq!(one_json_line(&out), serde_json::json!({"deleted": "sales"}));
+    let (_, listed, _) = maveraa(url, &["session", "list", "--workspace", &ws]);
+    assert_eq!(listed.lines().count(), 1);
+    let (ok, _, _) = maveraa(
+        url,
+        &["session", "delete", "--workspace", &ws, "--id", "sales"],
+    );
+    assert!(!ok, "deleting it again fails");
+}
+
+#[test]
 fn migrate_applies_nothing_on_a_migrated_database() {
     let db = TestDatabase::create();
     let (ok, out, err) = maveraa(db.url(), &["migrate"]);

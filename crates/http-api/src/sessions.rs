@@ -22,7 +22,7 @@ pub struct SessionBody<'a> {
     phone_number_id: Option<&'a str>,
     status: &'static str,
     last_error: Option<&'a str>,
-    webhook_url: String,
+    webhook_url: Option<String>,
     created_at: String,
 }
 

@@ -227,6 +227,32 @@ async fn sends_audio_without_caption() {
 }
 
 #[tokio::test]
+async fn sends_video_with_caption_and_no_filename() {
+    let server = MockServer::start().await;
+    expect_post(
+        &server,
+        json!({
+            "messaging_product": "whatsapp",
+            "recipient_type": "individual",
+            "to": "6289876543210",
+            "type": "video",
+            "video": {"link": "https://cdn.example.com/demo.mp4", "caption": "Demo"}
+        }),
+        accepted(),
+    )
+    .await;
+
+    let message = media(
+        MediaKind::Video,
+        "https://cdn.example.com/demo.mp4",
+        Some("Demo"),
+        Some("dropped.mp4"),
+    );
+    let id = transport(&server).send(&message).await.expect("sent");
+    assert_eq!(id, WAMID);
+}
+
+#[tokio::test]
 async fn meta_error_on_400_is_permanent_with_code_and_message() {
     let server = MockServer::start().await;
     answer_any(

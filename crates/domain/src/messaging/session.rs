@@ -192,9 +192,13 @@ pub struct Session {
 }
 
 impl Session {
-    /// The path providers deliver webhooks to.
-    pub fn webhook_path(&self) -> String {
-        format!("/webhooks/whatsapp/{}", self.id)
+    /// The path the provider delivers webhooks to; `None` for the
+    /// simulator, which takes inbound messages through the API instead.
+    pub fn webhook_path(&self) -> Option<String> {
+        match self.provider {
+            ProviderSettings::Simulator => None,
+            ProviderSettings::CloudApi(_) => Some(format!("/webhooks/whatsapp/{}", self.id)),
+        }
     }
 }
 
