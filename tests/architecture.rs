@@ -15,6 +15,11 @@ fn is_adapter_crate(name: &str) -> bool {
         || name.starts_with("sqlx")
         || name.starts_with("deadpool")
         || name.starts_with("tokio-postgres")
+        || name.starts_with("mysql")
+        || name.starts_with("mongodb")
+        || name.starts_with("redis")
+        || name.starts_with("rusqlite")
+        || name.starts_with("sea-orm")
         || matches!(
             name,
             "reqwest"
@@ -22,10 +27,15 @@ fn is_adapter_crate(name: &str) -> bool {
                 | "r2d2"
                 | "pq-sys"
                 | "postgres"
-                | "mysqlclient-sys"
                 | "libsqlite3-sys"
+                | "tiberius"
+                | "scylla"
+                | "rocket"
                 | "axum"
                 | "warp"
+                | "ureq"
+                | "isahc"
+                | "surf"
         )
 }
 

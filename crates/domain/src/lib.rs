@@ -16,6 +16,10 @@
 //! - [`Labels`] are trimmed, non-empty, unique (case-insensitively) and in
 //!   the order given, at most 50 of at most 50 characters each.
 
+// Embedders read this crate through its docs: an undocumented public item
+// fails the build.
+#![deny(missing_docs)]
+
 pub mod api_key;
 pub mod clock;
 pub mod contact;
