@@ -182,7 +182,7 @@ async fn a_400_fails_at_once_with_the_providers_error() {
     let provider = MockServer::start().await;
     Mock::given(method("POST"))
         .respond_with(ResponseTemplate::new(400).set_body_json(json!({"error": {
-            "message": "(#131030) Recipient phone number not in allowed list", "type": "OAuthException", "code": 131030}})))
+            "message": "(#131030) Recipient phone number not in allowed\u{0} list", "type": "OAuthException", "code": 131030}})))
         .mount(&provider)
         .await;
     let uri = provider.uri();
@@ -197,6 +197,12 @@ async fn a_400_fails_at_once_with_the_providers_error() {
     let id = queued["messageId"].as_str().expect("id");
     let failed = app.wait_for_message(id, |m| m["status"] == "failed").await;
     assert_eq!(failed["error"]["code"], "131030");
+    // The provider's NUL is dropped: PostgreSQL's text could not hold it,
+    // and the outcome could never be recorded.
+    assert_eq!(
+        failed["error"]["message"],
+        "(#131030) Recipient phone number not in allowed list"
+    );
     assert!(
         failed["error"]["message"]
             .as_str()

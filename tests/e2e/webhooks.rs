@@ -222,6 +222,34 @@ async fn a_redelivered_webhook_is_stored_once() {
 }
 
 #[tokio::test]
+async fn a_message_with_nul_characters_is_stored_without_them() {
+    let app = spawn_app().await;
+    let uuid = app.cloud_session("real", SECRET, "v").await;
+    // PostgreSQL's text cannot hold U+0000; refusing the delivery would make
+    // Meta redeliver it until it gives up, and the message would be lost.
+    let body = serde_json::to_vec(&inbound_payload(
+        "wamid.nul",
+        "6281234567890",
+        "Jo\u{0}hn",
+        json!({"type": "text", "text": {"body": "he\u{0}llo"}}),
+    ))
+    .expect("json");
+    assert!(
+        body.windows(6).any(|w| w == b"\\u0000"),
+        "the body carries NUL"
+    );
+    assert_eq!(
+        post_raw(&app, &uuid, &body, Some(sign(&body)))
+            .await
+            .status(),
+        200
+    );
+    let list = conversations(&app).await;
+    assert_eq!(list["conversations"][0]["pushName"], "John");
+    assert_eq!(list["conversations"][0]["lastMessage"], "hello");
+}
+
+#[tokio::test]
 async fn inbound_media_and_other_types_are_stored_with_their_type() {
     let app = spawn_app().await;
     let uuid = app.cloud_session("real", SECRET, "v").await;

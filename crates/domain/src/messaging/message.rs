@@ -405,6 +405,15 @@ pub struct InboundMessage {
     pub timestamp: DateTime<Utc>,
 }
 
+/// Drops NUL characters from text a provider wrote: no text we store may
+/// hold one (PostgreSQL's text cannot), and refusing the text would lose
+/// what it came with.
+pub(crate) fn strip_nul(s: &mut String) {
+    if s.contains('\0') {
+        s.retain(|c| c != '\0');
+    }
+}
+
 /// A provider's news about one of our outbound messages.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StatusUpdate {

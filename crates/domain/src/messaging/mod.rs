@@ -5,6 +5,7 @@
 mod message;
 mod session;
 
+pub(crate) use message::strip_nul;
 pub use message::{
     Conversation, ConversationQuery, Direction, IdempotencyKey, InboundMessage, MediaInfo, Message,
     MessageContent, MessageError, MessageStatus, ProviderEvent, SendMessage, StatusChange,

@@ -87,8 +87,8 @@ impl ContactService {
     ///
     /// # Errors
     /// [`ContactError::Validation`] on a `limit` outside 1 to
-    /// [`ContactQuery::MAX_LIMIT`]; [`ContactError::Repository`] when
-    /// storage fails.
+    /// [`ContactQuery::MAX_LIMIT`], or a `search` or `label` with control
+    /// characters; [`ContactError::Repository`] when storage fails.
     pub async fn list(
         &self,
         workspace: WorkspaceId,
@@ -102,6 +102,19 @@ impl ContactService {
                 format!("must be between 1 and {}", ContactQuery::MAX_LIMIT),
             )
             .into());
+        }
+        // Names and labels hold no control characters, so a filter with one
+        // matches nothing; refused, it cannot reach storage (PostgreSQL's
+        // text cannot even hold a NUL).
+        for (field, value) in [("search", &query.search), ("label", &query.label)] {
+            if value
+                .as_deref()
+                .is_some_and(|v| v.chars().any(char::is_control))
+            {
+                return Err(
+                    ValidationError::new(field, "must not contain control characters").into(),
+                );
+            }
         }
         Ok(self.repo.list(workspace, query).await?)
     }

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use crate::clock::Clock;
 use crate::error::RepositoryError;
 use crate::messaging::SessionStatus;
-use crate::messaging::{Message, MessageError};
+use crate::messaging::{Message, MessageError, strip_nul};
 use crate::ports::{DispatchOutcome, Outbox, OutboxJob, SessionRepository, TransportFactory};
 use crate::transport::{MediaKind, OutboundContent, OutboundMessage, TransportError};
 use crate::validation::PhoneNumber;
@@ -220,9 +220,20 @@ impl Dispatcher {
     fn outcome(
         &self,
         job: &OutboxJob,
-        result: Result<String, TransportError>,
+        mut result: Result<String, TransportError>,
         now: DateTime<Utc>,
     ) -> DispatchOutcome {
+        // The provider's words are stored: none may hold a NUL.
+        match &mut result {
+            Ok(id) => strip_nul(id),
+            Err(TransportError::Retryable { reason, .. }) => strip_nul(reason),
+            Err(TransportError::Permanent { code, message }) => {
+                strip_nul(message);
+                if let Some(code) = code {
+                    strip_nul(code);
+                }
+            }
+        }
         match result {
             Ok(provider_message_id) => DispatchOutcome::Sent {
                 provider_message_id,

@@ -38,7 +38,7 @@ impl ProviderEventSink for InboxService {
         events: Vec<ProviderEvent>,
     ) -> Result<(), RepositoryError> {
         for event in events {
-            match event {
+            match scrub(event) {
                 ProviderEvent::Message(m) => {
                     // A redelivery (providers retry until they see a 200) is
                     // recognised by its provider id and not stored twice.
@@ -52,6 +52,51 @@ impl ProviderEventSink for InboxService {
             }
         }
         Ok(())
+    }
+}
+
+/// Drops NUL characters from everything a provider wrote: no text we store
+/// may hold one (PostgreSQL's text cannot), and a message refused for it
+/// would be redelivered and refused again, and so lost.
+fn scrub(event: ProviderEvent) -> ProviderEvent {
+    use crate::messaging::strip_nul as text;
+    fn opt(s: &mut Option<String>) {
+        if let Some(s) = s {
+            text(s);
+        }
+    }
+    match event {
+        ProviderEvent::Message(mut m) => {
+            text(&mut m.provider_message_id);
+            opt(&mut m.push_name);
+            match &mut m.content {
+                MessageContent::Text { body } => text(body),
+                MessageContent::Media(media) => {
+                    for field in [
+                        &mut media.url,
+                        &mut media.provider_media_id,
+                        &mut media.mime_type,
+                        &mut media.caption,
+                        &mut media.file_name,
+                    ] {
+                        opt(field);
+                    }
+                }
+                MessageContent::Other { kind, body } => {
+                    text(kind);
+                    opt(body);
+                }
+            }
+            ProviderEvent::Message(m)
+        }
+        ProviderEvent::Status(mut update) => {
+            text(&mut update.provider_message_id);
+            if let Some(error) = &mut update.error {
+                opt(&mut error.code);
+                text(&mut error.message);
+            }
+            ProviderEvent::Status(update)
+        }
     }
 }
 
@@ -115,8 +160,8 @@ impl InboxService {
     }
 
     /// A webhook delivery: checks the signature over the raw body, decodes
-    /// it and stores its messages and statuses. Returns how many events it
-    /// held.
+    /// it and stores its messages and statuses (NUL characters in the
+    /// provider's text are dropped). Returns how many events it held.
     ///
     /// # Errors
     /// [`InboxError::SessionNotFound`], [`InboxError::BadSignature`] (nothing
