@@ -235,6 +235,20 @@ fn start(db_url: &str, port: u16) -> Spawned {
     )
 }
 
+/// What the server prints from its start until it serves (then it is
+/// stopped).
+fn printed_by_a_start(db_url: &str) -> String {
+    let port = free_port();
+    let mut child = start(db_url, port);
+    wait_ready(port);
+    let _ = child.kill();
+    let _ = child.wait();
+    let mut printed = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take().expect("stdout"), &mut printed)
+        .expect("read");
+    printed
+}
+
 /// Starts the server, reads the key and URL a first start prints, checks
 /// that they work, and stops it.
 fn first_start_key(db_url: &str) -> String {
@@ -287,14 +301,7 @@ fn first_start_creates_a_default_workspace_and_prints_a_working_key() {
     assert!(out.contains("\"Default\""));
 
     // A second start finds the workspace and its key: it prints no key.
-    let port = free_port();
-    let mut again = start(db.url(), port);
-    wait_ready(port);
-    let _ = again.kill();
-    let _ = again.wait();
-    let mut printed = String::new();
-    std::io::Read::read_to_string(&mut again.stdout.take().expect("stdout"), &mut printed)
-        .expect("read");
+    let printed = printed_by_a_start(db.url());
     assert!(!printed.contains("mvr_live_"), "{printed}");
 }
 
@@ -317,14 +324,7 @@ fn a_first_start_stopped_before_its_key_is_finished_by_the_next_start() {
     let other = TestDatabase::create();
     let (ok, _, _) = maveraa(other.url(), &["workspace", "create", "--name", "Acme"]);
     assert!(ok);
-    let port = free_port();
-    let mut child = start(other.url(), port);
-    wait_ready(port);
-    let _ = child.kill();
-    let _ = child.wait();
-    let mut printed = String::new();
-    std::io::Read::read_to_string(&mut child.stdout.take().expect("stdout"), &mut printed)
-        .expect("read");
+    let printed = printed_by_a_start(other.url());
     assert!(!printed.contains("mvr_live_"), "{printed}");
 }
 

@@ -49,6 +49,17 @@ async fn received_texts(server: &MockServer) -> BTreeMap<String, usize> {
     counts
 }
 
+/// Sends `text` through the session "real" to 6281234567890; the message id.
+async fn send_text(app: &crate::helpers::TestApp, text: &str) -> String {
+    let queued = json_of(
+        app.send(json!({"sessionId": "real", "targetNumber": "6281234567890", "message": text}))
+            .await,
+        202,
+    )
+    .await;
+    queued["messageId"].as_str().expect("id").to_owned()
+}
+
 #[tokio::test]
 async fn a_500_is_retried_and_the_message_sent_once() {
     let provider = MockServer::start().await;
@@ -71,16 +82,8 @@ async fn a_500_is_retried_and_the_message_sent_once() {
     let uri = provider.uri();
     let app = spawn_app_with(|s| s.whatsapp.cloud_api_base_url = uri).await;
     app.cloud_session("real", "s", "v").await;
-    let queued = json_of(
-        app.send(
-            json!({"sessionId": "real", "targetNumber": "6281234567890", "message": "retry me"}),
-        )
-        .await,
-        202,
-    )
-    .await;
-    let id = queued["messageId"].as_str().expect("id");
-    let sent = app.wait_for_message(id, |m| m["status"] == "sent").await;
+    let id = send_text(&app, "retry me").await;
+    let sent = app.wait_for_message(&id, |m| m["status"] == "sent").await;
     assert_eq!(sent["providerMessageId"], "wamid.0");
     tokio::time::sleep(Duration::from_millis(300)).await;
     let requests = provider.received_requests().await.unwrap_or_default();
@@ -116,16 +119,8 @@ async fn a_429_is_retried_no_sooner_than_the_provider_asks() {
     let app = spawn_app_with(|s| s.whatsapp.cloud_api_base_url = uri).await;
     app.cloud_session("real", "s", "v").await;
     let started = Instant::now();
-    let queued = json_of(
-        app.send(json!({"sessionId": "real", "targetNumber": "6281234567890", "message": "later"}))
-            .await,
-        202,
-    )
-    .await;
-    app.wait_for_message(queued["messageId"].as_str().expect("id"), |m| {
-        m["status"] == "sent"
-    })
-    .await;
+    let id = send_text(&app, "later").await;
+    app.wait_for_message(&id, |m| m["status"] == "sent").await;
     assert!(
         started.elapsed() >= Duration::from_millis(1900),
         "sent after {:?}, before the 2 s the provider asked for",
@@ -154,19 +149,8 @@ async fn a_message_that_keeps_failing_is_failed_after_its_last_attempt() {
     })
     .await;
     app.cloud_session("real", "s", "v").await;
-    let queued = json_of(
-        app.send(
-            json!({"sessionId": "real", "targetNumber": "6281234567890", "message": "doomed"}),
-        )
-        .await,
-        202,
-    )
-    .await;
-    let failed = app
-        .wait_for_message(queued["messageId"].as_str().expect("id"), |m| {
-            m["status"] == "failed"
-        })
-        .await;
+    let id = send_text(&app, "doomed").await;
+    let failed = app.wait_for_message(&id, |m| m["status"] == "failed").await;
     let why = failed["error"]["message"].as_str().expect("message");
     assert!(why.contains("gave up after 3 attempts"), "{why}");
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -188,14 +172,8 @@ async fn a_400_fails_at_once_with_the_providers_error() {
     let uri = provider.uri();
     let app = spawn_app_with(|s| s.whatsapp.cloud_api_base_url = uri).await;
     app.cloud_session("real", "s", "v").await;
-    let queued = json_of(
-        app.send(json!({"sessionId": "real", "targetNumber": "6281234567890", "message": "nope"}))
-            .await,
-        202,
-    )
-    .await;
-    let id = queued["messageId"].as_str().expect("id");
-    let failed = app.wait_for_message(id, |m| m["status"] == "failed").await;
+    let id = send_text(&app, "nope").await;
+    let failed = app.wait_for_message(&id, |m| m["status"] == "failed").await;
     assert_eq!(failed["error"]["code"], "131030");
     // The provider's NUL is dropped: PostgreSQL's text could not hold it,
     // and the outcome could never be recorded.
@@ -232,17 +210,8 @@ async fn refused_credentials_mark_the_session_failed_until_a_send_succeeds() {
         let req = app.request(Method::GET, "/api/public/sessions");
         async move { json_of(req.send().await.expect("r"), 200).await["sessions"][0].clone() }
     };
-    let queued = json_of(
-        app.send(json!({"sessionId": "real", "targetNumber": "6281234567890", "message": "a"}))
-            .await,
-        202,
-    )
-    .await;
-    let failed = app
-        .wait_for_message(queued["messageId"].as_str().expect("id"), |m| {
-            m["status"] == "failed"
-        })
-        .await;
+    let id = send_text(&app, "a").await;
+    let failed = app.wait_for_message(&id, |m| m["status"] == "failed").await;
     assert_eq!(failed["error"]["code"], "190");
     let s = session(&app).await;
     assert_eq!(s["status"], "failed");
@@ -258,16 +227,8 @@ async fn refused_credentials_mark_the_session_failed_until_a_send_succeeds() {
         .respond_with(Accept(Arc::new(AtomicU64::new(0))))
         .mount(&provider)
         .await;
-    let queued = json_of(
-        app.send(json!({"sessionId": "real", "targetNumber": "6281234567890", "message": "b"}))
-            .await,
-        202,
-    )
-    .await;
-    app.wait_for_message(queued["messageId"].as_str().expect("id"), |m| {
-        m["status"] == "sent"
-    })
-    .await;
+    let id = send_text(&app, "b").await;
+    app.wait_for_message(&id, |m| m["status"] == "sent").await;
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let s = session(&app).await;

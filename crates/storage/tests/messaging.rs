@@ -199,18 +199,15 @@ async fn send(f: &Fixture, m: &Message, pid: &str) {
     enqueue(f, m).await;
     let jobs = f.outbox().claim("w", 100, LEASE).await.expect("claim");
     assert!(jobs.iter().any(|j| j.message.id == m.id), "claimed");
-    f.outbox()
-        .record(
-            &[(
-                first(m),
-                DispatchOutcome::Sent {
-                    provider_message_id: pid.into(),
-                },
-            )],
-            now(),
-        )
-        .await
-        .expect("record");
+    record(
+        f,
+        first(m),
+        DispatchOutcome::Sent {
+            provider_message_id: pid.into(),
+        },
+        now(),
+    )
+    .await;
 }
 
 async fn get(f: &Fixture, m: &Message) -> Message {
@@ -219,6 +216,14 @@ async fn get(f: &Fixture, m: &Message) -> Message {
         .await
         .expect("get")
         .expect("message exists")
+}
+
+/// Records one outcome.
+async fn record(f: &Fixture, claim: Claim, outcome: DispatchOutcome, at: DateTime<Utc>) {
+    f.outbox()
+        .record(&[(claim, outcome)], at)
+        .await
+        .expect("record");
 }
 
 /// The first claim of `m`'s outbox entry.
@@ -1104,18 +1109,15 @@ async fn statuses_before_the_provider_id_wait_and_are_applied_by_the_send() {
     assert_eq!(f.count("SELECT count(*) AS n FROM pending_statuses"), 2);
     assert_eq!(get(&f, &m).await.status, MessageStatus::Queued);
 
-    f.outbox()
-        .record(
-            &[(
-                first(&m),
-                DispatchOutcome::Sent {
-                    provider_message_id: "wamid.early".into(),
-                },
-            )],
-            t0,
-        )
-        .await
-        .expect("record");
+    record(
+        &f,
+        first(&m),
+        DispatchOutcome::Sent {
+            provider_message_id: "wamid.early".into(),
+        },
+        t0,
+    )
+    .await;
     let stored = get(&f, &m).await;
     assert_eq!(stored.status, MessageStatus::Read);
     assert_eq!(
@@ -1315,32 +1317,26 @@ async fn a_late_outcome_of_an_expired_claim_leaves_the_new_claim_alone() {
     // a's send finally fails: neither its retry nor its failure may undo
     // b's claim (a retry would let a third dispatcher send it too).
     let late = slow[0].claim();
-    f.outbox()
-        .record(
-            &[(
-                late,
-                DispatchOutcome::Retry {
-                    at: now(),
-                    error: "timeout".into(),
-                },
-            )],
-            now(),
-        )
-        .await
-        .expect("record");
-    f.outbox()
-        .record(
-            &[(
-                late,
-                DispatchOutcome::Failed(MessageError {
-                    code: None,
-                    message: "late".into(),
-                }),
-            )],
-            now(),
-        )
-        .await
-        .expect("record");
+    record(
+        &f,
+        late,
+        DispatchOutcome::Retry {
+            at: now(),
+            error: "timeout".into(),
+        },
+        now(),
+    )
+    .await;
+    record(
+        &f,
+        late,
+        DispatchOutcome::Failed(MessageError {
+            code: None,
+            message: "late".into(),
+        }),
+        now(),
+    )
+    .await;
     assert_eq!(
         f.count("SELECT count(*) AS n FROM outbox WHERE locked_by = 'b' AND locked_until > now()"),
         1,
@@ -1356,18 +1352,15 @@ async fn a_late_outcome_of_an_expired_claim_leaves_the_new_claim_alone() {
     assert_eq!(get(&f, &m).await.status, MessageStatus::Queued);
 
     // b's outcome decides.
-    f.outbox()
-        .record(
-            &[(
-                taken_over[0].claim(),
-                DispatchOutcome::Sent {
-                    provider_message_id: "wamid.b".into(),
-                },
-            )],
-            now(),
-        )
-        .await
-        .expect("record");
+    record(
+        &f,
+        taken_over[0].claim(),
+        DispatchOutcome::Sent {
+            provider_message_id: "wamid.b".into(),
+        },
+        now(),
+    )
+    .await;
     let stored = get(&f, &m).await;
     assert_eq!(
         (stored.status, stored.provider_message_id.as_deref()),
@@ -1415,19 +1408,16 @@ async fn a_retried_entry_waits_for_its_time() {
         f.outbox().claim("a", 10, LEASE).await.expect("claim").len(),
         1
     );
-    f.outbox()
-        .record(
-            &[(
-                first(&m),
-                DispatchOutcome::Retry {
-                    at: now() + TimeDelta::hours(1),
-                    error: "HTTP 503".into(),
-                },
-            )],
-            now(),
-        )
-        .await
-        .expect("record");
+    record(
+        &f,
+        first(&m),
+        DispatchOutcome::Retry {
+            at: now() + TimeDelta::hours(1),
+            error: "HTTP 503".into(),
+        },
+        now(),
+    )
+    .await;
     assert!(
         f.outbox()
             .claim("a", 10, LEASE)
@@ -1514,19 +1504,16 @@ async fn a_failed_outcome_fails_the_message_and_ends_the_entry() {
 
     // An outcome for an entry that is gone (another dispatcher recorded it
     // after this one's lease ran out) changes nothing.
-    f.outbox()
-        .record(
-            &[(
-                first(&sent),
-                DispatchOutcome::Failed(MessageError {
-                    code: None,
-                    message: "late".into(),
-                }),
-            )],
-            now(),
-        )
-        .await
-        .expect("record");
+    record(
+        &f,
+        first(&sent),
+        DispatchOutcome::Failed(MessageError {
+            code: None,
+            message: "late".into(),
+        }),
+        now(),
+    )
+    .await;
     assert_eq!(get(&f, &sent).await.status, MessageStatus::Sent);
 }
 
