@@ -1,7 +1,9 @@
 use reqwest::Method;
 use serde_json::json;
 
-use crate::helpers::{error_of, json_of, spawn_app};
+use std::time::Duration;
+
+use crate::helpers::{error_of, json_of, spawn_app, spawn_app_with};
 
 #[tokio::test]
 async fn requests_without_a_valid_key_are_401() {
@@ -55,6 +57,37 @@ async fn the_bearer_scheme_works_too() {
         .await
         .expect("r");
     assert_eq!(res.status(), 200);
+}
+
+#[tokio::test]
+async fn a_running_server_records_when_each_key_was_last_used() {
+    let app = spawn_app_with(|s| s.auth.record_uses_secs = 1).await;
+    let (idle, _) = app
+        .services
+        .api_keys
+        .create(app.workspace, Some("idle"))
+        .await
+        .expect("key");
+    let before = chrono::Utc::now() - chrono::TimeDelta::seconds(1);
+    assert_eq!(app.list("").await["total"], 0);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let keys = loop {
+        let keys = app
+            .services
+            .api_keys
+            .list(app.workspace)
+            .await
+            .expect("list");
+        if keys.iter().any(|k| k.last_used_at.is_some()) {
+            break keys;
+        }
+        assert!(std::time::Instant::now() < deadline, "no use recorded");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let used: Vec<_> = keys.iter().filter(|k| k.last_used_at.is_some()).collect();
+    assert_eq!(used.len(), 1, "only the key that was used");
+    assert_ne!(used[0].id, idle.id);
+    assert!(used[0].last_used_at.is_some_and(|t| t >= before));
 }
 
 #[tokio::test]

@@ -73,6 +73,18 @@ async fn workspace_and_key_commands_manage_access() {
     assert_eq!(listed["id"], key_id.as_str());
     assert_eq!(listed["name"], "zapier");
     assert!(listed["revokedAt"].is_null());
+    // Used once above: recorded by the server now and then (here, at once).
+    assert!(
+        app.services.api_keys.record_uses().await.expect("record") >= 1,
+        "the key's use was seen"
+    );
+    let (_, out, _) = maveraa(&url, &["api-key", "list", "--workspace", &ws_id]);
+    let listed = one_json_line(&out);
+    let last_used = listed["lastUsedAt"].as_str().expect("lastUsedAt");
+    assert!(
+        chrono::DateTime::parse_from_rfc3339(last_used).is_ok(),
+        "{last_used}"
+    );
     // Timestamps as the API writes them: RFC 3339 in UTC with a `Z`.
     let created_at = listed["createdAt"].as_str().expect("createdAt");
     assert!(

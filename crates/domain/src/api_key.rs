@@ -22,6 +22,9 @@ pub struct ApiKey {
     pub created_at: DateTime<Utc>,
     /// When it was revoked; a revoked key authenticates nothing.
     pub revoked_at: Option<DateTime<Utc>>,
+    /// When it last authenticated a request, as last recorded (servers
+    /// record uses in batches, so this can be behind by their interval).
+    pub last_used_at: Option<DateTime<Utc>>,
 }
 
 impl ApiKey {

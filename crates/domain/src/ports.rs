@@ -142,6 +142,17 @@ pub trait ApiKeyRepository: Send + Sync + 'static {
     /// # Errors
     /// `Unavailable` or `Internal` when storage fails.
     async fn revoke(&self, id: ApiKeyId, at: DateTime<Utc>) -> Result<bool, RepositoryError>;
+
+    /// Records that the keys `ids` were used by `at`: their `last_used_at`
+    /// becomes `at` unless it is later already. The default records
+    /// nothing, for stores that do not keep it.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Internal` when storage fails.
+    async fn record_use(&self, ids: &[ApiKeyId], at: DateTime<Utc>) -> Result<(), RepositoryError> {
+        let _ = (ids, at);
+        Ok(())
+    }
 }
 
 /// Makes and hashes API keys. Implemented by `maveraa-auth`.

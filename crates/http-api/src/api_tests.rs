@@ -430,6 +430,7 @@ fn world() -> World {
                     prefix: "k".into(),
                     created_at: Utc::now(),
                     revoked_at: None,
+                    last_used_at: None,
                 },
             ));
         }

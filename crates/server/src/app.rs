@@ -204,6 +204,23 @@ async fn dispatch_loop(
     }
 }
 
+/// Records the API keys' uses every `every` until `stop` turns true, and
+/// once more then, so a graceful stop loses none.
+async fn record_key_uses(keys: ApiKeyService, every: Duration, mut stop: watch::Receiver<bool>) {
+    loop {
+        let stopping = tokio::select! {
+            _ = tokio::time::sleep(every) => false,
+            _ = stop.changed() => true,
+        };
+        if let Err(e) = keys.record_uses().await {
+            tracing::warn!(error = %e, "could not record API key uses; kept for the next try");
+        }
+        if stopping || *stop.borrow() {
+            return;
+        }
+    }
+}
+
 /// A bound, not yet running HTTP server, and its dispatch loops.
 pub struct Application {
     port: u16,
@@ -211,6 +228,7 @@ pub struct Application {
     services: Services,
     dispatch_workers: usize,
     idle_poll: Duration,
+    record_uses_every: Duration,
 }
 
 impl std::fmt::Debug for Application {
@@ -284,6 +302,7 @@ impl Application {
             services,
             dispatch_workers: settings.dispatcher.workers,
             idle_poll: Duration::from_millis(settings.dispatcher.idle_poll_ms.max(1)),
+            record_uses_every: Duration::from_secs(settings.auth.record_uses_secs.max(1)),
         })
     }
 
@@ -298,7 +317,8 @@ impl Application {
     }
 
     /// Serves and dispatches until SIGINT/SIGTERM; then drains in-flight
-    /// requests and lets each dispatch loop finish its batch.
+    /// requests, lets each dispatch loop finish its batch and records the
+    /// API keys' last uses.
     ///
     /// # Errors
     /// When the server fails.
@@ -314,11 +334,17 @@ impl Application {
                 ))
             })
             .collect();
+        let uses = tokio::spawn(record_key_uses(
+            self.services.api_keys.clone(),
+            self.record_uses_every,
+            stop_rx.clone(),
+        ));
         let result = self.server.await;
         let _ = stop_tx.send(true);
         for l in loops {
             let _ = l.await;
         }
+        let _ = uses.await;
         result
     }
 }

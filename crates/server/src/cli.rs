@@ -171,6 +171,7 @@ fn key_json(k: &ApiKey) -> serde_json::Value {
         "prefix": k.prefix,
         "createdAt": wire_time(k.created_at),
         "revokedAt": k.revoked_at.map(wire_time),
+        "lastUsedAt": k.last_used_at.map(wire_time),
     })
 }
 

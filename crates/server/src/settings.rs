@@ -151,6 +151,8 @@ pub struct LocalDatabaseSettings {
 pub struct AuthSettings {
     /// HMAC pepper for key digests; empty means plain SHA-256.
     pub api_key_pepper: Secret,
+    /// How often the keys' last uses are written, in seconds.
+    pub record_uses_secs: u64,
 }
 
 /// `[bootstrap]`

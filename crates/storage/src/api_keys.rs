@@ -17,6 +17,7 @@ struct ApiKeyRow {
     key_prefix: String,
     created_at: DateTime<Utc>,
     revoked_at: Option<DateTime<Utc>>,
+    last_used_at: Option<DateTime<Utc>>,
 }
 
 impl From<ApiKeyRow> for ApiKey {
@@ -28,6 +29,7 @@ impl From<ApiKeyRow> for ApiKey {
             prefix: r.key_prefix,
             created_at: r.created_at,
             revoked_at: r.revoked_at,
+            last_used_at: r.last_used_at,
         }
     }
 }
@@ -43,6 +45,7 @@ impl ApiKeyRepository for PgStore {
             api_keys::key_prefix.eq(key.prefix.clone()),
             api_keys::created_at.eq(key.created_at),
             api_keys::revoked_at.eq(key.revoked_at),
+            api_keys::last_used_at.eq(key.last_used_at),
         );
         self.db
             .run(move |conn| {
@@ -125,5 +128,26 @@ impl ApiKeyRepository for PgStore {
             })
             .await?;
         Ok(found)
+    }
+
+    async fn record_use(&self, ids: &[ApiKeyId], at: DateTime<Utc>) -> Result<(), RepositoryError> {
+        let ids: Vec<Uuid> = ids.iter().map(|id| id.as_uuid()).collect();
+        self.db
+            .run(move |conn| {
+                // Never back in time: another server may have recorded a
+                // later use first.
+                diesel::update(
+                    api_keys::table.filter(api_keys::id.eq_any(ids)).filter(
+                        api_keys::last_used_at
+                            .is_null()
+                            .or(api_keys::last_used_at.lt(at)),
+                    ),
+                )
+                .set(api_keys::last_used_at.eq(at))
+                .execute(conn)?;
+                Ok(())
+            })
+            .await?;
+        Ok(())
     }
 }

@@ -19,6 +19,7 @@ diesel::table! {
         key_prefix -> Text,
         created_at -> Timestamptz,
         revoked_at -> Nullable<Timestamptz>,
+        last_used_at -> Nullable<Timestamptz>,
     }
 }
 

@@ -302,6 +302,62 @@ impl maveraa_domain::ports::ApiKeyCodec for FixedCodec {
 }
 
 #[tokio::test]
+async fn key_uses_are_recorded_in_batches_and_never_go_back_in_time() {
+    let f = fixture();
+    let ws = workspace(&f, "Acme").await;
+    let keys = ApiKeyService::new(
+        f.store.clone(),
+        f.store.clone(),
+        Arc::new(FixedCodec),
+        Arc::new(SystemClock),
+    );
+    let (used, secret) = keys.create(ws, Some("used")).await.expect("key");
+    let (idle, _) = keys.create(ws, Some("idle")).await.expect("key");
+    assert_eq!(
+        keys.record_uses().await.expect("record"),
+        0,
+        "nothing used yet"
+    );
+
+    // Twice through the lookup, then through the cache.
+    keys.authenticate(secret.expose()).await.expect("auth");
+    keys.authenticate(secret.expose()).await.expect("auth");
+    keys.enable_cache();
+    keys.authenticate(secret.expose()).await.expect("auth");
+    keys.authenticate(secret.expose()).await.expect("cached");
+    let before = chrono::Utc::now();
+    assert_eq!(keys.record_uses().await.expect("record"), 1, "one key");
+    let last_used = |list: &[maveraa_domain::ApiKey], id| {
+        list.iter()
+            .find(|k| k.id == id)
+            .and_then(|k| k.last_used_at)
+    };
+    let list = keys.list(ws).await.expect("list");
+    let first = last_used(&list, used.id).expect("recorded");
+    assert!(first >= before - chrono::TimeDelta::seconds(1));
+    assert_eq!(last_used(&list, idle.id), None, "an unused key has none");
+    assert_eq!(
+        keys.record_uses().await.expect("record"),
+        0,
+        "recorded once"
+    );
+
+    // A cache hit alone is a use too; and a server whose clock is behind
+    // does not move the time back.
+    keys.authenticate(secret.expose()).await.expect("cached");
+    assert_eq!(keys.record_uses().await.expect("record"), 1);
+    ApiKeyRepository::record_use(
+        f.store.as_ref(),
+        &[used.id],
+        first - chrono::TimeDelta::hours(1),
+    )
+    .await
+    .expect("late");
+    let list = keys.list(ws).await.expect("list");
+    assert!(last_used(&list, used.id).expect("kept") >= first);
+}
+
+#[tokio::test]
 async fn api_keys_authenticate_until_revoked() {
     let f = fixture();
     let ws = workspace(&f, "Acme").await;

@@ -1,4 +1,4 @@
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -28,7 +28,32 @@ struct AuthCache {
     // Bumped by every eviction, so a lookup that raced a revocation does
     // not store what it read before the revocation.
     generation: AtomicU64,
-    entries: Mutex<HashMap<ApiKeyHash, (AuthContext, Instant)>>,
+    entries: Mutex<HashMap<ApiKeyHash, CacheEntry>>,
+    // Keys used since the last `record_uses`, apart from those marked in
+    // `entries` (a cache hit marks its entry under the lock it holds
+    // anyway, so remembering a use costs a request nothing more).
+    used: Mutex<HashSet<ApiKeyId>>,
+}
+
+#[derive(Debug)]
+struct CacheEntry {
+    ctx: AuthContext,
+    at: Instant,
+    used: bool,
+}
+
+impl AuthCache {
+    /// Moves the uses marked in `entries` to `used` (before entries go).
+    fn keep_uses(&self, entries: &HashMap<ApiKeyHash, CacheEntry>) {
+        if let Ok(mut used) = self.used.lock() {
+            used.extend(
+                entries
+                    .values()
+                    .filter(|e| e.used)
+                    .map(|e| e.ctx.api_key_id),
+            );
+        }
+    }
 }
 
 /// Most keys remembered at once; beyond it the cache is emptied.
@@ -93,7 +118,7 @@ impl ApiKeyService {
     pub fn forget(&self, id: ApiKeyId) {
         self.cache.generation.fetch_add(1, Ordering::SeqCst);
         if let Ok(mut entries) = self.cache.entries.lock() {
-            entries.retain(|_, (ctx, _)| ctx.api_key_id != id);
+            entries.retain(|_, e| e.ctx.api_key_id != id);
         }
     }
 
@@ -101,6 +126,7 @@ impl ApiKeyService {
     pub fn forget_all(&self) {
         self.cache.generation.fetch_add(1, Ordering::SeqCst);
         if let Ok(mut entries) = self.cache.entries.lock() {
+            self.cache.keep_uses(&entries);
             entries.clear();
         }
     }
@@ -109,9 +135,13 @@ impl ApiKeyService {
         if !self.cache.enabled.load(Ordering::SeqCst) {
             return None;
         }
-        let entries = self.cache.entries.lock().ok()?;
-        let (ctx, at) = entries.get(hash)?;
-        (at.elapsed() < self.cache_ttl).then_some(*ctx)
+        let mut entries = self.cache.entries.lock().ok()?;
+        let entry = entries.get_mut(hash)?;
+        if entry.at.elapsed() >= self.cache_ttl {
+            return None;
+        }
+        entry.used = true;
+        Some(entry.ctx)
     }
 
     fn remember(&self, hash: ApiKeyHash, ctx: AuthContext, generation: u64) {
@@ -124,9 +154,16 @@ impl ApiKeyService {
                 return;
             }
             if entries.len() >= CACHE_CAPACITY {
+                self.cache.keep_uses(&entries);
                 entries.clear();
             }
-            entries.insert(hash, (ctx, Instant::now()));
+            // This use is in `used` already (see `authenticate`).
+            let entry = CacheEntry {
+                ctx,
+                at: Instant::now(),
+                used: false,
+            };
+            entries.insert(hash, entry);
         }
     }
 
@@ -164,6 +201,7 @@ impl ApiKeyService {
             prefix: secret.expose().chars().take(PREFIX_CHARS).collect(),
             created_at: self.clock.now(),
             revoked_at: None,
+            last_used_at: None,
         };
         self.keys.insert(&key, &hash).await?;
         Ok((key, secret))
@@ -221,10 +259,47 @@ impl ApiKeyService {
                     workspace_id: key.workspace_id,
                     api_key_id: key.id,
                 };
+                if let Ok(mut used) = self.cache.used.lock() {
+                    used.insert(key.id);
+                }
                 self.remember(hash, ctx, generation);
                 Ok(ctx)
             }
             _ => Err(AuthError::Invalid),
         }
+    }
+
+    /// Stores when the keys used since the last call were used (now), so
+    /// that key lists show `last_used_at`. Servers call it now and then
+    /// and at shutdown; requests never wait for it. Returns how many keys
+    /// it recorded.
+    ///
+    /// # Errors
+    /// [`ApiKeyError::Repository`] when storage fails; the uses are kept
+    /// for the next call.
+    pub async fn record_uses(&self) -> Result<usize, ApiKeyError> {
+        let mut ids: HashSet<ApiKeyId> = self
+            .cache
+            .used
+            .lock()
+            .map(|mut used| std::mem::take(&mut *used))
+            .unwrap_or_default();
+        if let Ok(mut entries) = self.cache.entries.lock() {
+            for e in entries.values_mut().filter(|e| e.used) {
+                e.used = false;
+                ids.insert(e.ctx.api_key_id);
+            }
+        }
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let ids: Vec<ApiKeyId> = ids.into_iter().collect();
+        if let Err(e) = self.keys.record_use(&ids, self.clock.now()).await {
+            if let Ok(mut used) = self.cache.used.lock() {
+                used.extend(ids);
+            }
+            return Err(e.into());
+        }
+        Ok(ids.len())
     }
 }
