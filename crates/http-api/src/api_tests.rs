@@ -1,32 +1,34 @@
-//! Route-level tests: the real handlers and use cases over in-memory fakes
-//! of the ports, through actix's test service (no socket, no database).
+//! Route-level tests: the real handlers and use cases over a real
+//! PostgreSQL (a database per test), through actix's test service (no
+//! socket). Only the providers are stand-ins: a transport that refuses and
+//! a webhook decoder that trusts one signature.
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::App;
 use actix_web::http::StatusCode;
 use actix_web::http::header::HeaderMap;
 use actix_web::test::{TestRequest, call_service, init_service, read_body};
-use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use maveraa_domain::api_key::{ApiKey, ApiKeyHash, ApiKeySecret};
 use maveraa_domain::messaging::{
-    CloudApiSettings, Conversation, ConversationQuery, Direction, IdempotencyKey, InboundMessage,
-    Message, MessageContent, MessageStatus, ProviderEvent, ProviderSettings, SecretString, Session,
-    SessionName, SessionStatus, StatusChange, StatusUpdate, WaId,
+    CloudApiSettings, InboundMessage, Message, MessageContent, MessageError, MessageStatus,
+    ProviderEvent, ProviderSettings, SecretString, Session, SessionName, SessionStatus, WaId,
 };
 use maveraa_domain::ports::{
-    ApiKeyCodec, ApiKeyRepository, ContactRepository, EnqueueOutcome, HealthCheck,
-    MessageRepository, SessionRepository, TransportFactory, WebhookDecoder, WorkspaceRepository,
+    ApiKeyCodec, ApiKeyRepository, DispatchOutcome, MessageRepository, Outbox, SessionRepository,
+    TransportFactory, WebhookDecoder, WorkspaceRepository,
 };
 use maveraa_domain::transport::{TransportError, WhatsAppTransport};
 use maveraa_domain::usecases::{
     ApiKeyService, ContactService, InboxService, MessagingService, SessionService,
 };
 use maveraa_domain::{
-    ApiKeyId, Contact, ContactId, ContactPage, ContactQuery, MessageId, RepositoryError, SessionId,
-    SystemClock, Workspace, WorkspaceId, WorkspaceName,
+    ApiKeyId, MessageId, SessionId, SystemClock, Workspace, WorkspaceId, WorkspaceName,
 };
+use maveraa_storage::testing::TestDatabase;
+use maveraa_storage::{Database, PgStore, PoolSettings};
 use serde_json::{Value, json};
 
 use crate::{ApiState, HttpSettings, configure};
@@ -36,40 +38,6 @@ const KEY_B: &str = "key-b";
 const APP_SECRET: &str = "app-secret-xyz";
 const GOOD_SIGNATURE: &str = "sha256=good";
 
-#[derive(Default)]
-struct State {
-    workspaces: Vec<Workspace>,
-    keys: Vec<(String, ApiKey)>,
-    sessions: Vec<Session>,
-    messages: Vec<Message>,
-    idempotency: Vec<(WorkspaceId, String, MessageId, String)>,
-    conversations: Vec<(WorkspaceId, Conversation, Option<String>)>,
-    storage_down: bool,
-}
-
-/// Every port at once, in memory.
-#[derive(Clone, Default)]
-struct Fake(Arc<Mutex<State>>);
-
-impl Fake {
-    fn state(&self) -> Result<MutexGuard<'_, State>, RepositoryError> {
-        let s = self
-            .0
-            .lock()
-            .map_err(|_| RepositoryError::Internal("poisoned".into()))?;
-        if s.storage_down {
-            return Err(RepositoryError::Unavailable("fake storage is down".into()));
-        }
-        Ok(s)
-    }
-
-    fn set_storage_down(&self, down: bool) {
-        if let Ok(mut s) = self.0.lock() {
-            s.storage_down = down;
-        }
-    }
-}
-
 fn hash_of(s: &str) -> ApiKeyHash {
     let mut bytes = [0u8; 32];
     for (i, b) in s.bytes().take(32).enumerate() {
@@ -78,50 +46,12 @@ fn hash_of(s: &str) -> ApiKeyHash {
     ApiKeyHash::from_bytes(bytes)
 }
 
-#[async_trait]
-impl WorkspaceRepository for Fake {
-    async fn insert(&self, w: &Workspace) -> Result<(), RepositoryError> {
-        self.state()?.workspaces.push(w.clone());
-        Ok(())
-    }
-    async fn get(&self, id: WorkspaceId) -> Result<Option<Workspace>, RepositoryError> {
-        Ok(self
-            .state()?
-            .workspaces
-            .iter()
-            .find(|w| w.id == id)
-            .cloned())
-    }
-    async fn list(&self) -> Result<Vec<Workspace>, RepositoryError> {
-        Ok(self.state()?.workspaces.clone())
-    }
-}
+/// The providers' side: keys hashed by a readable rule, a transport whose
+/// provider refuses the credentials, and a decoder that trusts one
+/// signature and reads any JSON object as one inbound text.
+struct Providers;
 
-#[async_trait]
-impl ApiKeyRepository for Fake {
-    async fn insert(&self, _: &ApiKey, _: &ApiKeyHash) -> Result<(), RepositoryError> {
-        Err(RepositoryError::Internal("unused".into()))
-    }
-    async fn find_by_hash(&self, hash: &ApiKeyHash) -> Result<Option<ApiKey>, RepositoryError> {
-        Ok(self
-            .state()?
-            .keys
-            .iter()
-            .find(|(k, _)| hash_of(k) == *hash)
-            .map(|(_, key)| key.clone()))
-    }
-    async fn list(&self, _: WorkspaceId) -> Result<Vec<ApiKey>, RepositoryError> {
-        Ok(Vec::new())
-    }
-    async fn get(&self, _: ApiKeyId) -> Result<Option<ApiKey>, RepositoryError> {
-        Ok(None)
-    }
-    async fn revoke(&self, _: ApiKeyId, _: DateTime<Utc>) -> Result<bool, RepositoryError> {
-        Ok(false)
-    }
-}
-
-impl ApiKeyCodec for Fake {
+impl ApiKeyCodec for Providers {
     fn generate(&self) -> (ApiKeySecret, ApiKeyHash) {
         (ApiKeySecret::new("unused".into()), hash_of("unused"))
     }
@@ -130,228 +60,7 @@ impl ApiKeyCodec for Fake {
     }
 }
 
-#[async_trait]
-impl ContactRepository for Fake {
-    async fn insert(&self, _: &Contact) -> Result<(), RepositoryError> {
-        Err(RepositoryError::Internal("unused".into()))
-    }
-    async fn get(&self, _: WorkspaceId, _: ContactId) -> Result<Option<Contact>, RepositoryError> {
-        Ok(None)
-    }
-    async fn list(&self, _: WorkspaceId, _: &ContactQuery) -> Result<ContactPage, RepositoryError> {
-        Ok(ContactPage {
-            total: 0,
-            contacts: Vec::new(),
-        })
-    }
-    async fn update(&self, _: &Contact) -> Result<bool, RepositoryError> {
-        Ok(false)
-    }
-    async fn delete(&self, _: WorkspaceId, _: ContactId) -> Result<bool, RepositoryError> {
-        Ok(false)
-    }
-}
-
-#[async_trait]
-impl HealthCheck for Fake {
-    async fn ping(&self) -> Result<(), RepositoryError> {
-        self.state().map(|_| ())
-    }
-}
-
-#[async_trait]
-impl SessionRepository for Fake {
-    async fn insert(&self, session: &Session) -> Result<(), RepositoryError> {
-        self.state()?.sessions.push(session.clone());
-        Ok(())
-    }
-    async fn get_by_name(
-        &self,
-        workspace: WorkspaceId,
-        name: &SessionName,
-    ) -> Result<Option<Session>, RepositoryError> {
-        Ok(self
-            .state()?
-            .sessions
-            .iter()
-            .find(|s| s.workspace_id == workspace && &s.name == name)
-            .cloned())
-    }
-    async fn get(&self, id: SessionId) -> Result<Option<Session>, RepositoryError> {
-        Ok(self.state()?.sessions.iter().find(|s| s.id == id).cloned())
-    }
-    async fn list(&self, workspace: WorkspaceId) -> Result<Vec<Session>, RepositoryError> {
-        Ok(self
-            .state()?
-            .sessions
-            .iter()
-            .filter(|s| s.workspace_id == workspace)
-            .cloned()
-            .collect())
-    }
-    async fn delete(&self, _: WorkspaceId, _: &SessionName) -> Result<bool, RepositoryError> {
-        Ok(false)
-    }
-    async fn set_status(
-        &self,
-        _: SessionId,
-        _: SessionStatus,
-        _: Option<String>,
-    ) -> Result<(), RepositoryError> {
-        Ok(())
-    }
-}
-
-#[async_trait]
-impl MessageRepository for Fake {
-    async fn enqueue(
-        &self,
-        message: &Message,
-        idempotency: Option<&IdempotencyKey>,
-    ) -> Result<EnqueueOutcome, RepositoryError> {
-        let mut s = self.state()?;
-        if let Some(k) = idempotency {
-            let hit = s
-                .idempotency
-                .iter()
-                .find(|(w, key, _, _)| *w == message.workspace_id && *key == k.key)
-                .cloned();
-            if let Some((_, _, id, fingerprint)) = hit {
-                let first = s.messages.iter().find(|m| m.id == id).cloned();
-                if let Some(message) = first {
-                    return Ok(EnqueueOutcome::Existing {
-                        message: Box::new(message),
-                        fingerprint,
-                    });
-                }
-            }
-            s.idempotency.push((
-                message.workspace_id,
-                k.key.clone(),
-                message.id,
-                k.fingerprint.clone(),
-            ));
-        }
-        s.messages.push(message.clone());
-        Ok(EnqueueOutcome::Created)
-    }
-    async fn get(
-        &self,
-        workspace: WorkspaceId,
-        id: MessageId,
-    ) -> Result<Option<Message>, RepositoryError> {
-        Ok(self
-            .state()?
-            .messages
-            .iter()
-            .find(|m| m.workspace_id == workspace && m.id == id)
-            .cloned())
-    }
-    async fn list_for_conversation(
-        &self,
-        workspace: WorkspaceId,
-        session: SessionId,
-        remote: &WaId,
-        before: Option<DateTime<Utc>>,
-        limit: u32,
-    ) -> Result<Vec<Message>, RepositoryError> {
-        let mut out: Vec<Message> = self
-            .state()?
-            .messages
-            .iter()
-            .filter(|m| m.workspace_id == workspace && m.session_id == session)
-            .filter(|m| &m.remote == remote && before.is_none_or(|b| m.created_at < b))
-            .cloned()
-            .collect();
-        out.reverse();
-        out.truncate(limit as usize);
-        Ok(out)
-    }
-    async fn record_inbound(
-        &self,
-        session: &Session,
-        id: MessageId,
-        m: &InboundMessage,
-        received_at: DateTime<Utc>,
-    ) -> Result<bool, RepositoryError> {
-        let mut s = self.state()?;
-        s.messages.push(Message {
-            id,
-            workspace_id: session.workspace_id,
-            session_id: session.id,
-            session_name: session.name.clone(),
-            remote: m.from.clone(),
-            direction: Direction::Inbound,
-            content: m.content.clone(),
-            status: MessageStatus::Received,
-            provider_message_id: Some(m.provider_message_id.clone()),
-            error: None,
-            provider_timestamp: Some(m.timestamp),
-            created_at: received_at,
-            updated_at: received_at,
-            history: Vec::new(),
-        });
-        let conv = s
-            .conversations
-            .iter_mut()
-            .find(|(_, c, _)| c.session_id == session.id && c.remote == m.from);
-        match conv {
-            Some((_, c, last)) => {
-                c.unread_count += 1;
-                c.last_message = m.content.preview();
-                *last = Some(m.provider_message_id.clone());
-            }
-            None => s.conversations.push((
-                session.workspace_id,
-                Conversation {
-                    session_id: session.id,
-                    session_name: session.name.clone(),
-                    remote: m.from.clone(),
-                    push_name: m.push_name.clone(),
-                    last_message: m.content.preview(),
-                    last_message_at: m.timestamp,
-                    unread_count: 1,
-                },
-                Some(m.provider_message_id.clone()),
-            )),
-        }
-        Ok(true)
-    }
-    async fn apply_status(&self, _: SessionId, _: &StatusUpdate) -> Result<bool, RepositoryError> {
-        self.state().map(|_| true)
-    }
-    async fn list_conversations(
-        &self,
-        workspace: WorkspaceId,
-        query: &ConversationQuery,
-    ) -> Result<Vec<Conversation>, RepositoryError> {
-        Ok(self
-            .state()?
-            .conversations
-            .iter()
-            .filter(|(w, c, _)| *w == workspace && query.session.is_none_or(|s| s == c.session_id))
-            .map(|(_, c, _)| c.clone())
-            .take(query.limit as usize)
-            .collect())
-    }
-    async fn mark_conversation_read(
-        &self,
-        workspace: WorkspaceId,
-        session: SessionId,
-        remote: &WaId,
-    ) -> Result<Option<Option<String>>, RepositoryError> {
-        let mut s = self.state()?;
-        Ok(s.conversations
-            .iter_mut()
-            .find(|(w, c, _)| *w == workspace && c.session_id == session && &c.remote == remote)
-            .map(|(_, c, last)| {
-                c.unread_count = 0;
-                last.clone()
-            }))
-    }
-}
-
-impl TransportFactory for Fake {
+impl TransportFactory for Providers {
     fn transport_for(&self, _: &Session) -> Result<Arc<dyn WhatsAppTransport>, TransportError> {
         Err(TransportError::Permanent {
             code: Some("190".into()),
@@ -360,7 +69,7 @@ impl TransportFactory for Fake {
     }
 }
 
-impl WebhookDecoder for Fake {
+impl WebhookDecoder for Providers {
     fn verify_signature(&self, app_secret: &str, _: &[u8], signature: Option<&str>) -> bool {
         app_secret == APP_SECRET && signature == Some(GOOD_SIGNATURE)
     }
@@ -380,11 +89,13 @@ impl WebhookDecoder for Fake {
 }
 
 struct World {
-    fake: Fake,
     state: ApiState,
+    store: Arc<PgStore>,
     ws_a: WorkspaceId,
     simulator: Session,
     cloud: Session,
+    // Last: the database is dropped after everything that uses it.
+    _db: TestDatabase,
 }
 
 fn session(ws: WorkspaceId, name: &str, provider: ProviderSettings) -> Session {
@@ -399,8 +110,38 @@ fn session(ws: WorkspaceId, name: &str, provider: ProviderSettings) -> Session {
     }
 }
 
-fn world() -> World {
-    let fake = Fake::default();
+/// The services over `store`, as the server wires them.
+fn state_over(store: Arc<PgStore>) -> ApiState {
+    let providers = Arc::new(Providers);
+    let clock = Arc::new(SystemClock);
+    ApiState {
+        contacts: ContactService::new(store.clone(), clock.clone()),
+        api_keys: ApiKeyService::new(
+            store.clone(),
+            store.clone(),
+            providers.clone(),
+            clock.clone(),
+        ),
+        sessions: SessionService::new(store.clone(), store.clone(), clock.clone()),
+        messaging: MessagingService::new(store.clone(), store.clone(), clock.clone()),
+        inbox: InboxService::new(
+            store.clone(),
+            store.clone(),
+            providers.clone(),
+            providers,
+            clock,
+        ),
+        health: store,
+    }
+}
+
+/// Two workspaces with a key each; A has a simulator and a Cloud API
+/// session, B one simulator session.
+async fn world() -> World {
+    let db = TestDatabase::create();
+    let store = Arc::new(PgStore::new(
+        Database::connect(db.url(), &PoolSettings::default()).expect("pool"),
+    ));
     let (ws_a, ws_b) = (WorkspaceId::new(), WorkspaceId::new());
     let simulator = session(ws_a, "sim-1", ProviderSettings::Simulator);
     let cloud = session(
@@ -414,44 +155,40 @@ fn world() -> World {
         }),
     );
     let other = session(ws_b, "b-only", ProviderSettings::Simulator);
-    if let Ok(mut s) = fake.0.lock() {
-        for (ws, key) in [(ws_a, KEY_A), (ws_b, KEY_B)] {
-            s.workspaces.push(Workspace {
-                id: ws,
-                name: WorkspaceName::from_trusted("w".into()),
-                created_at: Utc::now(),
-            });
-            s.keys.push((
-                key.into(),
-                ApiKey {
-                    id: ApiKeyId::new(),
-                    workspace_id: ws,
-                    name: "k".into(),
-                    prefix: "k".into(),
-                    created_at: Utc::now(),
-                    revoked_at: None,
-                    last_used_at: None,
-                },
-            ));
-        }
-        s.sessions = vec![simulator.clone(), cloud.clone(), other];
+    for (ws, key) in [(ws_a, KEY_A), (ws_b, KEY_B)] {
+        let workspace = Workspace {
+            id: ws,
+            name: WorkspaceName::from_trusted("w".into()),
+            created_at: Utc::now(),
+        };
+        WorkspaceRepository::insert(store.as_ref(), &workspace)
+            .await
+            .expect("workspace");
+        let record = ApiKey {
+            id: ApiKeyId::new(),
+            workspace_id: ws,
+            name: "k".into(),
+            prefix: "k".into(),
+            created_at: Utc::now(),
+            revoked_at: None,
+            last_used_at: None,
+        };
+        ApiKeyRepository::insert(store.as_ref(), &record, &hash_of(key))
+            .await
+            .expect("key");
     }
-    let p = Arc::new(fake.clone());
-    let clock = Arc::new(SystemClock);
-    let state = ApiState {
-        contacts: ContactService::new(p.clone(), clock.clone()),
-        api_keys: ApiKeyService::new(p.clone(), p.clone(), p.clone(), clock.clone()),
-        sessions: SessionService::new(p.clone(), p.clone(), clock.clone()),
-        messaging: MessagingService::new(p.clone(), p.clone(), clock.clone()),
-        inbox: InboxService::new(p.clone(), p.clone(), p.clone(), p.clone(), clock),
-        health: p,
-    };
+    for s in [&simulator, &cloud, &other] {
+        SessionRepository::insert(store.as_ref(), s)
+            .await
+            .expect("session");
+    }
     World {
-        fake,
-        state,
+        state: state_over(store.clone()),
+        store,
         ws_a,
         simulator,
         cloud,
+        _db: db,
     }
 }
 
@@ -459,7 +196,12 @@ fn world() -> World {
 /// across calls. Answers the status, headers and the body as JSON (or as a
 /// JSON string when it is not JSON).
 async fn call_with(w: &World, settings: HttpSettings, req: TestRequest) -> Answer {
-    let state = w.state.clone();
+    call_state(&w.state, settings, req).await
+}
+
+/// As [`call_with`], through the services of `state`.
+async fn call_state(state: &ApiState, settings: HttpSettings, req: TestRequest) -> Answer {
+    let state = state.clone();
     let app = init_service(App::new().configure(move |cfg| configure(cfg, state, settings))).await;
     let res = call_service(&app, req.to_request()).await;
     let status = res.status();
@@ -520,7 +262,7 @@ fn post(uri: &str) -> TestRequest {
 
 #[actix_web::test]
 async fn sessions_are_listed_without_secrets() {
-    let w = world();
+    let w = world().await;
     let a = call(&w, get("/api/public/sessions")).await;
     assert_eq!(a.status, StatusCode::OK);
     let sessions = a.json["sessions"].as_array().cloned().unwrap_or_default();
@@ -545,7 +287,7 @@ async fn sessions_are_listed_without_secrets() {
 
 #[actix_web::test]
 async fn new_routes_need_a_key() {
-    let w = world();
+    let w = world().await;
     for req in [
         TestRequest::get().uri("/api/public/sessions"),
         TestRequest::get().uri("/api/public/inbox/conversations"),
@@ -557,7 +299,7 @@ async fn new_routes_need_a_key() {
 
 #[actix_web::test]
 async fn send_queues_and_answers_202() {
-    let w = world();
+    let w = world().await;
     let a = call(
         &w,
         send_req(&json!({
@@ -598,7 +340,7 @@ async fn send_queues_and_answers_202() {
 
 #[actix_web::test]
 async fn send_with_media() {
-    let w = world();
+    let w = world().await;
     let a = call(
         &w,
         send_req(&json!({
@@ -625,7 +367,7 @@ async fn send_with_media() {
 
 #[actix_web::test]
 async fn idempotent_sends_replay_and_conflict() {
-    let w = world();
+    let w = world().await;
     let body = json!({"sessionId": "sim-1", "targetNumber": "6289876543210", "message": "hi"});
     let first = call(
         &w,
@@ -661,7 +403,7 @@ async fn idempotent_sends_replay_and_conflict() {
 
 #[actix_web::test]
 async fn send_errors() {
-    let w = world();
+    let w = world().await;
     for (body, want) in [
         (
             json!({"sessionId": "nope", "targetNumber": "6289876543210", "message": "x"}),
@@ -687,7 +429,7 @@ async fn send_errors() {
 
 #[actix_web::test]
 async fn unknown_messages_are_404() {
-    let w = world();
+    let w = world().await;
     for uri in [
         "/api/public/messages/60d5ec",
         &format!("/api/public/messages/{}", MessageId::new()),
@@ -698,7 +440,7 @@ async fn unknown_messages_are_404() {
 
 #[actix_web::test]
 async fn simulated_inbound_shows_in_the_inbox() {
-    let w = world();
+    let w = world().await;
     let a = call(
         &w,
         post("/api/public/sessions/sim-1/simulate/inbound").set_json(json!({
@@ -772,7 +514,7 @@ async fn simulated_inbound_shows_in_the_inbox() {
 
 #[actix_web::test]
 async fn simulate_inbound_errors() {
-    let w = world();
+    let w = world().await;
     let body = json!({"from": "6281234567890", "message": "hi"});
     let sim = |session: &str| post(&format!("/api/public/sessions/{session}/simulate/inbound"));
     assert_eq!(
@@ -800,7 +542,7 @@ async fn simulate_inbound_errors() {
 
 #[actix_web::test]
 async fn inbox_query_and_path_errors() {
-    let w = world();
+    let w = world().await;
     for (uri, want) in [
         (
             "/api/public/inbox/conversations?limit=0",
@@ -835,7 +577,7 @@ async fn inbox_query_and_path_errors() {
 
 #[actix_web::test]
 async fn provider_read_failures_are_reported_not_fatal() {
-    let w = world();
+    let w = world().await;
     let delivered = call(
         &w,
         TestRequest::post()
@@ -863,7 +605,7 @@ async fn provider_read_failures_are_reported_not_fatal() {
 
 #[actix_web::test]
 async fn webhook_verification() {
-    let w = world();
+    let w = world().await;
     let verify = |id: &str, token: &str| {
         TestRequest::get().uri(&format!(
             "/webhooks/whatsapp/{id}?hub.mode=subscribe&hub.verify_token={token}&hub.challenge=ch-1158201444"
@@ -894,7 +636,7 @@ async fn webhook_verification() {
 
 #[actix_web::test]
 async fn webhook_deliveries() {
-    let w = world();
+    let w = world().await;
     let deliver = |signature: &str, body: &'static str| {
         TestRequest::post()
             .uri(&format!("/webhooks/whatsapp/{}", w.cloud.id))
@@ -925,15 +667,35 @@ async fn webhook_deliveries() {
             .error(),
         (413, "payload_too_large", None)
     );
-    w.fake.set_storage_down(true);
-    let down = call(&w, deliver(GOOD_SIGNATURE, "{}")).await;
+    // The database unreachable: a 503, which the provider retries, and no
+    // internals in the body.
+    let unreachable = Database::connect(
+        "postgres://postgres@127.0.0.1:1/none",
+        &PoolSettings {
+            min_idle: 0,
+            acquire_timeout: Duration::from_millis(300),
+            ..PoolSettings::default()
+        },
+    )
+    .expect("a pool connects lazily");
+    let down = call_state(
+        &state_over(Arc::new(PgStore::new(unreachable))),
+        HttpSettings::default(),
+        deliver(GOOD_SIGNATURE, "{}"),
+    )
+    .await;
     assert_eq!(down.error(), (503, "service_unavailable", None));
-    assert!(!down.json.to_string().contains("fake storage"));
+    assert_eq!(down.header("retry-after"), Some("1"));
+    let text = down.json.to_string();
+    assert!(
+        !text.contains("127.0.0.1") && !text.contains("refused"),
+        "{text}"
+    );
 }
 
 #[actix_web::test]
 async fn webhook_limit_is_separate_from_the_api_limit() {
-    let w = world();
+    let w = world().await;
     let tight_api = HttpSettings {
         body_limit: 4,
         ..HttpSettings::default()
@@ -959,7 +721,7 @@ async fn webhook_limit_is_separate_from_the_api_limit() {
 
 #[actix_web::test]
 async fn other_methods_are_405() {
-    let w = world();
+    let w = world().await;
     for req in [
         TestRequest::delete().uri("/api/public/contacts"),
         TestRequest::delete().uri("/api/public/inbox/send"),
@@ -975,49 +737,48 @@ async fn other_methods_are_405() {
 
 #[actix_web::test]
 async fn a_message_read_back_keeps_its_history_and_errors() {
-    let w = world();
+    let w = world().await;
     let now = Utc::now();
     let id = MessageId::new();
-    let failure = maveraa_domain::messaging::MessageError {
+    let failure = MessageError {
         code: Some("131026".into()),
         message: "undeliverable".into(),
     };
-    if let Ok(mut s) = w.fake.0.lock() {
-        s.messages.push(Message {
-            id,
-            workspace_id: w.ws_a,
-            session_id: w.cloud.id,
-            session_name: w.cloud.name.clone(),
-            remote: WaId::from_trusted("6281234567890".into()),
-            direction: Direction::Outbound,
-            content: MessageContent::Text { body: "x".into() },
-            status: MessageStatus::Failed,
-            provider_message_id: Some("wamid.9".into()),
-            error: Some(failure.clone()),
-            provider_timestamp: None,
-            created_at: now,
-            updated_at: now,
-            history: vec![
-                StatusChange {
-                    status: MessageStatus::Queued,
-                    at: now,
-                    error: None,
-                },
-                StatusChange {
-                    status: MessageStatus::Failed,
-                    at: now,
-                    error: Some(failure),
-                },
-            ],
-        });
-    }
+    let message = Message {
+        id,
+        workspace_id: w.ws_a,
+        session_id: w.cloud.id,
+        session_name: w.cloud.name.clone(),
+        remote: WaId::from_trusted("6281234567890".into()),
+        direction: maveraa_domain::messaging::Direction::Outbound,
+        content: MessageContent::Text { body: "x".into() },
+        status: MessageStatus::Queued,
+        provider_message_id: None,
+        error: None,
+        provider_timestamp: None,
+        created_at: now,
+        updated_at: now,
+        history: Vec::new(),
+    };
+    w.store.enqueue(&message, None).await.expect("enqueue");
+    let jobs = w
+        .store
+        .claim("test", 10, Duration::from_secs(60))
+        .await
+        .expect("claim");
+    w.store
+        .record(&[(jobs[0].claim(), DispatchOutcome::Failed(failure))], now)
+        .await
+        .expect("record");
     let m = call(&w, get(&format!("/api/public/messages/{id}"))).await;
     assert_eq!(m.json["status"], "failed");
-    assert_eq!(m.json["providerMessageId"], "wamid.9");
+    assert_eq!(m.json["providerMessageId"], Value::Null);
     assert_eq!(
         m.json["error"],
         json!({"code": "131026", "message": "undeliverable"})
     );
+    assert_eq!(m.json["statusHistory"][0]["status"], "queued");
+    assert_eq!(m.json["statusHistory"][1]["status"], "failed");
     assert_eq!(m.json["statusHistory"][1]["error"]["code"], "131026");
     // Not visible from another workspace.
     let other = call(
