@@ -11,7 +11,8 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::HeaderMap;
 use actix_web::test::{TestRequest, call_service, init_service, read_body};
 use chrono::Utc;
-use maveraa_domain::api_key::{ApiKey, ApiKeyHash, ApiKeySecret};
+use maveraa_auth::ApiKeyHasher;
+use maveraa_domain::api_key::{ApiKey, ApiKeyHash};
 use maveraa_domain::messaging::{
     CloudApiSettings, InboundMessage, Message, MessageContent, MessageError, MessageStatus,
     ProviderEvent, ProviderSettings, SecretString, Session, SessionName, SessionStatus, WaId,
@@ -33,32 +34,22 @@ use serde_json::{Value, json};
 
 use crate::{ApiState, HttpSettings, configure};
 
-const KEY_A: &str = "key-a";
-const KEY_B: &str = "key-b";
+// Keys of the real format, hashed by the real codec.
+const KEY_A: &str = "mvr_live_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+const KEY_B: &str = "mvr_live_bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
 const APP_SECRET: &str = "app-secret-xyz";
 const GOOD_SIGNATURE: &str = "sha256=good";
 
-fn hash_of(s: &str) -> ApiKeyHash {
-    let mut bytes = [0u8; 32];
-    for (i, b) in s.bytes().take(32).enumerate() {
-        bytes[i] = b;
-    }
-    ApiKeyHash::from_bytes(bytes)
+fn hash_of(key: &str) -> ApiKeyHash {
+    ApiKeyHasher::new(None)
+        .hash(key)
+        .expect("a well-formed key")
 }
 
-/// The providers' side: keys hashed by a readable rule, a transport whose
-/// provider refuses the credentials, and a decoder that trusts one
-/// signature and reads any JSON object as one inbound text.
+/// The providers' side: a transport whose provider refuses the
+/// credentials, and a decoder that trusts one signature and reads any JSON
+/// object as one inbound text.
 struct Providers;
-
-impl ApiKeyCodec for Providers {
-    fn generate(&self) -> (ApiKeySecret, ApiKeyHash) {
-        (ApiKeySecret::new("unused".into()), hash_of("unused"))
-    }
-    fn hash(&self, presented: &str) -> Option<ApiKeyHash> {
-        Some(hash_of(presented))
-    }
-}
 
 impl TransportFactory for Providers {
     fn transport_for(&self, _: &Session) -> Result<Arc<dyn WhatsAppTransport>, TransportError> {
@@ -119,7 +110,7 @@ fn state_over(store: Arc<PgStore>) -> ApiState {
         api_keys: ApiKeyService::new(
             store.clone(),
             store.clone(),
-            providers.clone(),
+            Arc::new(ApiKeyHasher::new(None)),
             clock.clone(),
         ),
         sessions: SessionService::new(store.clone(), store.clone(), clock.clone()),
