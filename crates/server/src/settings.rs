@@ -358,6 +358,15 @@ mod tests {
             .is_ok(),
             "twice the default 10 s timeout is enough"
         );
+        let no_batch = Settings::load_from(
+            &dir,
+            None,
+            vars(&[("MAVERAA__DISPATCHER__BATCH_SIZE", "0")]),
+        );
+        assert!(
+            matches!(&no_batch, Err(SettingsError::Invalid(why)) if why.contains("batch_size")),
+            "{no_batch:?}"
+        );
         std::fs::remove_dir_all(dir).expect("clean up");
     }
 }
