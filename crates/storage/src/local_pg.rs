@@ -156,9 +156,26 @@ impl LocalPostgres {
             self.write_settings(&data)?;
         }
 
-        let running = pg_command(&bin, "pg_ctl", &["status", "-D", &data_str])?
+        let mut running = pg_command(&bin, "pg_ctl", &["status", "-D", &data_str])?
             .status
             .success();
+        if running && running_port(&data).is_some_and(|p| p != self.port) {
+            // Started on another port (the setting changed since): restart
+            // it on this one, which is where callers will connect.
+            let out = pg_command(
+                &bin,
+                "pg_ctl",
+                &["stop", "-D", &data_str, "-m", "fast", "-w"],
+            )?;
+            if !out.status.success() {
+                return Err(err(format!(
+                    "pg_ctl stop (to move to port {}) failed: {}",
+                    self.port,
+                    String::from_utf8_lossy(&out.stderr).trim()
+                )));
+            }
+            running = false;
+        }
         if !running {
             let log = dir.join("postgres.log").to_string_lossy().into_owned();
             let port = format!("-p {}", self.port);
@@ -281,4 +298,16 @@ impl LocalPostgres {
         // The file belongs to postgres; rewriting it keeps its owner.
         fs::write(&conf, text).map_err(|e| err(format!("cannot write {}: {e}", conf.display())))
     }
+}
+
+/// The port of the server running on `data`, from its `postmaster.pid`
+/// (the fourth line).
+fn running_port(data: &Path) -> Option<u16> {
+    fs::read_to_string(data.join("postmaster.pid"))
+        .ok()?
+        .lines()
+        .nth(3)?
+        .trim()
+        .parse()
+        .ok()
 }

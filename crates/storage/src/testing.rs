@@ -90,10 +90,17 @@ fn walk(dir: &std::path::Path) -> Vec<PathBuf> {
 /// The local test cluster's port: 56000 to 56999, from the checkout's path,
 /// so two checkouts on one machine do not fight over one port.
 fn test_port() -> u16 {
+    port_for(&workspace_root())
+}
+
+fn port_for(root: &std::path::Path) -> u16 {
     use std::hash::{DefaultHasher, Hash, Hasher};
     let mut hasher = DefaultHasher::new();
-    std::path::absolute(workspace_root())
-        .unwrap_or_else(|_| workspace_root())
+    // The canonical path's bytes: a `Path`'s own hash of `…/crates/storage/../..`
+    // came out the same for every checkout.
+    std::fs::canonicalize(root)
+        .unwrap_or_else(|_| root.to_owned())
+        .as_os_str()
         .hash(&mut hasher);
     56000 + (hasher.finish() % 1000) as u16
 }
@@ -247,7 +254,26 @@ impl Drop for TestDatabase {
 
 #[cfg(test)]
 mod tests {
-    use super::with_database;
+    use super::{port_for, with_database};
+
+    #[test]
+    fn two_checkouts_get_two_ports() {
+        let base = std::env::temp_dir().join(format!("maveraa-ports-{}", std::process::id()));
+        let a = base.join("work/main");
+        let b = base.join("tmp/cleanclone");
+        for dir in [&a, &b] {
+            std::fs::create_dir_all(dir.join("crates/storage")).expect("dir");
+        }
+        let via = |root: &std::path::Path| port_for(&root.join("crates/storage/../.."));
+        assert_eq!(
+            via(&a),
+            port_for(&a),
+            "the same checkout, however it is reached"
+        );
+        assert_ne!(via(&a), via(&b), "these two checkouts collided before");
+        assert!((56000..57000).contains(&via(&a)));
+        std::fs::remove_dir_all(base).expect("clean up");
+    }
 
     #[test]
     fn database_part_of_url_is_replaced() {
