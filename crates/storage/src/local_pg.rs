@@ -8,9 +8,8 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use diesel::pg::PgConnection;
 use diesel::sql_types::{Bool, Text};
-use diesel::{Connection, QueryableByName, RunQueryDsl};
+use diesel::{QueryableByName, RunQueryDsl};
 
 use crate::error::StorageError;
 
@@ -199,7 +198,7 @@ impl LocalPostgres {
         }
 
         let admin_url = format!("postgres://postgres@127.0.0.1:{}/postgres", self.port);
-        let mut conn = PgConnection::establish(&admin_url)?;
+        let mut conn = crate::pool::establish(&admin_url)?;
         let exists = diesel::sql_query(
             "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1) AS exists",
         )

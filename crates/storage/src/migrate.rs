@@ -1,5 +1,4 @@
-use diesel::pg::PgConnection;
-use diesel::{Connection, RunQueryDsl};
+use diesel::RunQueryDsl;
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
 use crate::error::StorageError;
@@ -19,7 +18,7 @@ const MIGRATION_LOCK_KEY: i64 = 0x006d_6176_6572_6161;
 /// [`StorageError::Connection`] when the database cannot be reached,
 /// [`StorageError::Migration`] when a migration fails.
 pub fn run_migrations(url: &str) -> Result<Vec<String>, StorageError> {
-    let mut conn = PgConnection::establish(url)?;
+    let mut conn = crate::pool::establish(url)?;
     diesel::sql_query(format!("SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})"))
         .execute(&mut conn)?;
     let result = conn

@@ -216,12 +216,43 @@ impl std::fmt::Debug for Database {
 }
 
 /// Appends libpq's `connect_timeout` to `url` unless it sets one.
-fn with_connect_timeout(url: &str, timeout: Duration) -> String {
-    if url.contains("connect_timeout=") {
-        return url.to_owned();
+/// `url` with the connection parameters we rely on, where it does not set
+/// them itself: a connect timeout, and no GSSAPI encryption. libpq would
+/// otherwise start Kerberos for every connection, and a process that exits
+/// while a connection is being made (a pool refilling itself) then aborts
+/// in Kerberos' exit handlers (seen: "k5_mutex_lock ... Assertion"). Both
+/// URLs (`postgres://...?k=v`) and keyword strings (`host=... k=v`) work.
+pub(crate) fn connection_url(url: &str, connect_timeout: Duration) -> String {
+    let uri = url.starts_with("postgres://") || url.starts_with("postgresql://");
+    let mut out = url.to_owned();
+    for (key, value) in [
+        (
+            "connect_timeout",
+            connect_timeout.as_secs().max(1).to_string(),
+        ),
+        ("gssencmode", "disable".to_owned()),
+    ] {
+        if url.contains(&format!("{key}=")) {
+            continue;
+        }
+        if uri {
+            out.push(if out.contains('?') { '&' } else { '?' });
+        } else {
+            out.push(' ');
+        }
+        out.push_str(&format!("{key}={value}"));
     }
-    let sep = if url.contains('?') { '&' } else { '?' };
-    format!("{url}{sep}connect_timeout={}", timeout.as_secs().max(1))
+    out
+}
+
+/// One connection outside the pools (migrations, listeners, admin work),
+/// with the same parameters as the pools' (see [`connection_url`]).
+///
+/// # Errors
+/// When the server cannot be reached or refuses the connection.
+pub(crate) fn establish(url: &str) -> diesel::ConnectionResult<PgConnection> {
+    use diesel::Connection;
+    PgConnection::establish(&connection_url(url, Duration::from_secs(10)))
 }
 
 impl Database {
@@ -236,10 +267,8 @@ impl Database {
                 "pool max_size must be at least 1".into(),
             ));
         }
-        let manager = ConnectionManager::<PgConnection>::new(with_connect_timeout(
-            url,
-            settings.acquire_timeout,
-        ));
+        let manager =
+            ConnectionManager::<PgConnection>::new(connection_url(url, settings.acquire_timeout));
         let pool = Pool::builder()
             .max_size(settings.max_size)
             .min_idle(Some(settings.min_idle.min(settings.max_size)))
@@ -337,6 +366,23 @@ impl Database {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn connection_urls_get_a_timeout_and_no_gssapi_unless_they_say_otherwise() {
+        let t = Duration::from_secs(5);
+        assert_eq!(
+            connection_url("postgres://u@h:5432/db", t),
+            "postgres://u@h:5432/db?connect_timeout=5&gssencmode=disable"
+        );
+        assert_eq!(
+            connection_url("postgresql://h/db?sslmode=require&gssencmode=prefer", t),
+            "postgresql://h/db?sslmode=require&gssencmode=prefer&connect_timeout=5"
+        );
+        assert_eq!(
+            connection_url("host=h dbname=db connect_timeout=2", t),
+            "host=h dbname=db connect_timeout=2 gssencmode=disable"
+        );
+    }
 
     /// Jobs pushed from several threads while workers park and wake all run
     /// exactly once, and the workers end, queue drained, when the last

@@ -5,9 +5,7 @@
 use std::thread;
 use std::time::Duration;
 
-use diesel::Connection;
 use diesel::connection::SimpleConnection;
-use diesel::pg::PgConnection;
 use maveraa_domain::ApiKeyId;
 
 /// The channel `ApiKeyRepository::revoke` notifies, with the key id as payload.
@@ -50,7 +48,7 @@ pub fn spawn_revocation_listener(
 }
 
 fn listen(url: &str, on_event: &impl Fn(RevocationEvent)) -> Result<(), crate::StorageError> {
-    let mut conn = PgConnection::establish(url)?;
+    let mut conn = crate::pool::establish(url)?;
     conn.batch_execute(&format!("LISTEN {CHANNEL}"))?;
     on_event(RevocationEvent::Listening);
     let mut idle_polls = 0u32;

@@ -153,7 +153,7 @@ mod tests {
     #[test]
     fn every_declared_column_exists() {
         let db = TestDatabase::create();
-        let mut conn = PgConnection::establish(db.url()).expect("connect");
+        let mut conn = crate::pool::establish(db.url()).expect("connect");
         macro_rules! check {
             ($($table:ident),*) => {$(
                 $table::table

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use diesel::pg::PgConnection;
 use diesel::sql_types::Text;
-use diesel::{Connection, QueryableByName, RunQueryDsl};
+use diesel::{QueryableByName, RunQueryDsl};
 
 use crate::error::StorageError;
 use crate::local_pg::LocalPostgres;
@@ -131,7 +131,7 @@ fn prepare_template() -> Result<(String, String), StorageError> {
     };
     let admin_url = with_database(&server_url, "postgres");
     let template = format!("maveraa_tpl_{:016x}", migrations_fingerprint());
-    let mut conn = PgConnection::establish(&admin_url)?;
+    let mut conn = crate::pool::establish(&admin_url)?;
     diesel::sql_query(format!("SELECT pg_advisory_lock({TEMPLATE_LOCK_KEY})"))
         .execute(&mut conn)?;
     let result = (|| -> Result<(), StorageError> {
@@ -218,7 +218,7 @@ impl TestDatabase {
             std::process::id(),
             COUNTER.fetch_add(1, Ordering::Relaxed)
         );
-        let mut conn = PgConnection::establish(admin_url).map_err(|e| e.to_string())?;
+        let mut conn = crate::pool::establish(admin_url).map_err(|e| e.to_string())?;
         diesel::sql_query(format!("CREATE DATABASE {name} TEMPLATE {template}"))
             .execute(&mut conn)
             .map_err(|e| format!("CREATE DATABASE {name}: {e}"))?;
@@ -242,7 +242,7 @@ impl TestDatabase {
 
 impl Drop for TestDatabase {
     fn drop(&mut self) {
-        if let Ok(mut conn) = PgConnection::establish(&self.admin_url) {
+        if let Ok(mut conn) = crate::pool::establish(&self.admin_url) {
             let _ = diesel::sql_query(format!(
                 "DROP DATABASE IF EXISTS {} WITH (FORCE)",
                 self.name
