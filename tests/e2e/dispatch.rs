@@ -314,6 +314,68 @@ async fn two_servers_on_one_database_send_each_of_500_messages_exactly_once() {
 }
 
 #[tokio::test]
+async fn an_unreachable_provider_marks_the_session_disconnected_until_a_send_gets_through() {
+    let provider = MockServer::start().await;
+    // Slower than the send timeout, three times: the provider cannot be
+    // reached, as far as the server can tell.
+    Mock::given(method("POST"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_delay(Duration::from_secs(2))
+                .set_body_json(json!({"messages": [{"id": "wamid.late"}]})),
+        )
+        .up_to_n_times(3)
+        .with_priority(1)
+        .mount(&provider)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(Accept(Arc::new(AtomicU64::new(0))))
+        .with_priority(2)
+        .mount(&provider)
+        .await;
+    let uri = provider.uri();
+    let app = spawn_app_with(|s| {
+        s.whatsapp.cloud_api_base_url = uri;
+        s.whatsapp.request_timeout_ms = 300;
+        s.dispatcher.lease_secs = 5;
+    })
+    .await;
+    app.cloud_session("real", "s", "v").await;
+    let session = |app: &crate::helpers::TestApp| {
+        let req = app.request(Method::GET, "/api/public/sessions");
+        async move { json_of(req.send().await.expect("r"), 200).await["sessions"][0].clone() }
+    };
+    let id = send_text(&app, "through the outage").await;
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let s = session(&app).await;
+        if s["status"] == "disconnected" {
+            assert!(
+                s["lastError"]
+                    .as_str()
+                    .is_some_and(|e| e.contains("timed out")),
+                "{s}"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "never disconnected: {s}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    app.wait_for_message(&id, |m| m["status"] == "sent").await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let s = session(&app).await;
+        if s["status"] == "connected" {
+            assert!(s["lastError"].is_null());
+            break;
+        }
+        assert!(Instant::now() < deadline, "stayed {s}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
 async fn a_server_killed_with_queued_messages_sends_them_after_restart() {
     // The provider is down at first: messages stay queued, retrying.
     let provider = MockServer::start().await;

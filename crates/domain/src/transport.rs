@@ -93,8 +93,17 @@ pub struct OutboundMessage {
 
 /// Why a provider did not take a message (or a read receipt).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum TransportError {
-    /// Worth trying again later: a timeout, a connection failure, `429` or a
+    /// The provider could not be reached at all: a connection failure or a
+    /// timeout. Worth trying again later; the session is `disconnected`
+    /// meanwhile.
+    #[error("unreachable: {reason}")]
+    Unreachable {
+        /// What happened, for logs and the session's last error.
+        reason: String,
+    },
+    /// The provider answered but asked to try again later: `429` or a
     /// `5xx`. `retry_after` is the provider's own advice, when it gave one.
     #[error("retryable: {reason}")]
     Retryable {

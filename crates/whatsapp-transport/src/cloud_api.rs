@@ -6,7 +6,7 @@
 //! `"status": "read"`.
 //!
 //! # Error mapping
-//! - timeouts and connection failures → [`TransportError::Retryable`];
+//! - timeouts and connection failures → [`TransportError::Unreachable`];
 //! - HTTP `429` and `5xx` → [`TransportError::Retryable`], with
 //!   `retry_after` taken from a `Retry-After` header in seconds (the
 //!   HTTP-date form is ignored) and Meta's error message kept in `reason`;
@@ -301,9 +301,8 @@ fn map_request_error(err: reqwest::Error) -> TransportError {
     } else {
         "request failed"
     };
-    TransportError::Retryable {
+    TransportError::Unreachable {
         reason: format!("{what}: {}", error_chain(&err)),
-        retry_after: None,
     }
 }
 

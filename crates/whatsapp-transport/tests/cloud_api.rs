@@ -438,26 +438,22 @@ async fn non_json_200_is_permanent() {
 }
 
 #[tokio::test]
-async fn slow_server_is_retryable() {
+async fn slow_server_is_unreachable() {
     let server = MockServer::start().await;
     answer_any(&server, accepted().set_delay(Duration::from_secs(2))).await;
 
     let transport = transport_with_timeout(&server, Duration::from_millis(200));
     let err = transport.send(&text("hi")).await.expect_err("timed out");
     match err {
-        TransportError::Retryable {
-            reason,
-            retry_after,
-        } => {
-            assert_eq!(retry_after, None);
+        TransportError::Unreachable { reason } => {
             assert!(reason.contains("timed out"), "{reason}");
         }
-        other => panic!("expected Retryable, got {other:?}"),
+        other => panic!("expected Unreachable, got {other:?}"),
     }
 }
 
 #[tokio::test]
-async fn connection_refused_is_retryable() {
+async fn connection_refused_is_unreachable() {
     // A port nobody listens on: bind one, then free it.
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().expect("addr");
@@ -471,7 +467,10 @@ async fn connection_refused_is_retryable() {
         TOKEN.to_owned(),
     );
     let err = transport.send(&text("hi")).await.expect_err("refused");
-    assert!(matches!(err, TransportError::Retryable { .. }), "{err:?}");
+    assert!(
+        matches!(&err, TransportError::Unreachable { reason } if reason.contains("connection failed")),
+        "{err:?}"
+    );
     assert!(!err.to_string().contains(TOKEN));
 }
 

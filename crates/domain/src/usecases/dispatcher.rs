@@ -182,7 +182,7 @@ impl Dispatcher {
     }
 
     async fn dispatch(&self, job: OutboxJob) -> Result<(), RepositoryError> {
-        let outcome = self.attempt(&job).await;
+        let (outcome, unreachable) = self.attempt_noting_reach(&job).await;
         let now = self.clock.now();
         let session_change = match &outcome {
             DispatchOutcome::Failed(e)
@@ -195,7 +195,9 @@ impl Dispatcher {
             DispatchOutcome::Sent { .. } if job.session.status != SessionStatus::Connected => {
                 Some((SessionStatus::Connected, None))
             }
-            _ => None,
+            _ => unreachable
+                .filter(|_| job.session.status != SessionStatus::Disconnected)
+                .map(|reason| (SessionStatus::Disconnected, Some(reason))),
         };
         self.outbox.record(&[(job.claim(), outcome)], now).await?;
         if let (Some(sessions), Some((status, error))) = (&self.sessions, session_change) {
@@ -206,15 +208,29 @@ impl Dispatcher {
 
     /// What becomes of one attempt.
     pub async fn attempt(&self, job: &OutboxJob) -> DispatchOutcome {
+        self.attempt_noting_reach(job).await.0
+    }
+
+    /// An attempt's outcome, and why the provider could not be reached
+    /// when it could not.
+    async fn attempt_noting_reach(&self, job: &OutboxJob) -> (DispatchOutcome, Option<String>) {
         let message = match outbound(&job.message) {
             Ok(m) => m,
-            Err(e) => return DispatchOutcome::Failed(e),
+            Err(e) => return (DispatchOutcome::Failed(e), None),
         };
         let result = match self.transports.transport_for(&job.session) {
             Ok(transport) => transport.send(&message).await,
             Err(e) => Err(e),
         };
-        self.outcome(job, result, self.clock.now())
+        let unreachable = match &result {
+            Err(TransportError::Unreachable { reason }) => {
+                let mut reason = reason.clone();
+                strip_nul(&mut reason);
+                Some(reason)
+            }
+            _ => None,
+        };
+        (self.outcome(job, result, self.clock.now()), unreachable)
     }
 
     fn outcome(
@@ -226,7 +242,9 @@ impl Dispatcher {
         // The provider's words are stored: none may hold a NUL.
         match &mut result {
             Ok(id) => strip_nul(id),
-            Err(TransportError::Retryable { reason, .. }) => strip_nul(reason),
+            Err(
+                TransportError::Retryable { reason, .. } | TransportError::Unreachable { reason },
+            ) => strip_nul(reason),
             Err(TransportError::Permanent { code, message }) => {
                 strip_nul(message);
                 if let Some(code) = code {
@@ -241,27 +259,38 @@ impl Dispatcher {
             Err(TransportError::Permanent { code, message }) => {
                 DispatchOutcome::Failed(MessageError { code, message })
             }
+            Err(TransportError::Unreachable { reason }) => self.retry(job, reason, None, now),
             Err(TransportError::Retryable {
                 reason,
                 retry_after,
-            }) => {
-                if job.attempt >= self.settings.retry.max_attempts {
-                    return DispatchOutcome::Failed(MessageError {
-                        code: None,
-                        message: format!("gave up after {} attempts: {reason}", job.attempt),
-                    });
-                }
-                let wait = self
-                    .settings
-                    .retry
-                    .delay(job.attempt, jitter(job))
-                    .max(retry_after.unwrap_or_default());
-                let wait = chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::MAX);
-                DispatchOutcome::Retry {
-                    at: now.checked_add_signed(wait).unwrap_or(now),
-                    error: reason,
-                }
-            }
+            }) => self.retry(job, reason, retry_after, now),
+        }
+    }
+
+    /// A retry at the backoff's time (or the provider's, when later), or
+    /// `failed` once the attempts are used up.
+    fn retry(
+        &self,
+        job: &OutboxJob,
+        reason: String,
+        retry_after: Option<Duration>,
+        now: DateTime<Utc>,
+    ) -> DispatchOutcome {
+        if job.attempt >= self.settings.retry.max_attempts {
+            return DispatchOutcome::Failed(MessageError {
+                code: None,
+                message: format!("gave up after {} attempts: {reason}", job.attempt),
+            });
+        }
+        let wait = self
+            .settings
+            .retry
+            .delay(job.attempt, jitter(job))
+            .max(retry_after.unwrap_or_default());
+        let wait = chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::MAX);
+        DispatchOutcome::Retry {
+            at: now.checked_add_signed(wait).unwrap_or(now),
+            error: reason,
         }
     }
 }
