@@ -151,7 +151,8 @@ impl Dispatcher {
 
     /// Keeps sessions' status up to date from what sends reveal: `failed`
     /// with the provider's message when it refuses the credentials,
-    /// `connected` again after a successful send.
+    /// `disconnected` (from `connected`) with the reason when it cannot be
+    /// reached, `connected` again after a successful send.
     pub fn with_session_status(mut self, sessions: Arc<dyn SessionRepository>) -> Self {
         self.sessions = Some(sessions);
         self
@@ -195,8 +196,10 @@ impl Dispatcher {
             DispatchOutcome::Sent { .. } if job.session.status != SessionStatus::Connected => {
                 Some((SessionStatus::Connected, None))
             }
+            // Only a connected session turns disconnected: a failed one
+            // keeps the credential error, which tells more.
             _ => unreachable
-                .filter(|_| job.session.status != SessionStatus::Disconnected)
+                .filter(|_| job.session.status == SessionStatus::Connected)
                 .map(|reason| (SessionStatus::Disconnected, Some(reason))),
         };
         self.outbox.record(&[(job.claim(), outcome)], now).await?;
