@@ -60,6 +60,23 @@ async fn send_text(app: &crate::helpers::TestApp, text: &str) -> String {
     queued["messageId"].as_str().expect("id").to_owned()
 }
 
+/// The workspace's first session, once its status is `status` (within 10 s).
+async fn session_once(app: &crate::helpers::TestApp, status: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let res = app
+            .request(Method::GET, "/api/public/sessions")
+            .send()
+            .await;
+        let s = json_of(res.expect("request"), 200).await["sessions"][0].clone();
+        if s["status"] == status {
+            return s;
+        }
+        assert!(Instant::now() < deadline, "never {status}: {s}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 #[tokio::test]
 async fn a_500_is_retried_and_the_message_sent_once() {
     let provider = MockServer::start().await;
@@ -206,15 +223,10 @@ async fn refused_credentials_mark_the_session_failed_until_a_send_succeeds() {
     let uri = provider.uri();
     let app = spawn_app_with(|s| s.whatsapp.cloud_api_base_url = uri).await;
     app.cloud_session("real", "s", "v").await;
-    let session = |app: &crate::helpers::TestApp| {
-        let req = app.request(Method::GET, "/api/public/sessions");
-        async move { json_of(req.send().await.expect("r"), 200).await["sessions"][0].clone() }
-    };
     let id = send_text(&app, "a").await;
     let failed = app.wait_for_message(&id, |m| m["status"] == "failed").await;
     assert_eq!(failed["error"]["code"], "190");
-    let s = session(&app).await;
-    assert_eq!(s["status"], "failed");
+    let s = session_once(&app, "failed").await;
     assert!(
         s["lastError"]
             .as_str()
@@ -229,16 +241,7 @@ async fn refused_credentials_mark_the_session_failed_until_a_send_succeeds() {
         .await;
     let id = send_text(&app, "b").await;
     app.wait_for_message(&id, |m| m["status"] == "sent").await;
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let s = session(&app).await;
-        if s["status"] == "connected" {
-            assert!(s["lastError"].is_null());
-            break;
-        }
-        assert!(Instant::now() < deadline, "session stayed {s}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    assert!(session_once(&app, "connected").await["lastError"].is_null());
 }
 
 fn serve(db_url: &str, provider: &str, port: u16, extra: &[(&str, &str)]) -> Spawned {
@@ -341,38 +344,16 @@ async fn an_unreachable_provider_marks_the_session_disconnected_until_a_send_get
     })
     .await;
     app.cloud_session("real", "s", "v").await;
-    let session = |app: &crate::helpers::TestApp| {
-        let req = app.request(Method::GET, "/api/public/sessions");
-        async move { json_of(req.send().await.expect("r"), 200).await["sessions"][0].clone() }
-    };
     let id = send_text(&app, "through the outage").await;
-
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let s = session(&app).await;
-        if s["status"] == "disconnected" {
-            assert!(
-                s["lastError"]
-                    .as_str()
-                    .is_some_and(|e| e.contains("timed out")),
-                "{s}"
-            );
-            break;
-        }
-        assert!(Instant::now() < deadline, "never disconnected: {s}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let s = session_once(&app, "disconnected").await;
+    assert!(
+        s["lastError"]
+            .as_str()
+            .is_some_and(|e| e.contains("timed out")),
+        "{s}"
+    );
     app.wait_for_message(&id, |m| m["status"] == "sent").await;
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let s = session(&app).await;
-        if s["status"] == "connected" {
-            assert!(s["lastError"].is_null());
-            break;
-        }
-        assert!(Instant::now() < deadline, "stayed {s}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    assert!(session_once(&app, "connected").await["lastError"].is_null());
 }
 
 #[tokio::test]

@@ -301,16 +301,20 @@ impl maveraa_domain::ports::ApiKeyCodec for FixedCodec {
     }
 }
 
-#[tokio::test]
-async fn key_uses_are_recorded_in_batches_and_never_go_back_in_time() {
-    let f = fixture();
-    let ws = workspace(&f, "Acme").await;
-    let keys = ApiKeyService::new(
+fn key_service(f: &Fixture) -> ApiKeyService {
+    ApiKeyService::new(
         f.store.clone(),
         f.store.clone(),
         Arc::new(FixedCodec),
         Arc::new(SystemClock),
-    );
+    )
+}
+
+#[tokio::test]
+async fn key_uses_are_recorded_in_batches_and_never_go_back_in_time() {
+    let f = fixture();
+    let ws = workspace(&f, "Acme").await;
+    let keys = key_service(&f);
     let (used, secret) = keys.create(ws, Some("used")).await.expect("key");
     let (idle, _) = keys.create(ws, Some("idle")).await.expect("key");
     assert_eq!(
@@ -361,12 +365,7 @@ async fn key_uses_are_recorded_in_batches_and_never_go_back_in_time() {
 async fn api_keys_authenticate_until_revoked() {
     let f = fixture();
     let ws = workspace(&f, "Acme").await;
-    let keys = ApiKeyService::new(
-        f.store.clone(),
-        f.store.clone(),
-        Arc::new(FixedCodec),
-        Arc::new(SystemClock),
-    );
+    let keys = key_service(&f);
     let (record, secret) = keys.create(ws, Some("ci")).await.expect("key");
     let ctx = keys.authenticate(secret.expose()).await.expect("auth");
     assert_eq!(ctx.workspace_id, ws);
