@@ -56,6 +56,36 @@ async fn health_needs_no_database_and_ready_does() {
 }
 
 #[tokio::test]
+async fn head_answers_like_get_without_a_body_and_other_methods_are_405() {
+    let app = spawn_app().await;
+    for path in ["/health", "/ready"] {
+        let res = app.client.head(app.url(path)).send().await.expect("r");
+        assert_eq!(res.status(), 200, "HEAD {path}");
+        assert!(res.bytes().await.expect("body").is_empty(), "HEAD {path}");
+    }
+    let res = app
+        .client
+        .head(app.url("/api/public/contacts"))
+        .header("X-API-Key", &app.key)
+        .send()
+        .await
+        .expect("r");
+    assert_eq!(res.status(), 200);
+    let res = app
+        .client
+        .head(app.url("/api/public/contacts"))
+        .send()
+        .await
+        .expect("r");
+    assert_eq!(res.status(), 401, "HEAD needs a key like GET");
+    for path in ["/health", "/ready"] {
+        let res = app.client.post(app.url(path)).send().await.expect("r");
+        let (code, _) = error_of(res, 405).await;
+        assert_eq!(code, "method_not_allowed", "POST {path}");
+    }
+}
+
+#[tokio::test]
 async fn every_response_carries_a_request_id() {
     let app = spawn_app().await;
     let res = app.client.get(app.url("/health")).send().await.expect("r");

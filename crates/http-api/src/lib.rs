@@ -31,7 +31,7 @@ mod api_tests;
 use std::sync::Arc;
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+use actix_web::{HttpRequest, HttpResponse, ResponseError, guard, web};
 use chrono::{DateTime, Utc};
 use maveraa_domain::ports::HealthCheck;
 use maveraa_domain::usecases::{
@@ -96,6 +96,12 @@ async fn no_route() -> HttpResponse {
     ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint").error_response()
 }
 
+/// A route for `GET`, and for `HEAD` too (the same answer without its body,
+/// as HTTP asks; load balancers and uptime checks use it).
+fn get_or_head() -> actix_web::Route {
+    web::route().guard(guard::Any(guard::Get()).or(guard::Head()))
+}
+
 /// A resource that answers `405` in the API's shape to other methods.
 fn resource(path: &str) -> actix_web::Resource {
     web::resource(path).default_service(web::to(method_not_allowed))
@@ -107,39 +113,39 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: ApiState, settings: HttpSe
         .app_data(BodyLimit(settings.body_limit))
         // Bodies are read by our own extractors; this only guards other readers.
         .app_data(web::PayloadConfig::new(settings.body_limit))
-        .route("/health", web::get().to(health::health))
-        .route("/ready", web::get().to(health::ready))
+        .service(resource("/health").route(get_or_head().to(health::health)))
+        .service(resource("/ready").route(get_or_head().to(health::ready)))
         .service(
             web::scope("/api/public")
                 .service(
                     resource("/contacts")
-                        .route(web::get().to(contacts::list))
+                        .route(get_or_head().to(contacts::list))
                         .route(web::post().to(contacts::create)),
                 )
                 .service(
                     resource("/contacts/{id}")
-                        .route(web::get().to(contacts::get))
+                        .route(get_or_head().to(contacts::get))
                         .route(web::patch().to(contacts::update))
                         .route(web::delete().to(contacts::delete)),
                 )
-                .service(resource("/sessions").route(web::get().to(sessions::list)))
+                .service(resource("/sessions").route(get_or_head().to(sessions::list)))
                 .service(
                     resource("/sessions/{sessionId}/simulate/inbound")
                         .route(web::post().to(sessions::simulate_inbound)),
                 )
                 .service(resource("/inbox/send").route(web::post().to(messages::send)))
                 .service(
-                    resource("/inbox/conversations").route(web::get().to(inbox::conversations)),
+                    resource("/inbox/conversations").route(get_or_head().to(inbox::conversations)),
                 )
                 .service(
                     resource("/inbox/conversations/{remoteJid}/messages")
-                        .route(web::get().to(inbox::messages)),
+                        .route(get_or_head().to(inbox::messages)),
                 )
                 .service(
                     resource("/inbox/conversations/{remoteJid}/read")
                         .route(web::post().to(inbox::mark_read)),
                 )
-                .service(resource("/messages/{messageId}").route(web::get().to(messages::get)))
+                .service(resource("/messages/{messageId}").route(get_or_head().to(messages::get)))
                 .default_service(web::to(no_route)),
         )
         .service(
@@ -148,7 +154,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: ApiState, settings: HttpSe
                 .app_data(BodyLimit(settings.webhook_body_limit))
                 .service(
                     resource("/{sessionUuid}")
-                        .route(web::get().to(webhooks::verify))
+                        .route(get_or_head().to(webhooks::verify))
                         .route(web::post().to(webhooks::receive)),
                 )
                 .default_service(web::to(no_route)),
