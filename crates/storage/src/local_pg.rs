@@ -161,18 +161,7 @@ impl LocalPostgres {
         if running && running_port(&data).is_some_and(|p| p != self.port) {
             // Started on another port (the setting changed since): restart
             // it on this one, which is where callers will connect.
-            let out = pg_command(
-                &bin,
-                "pg_ctl",
-                &["stop", "-D", &data_str, "-m", "fast", "-w"],
-            )?;
-            if !out.status.success() {
-                return Err(err(format!(
-                    "pg_ctl stop (to move to port {}) failed: {}",
-                    self.port,
-                    String::from_utf8_lossy(&out.stderr).trim()
-                )));
-            }
+            self.stop()?;
             running = false;
         }
         if !running {

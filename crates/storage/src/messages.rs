@@ -285,10 +285,7 @@ pub(crate) fn fill_history(
         .order(message_status_history::id.asc())
         .select(HistoryRow::as_select())
         .load(conn)?;
-    let first = match message.direction {
-        Direction::Outbound => MessageStatus::Queued,
-        Direction::Inbound => MessageStatus::Received,
-    };
+    let first = message.direction.first_status();
     let mut history = Vec::with_capacity(rows.len() + 1);
     history.push(StatusChange {
         status: first,

@@ -215,7 +215,6 @@ impl std::fmt::Debug for Database {
     }
 }
 
-/// Appends libpq's `connect_timeout` to `url` unless it sets one.
 /// `url` with the connection parameters we rely on, where it does not set
 /// them itself: a connect timeout, and no GSSAPI encryption. libpq would
 /// otherwise start Kerberos for every connection, and a process that exits

@@ -94,6 +94,15 @@ impl Direction {
             _ => None,
         }
     }
+
+    /// The status a message of this direction starts its history with, at
+    /// its creation: `received` or `queued`.
+    pub fn first_status(self) -> MessageStatus {
+        match self {
+            Self::Inbound => MessageStatus::Received,
+            Self::Outbound => MessageStatus::Queued,
+        }
+    }
 }
 
 /// Where a message is in its life.

@@ -221,27 +221,10 @@ impl Dispatcher {
             Ok(m) => m,
             Err(e) => return (DispatchOutcome::Failed(e), None),
         };
-        let result = match self.transports.transport_for(&job.session) {
+        let mut result = match self.transports.transport_for(&job.session) {
             Ok(transport) => transport.send(&message).await,
             Err(e) => Err(e),
         };
-        let unreachable = match &result {
-            Err(TransportError::Unreachable { reason }) => {
-                let mut reason = reason.clone();
-                strip_nul(&mut reason);
-                Some(reason)
-            }
-            _ => None,
-        };
-        (self.outcome(job, result, self.clock.now()), unreachable)
-    }
-
-    fn outcome(
-        &self,
-        job: &OutboxJob,
-        mut result: Result<String, TransportError>,
-        now: DateTime<Utc>,
-    ) -> DispatchOutcome {
         // The provider's words are stored: none may hold a NUL.
         match &mut result {
             Ok(id) => strip_nul(id),
@@ -255,6 +238,19 @@ impl Dispatcher {
                 }
             }
         }
+        let unreachable = match &result {
+            Err(TransportError::Unreachable { reason }) => Some(reason.clone()),
+            _ => None,
+        };
+        (self.outcome(job, result, self.clock.now()), unreachable)
+    }
+
+    fn outcome(
+        &self,
+        job: &OutboxJob,
+        result: Result<String, TransportError>,
+        now: DateTime<Utc>,
+    ) -> DispatchOutcome {
         match result {
             Ok(provider_message_id) => DispatchOutcome::Sent {
                 provider_message_id,
