@@ -25,10 +25,16 @@ if ! command -v wrk >/dev/null; then
   else sudo apt-get update -qq && sudo apt-get install -y -qq wrk >/dev/null; fi
 fi
 command -v psql >/dev/null || { echo "psql (postgresql-client) is needed to seed"; exit 1; }
+if [ ! -e "$(pg_config --includedir 2>/dev/null)/libpq-fe.h" ]; then
+  echo "== installing libpq's headers (Debian package libpq-dev), for scripts/pg-statement-cost.c"
+  if [ "$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq libpq-dev >/dev/null
+  else sudo apt-get update -qq && sudo apt-get install -y -qq libpq-dev >/dev/null; fi
+fi
 
 echo "== building the release binary"
 cargo build --release -p maveraa-server --quiet
 BIN=target/release/maveraa
+cc -O2 -o target/pg-statement-cost scripts/pg-statement-cost.c -I"$(pg_config --includedir)" -lpq
 
 export MAVERAA__DATABASE__URL=""
 export MAVERAA__DATABASE__LOCAL__DIR=.data/bench-postgres
@@ -151,6 +157,27 @@ run "GET /api/public/contacts (all $SEED)" 4 "$BASE/api/public/contacts" "X-API-
 # Before the sends, which add conversations: the list is measured on the
 # workspace's $SEED_CONVERSATIONS, as the target is set.
 run "GET /api/public/inbox/conversations ($SEED_CONVERSATIONS in the workspace)" "$CONNECTIONS" "$BASE/api/public/inbox/conversations" "X-API-Key: $KEY" CONV
+
+# PostgreSQL alone: the statement behind each of these endpoints, run
+# back to back in libpq's pipeline mode with no server in between (the
+# statements as the server sends them, as PostgreSQL logs them with
+# log_statement = all; its read connections plan once).
+# This is the database's share that no server code can remove.
+SEP="?"; [[ $DB_URL == *\?* ]] && SEP="&"
+STATEMENT_CONNINFO="$DB_URL${SEP}options=-c%20plan_cache_mode%3Dforce_generic_plan%20-c%20enable_seqscan%3Doff"
+declare -a PG_ROWS
+# statement NAME SQL [PARAM...]
+statement() {
+  local name=$1; shift
+  local out; out=$(target/pg-statement-cost "$STATEMENT_CONNINFO" 50000 "$@") || exit 1
+  echo "   $name: ${out#* } us of PostgreSQL CPU per execution (${out%% *} rows)"
+  PG_ROWS+=("| $name | ${out%% *} | ${out#* } |")
+}
+echo "== PostgreSQL alone (pipelined, no server)"
+statement "/ready: SELECT \$1" 'SELECT $1' 1
+statement "contacts?limit=50: the page and the workspace's count" 'SELECT "contacts"."id", "contacts"."name", "contacts"."phone", "contacts"."labels", "contacts"."created_at", nullif("contacts"."updated_at", "contacts"."created_at"), (SELECT "workspaces"."contact_count" FROM "workspaces" WHERE ("workspaces"."id" = $1) LIMIT $2) FROM "contacts" WHERE ("contacts"."workspace_id" = $3) ORDER BY "contacts"."created_at" DESC, "contacts"."id" DESC LIMIT $4 OFFSET $5' "$WS" 1 "$WS" 50 0
+statement "conversations: a page of 50 and one more" 'SELECT "conversations"."session_id", "conversations"."remote", "conversations"."push_name", "conversations"."last_message", "conversations"."last_message_at", "conversations"."unread_count" FROM "conversations" WHERE ("conversations"."workspace_id" = $1) ORDER BY "conversations"."last_message_at" DESC, "conversations"."session_id" ASC, "conversations"."remote" ASC LIMIT $2' "$WS" 51
+
 run "POST /api/public/inbox/send (durably queued)" "$CONNECTIONS" "$BASE/api/public/inbox/send" "X-API-Key: $KEY" SEND -s "$SEND_LUA"
 # And again on what the sends left: many more conversations, just written
 # and not yet vacuumed (shown for information; no target).
@@ -192,6 +219,12 @@ CPU=$(awk -F: '/model name/ {gsub(/^ +/, "", $2); print $2; exit}' /proc/cpuinfo
   printf '%s\n' "${ROWS[@]}"
   echo
   echo "CPU per request: user and system time of the server process, and of PostgreSQL (postmaster and backends), over the run, divided by the requests completed; wrk and the kernel's network work outside these processes take the rest of the cores."
+  echo
+  echo "PostgreSQL alone: the statement behind each endpoint, 50,000 executions back to back in libpq's pipeline mode with binary results and no server (\`scripts/pg-statement-cost.c\`); the backend's CPU per execution, without the wake-ups and socket calls a round trip adds to every statement alike."
+  echo
+  echo "| statement | rows | PostgreSQL CPU µs/execution |"
+  echo "|---|---|---|"
+  printf '%s\n' "${PG_ROWS[@]}"
   echo
   echo "| dispatch (queued to sent, local provider answering at once) | messages | seconds | messages/s | provider received |"
   echo "|---|---|---|---|---|"
