@@ -132,8 +132,13 @@ async fn a_429_is_retried_no_sooner_than_the_provider_asks() {
         .mount(&provider)
         .await;
     let uri = provider.uri();
-    // Test settings back off for 50 ms: only Retry-After makes it wait longer.
-    let app = spawn_app_with(|s| s.whatsapp.cloud_api_base_url = uri).await;
+    // Test settings back off for 50 ms: only Retry-After makes it wait
+    // longer (honoured up to the longest backoff).
+    let app = spawn_app_with(|s| {
+        s.whatsapp.cloud_api_base_url = uri;
+        s.dispatcher.backoff_max_secs = 60;
+    })
+    .await;
     app.cloud_session("real", "s", "v").await;
     let started = Instant::now();
     let id = send_text(&app, "later").await;
@@ -243,6 +248,15 @@ async fn refused_credentials_mark_the_session_failed_until_a_send_succeeds() {
     app.wait_for_message(&id, |m| m["status"] == "sent").await;
     assert!(session_once(&app, "connected").await["lastError"].is_null());
 }
+
+/// A one-second lease, with a send and its recording short enough for the
+/// server to accept it.
+const SHORT_LEASE: &[(&str, &str)] = &[
+    ("MAVERAA__DISPATCHER__LEASE_SECS", "1"),
+    ("MAVERAA__WHATSAPP__REQUEST_TIMEOUT_MS", "500"),
+    ("MAVERAA__DATABASE__ACQUIRE_TIMEOUT_MS", "200"),
+    ("MAVERAA__DATABASE__STATEMENT_TIMEOUT_MS", "300"),
+];
 
 fn serve(db_url: &str, provider: &str, port: u16, extra: &[(&str, &str)]) -> Spawned {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_maveraa"));
@@ -374,16 +388,8 @@ async fn a_server_killed_with_queued_messages_sends_them_after_restart() {
     let port = free_port();
     // A short lease: the entries it holds when killed are claimed again
     // once the lease runs out (the default, a minute, would outlast the
-    // deadline below). A lease must outlast two send timeouts.
-    let mut first = serve(
-        &app.db_url,
-        &uri,
-        port,
-        &[
-            ("MAVERAA__DISPATCHER__LEASE_SECS", "1"),
-            ("MAVERAA__WHATSAPP__REQUEST_TIMEOUT_MS", "500"),
-        ],
-    );
+    // deadline below). A lease must outlast a send and its recording.
+    let mut first = serve(&app.db_url, &uri, port, SHORT_LEASE);
     wait_ready(port);
     let client = reqwest::Client::new();
     let mut ids = Vec::new();
@@ -414,15 +420,7 @@ async fn a_server_killed_with_queued_messages_sends_them_after_restart() {
         .mount(&provider)
         .await;
 
-    let mut second = serve(
-        &app.db_url,
-        &uri,
-        free_port(),
-        &[
-            ("MAVERAA__DISPATCHER__LEASE_SECS", "1"),
-            ("MAVERAA__WHATSAPP__REQUEST_TIMEOUT_MS", "500"),
-        ],
-    );
+    let mut second = serve(&app.db_url, &uri, free_port(), SHORT_LEASE);
     let deadline = Instant::now() + Duration::from_secs(60);
     for id in &ids {
         loop {

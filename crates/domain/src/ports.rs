@@ -218,7 +218,10 @@ pub trait SessionRepository: Send + Sync + 'static {
         name: &SessionName,
     ) -> Result<bool, RepositoryError>;
 
-    /// Records the session's status and last error.
+    /// Records the session's status and last error. `Disconnected`
+    /// replaces only `Connected`, checked as it is written: a session that
+    /// failed keeps its error, which tells more, whatever a send that
+    /// started earlier found.
     ///
     /// # Errors
     /// `Unavailable` or `Internal` when storage fails.
@@ -422,7 +425,15 @@ pub trait Outbox: Send + Sync + 'static {
     /// latest: once its lease ran out and another dispatcher claimed the
     /// entry, that dispatcher's outcome decides (a late retry must not
     /// release the other's claim and let a third send it). A `Sent` always
-    /// counts: the provider has the message, whoever else is sending it.
+    /// counts: the provider has the message, whoever else is sending it,
+    /// and a message another claim failed before it reached the provider
+    /// is `sent` after all.
+    ///
+    /// `at` is when the outcomes came, and a `Retry`'s time is read against
+    /// it: storage with a clock of its own (a database server's) keeps the
+    /// wait, `Retry::at - at`, and not the instant, so that claims, which
+    /// go by storage's clock, come neither early nor late when the clocks
+    /// disagree.
     ///
     /// # Errors
     /// `Unavailable` or `Internal` when storage fails.

@@ -182,6 +182,12 @@ async fn dispatch_loop(
 ) {
     loop {
         if *stop.borrow() {
+            // Outcomes storage could not take yet: one last try, since a
+            // `sent` lost here would be sent again after its lease.
+            if let Err(e) = dispatcher.record_unrecorded().await {
+                tracing::error!(error = %e, "dispatcher: stopping with outcomes not recorded; \
+                    their messages are claimed again after the lease");
+            }
             return;
         }
         match dispatcher.run_once().await {

@@ -251,15 +251,26 @@ impl Settings {
 
     /// Checks what no single value's type can.
     fn validate(&self) -> Result<(), SettingsError> {
-        // A send still running when its lease ends may be claimed and sent
-        // again by another process: the lease must outlast any send.
+        // A send not yet recorded when its lease ends may be claimed and
+        // sent again by another process: the lease must outlast a send and
+        // its recording (waiting for a connection, then the statement).
         let lease_ms = self.dispatcher.lease_secs.saturating_mul(1000);
         let send_ms = self.whatsapp.request_timeout_ms;
-        if lease_ms < send_ms.saturating_mul(2) {
+        let record_ms = self
+            .database
+            .acquire_timeout_ms
+            .saturating_add(self.database.statement_timeout_ms);
+        let needed_ms = send_ms
+            .saturating_mul(2)
+            .max(send_ms.saturating_add(record_ms));
+        if lease_ms < needed_ms {
             return Err(SettingsError::Invalid(format!(
-                "dispatcher.lease_secs ({}) must be at least twice whatsapp.request_timeout_ms \
-                 ({send_ms} ms): a send still running when its lease ends could be sent again",
-                self.dispatcher.lease_secs
+                "dispatcher.lease_secs ({}) must be at least {} s: twice \
+                 whatsapp.request_timeout_ms ({send_ms} ms), and at least that timeout plus \
+                 database.acquire_timeout_ms and database.statement_timeout_ms ({record_ms} ms); \
+                 a send not recorded when its lease ends could be sent again",
+                self.dispatcher.lease_secs,
+                needed_ms.div_ceil(1000)
             )));
         }
         if self.dispatcher.batch_size == 0 {
@@ -349,14 +360,26 @@ mod tests {
             panic!("a lease shorter than two send timeouts is refused: {short_lease:?}")
         };
         assert!(why.contains("dispatcher.lease_secs"), "{why}");
+        let short_for_recording = Settings::load_from(
+            &dir,
+            None,
+            vars(&[("MAVERAA__DISPATCHER__LEASE_SECS", "29")]),
+        );
+        let Err(SettingsError::Invalid(why)) = short_for_recording else {
+            panic!(
+                "a lease shorter than a send (10 s) and its recording (5 + 15 s) is refused: \
+                 {short_for_recording:?}"
+            )
+        };
+        assert!(why.contains("at least 30 s"), "{why}");
         assert!(
             Settings::load_from(
                 &dir,
                 None,
-                vars(&[("MAVERAA__DISPATCHER__LEASE_SECS", "20")])
+                vars(&[("MAVERAA__DISPATCHER__LEASE_SECS", "30")])
             )
             .is_ok(),
-            "twice the default 10 s timeout is enough"
+            "the default timeouts' 30 s is enough"
         );
         let no_batch = Settings::load_from(
             &dir,

@@ -103,14 +103,15 @@ ORDER BY m.created_at, m.id"
     ))
 });
 
-/// Releases entries to be tried again at their own time, each only while
-/// its claim (`$4`: attempt) is the entry's latest.
+/// Releases entries to be tried again after their own wait (`$2`:
+/// seconds from now, by the database's clock, which claims go by), each
+/// only while its claim (`$4`: attempt) is the entry's latest.
 static RETRY_SQL: LazyLock<Sql> = LazyLock::new(|| {
     Sql::new(
         "\
-UPDATE outbox o SET next_attempt_at = i.at, last_error = i.error, locked_by = NULL,
-    locked_until = NULL
-FROM unnest($1::uuid[], $2::timestamptz[], $3::text[], $4::int[]) AS i(id, at, error, attempt)
+UPDATE outbox o SET next_attempt_at = now() + make_interval(secs => i.wait),
+    last_error = i.error, locked_by = NULL, locked_until = NULL
+FROM unnest($1::uuid[], $2::float8[], $3::text[], $4::int[]) AS i(id, wait, error, attempt)
 WHERE o.message_id = i.id AND o.attempts = i.attempt",
     )
 });
@@ -145,9 +146,16 @@ SELECT id, 'failed', $4, code, message FROM failed",
 /// Takes the provider-id locks (see [`provider_id_lock_sql`]), removes the
 /// entries and moves their messages to `sent` (`$3`: when) unless they are
 /// further already; keeps the first provider id a message got. Returns the
-/// messages it changed. As for failures, only entries still in the outbox
-/// count.
+/// messages it changed. Unlike other outcomes, a `sent` counts whichever
+/// claim it comes from, even when its entry is gone: a message another
+/// claim failed without reaching the provider (no provider id) is `sent`
+/// after all, its error cleared (the history keeps both).
 static SENT_SQL: LazyLock<Sql> = LazyLock::new(|| {
+    let moves = format!(
+        "({rank} < {sent} OR (m.status = 'failed' AND m.provider_message_id IS NULL))",
+        rank = rank_sql("m.status"),
+        sent = MessageStatus::Sent.rank(),
+    );
     Sql::new(&format!(
         "\
 WITH locked AS (
@@ -156,15 +164,16 @@ WITH locked AS (
           FROM unnest($1::uuid[], $2::text[]) AS i(id, pid) JOIN messages m ON m.id = i.id
           ORDER BY m.session_id, i.pid) AS i
 ), dequeued AS (
-    DELETE FROM outbox o USING locked l WHERE o.message_id = l.id RETURNING o.message_id
+    DELETE FROM outbox o USING locked l WHERE o.message_id = l.id
 ), sent AS (
     UPDATE messages m SET
-        status = CASE WHEN {rank} < {sent} THEN 'sent' ELSE m.status END,
+        status = CASE WHEN {moves} THEN 'sent' ELSE m.status END,
+        error_code = CASE WHEN {moves} THEN NULL ELSE m.error_code END,
+        error_message = CASE WHEN {moves} THEN NULL ELSE m.error_message END,
         provider_message_id = COALESCE(m.provider_message_id, l.pid),
-        updated_at = CASE WHEN {rank} < {sent} THEN GREATEST(m.updated_at, $3)
-            ELSE m.updated_at END
-    FROM dequeued d JOIN locked l ON l.id = d.message_id
-    WHERE m.id = d.message_id AND ({rank} < {sent} OR m.provider_message_id IS NULL)
+        updated_at = CASE WHEN {moves} THEN GREATEST(m.updated_at, $3) ELSE m.updated_at END
+    FROM locked l
+    WHERE m.id = l.id AND ({moves} OR m.provider_message_id IS NULL)
     RETURNING m.id, m.status
 ), history AS (
     INSERT INTO message_status_history (message_id, status, at)
@@ -172,8 +181,6 @@ WITH locked AS (
 )
 SELECT id FROM sent",
         lock = provider_id_lock_sql("i.session_id", "i.pid"),
-        rank = rank_sql("m.status"),
-        sent = MessageStatus::Sent.rank(),
     ))
 });
 
@@ -327,7 +334,7 @@ struct Outcomes {
     sent_ids: Vec<Uuid>,
     sent_provider_ids: Vec<String>,
     retry_ids: Vec<Uuid>,
-    retry_ats: Vec<DateTime<Utc>>,
+    retry_waits: Vec<f64>,
     retry_errors: Vec<String>,
     retry_attempts: Vec<i32>,
     failed_ids: Vec<Uuid>,
@@ -337,7 +344,8 @@ struct Outcomes {
 }
 
 impl Outcomes {
-    fn new(results: &[(Claim, DispatchOutcome)]) -> Self {
+    /// The outcomes, which came at `at` (see [`Outbox::record`]).
+    fn new(results: &[(Claim, DispatchOutcome)], at: DateTime<Utc>) -> Self {
         let mut o = Self::default();
         for (claim, outcome) in results {
             let id = claim.message.as_uuid();
@@ -350,9 +358,15 @@ impl Outcomes {
                     o.sent_ids.push(id);
                     o.sent_provider_ids.push(provider_message_id.clone());
                 }
-                DispatchOutcome::Retry { at, error } => {
+                DispatchOutcome::Retry {
+                    at: retry_at,
+                    error,
+                } => {
                     o.retry_ids.push(id);
-                    o.retry_ats.push(*at);
+                    // Microseconds: exact in a float8 for any wait of
+                    // up to about 285 years.
+                    let wait = (*retry_at - at).num_microseconds().unwrap_or(i64::MAX);
+                    o.retry_waits.push(wait.max(0) as f64 / 1e6);
                     o.retry_errors.push(error.clone());
                     o.retry_attempts.push(attempt);
                 }
@@ -382,7 +396,7 @@ impl Outcomes {
             RETRY_SQL
                 .query()
                 .bind::<Array<SqlUuid>, _>(self.retry_ids)
-                .bind::<Array<Timestamptz>, _>(self.retry_ats)
+                .bind::<Array<Double>, _>(self.retry_waits)
                 .bind::<Array<Text>, _>(self.retry_errors)
                 .bind::<Array<Integer>, _>(self.retry_attempts)
                 .execute(conn)?;
@@ -461,7 +475,7 @@ impl Outbox for PgStore {
         if results.is_empty() {
             return Ok(());
         }
-        let outcomes = Outcomes::new(results);
+        let outcomes = Outcomes::new(results, at);
         self.db
             .run(move |conn| {
                 if outcomes.needs_transaction() {

@@ -260,13 +260,24 @@ impl SessionRepository for PgStore {
     ) -> Result<(), RepositoryError> {
         self.db
             .run(move |conn| {
-                diesel::update(sessions::table.find(id.as_uuid()))
-                    .set((
-                        sessions::status.eq(status.as_str()),
-                        sessions::last_error.eq(last_error),
-                        sessions::updated_at.eq(diesel::dsl::now),
-                    ))
+                let session = sessions::table.filter(sessions::id.eq(id.as_uuid()));
+                let changes = (
+                    sessions::status.eq(status.as_str()),
+                    sessions::last_error.eq(last_error),
+                    sessions::updated_at.eq(diesel::dsl::now),
+                );
+                if status == SessionStatus::Disconnected {
+                    // Only from connected, in the same statement: a send
+                    // that started before the credentials failed must not
+                    // hide that error.
+                    diesel::update(
+                        session.filter(sessions::status.eq(SessionStatus::Connected.as_str())),
+                    )
+                    .set(changes)
                     .execute(conn)?;
+                } else {
+                    diesel::update(session).set(changes).execute(conn)?;
+                }
                 Ok(())
             })
             .await?;

@@ -343,6 +343,47 @@ async fn sessions_round_trip_and_names_are_unique_per_workspace() {
         .expect("some");
     assert_eq!(failed.status, SessionStatus::Failed);
     assert_eq!(failed.last_error.as_deref(), Some("token expired"));
+
+    // A send that started before the credentials failed, and then timed
+    // out, must not hide the credential error.
+    f.sessions()
+        .set_status(
+            cloud.id,
+            SessionStatus::Disconnected,
+            Some("timed out".into()),
+        )
+        .await
+        .expect("status");
+    let still = f
+        .sessions()
+        .get(cloud.id)
+        .await
+        .expect("get")
+        .expect("some");
+    assert_eq!(
+        (still.status, still.last_error.as_deref()),
+        (SessionStatus::Failed, Some("token expired"))
+    );
+    // Disconnected follows connected only.
+    for (status, error) in [
+        (SessionStatus::Connected, None),
+        (SessionStatus::Disconnected, Some("timed out")),
+    ] {
+        f.sessions()
+            .set_status(cloud.id, status, error.map(str::to_owned))
+            .await
+            .expect("status");
+    }
+    let now_down = f
+        .sessions()
+        .get(cloud.id)
+        .await
+        .expect("get")
+        .expect("some");
+    assert_eq!(
+        (now_down.status, now_down.last_error.as_deref()),
+        (SessionStatus::Disconnected, Some("timed out"))
+    );
 }
 
 #[tokio::test]
@@ -1365,6 +1406,191 @@ async fn a_late_outcome_of_an_expired_claim_leaves_the_new_claim_alone() {
     assert_eq!(
         (stored.status, stored.provider_message_id.as_deref()),
         (MessageStatus::Sent, Some("wamid.b"))
+    );
+    assert_eq!(f.count("SELECT count(*) AS n FROM outbox"), 0);
+}
+
+#[tokio::test]
+async fn a_late_sent_counts_after_a_newer_claim_failed_the_message() {
+    let f = fixture();
+    let ws = workspace(&f, "Acme").await;
+    let s = session(&f, ws, "s1").await;
+    let m = outbound(&s, "6281234567890", "hello");
+    enqueue(&f, &m).await;
+    let slow = f
+        .outbox()
+        .claim("a", 10, Duration::from_millis(200))
+        .await
+        .expect("claim");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let taken_over = f.outbox().claim("b", 10, LEASE).await.expect("claim");
+    assert_eq!(taken_over.len(), 1, "a's lease ran out: b claims it");
+    // b's attempt is refused (say the provider took a's copy and refuses
+    // the second) and fails the message.
+    record(
+        &f,
+        taken_over[0].claim(),
+        DispatchOutcome::Failed(MessageError {
+            code: Some("131000".into()),
+            message: "refused".into(),
+        }),
+        now(),
+    )
+    .await;
+    assert_eq!(get(&f, &m).await.status, MessageStatus::Failed);
+
+    // a's send went through after all: the provider has the message, and
+    // its statuses can only be matched through the provider id.
+    record(
+        &f,
+        slow[0].claim(),
+        DispatchOutcome::Sent {
+            provider_message_id: "wamid.a".into(),
+        },
+        now(),
+    )
+    .await;
+    let stored = get(&f, &m).await;
+    assert_eq!(
+        (
+            stored.status,
+            stored.provider_message_id.as_deref(),
+            stored.error.as_ref()
+        ),
+        (MessageStatus::Sent, Some("wamid.a"), None)
+    );
+    assert_eq!(
+        statuses(&stored),
+        vec![
+            MessageStatus::Queued,
+            MessageStatus::Failed,
+            MessageStatus::Sent
+        ]
+    );
+    assert!(
+        f.messages()
+            .apply_status(s.id, &status("wamid.a", MessageStatus::Delivered))
+            .await
+            .expect("apply")
+    );
+    assert_eq!(get(&f, &m).await.status, MessageStatus::Delivered);
+
+    // Once sent, a later failure of a claim changes nothing.
+    record(
+        &f,
+        taken_over[0].claim(),
+        DispatchOutcome::Failed(MessageError {
+            code: None,
+            message: "late".into(),
+        }),
+        now(),
+    )
+    .await;
+    assert_eq!(get(&f, &m).await.status, MessageStatus::Delivered);
+}
+
+#[tokio::test]
+async fn a_retry_waits_by_the_database_clock_whatever_the_servers_clock_says() {
+    let f = fixture();
+    let ws = workspace(&f, "Acme").await;
+    let s = session(&f, ws, "s1").await;
+    let m = outbound(&s, "6281234567890", "hello");
+    enqueue(&f, &m).await;
+    assert_eq!(
+        f.outbox().claim("a", 10, LEASE).await.expect("claim").len(),
+        1
+    );
+    // This server's clock runs two days ahead of the database's, and its
+    // backoff says 30 s.
+    let server_now = now() + TimeDelta::days(2);
+    record(
+        &f,
+        first(&m),
+        DispatchOutcome::Retry {
+            at: server_now + TimeDelta::seconds(30),
+            error: "HTTP 503".into(),
+        },
+        server_now,
+    )
+    .await;
+    assert_eq!(
+        f.count(
+            "SELECT count(*) AS n FROM outbox WHERE next_attempt_at \
+             BETWEEN now() + interval '25 seconds' AND now() + interval '30 seconds'"
+        ),
+        1,
+        "30 s from now by the database's clock"
+    );
+}
+
+/// An outbox whose first `record` fails as if the database were busy,
+/// then the real one.
+struct BusyOnce {
+    store: Arc<PgStore>,
+    failed: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait]
+impl Outbox for BusyOnce {
+    async fn claim(
+        &self,
+        worker: &str,
+        limit: u32,
+        lease: Duration,
+    ) -> Result<Vec<maveraa_domain::ports::OutboxJob>, RepositoryError> {
+        self.store.claim(worker, limit, lease).await
+    }
+    async fn record(
+        &self,
+        results: &[(Claim, DispatchOutcome)],
+        at: DateTime<Utc>,
+    ) -> Result<(), RepositoryError> {
+        if !self.failed.swap(true, Ordering::SeqCst) {
+            return Err(RepositoryError::Unavailable("pool busy".into()));
+        }
+        self.store.record(results, at).await
+    }
+}
+
+#[tokio::test]
+async fn a_sent_storage_could_not_take_is_recorded_before_the_next_claim() {
+    let f = fixture();
+    let ws = workspace(&f, "Acme").await;
+    let s = session(&f, ws, "s1").await;
+    let m = outbound(&s, "6281234567890", "hello");
+    enqueue(&f, &m).await;
+    let transport = Arc::new(AcceptAll::default());
+    let lease = Duration::from_millis(300);
+    let dispatcher = Dispatcher::new(
+        Arc::new(BusyOnce {
+            store: f.store.clone(),
+            failed: std::sync::atomic::AtomicBool::new(false),
+        }),
+        Arc::new(Transports(transport.clone())),
+        Arc::new(SystemClock),
+        DispatcherSettings {
+            worker: "a".into(),
+            batch_size: 10,
+            lease,
+            retry: RetryPolicy::default(),
+        },
+    );
+    assert!(
+        dispatcher.run_once().await.is_err(),
+        "the outcome could not be recorded"
+    );
+    assert_eq!(transport.sent.load(Ordering::Relaxed), 1);
+    assert_eq!(get(&f, &m).await.status, MessageStatus::Queued);
+
+    // The lease runs out meanwhile: the entry is due again, but the kept
+    // outcome is recorded before anything is claimed.
+    tokio::time::sleep(lease + Duration::from_millis(100)).await;
+    assert_eq!(dispatcher.run_once().await.expect("run"), 0, "nothing due");
+    assert_eq!(transport.sent.load(Ordering::Relaxed), 1, "sent once");
+    let stored = get(&f, &m).await;
+    assert_eq!(
+        (stored.status, stored.provider_message_id.as_deref()),
+        (MessageStatus::Sent, Some("wamid.0"))
     );
     assert_eq!(f.count("SELECT count(*) AS n FROM outbox"), 0);
 }

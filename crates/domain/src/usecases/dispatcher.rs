@@ -1,4 +1,4 @@
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -7,7 +7,9 @@ use crate::clock::Clock;
 use crate::error::RepositoryError;
 use crate::messaging::SessionStatus;
 use crate::messaging::{Message, MessageError, strip_nul};
-use crate::ports::{DispatchOutcome, Outbox, OutboxJob, SessionRepository, TransportFactory};
+use crate::ports::{
+    Claim, DispatchOutcome, Outbox, OutboxJob, SessionRepository, TransportFactory,
+};
 use crate::transport::{MediaKind, OutboundContent, OutboundMessage, TransportError};
 use crate::validation::PhoneNumber;
 
@@ -43,6 +45,16 @@ impl RetryPolicy {
             .min(self.max_delay);
         exp.mul_f64(0.5 + 0.5 * jitter.clamp(0.0, 1.0))
     }
+
+    /// The wait before the attempt after failed attempt number `attempt`:
+    /// the backoff's [`RetryPolicy::delay`], or the provider's
+    /// `Retry-After` when that is longer, which is honoured up to
+    /// `max_delay` (a misbehaving provider's wait of a year would hold the
+    /// message queued for a year).
+    pub fn wait(&self, attempt: u32, jitter: f64, retry_after: Option<Duration>) -> Duration {
+        self.delay(attempt, jitter)
+            .max(retry_after.unwrap_or_default().min(self.max_delay))
+    }
 }
 
 /// Settings of a dispatcher.
@@ -69,7 +81,9 @@ pub struct DispatcherSettings {
 /// process died before recording it. After the lease the entry is claimed
 /// again and the message sent a second time. It is kept small by recording
 /// each outcome in its own short transaction as soon as the provider
-/// answers, rather than once per batch.
+/// answers, rather than once per batch. An outcome storage could not take
+/// (it was unreachable or busy) is kept and recorded before this dispatcher
+/// (or a clone of it) claims anything again.
 #[derive(Clone)]
 pub struct Dispatcher {
     outbox: Arc<dyn Outbox>,
@@ -77,7 +91,11 @@ pub struct Dispatcher {
     clock: Arc<dyn Clock>,
     settings: DispatcherSettings,
     sessions: Option<Arc<dyn SessionRepository>>,
+    unrecorded: Arc<Mutex<Vec<Unrecorded>>>,
 }
+
+/// An outcome storage could not take when it came, with its time.
+type Unrecorded = (Claim, DispatchOutcome, DateTime<Utc>);
 
 /// Provider error codes that mean the session's credentials are refused
 /// (Meta's 190 "invalid OAuth access token", or a bare HTTP 401).
@@ -146,6 +164,7 @@ impl Dispatcher {
             clock,
             settings,
             sessions: None,
+            unrecorded: Arc::default(),
         }
     }
 
@@ -160,11 +179,14 @@ impl Dispatcher {
 
     /// Claims one batch of due entries, sends them concurrently and records
     /// each outcome. Returns how many entries it claimed (0: nothing due).
+    /// First records the outcomes an earlier run could not (see
+    /// [`Dispatcher::record_unrecorded`]).
     ///
     /// # Errors
-    /// When the outbox cannot be read; an outcome that cannot be recorded
-    /// is retried after the lease.
+    /// When the outbox cannot be read or an outcome cannot be recorded; the
+    /// outcome is kept for the next run.
     pub async fn run_once(&self) -> Result<usize, RepositoryError> {
+        self.record_unrecorded().await?;
         let jobs = self
             .outbox
             .claim(
@@ -202,11 +224,46 @@ impl Dispatcher {
                 .filter(|_| job.session.status == SessionStatus::Connected)
                 .map(|reason| (SessionStatus::Disconnected, Some(reason))),
         };
-        self.outbox.record(&[(job.claim(), outcome)], now).await?;
+        let results = [(job.claim(), outcome)];
+        if let Err(e) = self.outbox.record(&results, now).await {
+            // Kept, not dropped: a `Sent` left unrecorded until the lease
+            // ends would be claimed and sent again.
+            let [(claim, outcome)] = results;
+            self.lock_unrecorded().push((claim, outcome, now));
+            return Err(e);
+        }
         if let (Some(sessions), Some((status, error))) = (&self.sessions, session_change) {
             sessions.set_status(job.session.id, status, error).await?;
         }
         Ok(())
+    }
+
+    /// Records the outcomes storage could not take when they came, oldest
+    /// first. [`Dispatcher::run_once`] does this before it claims; call it
+    /// once more before stopping, so a graceful stop loses none.
+    ///
+    /// # Errors
+    /// When storage still cannot take them; those left are kept.
+    pub async fn record_unrecorded(&self) -> Result<(), RepositoryError> {
+        let mut left = std::mem::take(&mut *self.lock_unrecorded()).into_iter();
+        while let Some((claim, outcome, at)) = left.next() {
+            let results = [(claim, outcome)];
+            if let Err(e) = self.outbox.record(&results, at).await {
+                let [(claim, outcome)] = results;
+                let mut unrecorded = self.lock_unrecorded();
+                unrecorded.push((claim, outcome, at));
+                unrecorded.extend(left);
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    fn lock_unrecorded(&self) -> std::sync::MutexGuard<'_, Vec<Unrecorded>> {
+        // The list is valid whatever panicked while holding it.
+        self.unrecorded
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// What becomes of one attempt.
@@ -284,11 +341,12 @@ impl Dispatcher {
         let wait = self
             .settings
             .retry
-            .delay(job.attempt, jitter(job))
-            .max(retry_after.unwrap_or_default());
+            .wait(job.attempt, jitter(job), retry_after);
         let wait = chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::MAX);
         DispatchOutcome::Retry {
-            at: now.checked_add_signed(wait).unwrap_or(now),
+            at: now
+                .checked_add_signed(wait)
+                .unwrap_or(DateTime::<Utc>::MAX_UTC),
             error: reason,
         }
     }
@@ -312,5 +370,30 @@ mod tests {
         assert_eq!(p.delay(3, 0.0), Duration::from_secs(2));
         let d = p.delay(3, 0.5);
         assert!(d > Duration::from_secs(2) && d < Duration::from_secs(4));
+    }
+
+    #[test]
+    fn retry_after_is_honoured_up_to_the_longest_wait() {
+        let p = RetryPolicy {
+            max_attempts: 10,
+            base_delay: Duration::from_secs(1),
+            max_delay: Duration::from_secs(300),
+        };
+        assert_eq!(p.wait(1, 1.0, None), Duration::from_secs(1));
+        assert_eq!(
+            p.wait(1, 1.0, Some(Duration::from_secs(30))),
+            Duration::from_secs(30),
+            "the provider's longer wait"
+        );
+        assert_eq!(
+            p.wait(4, 1.0, Some(Duration::from_secs(2))),
+            Duration::from_secs(8),
+            "the backoff when longer"
+        );
+        assert_eq!(
+            p.wait(1, 1.0, Some(Duration::from_secs(365 * 24 * 3600))),
+            Duration::from_secs(300),
+            "a year is cut to the longest wait"
+        );
     }
 }
