@@ -4,7 +4,7 @@
 use reqwest::Method;
 use serde_json::json;
 
-use crate::helpers::{error_of, spawn_app};
+use crate::helpers::{error_of, spawn_app, spawn_app_with};
 
 #[tokio::test]
 async fn invalid_fields_are_named() {
@@ -28,6 +28,10 @@ async fn invalid_fields_are_named() {
         (
             json!({"name": "Jane", "phone": "6289876543210", "labels": long_label}),
             "labels",
+        ),
+        (
+            json!({"name": "Jane", "phone": "6289876543210", "labels": ["a", "b", "c", "y".repeat(51)]}),
+            "labels[3]",
         ),
         // Wrong types.
         (json!({"name": 42, "phone": "6289876543210"}), "name"),
@@ -80,6 +84,122 @@ async fn malformed_bodies_are_400() {
             "{raw:?}: {code}"
         );
     }
+}
+
+#[tokio::test]
+async fn a_json_array_is_not_read_as_an_object() {
+    let app = spawn_app().await;
+    // serde reads a struct from an array by position: this would create
+    // "Array Person" (or send "hello") if it were let through.
+    for (path, raw) in [
+        (
+            "/api/public/contacts",
+            r#"["Array Person", "6281234567101", "x,y"]"#,
+        ),
+        (
+            "/api/public/inbox/send",
+            r#"["sim-1", "6281234567102", "hello", null]"#,
+        ),
+    ] {
+        let res = app
+            .request(Method::POST, path)
+            .header("content-type", "application/json")
+            .body(raw)
+            .send()
+            .await
+            .expect("request");
+        let (code, field) = error_of(res, 400).await;
+        assert_eq!(
+            (code.as_str(), field),
+            ("validation_failed", None),
+            "{path}"
+        );
+    }
+    assert_eq!(app.list("").await["total"], 0, "nothing was written");
+}
+
+#[tokio::test]
+async fn type_errors_do_not_name_our_rust_types() {
+    let app = spawn_app().await;
+    let res = app
+        .request(Method::POST, "/api/public/inbox/send")
+        .json(&json!({"sessionId": "s", "targetNumber": "6281234567890", "message": "hi", "media": "x"}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(res.status(), 400);
+    let body: serde_json::Value = res.json().await.expect("json");
+    assert_eq!(body["error"]["field"], "media");
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("expected a JSON object") && !message.contains("struct"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn compressed_or_non_utf8_bodies_are_415() {
+    let app = spawn_app().await;
+    let body = r#"{"name":"Jane","phone":"6289876543210"}"#;
+    for (header, value) in [
+        ("content-encoding", "gzip"),
+        ("content-encoding", "br"),
+        ("content-type", "application/json; charset=iso-8859-1"),
+        ("content-type", "application/json; charset=utf-16"),
+    ] {
+        let mut req = app.request(Method::POST, "/api/public/contacts").body(body);
+        if header == "content-encoding" {
+            req = req.header("content-type", "application/json");
+        }
+        let res = req.header(header, value).send().await.expect("request");
+        let (code, _) = error_of(res, 415).await;
+        assert_eq!(code, "unsupported_media_type", "{header}: {value}");
+    }
+    assert_eq!(app.list("").await["total"], 0, "nothing was written");
+}
+
+#[tokio::test]
+async fn a_body_that_stops_arriving_is_408() {
+    use std::io::{Read, Write};
+    let app = spawn_app_with(|s| s.server.body_timeout_secs = 1).await;
+    let address = app.address.trim_start_matches("http://").to_owned();
+    let key = app.key.clone();
+    let answer = tokio::task::spawn_blocking(move || {
+        let mut stream = std::net::TcpStream::connect(address).expect("connect");
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .expect("timeout");
+        // Headers promise 100 bytes; 12 come, then nothing.
+        write!(
+            stream,
+            "POST /api/public/contacts HTTP/1.1\r\nHost: x\r\nX-API-Key: {key}\r\n\
+             Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"name\": \"J"
+        )
+        .expect("write");
+        let started = std::time::Instant::now();
+        let mut answer = Vec::new();
+        let mut buf = [0u8; 4096];
+        // Until the head and the JSON body have come, or the server closes.
+        while !String::from_utf8_lossy(&answer).contains("}}") {
+            match stream.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => answer.extend_from_slice(&buf[..n]),
+            }
+        }
+        (
+            String::from_utf8_lossy(&answer).into_owned(),
+            started.elapsed(),
+        )
+    })
+    .await
+    .expect("client");
+    let (answer, after) = answer;
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("\"request_timeout\""), "{answer}");
+    assert!(
+        after < std::time::Duration::from_secs(5),
+        "answered after {after:?}"
+    );
 }
 
 #[tokio::test]

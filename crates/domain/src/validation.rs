@@ -288,7 +288,7 @@ impl Labels {
         if labels.len() > Self::MAX_COUNT {
             return Err(ValidationError::new(
                 field,
-                format!("at most {} labels are allowed", Self::MAX_COUNT),
+                format!("may hold at most {} labels", Self::MAX_COUNT),
             ));
         }
         Ok(Self::from_trusted_parts(labels.iter().map(Label::as_str)))

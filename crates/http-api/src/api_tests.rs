@@ -284,7 +284,13 @@ async fn new_routes_need_a_key() {
         TestRequest::get().uri("/api/public/inbox/conversations"),
         TestRequest::post().uri("/api/public/inbox/send"),
     ] {
-        assert_eq!(call(&w, req).await.error().1, "missing_api_key");
+        let a = call(&w, req).await;
+        assert_eq!(a.error().1, "missing_api_key");
+        assert_eq!(
+            a.header("WWW-Authenticate"),
+            Some("Bearer realm=\"maveraa\""),
+            "a 401 says how to authenticate"
+        );
     }
 }
 
@@ -520,15 +526,40 @@ async fn simulate_inbound_errors() {
         call(&w, sim("b-only").set_json(&body)).await.error().1,
         "session_not_found"
     );
-    assert_eq!(
-        call(
+    // Numbers as a send's targetNumber takes them: a group's JID, or a
+    // national number without its country code, would make a
+    // conversation nobody could answer.
+    for from in [
+        "abc",
+        "62811@g.us",
+        "081234567890",
+        "6281234567890@broadcast",
+    ] {
+        assert_eq!(
+            call(
+                &w,
+                sim("sim-1").set_json(json!({"from": from, "message": "hi"}))
+            )
+            .await
+            .error(),
+            (400, "validation_failed", Some("from")),
+            "{from}"
+        );
+    }
+    for from in ["+62 812-3456-7890", "6281234567890@s.whatsapp.net"] {
+        let a = call(
             &w,
-            sim("sim-1").set_json(json!({"from": "abc", "message": "hi"}))
+            sim("sim-1").set_json(json!({"from": from, "message": "hi"})),
         )
-        .await
-        .error(),
-        (400, "validation_failed", Some("from"))
-    );
+        .await;
+        assert_eq!(a.status, StatusCode::ACCEPTED, "{from}: {}", a.json);
+    }
+    let list = call(&w, get("/api/public/inbox/conversations")).await;
+    let jids: Vec<&str> = list.json["conversations"]
+        .as_array()
+        .map(|c| c.iter().filter_map(|c| c["remoteJid"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(jids, vec!["6281234567890@s.whatsapp.net"], "one contact");
 }
 
 #[actix_web::test]
@@ -555,8 +586,29 @@ async fn inbox_query_and_path_errors() {
             "/api/public/inbox/conversations/hello/messages?sessionId=sim-1",
             (400, "validation_failed", Some("remoteJid")),
         ),
+        (
+            "/api/public/inbox/conversations/6281234567890@g.us/messages?sessionId=sim-1",
+            (400, "validation_failed", Some("remoteJid")),
+        ),
     ] {
         assert_eq!(call(&w, get(uri)).await.error(), want, "{uri}");
+    }
+    // A JID's forms all name the same contact, `+` encoded or not.
+    for remote in [
+        "6281234567890",
+        "6281234567890@s.whatsapp.net",
+        "6281234567890@c.us",
+        "%2B6281234567890",
+        "+6281234567890",
+    ] {
+        let a = call(
+            &w,
+            get(&format!(
+                "/api/public/inbox/conversations/{remote}/messages?sessionId=sim-1"
+            )),
+        )
+        .await;
+        assert_eq!(a.status, StatusCode::OK, "{remote}: {}", a.json);
     }
     let read = call(
         &w,
@@ -722,7 +774,22 @@ async fn other_methods_are_405() {
         TestRequest::get().uri("/api/public/inbox/conversations/1/read"),
         TestRequest::delete().uri("/webhooks/whatsapp/x"),
     ] {
-        assert_eq!(call(&w, req).await.error().1, "method_not_allowed");
+        let a = call(&w, req).await;
+        assert_eq!(a.error().1, "method_not_allowed");
+        assert!(a.header("Allow").is_some(), "a 405 lists what is allowed");
+    }
+    for (req, allow) in [
+        (
+            TestRequest::delete().uri("/api/public/contacts"),
+            "GET, HEAD, POST",
+        ),
+        (
+            TestRequest::put().uri("/api/public/contacts/x"),
+            "GET, HEAD, PATCH, DELETE",
+        ),
+        (TestRequest::get().uri("/api/public/inbox/send"), "POST"),
+    ] {
+        assert_eq!(call(&w, req).await.header("Allow"), Some(allow));
     }
 }
 

@@ -5,8 +5,8 @@ use std::fmt;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, web};
 use maveraa_domain::{
-    Contact, ContactId, ContactName, ContactPatch, ContactQuery, Labels, NewContact, PhoneNumber,
-    ValidationError,
+    Contact, ContactId, ContactName, ContactPatch, ContactQuery, Label, Labels, NewContact,
+    PhoneNumber, ValidationError,
 };
 use serde::Deserialize;
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
@@ -90,7 +90,15 @@ impl LabelsInput {
     fn parse(&self) -> Result<Labels, ValidationError> {
         match self {
             Self::Text(t) => Labels::parse_csv("labels", t),
-            Self::List(parts) => Labels::from_parts("labels", parts.iter().map(String::as_str)),
+            Self::List(parts) => {
+                // Name the label at fault by its place in the array.
+                for (i, part) in parts.iter().enumerate() {
+                    if !part.trim().is_empty() {
+                        Label::parse(&format!("labels[{i}]"), part)?;
+                    }
+                }
+                Labels::from_parts("labels", parts.iter().map(String::as_str))
+            }
         }
     }
 }

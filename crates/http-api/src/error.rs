@@ -126,6 +126,10 @@ impl ResponseError for ApiError {
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
             res.insert_header(("Retry-After", "1"));
         }
+        // HTTP asks a 401 to say how to authenticate.
+        if matches!(self.code, "missing_api_key" | "invalid_api_key") {
+            res.insert_header(("WWW-Authenticate", "Bearer realm=\"maveraa\""));
+        }
         res.json(Envelope {
             error: Body {
                 code: self.code,

@@ -55,6 +55,18 @@ impl FromRequest for Authenticated {
 #[derive(Debug, Clone, Copy)]
 pub struct BodyLimit(pub usize);
 
+/// How long a request body may take to arrive, in all; `408` after it.
+/// actix times out only the headers: without this, a client that stops
+/// sending mid-body would hold its connection forever.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyTimeout(pub std::time::Duration);
+
+impl Default for BodyTimeout {
+    fn default() -> Self {
+        Self(std::time::Duration::from_secs(30))
+    }
+}
+
 /// A JSON request body. Unlike actix's `Json`, every failure answers in the
 /// API's error shape: `415` for another content type, `413` over the body
 /// limit, `400` for malformed JSON, and `400` naming the field for a value
@@ -62,21 +74,51 @@ pub struct BodyLimit(pub usize);
 #[derive(Debug)]
 pub struct ApiJson<T>(pub T);
 
-fn is_json(req: &HttpRequest) -> bool {
+/// Why the body's `Content-Type` is not JSON in UTF-8, if it is not.
+fn not_json(req: &HttpRequest) -> Option<&'static str> {
+    const SEND_JSON: &str = "send the body as JSON with Content-Type: application/json";
     let Some(ct) = req
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
     else {
-        return false;
+        return Some(SEND_JSON);
     };
-    let mime = ct
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase();
-    mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
+    let mut parts = ct.split(';');
+    let mime = parts.next().unwrap_or_default().trim().to_ascii_lowercase();
+    if !(mime == "application/json"
+        || (mime.starts_with("application/") && mime.ends_with("+json")))
+    {
+        return Some(SEND_JSON);
+    }
+    // JSON is UTF-8 (RFC 8259); a body declared in another charset would be
+    // misread, not converted.
+    let other_charset = parts.any(|param| {
+        param.split_once('=').is_some_and(|(name, value)| {
+            name.trim().eq_ignore_ascii_case("charset")
+                && !matches!(
+                    value.trim().trim_matches('"').to_ascii_lowercase().as_str(),
+                    "utf-8" | "utf8"
+                )
+        })
+    });
+    other_charset.then_some("JSON bodies are read as UTF-8: send charset=utf-8 or no charset")
+}
+
+/// Refuses a compressed body: none is decompressed, and reading one as it
+/// is would answer a misleading `400`.
+fn encoded(req: &HttpRequest) -> Option<ApiError> {
+    let encoding = req.headers().get(header::CONTENT_ENCODING)?;
+    let identity = encoding
+        .to_str()
+        .is_ok_and(|e| e.trim().is_empty() || e.trim().eq_ignore_ascii_case("identity"));
+    (!identity).then(|| {
+        ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "request bodies are not accepted compressed: send them without Content-Encoding",
+        )
+    })
 }
 
 fn too_large(limit: usize) -> ApiError {
@@ -98,9 +140,10 @@ fn json_error(err: &serde_path_to_error::Error<serde_json::Error>) -> ApiError {
             format!("the request body is not valid JSON: {inner}"),
         );
     }
-    // serde_json appends " at line L column C": useful for syntax, noise here.
+    // serde_json appends " at line L column C": useful for syntax, noise
+    // here; and it names our Rust types, which mean nothing to a caller.
     let text = inner.to_string();
-    let reason = text.split(" at line ").next().unwrap_or(&text).to_owned();
+    let reason = plain_expectation(text.split(" at line ").next().unwrap_or(&text));
     if path == "." {
         return ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -111,12 +154,36 @@ fn json_error(err: &serde_path_to_error::Error<serde_json::Error>) -> ApiError {
     ApiError::validation(path.clone(), format!("{path} has the wrong type: {reason}"))
 }
 
+/// serde's expectation in a caller's words: "expected struct MediaRequest"
+/// (or "... with 3 elements") becomes "expected a JSON object", and Rust's
+/// integer types "an integer".
+fn plain_expectation(reason: &str) -> String {
+    let Some((head, expected)) = reason.split_once("expected ") else {
+        return reason.to_owned();
+    };
+    let plain = if expected.starts_with("struct ") || expected.starts_with("a map") {
+        "a JSON object"
+    } else if matches!(
+        expected,
+        "u8" | "u16" | "u32" | "u64" | "usize" | "i8" | "i16" | "i32" | "i64" | "isize"
+    ) {
+        "an integer"
+    } else {
+        expected
+    };
+    format!("{head}expected {plain}")
+}
+
 /// Reads the whole body, answering `413` as soon as it is known to be over
-/// `limit` (from `Content-Length`, or while reading a chunked body).
+/// `limit` (from `Content-Length`, or while reading a chunked body), `415`
+/// when it is compressed, and `408` when it takes longer than the route's
+/// [`BodyTimeout`].
 fn read_body(
     req: &HttpRequest,
     payload: &mut Payload,
 ) -> impl Future<Output = Result<web::Bytes, ApiError>> + 'static {
+    let refused = encoded(req);
+    let timeout = req.app_data::<BodyTimeout>().copied().unwrap_or_default();
     let limit = req.app_data::<BodyLimit>().map_or(64 * 1024, |l| l.0);
     let declared = req
         .headers()
@@ -125,24 +192,41 @@ fn read_body(
         .and_then(|v| v.parse::<usize>().ok());
     let mut payload = payload.take();
     async move {
+        if let Some(refused) = refused {
+            return Err(refused);
+        }
         if declared.is_some_and(|n| n > limit) {
             return Err(too_large(limit));
         }
-        let mut body = web::BytesMut::with_capacity(declared.unwrap_or(1024).min(limit));
-        while let Some(chunk) = payload.next().await {
-            let chunk = chunk.map_err(|e| {
-                ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "bad_request",
-                    format!("cannot read the body: {e}"),
-                )
-            })?;
-            if body.len() + chunk.len() > limit {
-                return Err(too_large(limit));
+        let read = async {
+            let mut body = web::BytesMut::with_capacity(declared.unwrap_or(1024).min(limit));
+            while let Some(chunk) = payload.next().await {
+                let chunk = chunk.map_err(|e| {
+                    ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        "bad_request",
+                        format!("cannot read the body: {e}"),
+                    )
+                })?;
+                if body.len() + chunk.len() > limit {
+                    return Err(too_large(limit));
+                }
+                body.extend_from_slice(&chunk);
             }
-            body.extend_from_slice(&chunk);
-        }
-        Ok(body.freeze())
+            Ok(body.freeze())
+        };
+        actix_web::rt::time::timeout(timeout.0, read)
+            .await
+            .unwrap_or_else(|_| {
+                Err(ApiError::new(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "request_timeout",
+                    format!(
+                        "the request body did not arrive within {} s",
+                        timeout.0.as_secs_f64()
+                    ),
+                ))
+            })
     }
 }
 
@@ -151,23 +235,35 @@ impl<T: DeserializeOwned + 'static> FromRequest for ApiJson<T> {
     type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let json = is_json(req);
+        let not_json = not_json(req);
         let body = read_body(req, payload);
         Box::pin(async move {
-            if !json {
+            if let Some(why) = not_json {
                 return Err(ApiError::new(
                     StatusCode::UNSUPPORTED_MEDIA_TYPE,
                     "unsupported_media_type",
-                    "send the body as JSON with Content-Type: application/json",
+                    why,
                 ));
             }
             let body = body.await?;
-            if body.iter().all(u8::is_ascii_whitespace) {
-                return Err(ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "malformed_json",
-                    "the request body is empty; send a JSON object",
-                ));
+            match body.iter().find(|b| !b.is_ascii_whitespace()) {
+                None => {
+                    return Err(ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        "malformed_json",
+                        "the request body is empty; send a JSON object",
+                    ));
+                }
+                // serde would read an array into a struct field by field,
+                // by position: `["sim-1", "628...", "hi"]` must not send.
+                Some(b'{') => {}
+                Some(_) => {
+                    return Err(ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        "validation_failed",
+                        "the request body must be a JSON object",
+                    ));
+                }
             }
             let mut de = serde_json::Deserializer::from_slice(&body);
             let value = serde_path_to_error::deserialize(&mut de).map_err(|e| json_error(&e))?;

@@ -61,7 +61,13 @@ impl InboxQuery {
 
 /// The conversation's contact from the path: digits or a JID.
 fn remote(req: &HttpRequest) -> Result<WaId, ApiError> {
-    Ok(WaId::parse("remoteJid", path_param(req, "remoteJid"))?)
+    let raw = path_param(req, "remoteJid");
+    // actix leaves `%2B` encoded in paths (a `+` may be meaningful there).
+    let raw = raw
+        .strip_prefix("%2B")
+        .or_else(|| raw.strip_prefix("%2b"))
+        .unwrap_or(raw);
+    Ok(WaId::parse("remoteJid", raw)?)
 }
 
 /// Appends a conversation as the reference shows it on the wire, plus

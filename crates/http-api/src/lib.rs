@@ -39,7 +39,7 @@ use maveraa_domain::usecases::{
 };
 
 pub use error::ApiError;
-pub use extract::{API_KEY_HEADER, ApiJson, Authenticated, BodyLimit, RawBody};
+pub use extract::{API_KEY_HEADER, ApiJson, Authenticated, BodyLimit, BodyTimeout, RawBody};
 pub use request_id::{REQUEST_ID_HEADER, request_context};
 
 /// What the handlers need: the use cases, and a readiness probe.
@@ -72,6 +72,8 @@ pub struct HttpSettings {
     pub body_limit: usize,
     /// Largest webhook body accepted from a provider, in bytes.
     pub webhook_body_limit: usize,
+    /// How long a request body may take to arrive (`408` after it).
+    pub body_timeout: std::time::Duration,
 }
 
 impl Default for HttpSettings {
@@ -79,17 +81,24 @@ impl Default for HttpSettings {
         Self {
             body_limit: 64 * 1024,
             webhook_body_limit: 1024 * 1024,
+            body_timeout: BodyTimeout::default().0,
         }
     }
 }
 
-async fn method_not_allowed() -> HttpResponse {
-    ApiError::new(
+/// `405`, with the methods the path takes in `Allow` (HTTP requires it).
+fn method_not_allowed(allow: &'static str) -> HttpResponse {
+    let mut res = ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
         "method_not_allowed",
-        "this method is not allowed on this path",
+        format!("this path takes {allow}"),
     )
-    .error_response()
+    .error_response();
+    res.headers_mut().insert(
+        actix_web::http::header::ALLOW,
+        actix_web::http::header::HeaderValue::from_static(allow),
+    );
+    res
 }
 
 async fn no_route() -> HttpResponse {
@@ -102,50 +111,56 @@ fn get_or_head() -> actix_web::Route {
     web::route().guard(guard::Any(guard::Get()).or(guard::Head()))
 }
 
-/// A resource that answers `405` in the API's shape to other methods.
-fn resource(path: &str) -> actix_web::Resource {
-    web::resource(path).default_service(web::to(method_not_allowed))
+/// A resource that answers `405` in the API's shape to methods other than
+/// `allow` (as the `Allow` header lists them).
+fn resource(path: &str, allow: &'static str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(move || async move { method_not_allowed(allow) }))
 }
 
 /// Registers every route, the shared state and the JSON error handlers.
 pub fn configure(cfg: &mut web::ServiceConfig, state: ApiState, settings: HttpSettings) {
     cfg.app_data(web::Data::new(state))
         .app_data(BodyLimit(settings.body_limit))
+        .app_data(BodyTimeout(settings.body_timeout))
         // Bodies are read by our own extractors; this only guards other readers.
         .app_data(web::PayloadConfig::new(settings.body_limit))
-        .service(resource("/health").route(get_or_head().to(health::health)))
-        .service(resource("/ready").route(get_or_head().to(health::ready)))
+        .service(resource("/health", "GET, HEAD").route(get_or_head().to(health::health)))
+        .service(resource("/ready", "GET, HEAD").route(get_or_head().to(health::ready)))
         .service(
             web::scope("/api/public")
                 .service(
-                    resource("/contacts")
+                    resource("/contacts", "GET, HEAD, POST")
                         .route(get_or_head().to(contacts::list))
                         .route(web::post().to(contacts::create)),
                 )
                 .service(
-                    resource("/contacts/{id}")
+                    resource("/contacts/{id}", "GET, HEAD, PATCH, DELETE")
                         .route(get_or_head().to(contacts::get))
                         .route(web::patch().to(contacts::update))
                         .route(web::delete().to(contacts::delete)),
                 )
-                .service(resource("/sessions").route(get_or_head().to(sessions::list)))
+                .service(resource("/sessions", "GET, HEAD").route(get_or_head().to(sessions::list)))
                 .service(
-                    resource("/sessions/{sessionId}/simulate/inbound")
+                    resource("/sessions/{sessionId}/simulate/inbound", "POST")
                         .route(web::post().to(sessions::simulate_inbound)),
                 )
-                .service(resource("/inbox/send").route(web::post().to(messages::send)))
+                .service(resource("/inbox/send", "POST").route(web::post().to(messages::send)))
                 .service(
-                    resource("/inbox/conversations").route(get_or_head().to(inbox::conversations)),
+                    resource("/inbox/conversations", "GET, HEAD")
+                        .route(get_or_head().to(inbox::conversations)),
                 )
                 .service(
-                    resource("/inbox/conversations/{remoteJid}/messages")
+                    resource("/inbox/conversations/{remoteJid}/messages", "GET, HEAD")
                         .route(get_or_head().to(inbox::messages)),
                 )
                 .service(
-                    resource("/inbox/conversations/{remoteJid}/read")
+                    resource("/inbox/conversations/{remoteJid}/read", "POST")
                         .route(web::post().to(inbox::mark_read)),
                 )
-                .service(resource("/messages/{messageId}").route(get_or_head().to(messages::get)))
+                .service(
+                    resource("/messages/{messageId}", "GET, HEAD")
+                        .route(get_or_head().to(messages::get)),
+                )
                 .default_service(web::to(no_route)),
         )
         .service(
@@ -153,7 +168,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: ApiState, settings: HttpSe
                 // Providers batch events: their bodies get their own limit.
                 .app_data(BodyLimit(settings.webhook_body_limit))
                 .service(
-                    resource("/{sessionUuid}")
+                    resource("/{sessionUuid}", "GET, HEAD, POST")
                         .route(get_or_head().to(webhooks::verify))
                         .route(web::post().to(webhooks::receive)),
                 )

@@ -1,6 +1,6 @@
 //! Query-string parameters shared by the list endpoints.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 
 use crate::error::ApiError;
 
@@ -28,7 +28,10 @@ pub(crate) fn limit(value: &str, max: u32) -> Result<u32, ApiError> {
         })
 }
 
-/// An RFC 3339 timestamp (`2023-10-01T12:05:00.000Z`), for `before`.
+/// An RFC 3339 timestamp (`2023-10-01T12:05:00.000Z`), for `before`:
+/// rounded up to whole microseconds, storage's precision, so that every
+/// item strictly earlier than the instant given is earlier than the
+/// result too (rounding down would skip one stored at the truncated time).
 ///
 /// # Errors
 /// `400 validation_failed` on `field`.
@@ -43,7 +46,15 @@ pub(crate) fn timestamp(field: &str, value: &str) -> Result<DateTime<Utc>, ApiEr
                 None => Err(e),
             }
         })
-        .map(|t| t.with_timezone(&Utc))
+        .map(|t| {
+            let t = t.with_timezone(&Utc);
+            let truncated = t.trunc_subsecs(6);
+            if truncated == t {
+                t
+            } else {
+                truncated + chrono::TimeDelta::microseconds(1)
+            }
+        })
         .map_err(|_| {
             ApiError::validation(
                 field,
@@ -73,6 +84,16 @@ mod tests {
         assert_eq!(timestamp("before", "2023-10-01T12:05:00Z").ok(), want);
         assert_eq!(timestamp("before", "2023-10-01T19:05:00+07:00").ok(), want);
         assert_eq!(timestamp("before", "2023-10-01T19:05:00 07:00").ok(), want);
+        let micros = |s| timestamp("before", s).map(|t| t.timestamp_subsec_nanos());
+        assert_eq!(
+            micros("2023-10-01T12:05:00.651744Z").ok(),
+            Some(651_744_000)
+        );
+        assert_eq!(
+            micros("2023-10-01T12:05:00.6517449Z").ok(),
+            Some(651_745_000),
+            "rounded up: an item at .651744 is before the instant given"
+        );
         let err = timestamp("before", "yesterday").expect_err("not a time");
         assert_eq!(err.field(), Some("before"));
     }

@@ -3,7 +3,7 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use maveraa_domain::messaging::{ProviderSettings, SendMessage, Session, SessionName, WaId};
-use maveraa_domain::{ContactName, ValidationError};
+use maveraa_domain::{ContactName, JID_SUFFIX, PhoneNumber, ValidationError};
 use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
@@ -88,7 +88,11 @@ impl SimulateInboundRequest {
     /// # Errors
     /// A [`ValidationError`] on `from`, `pushName` or `message`.
     pub fn try_into_domain(self) -> Result<SimulatedInbound, ValidationError> {
-        let from = WaId::parse("from", self.from.as_deref().unwrap_or(""))?;
+        // A number as `targetNumber` takes it (a conversation that could
+        // not be answered is no use), or its JID.
+        let from = self.from.as_deref().unwrap_or("").trim();
+        let from = from.strip_suffix(JID_SUFFIX).unwrap_or(from);
+        let from = WaId::from_trusted_str(PhoneNumber::parse("from", from)?.as_str());
         let push_name = match self.push_name.as_deref().map(str::trim) {
             None | Some("") => None,
             Some(name) => Some(ContactName::parse("pushName", name)?.as_str().to_owned()),

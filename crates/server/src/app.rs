@@ -287,6 +287,7 @@ impl Application {
         let http = HttpSettings {
             body_limit: settings.server.body_limit_bytes,
             webhook_body_limit: settings.server.webhook_body_limit_bytes,
+            body_timeout: Duration::from_secs(settings.server.body_timeout_secs),
         };
         let mut server = HttpServer::new(move || {
             let state = state.clone();

@@ -75,6 +75,8 @@ pub struct ServerSettings {
     pub shutdown_timeout_secs: u64,
     /// Largest webhook body, in bytes.
     pub webhook_body_limit_bytes: usize,
+    /// How long a request body may take to arrive, in seconds.
+    pub body_timeout_secs: u64,
 }
 
 /// `[whatsapp]`

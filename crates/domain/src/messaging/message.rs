@@ -16,14 +16,24 @@ use crate::validation::{JID_SUFFIX, PhoneNumber, ValidationError};
 pub struct WaId(CompactString);
 
 impl WaId {
-    /// Parses digits, or a JID (`6281234567890@s.whatsapp.net`); a leading
-    /// `+` is allowed.
+    /// Parses digits, or a user's JID (`6281234567890@s.whatsapp.net`, or
+    /// the older `@c.us` that WhatsApp Web gateways use); a leading `+` is
+    /// allowed. Other JIDs (groups' `@g.us`, broadcasts) are not a user's.
     ///
     /// # Errors
     /// A [`ValidationError`] on `field` unless 5 to 20 digits remain.
     pub fn parse(field: &str, input: &str) -> Result<Self, ValidationError> {
         let s = input.trim();
-        let s = s.split_once('@').map_or(s, |(user, _)| user);
+        let s = match s.split_once('@') {
+            Some((user, server))
+                if server.eq_ignore_ascii_case(&JID_SUFFIX[1..])
+                    || server.eq_ignore_ascii_case("c.us") =>
+            {
+                user
+            }
+            Some(_) => "",
+            None => s,
+        };
         let s = s.strip_prefix('+').unwrap_or(s);
         if (5..=20).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit()) {
             Ok(Self(s.into()))
@@ -514,6 +524,18 @@ mod tests {
             "6281234567890@s.whatsapp.net"
         );
         assert!(WaId::parse("f", "abc").is_err());
+        assert_eq!(
+            WaId::parse("f", "6281234567890@c.us").expect("ok").as_str(),
+            "6281234567890"
+        );
+        for not_a_user in [
+            "62811@g.us",
+            "120363025246125486@g.us",
+            "6281234567890@broadcast",
+            "6281234567890@",
+        ] {
+            assert!(WaId::parse("f", not_a_user).is_err(), "{not_a_user}");
+        }
     }
 
     #[test]
