@@ -57,6 +57,17 @@ async fn the_bearer_scheme_works_too() {
         .await
         .expect("r");
     assert_eq!(res.status(), 200);
+    // An empty X-API-Key beside it (a client's unfilled template) does not
+    // hide it.
+    let res = app
+        .client
+        .get(app.url("/api/public/contacts"))
+        .header("X-API-Key", "")
+        .bearer_auth(&app.key)
+        .send()
+        .await
+        .expect("r");
+    assert_eq!(res.status(), 200);
 }
 
 #[tokio::test]

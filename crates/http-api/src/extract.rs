@@ -22,7 +22,13 @@ pub struct Authenticated(pub AuthContext);
 
 /// The key presented: `X-API-Key`, or `Authorization: Bearer <key>`.
 fn presented_key(req: &HttpRequest) -> Option<String> {
-    if let Some(v) = req.headers().get(API_KEY_HEADER) {
+    // An empty X-API-Key (a client template's placeholder) does not hide
+    // a key sent as a Bearer token.
+    if let Some(v) = req
+        .headers()
+        .get(API_KEY_HEADER)
+        .filter(|v| !v.as_bytes().trim_ascii().is_empty())
+    {
         return Some(v.to_str().unwrap_or_default().to_owned());
     }
     let auth = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
