@@ -760,6 +760,18 @@ async fn webhook_limit_is_separate_from_the_api_limit() {
     )
     .await;
     assert_eq!(api.error().0, 413);
+
+    // Meta's deliveries may be up to 3 MB: the default takes them.
+    let three_mb = format!("{{\"pad\": \"{}\"}}", "x".repeat(3 * 1000 * 1000));
+    let big = call(
+        &w,
+        TestRequest::post()
+            .uri(&format!("/webhooks/whatsapp/{}", w.cloud.id))
+            .insert_header(("X-Hub-Signature-256", GOOD_SIGNATURE))
+            .set_payload(three_mb),
+    )
+    .await;
+    assert_eq!(big.status, StatusCode::OK, "{}", big.json);
 }
 
 #[actix_web::test]

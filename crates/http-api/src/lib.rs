@@ -80,7 +80,8 @@ impl Default for HttpSettings {
     fn default() -> Self {
         Self {
             body_limit: 64 * 1024,
-            webhook_body_limit: 1024 * 1024,
+            // Meta's deliveries may be up to 3 MB.
+            webhook_body_limit: 4 * 1024 * 1024,
             body_timeout: BodyTimeout::default().0,
         }
     }

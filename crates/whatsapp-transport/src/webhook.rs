@@ -163,9 +163,19 @@ fn decode_value(value: &Value, events: &mut Vec<ProviderEvent>) {
     }
 }
 
+/// Longest provider message id kept (Meta's are about 60 characters). A
+/// longer one could not be indexed: storing it would fail the whole
+/// delivery on every redelivery.
+const MAX_PROVIDER_ID_BYTES: usize = 512;
+
+/// An item's provider message id, when it has a usable one.
+fn provider_id(item: &Value) -> Option<&str> {
+    non_empty(item, "id").filter(|id| id.len() <= MAX_PROVIDER_ID_BYTES)
+}
+
 fn decode_message(message: &Value, contacts: &[Value]) -> Option<InboundMessage> {
-    let Some(id) = non_empty(message, "id") else {
-        tracing::warn!("webhook message without an id skipped");
+    let Some(id) = provider_id(message) else {
+        tracing::warn!("webhook message without a usable id skipped");
         return None;
     };
     let raw_from = str_field(message, "from").unwrap_or_default();
@@ -284,8 +294,8 @@ fn other_text(kind: &str, payload: &Value) -> Option<String> {
 }
 
 fn decode_status(status: &Value) -> Option<StatusUpdate> {
-    let Some(id) = non_empty(status, "id") else {
-        tracing::warn!("webhook status without a message id skipped");
+    let Some(id) = provider_id(status) else {
+        tracing::warn!("webhook status without a usable message id skipped");
         return None;
     };
     let name = str_field(status, "status").unwrap_or_default();
@@ -340,14 +350,18 @@ fn status_error(status: &Value) -> MessageError {
     MessageError { code, message }
 }
 
-/// Unix seconds, as a string (Meta's form) or a number; "now" otherwise.
+/// Unix seconds, as a string (Meta's form) or a number; "now" otherwise,
+/// and for a time outside 1970 to 9999, which PostgreSQL might not hold
+/// (storing it would fail the whole delivery on every redelivery).
 fn timestamp(value: Option<&Value>) -> DateTime<Utc> {
+    const LAST_SECOND_OF_9999: i64 = 253_402_300_799;
     let seconds = match value {
         Some(Value::String(s)) => s.trim().parse::<i64>().ok(),
         Some(Value::Number(n)) => n.as_i64(),
         _ => None,
     };
     seconds
+        .filter(|s| (0..=LAST_SECOND_OF_9999).contains(s))
         .and_then(|s| DateTime::from_timestamp(s, 0))
         .unwrap_or_else(|| {
             tracing::warn!("webhook item without a valid timestamp: using the current time");
@@ -384,6 +398,34 @@ mod tests {
         let before = Utc::now();
         assert!(timestamp(Some(&Value::String("soon".into()))) >= before);
         assert!(timestamp(None) >= before);
+        for out_of_range in ["-1000000000000", "253402300800", "99999999999999"] {
+            assert!(
+                timestamp(Some(&Value::String(out_of_range.into()))) >= before,
+                "{out_of_range}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_id_too_long_to_index_is_skipped() {
+        let status = |id: &str| {
+            decode_status(&serde_json::json!({
+                "id": id, "status": "read", "timestamp": "1700000000"
+            }))
+        };
+        assert!(status(&"w".repeat(MAX_PROVIDER_ID_BYTES)).is_some());
+        assert!(status(&"w".repeat(3000)).is_none());
+        let message = |id: &str| {
+            decode_message(
+                &serde_json::json!({
+                    "id": id, "from": "6281234567890", "timestamp": "1700000000",
+                    "type": "text", "text": {"body": "hi"}
+                }),
+                &[],
+            )
+        };
+        assert!(message("wamid.ok").is_some());
+        assert!(message(&"w".repeat(3000)).is_none());
     }
 
     #[test]
