@@ -49,6 +49,29 @@ impl StorageError {
         )
     }
 
+    /// Whether the connection it ran on is dead: the server closed it or
+    /// went away (restarted, failed over). Such a connection is dropped,
+    /// not reused. A statement timeout leaves it alive.
+    pub fn connection_is_gone(&self) -> bool {
+        match self {
+            Self::Query(DieselError::DatabaseError(kind, info)) => {
+                matches!(
+                    kind,
+                    DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand
+                ) || [
+                    "terminating connection",
+                    "server closed the connection",
+                    "no connection to the server",
+                    "could not receive data",
+                    "could not send data",
+                ]
+                .iter()
+                .any(|m| info.message().contains(m))
+            }
+            _ => false,
+        }
+    }
+
     /// Whether a row referred to another that does not exist (any more).
     pub fn is_foreign_key_violation(&self) -> bool {
         matches!(

@@ -9,7 +9,7 @@ use tokio::sync::oneshot;
 
 use diesel::connection::SimpleConnection;
 use diesel::pg::PgConnection;
-use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool};
+use diesel::r2d2::{ConnectionManager, CustomizeConnection, ManageConnection, Pool};
 
 use crate::error::StorageError;
 
@@ -61,9 +61,9 @@ struct SessionSetup {
 // queries, no inserts) use `force_generic_plan`: planned once instead of at
 // every request (+35% pages/s measured), with sequential scans off for the
 // same reason.
-impl CustomizeConnection<PgConnection, diesel::r2d2::Error> for SessionSetup {
-    fn on_acquire(&self, conn: &mut PgConnection) -> Result<(), diesel::r2d2::Error> {
-        conn.batch_execute(&format!(
+impl CustomizeConnection<Tracked, diesel::r2d2::Error> for SessionSetup {
+    fn on_acquire(&self, conn: &mut Tracked) -> Result<(), diesel::r2d2::Error> {
+        conn.inner.batch_execute(&format!(
             "SET statement_timeout = {}; SET idle_in_transaction_session_timeout = 60000; SET TIME ZONE 'UTC'; {}",
             self.statement_timeout_ms,
             if self.generic_plans {
@@ -76,7 +76,53 @@ impl CustomizeConnection<PgConnection, diesel::r2d2::Error> for SessionSetup {
     }
 }
 
-type Job = Box<dyn FnOnce(&Pool<ConnectionManager<PgConnection>>) + Send>;
+/// A pooled connection, and whether a failure showed the server gone from
+/// the other end.
+pub(crate) struct Tracked {
+    inner: PgConnection,
+    gone: bool,
+}
+
+/// diesel's connection manager, which also drops a connection a failure
+/// showed dead. diesel's own check looks only at the transaction state, so
+/// after a database restart every pooled connection kept failing ("no
+/// connection to the server") until r2d2 retired it half an hour later.
+struct Manager(ConnectionManager<PgConnection>);
+
+impl ManageConnection for Manager {
+    type Connection = Tracked;
+    type Error = diesel::r2d2::Error;
+
+    fn connect(&self) -> Result<Tracked, Self::Error> {
+        self.0.connect().map(|inner| Tracked { inner, gone: false })
+    }
+
+    fn is_valid(&self, conn: &mut Tracked) -> Result<(), Self::Error> {
+        self.0.is_valid(&mut conn.inner)
+    }
+
+    fn has_broken(&self, conn: &mut Tracked) -> bool {
+        conn.gone || self.0.has_broken(&mut conn.inner)
+    }
+}
+
+type DbPool = Pool<Manager>;
+
+/// Runs `f` on a connection from `pool`, and marks the connection for
+/// dropping when `f` failed because the server is gone.
+fn with_connection<T>(
+    pool: &DbPool,
+    f: impl FnOnce(&mut PgConnection) -> Result<T, StorageError>,
+) -> Result<T, StorageError> {
+    let mut conn = pool.get()?;
+    let result = f(&mut conn.inner);
+    if result.as_ref().is_err_and(StorageError::connection_is_gone) {
+        conn.gone = true;
+    }
+    result
+}
+
+type Job = Box<dyn FnOnce(&DbPool) + Send>;
 
 const QUEUED: u8 = 0;
 const RUNNING: u8 = 1;
@@ -91,7 +137,7 @@ const ABANDONED: u8 = 2;
 /// the resident set with them; a fixed set of threads keeps both flat.
 #[derive(Clone)]
 pub struct Database {
-    pool: Pool<ConnectionManager<PgConnection>>,
+    pool: DbPool,
     jobs: Arc<JobSender>,
     acquire_timeout: Duration,
 }
@@ -199,7 +245,7 @@ impl Drop for JobSender {
 }
 
 /// Takes jobs until every `Database` handle is gone.
-fn worker(pool: Pool<ConnectionManager<PgConnection>>, jobs: Arc<JobQueue>) {
+fn worker(pool: DbPool, jobs: Arc<JobQueue>) {
     while let Some(job) = jobs.pop() {
         job(&pool);
     }
@@ -266,8 +312,10 @@ impl Database {
                 "pool max_size must be at least 1".into(),
             ));
         }
-        let manager =
-            ConnectionManager::<PgConnection>::new(connection_url(url, settings.acquire_timeout));
+        let manager = Manager(ConnectionManager::<PgConnection>::new(connection_url(
+            url,
+            settings.acquire_timeout,
+        )));
         let pool = Pool::builder()
             .max_size(settings.max_size)
             .min_idle(Some(settings.min_idle.min(settings.max_size)))
@@ -322,11 +370,8 @@ impl Database {
             {
                 return; // The caller gave up before we started.
             }
-            let result = catch_unwind(AssertUnwindSafe(|| {
-                let mut conn = pool.get()?;
-                f(&mut conn)
-            }))
-            .unwrap_or_else(|_| Err(StorageError::Task("database work panicked".into())));
+            let result = catch_unwind(AssertUnwindSafe(|| with_connection(pool, f)))
+                .unwrap_or_else(|_| Err(StorageError::Task("database work panicked".into())));
             let _ = tx.send(result);
         });
         self.jobs.0.push(job);
@@ -357,8 +402,7 @@ impl Database {
         &self,
         f: impl FnOnce(&mut PgConnection) -> Result<T, StorageError>,
     ) -> Result<T, StorageError> {
-        let mut conn = self.pool.get()?;
-        f(&mut conn)
+        with_connection(&self.pool, f)
     }
 }
 
@@ -391,7 +435,9 @@ mod tests {
         // Never connected: the jobs here do not use it.
         let pool = Pool::builder()
             .min_idle(Some(0))
-            .build_unchecked(ConnectionManager::<PgConnection>::new("postgres://unused"));
+            .build_unchecked(Manager(ConnectionManager::<PgConnection>::new(
+                "postgres://unused",
+            )));
         let queue = Arc::new(JobQueue::default());
         let sender = JobSender(queue.clone());
         let workers: Vec<_> = (0..4)

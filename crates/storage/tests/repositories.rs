@@ -536,3 +536,95 @@ async fn lists_read_back_exactly_what_get_reads() {
     );
     assert!(expected[3].labels.is_empty());
 }
+
+diesel::define_sql_function! {
+    /// The server process serving this connection.
+    fn pg_backend_pid() -> diesel::sql_types::Integer;
+}
+
+/// A TCP proxy to `upstream` that can cut every connection through it at
+/// once, as a network drop or a failover does (no goodbye from the server).
+struct Cutter {
+    port: u16,
+    cut: tokio::sync::watch::Sender<u64>,
+}
+
+impl Cutter {
+    async fn start(upstream: String) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let (cut, cuts) = tokio::sync::watch::channel(0u64);
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                let upstream = upstream.clone();
+                let mut cuts = cuts.clone();
+                cuts.mark_unchanged();
+                tokio::spawn(async move {
+                    let Ok(mut server) = tokio::net::TcpStream::connect(upstream).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        _ = cuts.changed() => {}
+                    }
+                });
+            }
+        });
+        Self { port, cut }
+    }
+
+    fn cut_all(&self) {
+        self.cut.send_modify(|n| *n += 1);
+    }
+}
+
+/// `url` with its `host:port` replaced by the proxy's.
+fn through(url: &str, port: u16) -> (String, String) {
+    let (scheme_user, rest) = url.split_once('@').expect("user@host");
+    let end = rest.find(['/', '?']).unwrap_or(rest.len());
+    (
+        format!("{scheme_user}@127.0.0.1:{port}{}", &rest[end..]),
+        rest[..end].to_owned(),
+    )
+}
+
+// Several threads: the pool connects synchronously, through the proxy's
+// tasks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_the_server_closed_is_replaced_not_reused() {
+    use diesel::{ExpressionMethods, RunQueryDsl};
+    let db = TestDatabase::create();
+    let (_, upstream) = through(db.url(), 0);
+    let proxy = Cutter::start(upstream).await;
+    let (url, _) = through(db.url(), proxy.port);
+    let one = PoolSettings {
+        max_size: 1,
+        min_idle: 1,
+        ..PoolSettings::default()
+    };
+    let database = Database::connect(&url, &one).expect("pool");
+    let pid = || database.run(|conn| Ok(diesel::select(pg_backend_pid()).get_result::<i32>(conn)?));
+    let first = pid().await.expect("a connection");
+    proxy.cut_all();
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    // A statement this connection has not prepared yet: its failure is
+    // one diesel's own check does not see.
+    let failed = database
+        .run(|conn| Ok(diesel::select(pg_backend_pid().eq(0)).get_result::<bool>(conn)?))
+        .await
+        .expect_err("the dead connection fails once");
+    assert!(failed.connection_is_gone(), "{failed}");
+    assert!(
+        matches!(
+            RepositoryError::from(failed),
+            RepositoryError::Unavailable(_)
+        ),
+        "a 503, worth retrying"
+    );
+    // Without dropping it, every later call on it failed with "no
+    // connection to the server" until r2d2 retired it half an hour later.
+    let second = pid().await.expect("a new connection serves the next call");
+    assert_ne!(second, first);
+}
