@@ -1,4 +1,4 @@
-use crate::helpers::{error_of, json_of, spawn_app};
+use crate::helpers::{Spawned, error_of, free_port, json_of, spawn_app, wait_ready};
 
 #[tokio::test]
 async fn health_needs_no_database_and_ready_does() {
@@ -102,4 +102,84 @@ async fn every_response_carries_a_request_id() {
         res.headers().get("x-request-id").map(|v| v.as_bytes()),
         Some(&b"trace-abc-123"[..])
     );
+}
+
+/// A request in flight when the server is told to stop (Ctrl-C or
+/// SIGTERM) is finished and answered; then the process exits cleanly.
+#[tokio::test]
+async fn sigint_and_sigterm_finish_requests_in_flight() {
+    use std::io::{Read, Write};
+    let app = spawn_app().await;
+    for signal in ["INT", "TERM"] {
+        let port = free_port();
+        let mut server = Spawned(
+            std::process::Command::new(env!("CARGO_BIN_EXE_maveraa"))
+                .arg("serve")
+                .env("MAVERAA__DATABASE__URL", &app.db_url)
+                .env("MAVERAA__SERVER__PORT", port.to_string())
+                .env("MAVERAA__SERVER__WORKERS", "1")
+                .env("MAVERAA__BOOTSTRAP__DEFAULT_WORKSPACE", "false")
+                .env("RUST_LOG", "warn")
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("spawn maveraa serve"),
+        );
+        wait_ready(port);
+        let key = app.key.clone();
+        let pid = server.id().to_string();
+        let answer = tokio::task::spawn_blocking(move || {
+            let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+            stream
+                .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+                .expect("timeout");
+            let body = format!(
+                r#"{{"name": "Signal {signal}", "phone": "62812345678{}"}}"#,
+                signal.len()
+            );
+            let (head, tail) = body.split_at(10);
+            write!(
+                stream,
+                "POST /api/public/contacts HTTP/1.1\r\nHost: x\r\nX-API-Key: {key}\r\n\
+                 Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{head}",
+                body.len()
+            )
+            .expect("write");
+            // The request is in flight: stop the server now.
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            let status = std::process::Command::new("kill")
+                .args(["-s", signal, &pid])
+                .status()
+                .expect("kill");
+            assert!(status.success());
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            stream
+                .write_all(tail.as_bytes())
+                .expect("the rest of the body");
+            let mut answer = Vec::new();
+            let mut buf = [0u8; 4096];
+            while !String::from_utf8_lossy(&answer).contains("createdAt") {
+                match stream.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => answer.extend_from_slice(&buf[..n]),
+                }
+            }
+            String::from_utf8_lossy(&answer).into_owned()
+        })
+        .await
+        .expect("client");
+        assert!(answer.starts_with("HTTP/1.1 201"), "SIG{signal}: {answer}");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+        let exit = loop {
+            if let Some(exit) = server.try_wait().expect("wait") {
+                break exit;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "SIG{signal}: still running"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        };
+        assert!(exit.success(), "SIG{signal}: {exit:?}");
+    }
 }

@@ -172,6 +172,26 @@ fn hostname() -> String {
         .unwrap_or_else(|| "maveraa".into())
 }
 
+/// Waits for SIGINT (Ctrl-C) or SIGTERM, and names it. Both stop the
+/// server gracefully.
+async fn stop_signal() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) {
+        (Ok(mut int), Ok(mut term)) => tokio::select! {
+            _ = int.recv() => "SIGINT",
+            _ = term.recv() => "SIGTERM",
+        },
+        _ => {
+            // No signal handling (should not happen on Unix): Ctrl-C only.
+            let _ = tokio::signal::ctrl_c().await;
+            "SIGINT"
+        }
+    }
+}
+
 /// Runs one dispatch loop until `stop` turns true; the batch in flight is
 /// finished first, so no claimed message is abandoned mid-send.
 async fn dispatch_loop(
@@ -298,7 +318,10 @@ impl Application {
                 .configure(|cfg| maveraa_http_api::configure(cfg, state, http))
         })
         .shutdown_timeout(settings.server.shutdown_timeout_secs)
-        .client_request_timeout(Duration::from_secs(10));
+        .client_request_timeout(Duration::from_secs(10))
+        // Ours (see `run_until_stopped`): actix stops at once on SIGINT,
+        // dropping the answers of requests it has already carried out.
+        .disable_signals();
         if settings.server.workers > 0 {
             server = server.workers(settings.server.workers);
         }
@@ -346,7 +369,14 @@ impl Application {
             self.record_uses_every,
             stop_rx.clone(),
         ));
+        let handle = self.server.handle();
+        let signals = tokio::spawn(async move {
+            let signal = stop_signal().await;
+            tracing::info!(signal, "stopping: finishing requests in flight");
+            handle.stop(true).await;
+        });
         let result = self.server.await;
+        signals.abort();
         let _ = stop_tx.send(true);
         for l in loops {
             let _ = l.await;
