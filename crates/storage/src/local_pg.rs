@@ -132,12 +132,24 @@ impl LocalPostgres {
         let data = dir.join("data");
         let data_str = data.to_string_lossy().into_owned();
         if !data.join("PG_VERSION").exists() {
+            // Made and set up beside, then renamed into place: a process
+            // killed half way leaves no cluster without our settings (the
+            // next start would have used it as it was).
+            let fresh = dir.join("data.initdb");
+            if fresh.exists() {
+                fs::remove_dir_all(&fresh).map_err(|e| {
+                    err(format!(
+                        "cannot remove the unfinished {}: {e}",
+                        fresh.display()
+                    ))
+                })?;
+            }
             let out = pg_command(
                 &bin,
                 "initdb",
                 &[
                     "-D",
-                    &data_str,
+                    &fresh.to_string_lossy(),
                     "-U",
                     "postgres",
                     "--auth=trust",
@@ -152,7 +164,14 @@ impl LocalPostgres {
                     String::from_utf8_lossy(&out.stderr).trim()
                 )));
             }
-            self.write_settings(&data)?;
+            self.write_settings(&fresh)?;
+            fs::rename(&fresh, &data).map_err(|e| {
+                err(format!(
+                    "cannot move {} to {}: {e}",
+                    fresh.display(),
+                    data.display()
+                ))
+            })?;
         }
 
         let mut running = pg_command(&bin, "pg_ctl", &["status", "-D", &data_str])?
@@ -208,7 +227,8 @@ impl LocalPostgres {
         ))
     }
 
-    /// Stops the server if it runs.
+    /// Stops the server if it runs (a `postmaster.pid` left by a server
+    /// that was killed is not one).
     ///
     /// # Errors
     /// [`StorageError::LocalPostgres`] when `pg_ctl stop` fails.
@@ -219,6 +239,14 @@ impl LocalPostgres {
             return Ok(());
         }
         let data_str = data.to_string_lossy().into_owned();
+        // Exit code 3: no server running.
+        if pg_command(&bin, "pg_ctl", &["status", "-D", &data_str])?
+            .status
+            .code()
+            == Some(3)
+        {
+            return Ok(());
+        }
         let out = pg_command(
             &bin,
             "pg_ctl",

@@ -1,0 +1,79 @@
+//! The project-local PostgreSQL: start-up after interrupted set-ups and
+//! stops after crashes. These run PostgreSQL's own binaries (as the
+//! suite's test server does), each on a cluster of its own.
+
+use std::path::PathBuf;
+
+use maveraa_storage::LocalPostgres;
+
+/// A fresh folder for one test's cluster, removed when dropped.
+struct Folder(PathBuf);
+
+impl Folder {
+    fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("maveraa-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create");
+        Self(dir)
+    }
+}
+
+impl Drop for Folder {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+#[test]
+fn stopping_after_the_server_was_killed_is_not_an_error() {
+    let folder = Folder::new("stale-pid");
+    let data = folder.0.join("data");
+    std::fs::create_dir_all(&data).expect("data");
+    std::fs::write(data.join("PG_VERSION"), "15\n").expect("version");
+    // What a killed server leaves: a pid file naming a process gone.
+    std::fs::write(
+        data.join("postmaster.pid"),
+        format!("999999\n{}\n1700000000\n5432\n", data.display()),
+    )
+    .expect("pid file");
+    let local = LocalPostgres {
+        dir: folder.0.clone(),
+        port: free_port(),
+        database: "postgres".into(),
+        ephemeral: true,
+    };
+    local.stop().expect("nothing runs: nothing to stop");
+}
+
+#[test]
+fn a_set_up_killed_half_way_is_made_again_with_our_settings() {
+    let folder = Folder::new("half-set-up");
+    // What a start killed during initdb leaves beside the cluster.
+    let unfinished = folder.0.join("data.initdb");
+    std::fs::create_dir_all(&unfinished).expect("unfinished");
+    std::fs::write(unfinished.join("PG_VERSION"), "15\n").expect("partial");
+    let local = LocalPostgres {
+        dir: folder.0.clone(),
+        port: free_port(),
+        database: "maveraa_local_test".into(),
+        ephemeral: true,
+    };
+    let url = local.ensure_running().expect("starts");
+    let stopped = local.stop();
+    assert!(url.ends_with("/maveraa_local_test"), "{url}");
+    let conf = std::fs::read_to_string(folder.0.join("data/postgresql.conf")).expect("conf");
+    assert!(
+        conf.contains("# maveraa local server") && conf.contains("max_connections = 300"),
+        "our settings are in the cluster's configuration"
+    );
+    assert!(!unfinished.exists(), "the unfinished set-up is gone");
+    stopped.expect("stops");
+}
