@@ -221,6 +221,13 @@ fn session_commands_create_list_and_delete_without_showing_secrets() {
         &["session", "delete", "--workspace", &ws, "--id", "sales"],
     );
     assert!(!ok, "deleting it again fails");
+
+    let unknown = uuid::Uuid::now_v7().to_string();
+    let (ok, out, err) = maveraa(url, &["session", "list", "--workspace", &unknown]);
+    assert!(
+        !ok && out.is_empty() && err.contains("no workspace with id"),
+        "an unknown workspace is a mistake, not one without sessions: {err}"
+    );
 }
 
 #[test]

@@ -318,6 +318,14 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 }
                 SessionCommand::List { workspace } => {
                     let ws = parse_workspace(&workspace)?;
+                    // As `api-key list` does: an unknown id is a mistake,
+                    // not a workspace without sessions.
+                    services.workspaces.get(ws).await.map_err(|e| match e {
+                        WorkspaceError::NotFound => {
+                            anyhow::anyhow!("no workspace with id {workspace}")
+                        }
+                        other => anyhow::anyhow!(other),
+                    })?;
                     for s in services
                         .sessions
                         .list(ws)
@@ -344,6 +352,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             match cmd {
                 ApiKeyCommand::Create { workspace, name } => {
                     let ws = parse_workspace(&workspace)?;
+                    // A blank name is no name: the key gets the default.
+                    let name = name.filter(|n| !n.trim().is_empty());
                     let (key, secret) = services
                         .api_keys
                         .create(ws, name.as_deref())

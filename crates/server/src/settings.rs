@@ -41,6 +41,7 @@ impl fmt::Debug for Secret {
 
 /// All settings.
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Settings {
     /// HTTP server.
     pub server: ServerSettings,
@@ -62,6 +63,7 @@ pub struct Settings {
 
 /// `[server]`
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ServerSettings {
     /// Listen address.
     pub host: String,
@@ -81,6 +83,7 @@ pub struct ServerSettings {
 
 /// `[whatsapp]`
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct WhatsAppSettings {
     /// Graph API base URL.
     pub cloud_api_base_url: String,
@@ -92,6 +95,7 @@ pub struct WhatsAppSettings {
 
 /// `[dispatcher]`
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DispatcherConfig {
     /// Dispatch loops; 0 disables sending.
     pub workers: usize,
@@ -111,6 +115,7 @@ pub struct DispatcherConfig {
 
 /// `[simulator]`
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SimulatorSettings {
     /// Delay before `delivered`, in ms.
     pub delivered_after_ms: u64,
@@ -120,6 +125,7 @@ pub struct SimulatorSettings {
 
 /// `[database]`
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DatabaseSettings {
     /// PostgreSQL URL; empty runs the local server.
     pub url: Secret,
@@ -139,6 +145,7 @@ pub struct DatabaseSettings {
 
 /// `[database.local]`
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct LocalDatabaseSettings {
     /// Folder of the cluster.
     pub dir: PathBuf,
@@ -150,6 +157,7 @@ pub struct LocalDatabaseSettings {
 
 /// `[auth]`
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AuthSettings {
     /// HMAC pepper for key digests; empty means plain SHA-256.
     pub api_key_pepper: Secret,
@@ -159,6 +167,7 @@ pub struct AuthSettings {
 
 /// `[bootstrap]`
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct BootstrapSettings {
     /// Create a default workspace and key when there is no workspace.
     pub default_workspace: bool,
@@ -166,6 +175,7 @@ pub struct BootstrapSettings {
 
 /// `[log]`
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct LogSettings {
     /// Tracing filter.
     pub level: String,
@@ -189,12 +199,20 @@ impl DatabaseSettings {
 /// Errors reading the configuration.
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
-    /// A source could not be read or a value has the wrong type.
+    /// A source could not be read, a value has the wrong type, or a key is
+    /// unknown (a misspelt one would otherwise be ignored). Not a `source`:
+    /// its text is already in this error's.
     #[error("configuration: {0}")]
-    Config(#[from] config::ConfigError),
+    Config(config::ConfigError),
     /// Values that are each well-formed but do not work together.
     #[error("configuration: {0}")]
     Invalid(String),
+}
+
+impl From<config::ConfigError> for SettingsError {
+    fn from(e: config::ConfigError) -> Self {
+        Self::Config(e)
+    }
 }
 
 impl Settings {
@@ -216,9 +234,30 @@ impl Settings {
     /// [`SettingsError`] on an unreadable file, a value of the wrong type or
     /// values that do not work together.
     pub fn load() -> Result<Self, SettingsError> {
-        let dir = std::env::var_os("MAVERAA_CONFIG_DIR")
-            .map_or_else(|| PathBuf::from("config"), PathBuf::from);
+        let dir = match std::env::var_os("MAVERAA_CONFIG_DIR") {
+            // Named on purpose: a folder that is not there is a mistake.
+            Some(dir) if !Path::new(&dir).is_dir() => {
+                return Err(SettingsError::Invalid(format!(
+                    "MAVERAA_CONFIG_DIR {} is not a folder",
+                    Path::new(&dir).display()
+                )));
+            }
+            Some(dir) => PathBuf::from(dir),
+            None => PathBuf::from("config"),
+        };
         let env = std::env::var("MAVERAA_ENV").ok();
+        if let Some(env) = env.as_deref().map(str::trim).filter(|e| !e.is_empty()) {
+            let file = dir.join(format!("{env}.toml"));
+            if !file.is_file() {
+                // Optional by design (settings may all come from the
+                // environment), but a misspelt name should not pass unseen.
+                eprintln!(
+                    "warning: MAVERAA_ENV is {env} but {} does not exist; using the defaults \
+                     and the environment",
+                    file.display()
+                );
+            }
+        }
         Self::load_from(&dir, env.as_deref(), None)
     }
 
@@ -275,10 +314,58 @@ impl Settings {
                 needed_ms.div_ceil(1000)
             )));
         }
-        if self.dispatcher.batch_size == 0 {
-            return Err(SettingsError::Invalid(
-                "dispatcher.batch_size must be at least 1".into(),
-            ));
+        let at_least_one = [
+            (
+                "dispatcher.batch_size",
+                u64::from(self.dispatcher.batch_size),
+            ),
+            (
+                "dispatcher.max_attempts",
+                u64::from(self.dispatcher.max_attempts),
+            ),
+            (
+                "whatsapp.request_timeout_ms",
+                self.whatsapp.request_timeout_ms,
+            ),
+            (
+                "whatsapp.connect_timeout_ms",
+                self.whatsapp.connect_timeout_ms,
+            ),
+            (
+                "server.body_limit_bytes",
+                self.server.body_limit_bytes as u64,
+            ),
+            (
+                "server.webhook_body_limit_bytes",
+                self.server.webhook_body_limit_bytes as u64,
+            ),
+            ("server.body_timeout_secs", self.server.body_timeout_secs),
+            (
+                "database.pool_max_size",
+                u64::from(self.database.pool_max_size),
+            ),
+            (
+                "database.read_pool_max_size",
+                u64::from(self.database.read_pool_max_size),
+            ),
+        ];
+        if let Some((key, _)) = at_least_one.iter().find(|(_, v)| *v == 0) {
+            return Err(SettingsError::Invalid(format!("{key} must be at least 1")));
+        }
+        if !matches!(
+            self.log.format.to_ascii_lowercase().as_str(),
+            "text" | "json"
+        ) {
+            return Err(SettingsError::Invalid(format!(
+                "log.format is {:?}: it must be \"text\" or \"json\"",
+                self.log.format
+            )));
+        }
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
+            return Err(SettingsError::Invalid(format!(
+                "log.level {:?} is not a log filter (say \"info\", or \"maveraa=debug,info\"): {e}",
+                self.log.level
+            )));
         }
         Ok(())
     }
@@ -392,6 +479,45 @@ mod tests {
             matches!(&no_batch, Err(SettingsError::Invalid(why)) if why.contains("batch_size")),
             "{no_batch:?}"
         );
+        for (key, value, named) in [
+            ("MAVERAA__DISPATCHER__MAX_ATTEMPTS", "0", "max_attempts"),
+            (
+                "MAVERAA__WHATSAPP__REQUEST_TIMEOUT_MS",
+                "0",
+                "request_timeout_ms",
+            ),
+            ("MAVERAA__SERVER__BODY_LIMIT_BYTES", "0", "body_limit_bytes"),
+            ("MAVERAA__LOG__FORMAT", "xml", "log.format"),
+            ("MAVERAA__LOG__LEVEL", "[[[", "log.level"),
+        ] {
+            let refused = Settings::load_from(&dir, None, vars(&[(key, value)]));
+            assert!(
+                matches!(&refused, Err(SettingsError::Invalid(why)) if why.contains(named)),
+                "{key}={value}: {refused:?}"
+            );
+        }
+        std::fs::remove_dir_all(dir).expect("clean up");
+    }
+
+    #[test]
+    fn a_misspelt_key_is_refused_not_ignored() {
+        let dir = dir_with(&[("default.toml", "[server]\nprot = 9000\n")]);
+        let in_file = Settings::load_from(&dir, None, vars(&[]));
+        let Err(SettingsError::Config(why)) = &in_file else {
+            panic!("a file's unknown key is refused: {in_file:?}")
+        };
+        assert!(why.to_string().contains("prot"), "{why}");
+        std::fs::remove_dir_all(dir).expect("clean up");
+
+        let dir = dir_with(&[]);
+        let in_env = Settings::load_from(&dir, None, vars(&[("MAVERAA__SERVER__PROT", "9000")]));
+        let Err(SettingsError::Config(why)) = &in_env else {
+            panic!("a variable's unknown key is refused: {in_env:?}")
+        };
+        assert!(why.to_string().contains("prot"), "{why}");
+        // The error's text is said once, not again as its source.
+        let text = SettingsError::Config(config::ConfigError::Message("x".into()));
+        assert!(std::error::Error::source(&text).is_none());
         std::fs::remove_dir_all(dir).expect("clean up");
     }
 }
