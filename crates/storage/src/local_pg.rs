@@ -194,8 +194,12 @@ impl LocalPostgres {
                 ],
             )?;
             if !out.status.success() {
+                // The log's last lines, in their order.
                 let tail = fs::read_to_string(&log)
-                    .map(|l| l.lines().rev().take(8).collect::<Vec<_>>().join("\n"))
+                    .map(|l| {
+                        let lines: Vec<&str> = l.lines().collect();
+                        lines[lines.len().saturating_sub(8)..].join("\n")
+                    })
                     .unwrap_or_default();
                 return Err(err(format!(
                     "pg_ctl start failed on port {}: {}\n{tail}",
