@@ -628,3 +628,92 @@ async fn a_connection_the_server_closed_is_replaced_not_reused() {
     let second = pid().await.expect("a new connection serves the next call");
     assert_ne!(second, first);
 }
+
+#[tokio::test]
+async fn a_revoked_keys_last_uses_still_count() {
+    let f = fixture();
+    let ws = workspace(&f, "Acme").await;
+    let keys = key_service(&f);
+    let (key, secret) = keys.create(ws, Some("leaked")).await.expect("key");
+    keys.enable_cache();
+    keys.authenticate(secret.expose()).await.expect("looked up");
+    assert_eq!(keys.record_uses().await.expect("record"), 1);
+    keys.authenticate(secret.expose()).await.expect("cached");
+    // Revoked before the next recording: that use must not be lost (it
+    // is what one looks at after a key leaked).
+    keys.revoke(key.id).await.expect("revoke");
+    keys.forget(key.id);
+    assert_eq!(keys.record_uses().await.expect("record"), 1);
+}
+
+/// Keys as stored, except that the service turns its cache on while a
+/// lookup is under way: the listener coming back during a slow query.
+struct CacheTurnedOnMidLookup {
+    store: Arc<PgStore>,
+    service: std::sync::OnceLock<ApiKeyService>,
+}
+
+#[async_trait::async_trait]
+impl ApiKeyRepository for CacheTurnedOnMidLookup {
+    async fn insert(
+        &self,
+        key: &maveraa_domain::ApiKey,
+        hash: &ApiKeyHash,
+    ) -> Result<(), RepositoryError> {
+        ApiKeyRepository::insert(self.store.as_ref(), key, hash).await
+    }
+    async fn find_by_hash(
+        &self,
+        hash: &ApiKeyHash,
+    ) -> Result<Option<maveraa_domain::ApiKey>, RepositoryError> {
+        let found = self.store.find_by_hash(hash).await;
+        if let Some(service) = self.service.get() {
+            service.enable_cache();
+        }
+        found
+    }
+    async fn list(&self, ws: WorkspaceId) -> Result<Vec<maveraa_domain::ApiKey>, RepositoryError> {
+        ApiKeyRepository::list(self.store.as_ref(), ws).await
+    }
+    async fn get(
+        &self,
+        id: maveraa_domain::ApiKeyId,
+    ) -> Result<Option<maveraa_domain::ApiKey>, RepositoryError> {
+        ApiKeyRepository::get(self.store.as_ref(), id).await
+    }
+    async fn revoke(
+        &self,
+        id: maveraa_domain::ApiKeyId,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<bool, RepositoryError> {
+        ApiKeyRepository::revoke(self.store.as_ref(), id, at).await
+    }
+}
+
+#[tokio::test]
+async fn a_lookup_that_began_before_the_cache_was_on_is_not_remembered() {
+    let f = fixture();
+    let ws = workspace(&f, "Acme").await;
+    let repo = Arc::new(CacheTurnedOnMidLookup {
+        store: f.store.clone(),
+        service: std::sync::OnceLock::new(),
+    });
+    let keys = ApiKeyService::new(
+        repo.clone(),
+        f.store.clone(),
+        Arc::new(FixedCodec),
+        Arc::new(SystemClock),
+    );
+    let _ = repo.service.set(keys.clone());
+    let (key, secret) = keys.create(ws, None).await.expect("key");
+    keys.authenticate(secret.expose()).await.expect("active");
+    // Revoked by another process while revocations could not be heard:
+    // nothing tells this one.
+    ApiKeyRepository::revoke(f.store.as_ref(), key.id, chrono::Utc::now())
+        .await
+        .expect("revoke");
+    assert!(
+        keys.authenticate(secret.expose()).await.is_err(),
+        "looked up again, not served from what the earlier lookup read"
+    );
+}

@@ -104,6 +104,9 @@ impl ApiKeyService {
     /// Starts remembering verified keys. Call it only while every
     /// revocation, from any process, reaches [`ApiKeyService::forget`].
     pub fn enable_cache(&self) {
+        // A lookup that began before (while revocations could be missed)
+        // must not store what it read.
+        self.cache.generation.fetch_add(1, Ordering::SeqCst);
         self.cache.enabled.store(true, Ordering::SeqCst);
     }
 
@@ -118,6 +121,12 @@ impl ApiKeyService {
     pub fn forget(&self, id: ApiKeyId) {
         self.cache.generation.fetch_add(1, Ordering::SeqCst);
         if let Ok(mut entries) = self.cache.entries.lock() {
+            // Its uses since the last recording still count.
+            if entries.values().any(|e| e.ctx.api_key_id == id && e.used)
+                && let Ok(mut used) = self.cache.used.lock()
+            {
+                used.insert(id);
+            }
             entries.retain(|_, e| e.ctx.api_key_id != id);
         }
     }
