@@ -64,6 +64,27 @@ pub trait ContactRepository: Send + Sync + 'static {
     /// fails.
     async fn update(&self, contact: &Contact) -> Result<bool, RepositoryError>;
 
+    /// As [`ContactRepository::update`], only while the stored contact's
+    /// `updated_at` is still `read_updated_at` (it is the contact that was
+    /// read): two requests patching one contact at once must not undo each
+    /// other's change. The default updates whatever is stored, for
+    /// adapters that cannot compare.
+    ///
+    /// # Errors
+    /// As [`ContactRepository::update`].
+    async fn update_if_unchanged(
+        &self,
+        contact: &Contact,
+        read_updated_at: DateTime<Utc>,
+    ) -> Result<ConditionalUpdate, RepositoryError> {
+        let _ = read_updated_at;
+        Ok(if self.update(contact).await? {
+            ConditionalUpdate::Updated
+        } else {
+            ConditionalUpdate::NotFound
+        })
+    }
+
     /// Deletes the contact. Returns `false` when no such contact exists.
     ///
     /// # Errors
@@ -382,6 +403,17 @@ pub struct Claim {
     pub message: MessageId,
     /// The attempt's number, as in [`OutboxJob::attempt`].
     pub attempt: u32,
+}
+
+/// What became of an update made only while the stored row is the one read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConditionalUpdate {
+    /// Written.
+    Updated,
+    /// No such row.
+    NotFound,
+    /// Written by someone else since it was read: read it again.
+    Changed,
 }
 
 /// What became of one attempt.

@@ -4,7 +4,7 @@ use diesel::dsl::sql;
 use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel::sql_types::{Bool, Text};
-use maveraa_domain::ports::ContactRepository;
+use maveraa_domain::ports::{ConditionalUpdate, ContactRepository};
 use maveraa_domain::{Contact, ContactId, ContactPage, ContactQuery, RepositoryError, WorkspaceId};
 use uuid::Uuid;
 
@@ -306,6 +306,47 @@ impl ContactRepository for PgStore {
                 .execute(conn);
                 match result.map_err(StorageError::from) {
                     Ok(n) => Ok(Ok(n == 1)),
+                    Err(e) if e.is_unique_violation() => {
+                        let existing = owner_of_phone(conn, row.workspace_id, &row.phone)?;
+                        Ok(Err(RepositoryError::Duplicate { existing }))
+                    }
+                    Err(e) => Err(e),
+                }
+            })
+            .await?
+    }
+
+    async fn update_if_unchanged(
+        &self,
+        contact: &Contact,
+        read_updated_at: DateTime<Utc>,
+    ) -> Result<ConditionalUpdate, RepositoryError> {
+        let row = ContactRow::from(contact);
+        self.db
+            .run(move |conn| {
+                let this = contacts::table
+                    .filter(contacts::workspace_id.eq(row.workspace_id))
+                    .filter(contacts::id.eq(row.id));
+                let result = diesel::update(this.filter(contacts::updated_at.eq(read_updated_at)))
+                    .set((
+                        contacts::name.eq(&row.name),
+                        contacts::phone.eq(&row.phone),
+                        contacts::labels.eq(&row.labels),
+                        contacts::updated_at.eq(row.updated_at),
+                    ))
+                    .execute(conn);
+                match result.map_err(StorageError::from) {
+                    Ok(1) => Ok(Ok(ConditionalUpdate::Updated)),
+                    // Gone, or written by someone else since it was read.
+                    Ok(_) => {
+                        let exists: bool =
+                            diesel::select(diesel::dsl::exists(this)).get_result(conn)?;
+                        Ok(Ok(if exists {
+                            ConditionalUpdate::Changed
+                        } else {
+                            ConditionalUpdate::NotFound
+                        }))
+                    }
                     Err(e) if e.is_unique_violation() => {
                         let existing = owner_of_phone(conn, row.workspace_id, &row.phone)?;
                         Ok(Err(RepositoryError::Duplicate { existing }))

@@ -155,6 +155,11 @@ impl LocalPostgres {
                     "--auth=trust",
                     "-E",
                     "UTF8",
+                    // Not the environment's (often plain C in containers
+                    // and services), where lower() and ILIKE fold ASCII
+                    // only: searches and label filters are case-insensitive
+                    // for every script.
+                    "--locale=C.UTF-8",
                     "--no-sync",
                 ],
             )?;

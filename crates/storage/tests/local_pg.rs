@@ -4,7 +4,14 @@
 
 use std::path::PathBuf;
 
-use maveraa_storage::LocalPostgres;
+use diesel::RunQueryDsl;
+use maveraa_storage::{Database, LocalPostgres, PoolSettings};
+
+#[derive(diesel::QueryableByName)]
+struct Folded {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    folded: String,
+}
 
 /// A fresh folder for one test's cluster, removed when dropped.
 struct Folder(PathBuf);
@@ -67,7 +74,24 @@ fn a_set_up_killed_half_way_is_made_again_with_our_settings() {
         ephemeral: true,
     };
     let url = local.ensure_running().expect("starts");
+    // Its own locale, not the environment's (plain C in many containers
+    // and services, where lower() and ILIKE fold ASCII only). Here the
+    // environment's is C.UTF-8 too: this guards other machines.
+    let folded = Database::connect(&url, &PoolSettings::default()).and_then(|db| {
+        db.run_blocking(|conn| {
+            Ok(diesel::sql_query(
+                "SELECT current_setting('lc_ctype') || ' ' || lower('ÉLODIE') AS folded",
+            )
+            .get_result::<Folded>(conn)?
+            .folded)
+        })
+    });
     let stopped = local.stop();
+    assert_eq!(
+        folded.expect("query").as_str(),
+        "C.UTF-8 élodie",
+        "case folds beyond ASCII"
+    );
     assert!(url.ends_with("/maveraa_local_test"), "{url}");
     let conf = std::fs::read_to_string(folder.0.join("data/postgresql.conf")).expect("conf");
     assert!(

@@ -717,3 +717,102 @@ async fn a_lookup_that_began_before_the_cache_was_on_is_not_remembered() {
         "looked up again, not served from what the earlier lookup read"
     );
 }
+
+/// Contacts as stored, except that another request changes the contact's
+/// name between this one's read and its write, once.
+struct RenamedMeanwhile {
+    store: Arc<PgStore>,
+    done: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl ContactRepository for RenamedMeanwhile {
+    async fn insert(&self, c: &maveraa_domain::Contact) -> Result<(), RepositoryError> {
+        ContactRepository::insert(self.store.as_ref(), c).await
+    }
+    async fn get(
+        &self,
+        ws: WorkspaceId,
+        id: maveraa_domain::ContactId,
+    ) -> Result<Option<maveraa_domain::Contact>, RepositoryError> {
+        ContactRepository::get(self.store.as_ref(), ws, id).await
+    }
+    async fn list(
+        &self,
+        ws: WorkspaceId,
+        q: &ContactQuery,
+    ) -> Result<maveraa_domain::ContactPage, RepositoryError> {
+        ContactRepository::list(self.store.as_ref(), ws, q).await
+    }
+    async fn update(&self, c: &maveraa_domain::Contact) -> Result<bool, RepositoryError> {
+        ContactRepository::update(self.store.as_ref(), c).await
+    }
+    async fn update_if_unchanged(
+        &self,
+        c: &maveraa_domain::Contact,
+        read: chrono::DateTime<chrono::Utc>,
+    ) -> Result<maveraa_domain::ports::ConditionalUpdate, RepositoryError> {
+        if !self.done.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            let other = ContactService::new(self.store.clone(), Arc::new(SystemClock));
+            let patch = ContactPatch {
+                name: Some(ContactName::parse("name", "Renamed meanwhile").expect("name")),
+                ..ContactPatch::default()
+            };
+            other
+                .update(c.workspace_id, c.id, patch)
+                .await
+                .expect("the other request");
+        }
+        self.store.update_if_unchanged(c, read).await
+    }
+    async fn delete(
+        &self,
+        ws: WorkspaceId,
+        id: maveraa_domain::ContactId,
+    ) -> Result<bool, RepositoryError> {
+        ContactRepository::delete(self.store.as_ref(), ws, id).await
+    }
+}
+
+#[tokio::test]
+async fn two_patches_of_one_contact_at_once_keep_both_changes() {
+    let f = fixture();
+    let ws = workspace(&f, "Acme").await;
+    let created = contacts(&f)
+        .create(
+            ws,
+            NewContact {
+                name: ContactName::parse("name", "Jane").expect("name"),
+                phone: PhoneNumber::parse("phone", "6281234567890").expect("phone"),
+                labels: Labels::default(),
+            },
+        )
+        .await
+        .expect("create");
+    let racing = ContactService::new(
+        Arc::new(RenamedMeanwhile {
+            store: f.store.clone(),
+            done: std::sync::atomic::AtomicBool::new(false),
+        }),
+        Arc::new(SystemClock),
+    );
+    let labelled = racing
+        .update(
+            ws,
+            created.id,
+            ContactPatch {
+                labels: Some(Labels::parse_csv("labels", "VIP").expect("labels")),
+                ..ContactPatch::default()
+            },
+        )
+        .await
+        .expect("update");
+    assert_eq!(
+        (labelled.name.as_str(), labelled.labels.to_vec()),
+        ("Renamed meanwhile", vec!["VIP".to_owned()]),
+        "the labels' update did not put the old name back"
+    );
+    let stored = contacts(&f).get(ws, created.id).await.expect("get");
+    assert_eq!(stored.name.as_str(), "Renamed meanwhile");
+    assert_eq!(stored.labels.to_vec(), vec!["VIP".to_owned()]);
+}

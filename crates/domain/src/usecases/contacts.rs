@@ -4,8 +4,12 @@ use crate::clock::Clock;
 use crate::contact::{Contact, ContactPage, ContactPatch, ContactQuery, NewContact};
 use crate::error::{ContactError, RepositoryError};
 use crate::ids::{ContactId, WorkspaceId};
-use crate::ports::ContactRepository;
+use crate::ports::{ConditionalUpdate, ContactRepository};
 use crate::validation::ValidationError;
+
+/// Rounds of read, change and conditional write before an update gives up
+/// (each lost only to another request's write to the same contact).
+const UPDATE_ATTEMPTS: usize = 5;
 
 /// Creates, reads, changes and deletes a workspace's contacts.
 #[derive(Clone)]
@@ -131,25 +135,42 @@ impl ContactService {
         id: ContactId,
         patch: ContactPatch,
     ) -> Result<Contact, ContactError> {
-        let mut contact = self.get(workspace, id).await?;
-        if patch.is_empty() {
-            return Ok(contact);
+        // Read, change, write while unchanged; again when another request
+        // wrote it meanwhile, so that neither undoes the other.
+        for _ in 0..UPDATE_ATTEMPTS {
+            let mut contact = self.get(workspace, id).await?;
+            if patch.is_empty() {
+                return Ok(contact);
+            }
+            let read_updated_at = contact.updated_at;
+            if let Some(name) = &patch.name {
+                contact.name = name.clone();
+            }
+            if let Some(phone) = &patch.phone {
+                contact.phone = phone.clone();
+            }
+            if let Some(labels) = &patch.labels {
+                contact.labels = labels.clone();
+            }
+            // Later than what was read, even if the clock is not.
+            contact.updated_at = self
+                .clock
+                .now()
+                .max(read_updated_at + chrono::TimeDelta::microseconds(1));
+            match self
+                .repo
+                .update_if_unchanged(&contact, read_updated_at)
+                .await
+            {
+                Ok(ConditionalUpdate::Updated) => return Ok(contact),
+                Ok(ConditionalUpdate::NotFound) => return Err(ContactError::NotFound),
+                Ok(ConditionalUpdate::Changed) => {}
+                Err(err) => return Err(duplicate_or(err)),
+            }
         }
-        if let Some(name) = patch.name {
-            contact.name = name;
-        }
-        if let Some(phone) = patch.phone {
-            contact.phone = phone;
-        }
-        if let Some(labels) = patch.labels {
-            contact.labels = labels;
-        }
-        contact.updated_at = self.clock.now();
-        match self.repo.update(&contact).await {
-            Ok(true) => Ok(contact),
-            Ok(false) => Err(ContactError::NotFound),
-            Err(err) => Err(duplicate_or(err)),
-        }
+        Err(ContactError::Repository(RepositoryError::Unavailable(
+            "the contact kept changing under concurrent updates; try again".into(),
+        )))
     }
 
     /// Deletes the contact `id` of `workspace`.
