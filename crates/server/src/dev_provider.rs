@@ -34,6 +34,11 @@ pub fn run(port: u16) -> anyhow::Result<()> {
                 .app_data(counter.clone())
                 .route("/count", web::get().to(count))
                 .route("/{phone_number_id}/messages", web::post().to(accept))
+                // With a version in the base URL, as Meta's has.
+                .route(
+                    "/{version}/{phone_number_id}/messages",
+                    web::post().to(accept),
+                )
         })
         .bind(("127.0.0.1", port))?
         .shutdown_timeout(1)

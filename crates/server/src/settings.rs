@@ -345,9 +345,16 @@ impl Settings {
                 u64::from(self.database.pool_max_size),
             ),
             (
-                "database.read_pool_max_size",
-                u64::from(self.database.read_pool_max_size),
+                "database.acquire_timeout_ms",
+                self.database.acquire_timeout_ms,
             ),
+            // 0 would be PostgreSQL's "no limit": the lease could not hold.
+            (
+                "database.statement_timeout_ms",
+                self.database.statement_timeout_ms,
+            ),
+            ("auth.record_uses_secs", self.auth.record_uses_secs),
+            ("dispatcher.idle_poll_ms", self.dispatcher.idle_poll_ms),
         ];
         if let Some((key, _)) = at_least_one.iter().find(|(_, v)| *v == 0) {
             return Err(SettingsError::Invalid(format!("{key} must be at least 1")));
@@ -487,6 +494,16 @@ mod tests {
                 "request_timeout_ms",
             ),
             ("MAVERAA__SERVER__BODY_LIMIT_BYTES", "0", "body_limit_bytes"),
+            (
+                "MAVERAA__DATABASE__ACQUIRE_TIMEOUT_MS",
+                "0",
+                "acquire_timeout_ms",
+            ),
+            (
+                "MAVERAA__DATABASE__STATEMENT_TIMEOUT_MS",
+                "0",
+                "statement_timeout_ms",
+            ),
             ("MAVERAA__LOG__FORMAT", "xml", "log.format"),
             ("MAVERAA__LOG__LEVEL", "[[[", "log.level"),
         ] {

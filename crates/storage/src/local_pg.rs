@@ -182,9 +182,21 @@ impl LocalPostgres {
         let mut running = pg_command(&bin, "pg_ctl", &["status", "-D", &data_str])?
             .status
             .success();
-        if running && running_port(&data).is_some_and(|p| p != self.port) {
-            // Started on another port (the setting changed since): restart
-            // it on this one, which is where callers will connect.
+        if let Some(other) = running_port(&data).filter(|p| running && *p != self.port) {
+            if !self.ephemeral {
+                // Someone's server may be using it there (a command run
+                // without the server's settings would otherwise pull its
+                // database from under it).
+                return Err(err(format!(
+                    "the local PostgreSQL in {} runs on port {other}, not on \
+                     database.local.port {}: use that port, or stop it first \
+                     (maveraa local-db stop with its port)",
+                    dir.display(),
+                    self.port
+                )));
+            }
+            // A throwaway test cluster whose port changed (its port comes
+            // from the checkout's path): restart it where callers connect.
             self.stop()?;
             running = false;
         }

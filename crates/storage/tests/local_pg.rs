@@ -101,3 +101,31 @@ fn a_set_up_killed_half_way_is_made_again_with_our_settings() {
     assert!(!unfinished.exists(), "the unfinished set-up is gone");
     stopped.expect("stops");
 }
+
+#[test]
+fn a_command_with_another_port_does_not_move_a_running_server() {
+    let folder = Folder::new("other-port");
+    let port = free_port();
+    let serving = LocalPostgres {
+        dir: folder.0.clone(),
+        port,
+        database: "postgres".into(),
+        ephemeral: false,
+    };
+    let url = serving.ensure_running().expect("starts");
+    // `maveraa workspace list`, say, run without the server's settings.
+    let elsewhere = LocalPostgres {
+        port: free_port(),
+        ..serving.clone()
+    };
+    let refused = elsewhere.ensure_running();
+    let still_up = Database::connect(&url, &PoolSettings::default())
+        .and_then(|db| db.run_blocking(|_| Ok(())));
+    let stopped = serving.stop();
+    let why = refused
+        .expect_err("refused, not restarted on its port")
+        .to_string();
+    assert!(why.contains(&format!("runs on port {port}")), "{why}");
+    still_up.expect("the server's database is where it was");
+    stopped.expect("stops");
+}
