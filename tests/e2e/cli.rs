@@ -366,3 +366,50 @@ mod http_get {
         })
     }
 }
+
+#[tokio::test]
+async fn dev_provider_takes_sends_with_or_without_a_version_and_counts_them() {
+    let port = free_port();
+    let _provider = Spawned(
+        Command::new(env!("CARGO_BIN_EXE_maveraa"))
+            .args(["dev-provider", "--port", &port.to_string()])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn dev-provider"),
+    );
+    wait_ready(port);
+    let client = reqwest::Client::new();
+    for base in [
+        format!("http://127.0.0.1:{port}"),
+        format!("http://127.0.0.1:{port}/v21.0"),
+    ] {
+        let res = client
+            .post(format!("{base}/1234567890/messages"))
+            .json(
+                &serde_json::json!({"messaging_product": "whatsapp", "to": "6281234567890",
+                                      "type": "text", "text": {"body": "hi"}}),
+            )
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(res.status(), 200, "{base}");
+        let body: Value = res.json().await.expect("json");
+        assert!(
+            body["messages"][0]["id"]
+                .as_str()
+                .is_some_and(|id| id.starts_with("wamid.")),
+            "{body}"
+        );
+    }
+    let count: Value = client
+        .get(format!("http://127.0.0.1:{port}/count"))
+        .send()
+        .await
+        .expect("count")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(count["accepted"], 2);
+}
