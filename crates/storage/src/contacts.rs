@@ -165,6 +165,55 @@ fn owner_of_phone(
         .optional()?)
 }
 
+impl PgStore {
+    /// Writes the contact's name, phone, labels and `updated_at`; with
+    /// `read_updated_at`, only while the stored row still has it.
+    async fn write(
+        &self,
+        contact: &Contact,
+        read_updated_at: Option<DateTime<Utc>>,
+    ) -> Result<ConditionalUpdate, RepositoryError> {
+        let row = ContactRow::from(contact);
+        self.db
+            .run(move |conn| {
+                let this = contacts::table
+                    .filter(contacts::workspace_id.eq(row.workspace_id))
+                    .filter(contacts::id.eq(row.id));
+                let mut update = diesel::update(this)
+                    .set((
+                        contacts::name.eq(&row.name),
+                        contacts::phone.eq(&row.phone),
+                        contacts::labels.eq(&row.labels),
+                        contacts::updated_at.eq(row.updated_at),
+                    ))
+                    .into_boxed();
+                if let Some(at) = read_updated_at {
+                    update = update.filter(contacts::updated_at.eq(at));
+                }
+                match update.execute(conn).map_err(StorageError::from) {
+                    Ok(1) => Ok(Ok(ConditionalUpdate::Updated)),
+                    Ok(_) if read_updated_at.is_none() => Ok(Ok(ConditionalUpdate::NotFound)),
+                    // Gone, or written by someone else since it was read.
+                    Ok(_) => {
+                        let exists: bool =
+                            diesel::select(diesel::dsl::exists(this)).get_result(conn)?;
+                        Ok(Ok(if exists {
+                            ConditionalUpdate::Changed
+                        } else {
+                            ConditionalUpdate::NotFound
+                        }))
+                    }
+                    Err(e) if e.is_unique_violation() => {
+                        let existing = owner_of_phone(conn, row.workspace_id, &row.phone)?;
+                        Ok(Err(RepositoryError::Duplicate { existing }))
+                    }
+                    Err(e) => Err(e),
+                }
+            })
+            .await?
+    }
+}
+
 #[async_trait]
 impl ContactRepository for PgStore {
     async fn insert(&self, contact: &Contact) -> Result<(), RepositoryError> {
@@ -289,31 +338,10 @@ impl ContactRepository for PgStore {
     }
 
     async fn update(&self, contact: &Contact) -> Result<bool, RepositoryError> {
-        let row = ContactRow::from(contact);
-        self.db
-            .run(move |conn| {
-                let result = diesel::update(
-                    contacts::table
-                        .filter(contacts::workspace_id.eq(row.workspace_id))
-                        .filter(contacts::id.eq(row.id)),
-                )
-                .set((
-                    contacts::name.eq(&row.name),
-                    contacts::phone.eq(&row.phone),
-                    contacts::labels.eq(&row.labels),
-                    contacts::updated_at.eq(row.updated_at),
-                ))
-                .execute(conn);
-                match result.map_err(StorageError::from) {
-                    Ok(n) => Ok(Ok(n == 1)),
-                    Err(e) if e.is_unique_violation() => {
-                        let existing = owner_of_phone(conn, row.workspace_id, &row.phone)?;
-                        Ok(Err(RepositoryError::Duplicate { existing }))
-                    }
-                    Err(e) => Err(e),
-                }
-            })
-            .await?
+        Ok(match self.write(contact, None).await? {
+            ConditionalUpdate::Updated => true,
+            ConditionalUpdate::NotFound | ConditionalUpdate::Changed => false,
+        })
     }
 
     async fn update_if_unchanged(
@@ -321,40 +349,7 @@ impl ContactRepository for PgStore {
         contact: &Contact,
         read_updated_at: DateTime<Utc>,
     ) -> Result<ConditionalUpdate, RepositoryError> {
-        let row = ContactRow::from(contact);
-        self.db
-            .run(move |conn| {
-                let this = contacts::table
-                    .filter(contacts::workspace_id.eq(row.workspace_id))
-                    .filter(contacts::id.eq(row.id));
-                let result = diesel::update(this.filter(contacts::updated_at.eq(read_updated_at)))
-                    .set((
-                        contacts::name.eq(&row.name),
-                        contacts::phone.eq(&row.phone),
-                        contacts::labels.eq(&row.labels),
-                        contacts::updated_at.eq(row.updated_at),
-                    ))
-                    .execute(conn);
-                match result.map_err(StorageError::from) {
-                    Ok(1) => Ok(Ok(ConditionalUpdate::Updated)),
-                    // Gone, or written by someone else since it was read.
-                    Ok(_) => {
-                        let exists: bool =
-                            diesel::select(diesel::dsl::exists(this)).get_result(conn)?;
-                        Ok(Ok(if exists {
-                            ConditionalUpdate::Changed
-                        } else {
-                            ConditionalUpdate::NotFound
-                        }))
-                    }
-                    Err(e) if e.is_unique_violation() => {
-                        let existing = owner_of_phone(conn, row.workspace_id, &row.phone)?;
-                        Ok(Err(RepositoryError::Duplicate { existing }))
-                    }
-                    Err(e) => Err(e),
-                }
-            })
-            .await?
+        self.write(contact, Some(read_updated_at)).await
     }
 
     async fn delete(&self, workspace: WorkspaceId, id: ContactId) -> Result<bool, RepositoryError> {

@@ -17,8 +17,8 @@ use maveraa_domain::messaging::{
     StatusUpdate, WaId,
 };
 use maveraa_domain::ports::{
-    Claim, DispatchOutcome, EnqueueOutcome, MessageRepository, Outbox, SessionRepository,
-    TransportFactory, WebhookDecoder,
+    Claim, DispatchOutcome, EnqueueOutcome, MessageRepository, Outbox, OutboxJob,
+    SessionRepository, TransportFactory, WebhookDecoder,
 };
 use maveraa_domain::transport::{
     MediaKind, OutboundContent, OutboundMessage, TransportError, WhatsAppTransport,
@@ -1338,26 +1338,35 @@ async fn a_claimed_entry_comes_back_only_when_its_lease_ends() {
     assert_eq!((again[0].message.id, again[0].attempt), (m.id, 2));
 }
 
-#[tokio::test]
-async fn a_late_outcome_of_an_expired_claim_leaves_the_new_claim_alone() {
-    let f = fixture();
-    let ws = workspace(&f, "Acme").await;
-    let s = session(&f, ws, "s1").await;
+/// A queued message claimed by dispatcher "a" with a short lease that runs
+/// out, then claimed again by "b": the session, the message, a's claim and
+/// b's.
+async fn claimed_twice(f: &Fixture) -> (Session, Message, OutboxJob, OutboxJob) {
+    let ws = workspace(f, "Acme").await;
+    let s = session(f, ws, "s1").await;
     let m = outbound(&s, "6281234567890", "hello");
-    enqueue(&f, &m).await;
-    let slow = f
+    enqueue(f, &m).await;
+    let mut slow = f
         .outbox()
         .claim("a", 10, Duration::from_millis(200))
         .await
         .expect("claim");
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let taken_over = f.outbox().claim("b", 10, LEASE).await.expect("claim");
+    let mut taken_over = f.outbox().claim("b", 10, LEASE).await.expect("claim");
     assert_eq!(taken_over.len(), 1, "a's lease ran out: b claims it");
     assert_eq!(taken_over[0].attempt, 2);
+    let (a, b) = (slow.remove(0), taken_over.remove(0));
+    (s, m, a, b)
+}
+
+#[tokio::test]
+async fn a_late_outcome_of_an_expired_claim_leaves_the_new_claim_alone() {
+    let f = fixture();
+    let (_, m, slow, taken_over) = claimed_twice(&f).await;
 
     // a's send finally fails: neither its retry nor its failure may undo
     // b's claim (a retry would let a third dispatcher send it too).
-    let late = slow[0].claim();
+    let late = slow.claim();
     record(
         &f,
         late,
@@ -1395,7 +1404,7 @@ async fn a_late_outcome_of_an_expired_claim_leaves_the_new_claim_alone() {
     // b's outcome decides.
     record(
         &f,
-        taken_over[0].claim(),
+        taken_over.claim(),
         DispatchOutcome::Sent {
             provider_message_id: "wamid.b".into(),
         },
@@ -1413,23 +1422,12 @@ async fn a_late_outcome_of_an_expired_claim_leaves_the_new_claim_alone() {
 #[tokio::test]
 async fn a_late_sent_counts_after_a_newer_claim_failed_the_message() {
     let f = fixture();
-    let ws = workspace(&f, "Acme").await;
-    let s = session(&f, ws, "s1").await;
-    let m = outbound(&s, "6281234567890", "hello");
-    enqueue(&f, &m).await;
-    let slow = f
-        .outbox()
-        .claim("a", 10, Duration::from_millis(200))
-        .await
-        .expect("claim");
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let taken_over = f.outbox().claim("b", 10, LEASE).await.expect("claim");
-    assert_eq!(taken_over.len(), 1, "a's lease ran out: b claims it");
+    let (s, m, slow, taken_over) = claimed_twice(&f).await;
     // b's attempt is refused (say the provider took a's copy and refuses
     // the second) and fails the message.
     record(
         &f,
-        taken_over[0].claim(),
+        taken_over.claim(),
         DispatchOutcome::Failed(MessageError {
             code: Some("131000".into()),
             message: "refused".into(),
@@ -1443,7 +1441,7 @@ async fn a_late_sent_counts_after_a_newer_claim_failed_the_message() {
     // its statuses can only be matched through the provider id.
     record(
         &f,
-        slow[0].claim(),
+        slow.claim(),
         DispatchOutcome::Sent {
             provider_message_id: "wamid.a".into(),
         },
@@ -1478,7 +1476,7 @@ async fn a_late_sent_counts_after_a_newer_claim_failed_the_message() {
     // Once sent, a later failure of a claim changes nothing.
     record(
         &f,
-        taken_over[0].claim(),
+        taken_over.claim(),
         DispatchOutcome::Failed(MessageError {
             code: None,
             message: "late".into(),
