@@ -16,23 +16,36 @@ async fn requests_without_a_valid_key_are_401() {
         .expect("r");
     let (code, _) = error_of(res, 401).await;
     assert_eq!(code, "missing_api_key");
-    for key in [
-        "",
-        "garbage",
-        "mvr_live_short",
+    let endpoints = [
+        (Method::GET, "/api/public/contacts"),
+        (Method::GET, "/api/public/sessions"),
+        (Method::GET, "/api/public/inbox/conversations"),
+        (Method::POST, "/api/public/inbox/send"),
+        (
+            Method::GET,
+            "/api/public/messages/01a2157f-367d-73f9-8b34-e17a5a7ad183",
+        ),
+    ];
+    for (key, want) in [
+        ("", "missing_api_key"),
+        ("garbage", "invalid_api_key"),
+        ("mvr_live_short", "invalid_api_key"),
         // Well formed, never issued.
-        "mvr_live_0123456789abcdefghijABCDEFGHIJ0123456789",
+        (
+            "mvr_live_0123456789abcdefghijABCDEFGHIJ0123456789",
+            "invalid_api_key",
+        ),
     ] {
-        let res = app
-            .request_as(key, Method::GET, "/api/public/contacts")
-            .send()
-            .await
-            .expect("r");
-        let (code, _) = error_of(res, 401).await;
-        assert!(
-            code == "invalid_api_key" || code == "missing_api_key",
-            "{key}: {code}"
-        );
+        for (method, path) in &endpoints {
+            let res = app
+                .request_as(key, method.clone(), path)
+                .json(&json!({}))
+                .send()
+                .await
+                .expect("r");
+            let (code, _) = error_of(res, 401).await;
+            assert_eq!(code, want, "{key:?} on {method} {path}");
+        }
     }
     // A POST without a key writes nothing, whatever its body.
     let res = app
@@ -122,14 +135,23 @@ async fn a_revoked_key_is_refused_on_the_next_request() {
         .revoke(record.id)
         .await
         .expect("revoke");
-    let res = app
-        .request_as(key, Method::GET, "/api/public/contacts")
-        .send()
-        .await
-        .expect("r");
-    let (code, _) = error_of(res, 401).await;
-    assert_eq!(code, "invalid_api_key");
-    // The other key of the workspace still works.
+    for (method, path) in [
+        (Method::GET, "/api/public/contacts"),
+        (Method::POST, "/api/public/contacts"),
+        (Method::GET, "/api/public/sessions"),
+        (Method::GET, "/api/public/inbox/conversations"),
+        (Method::POST, "/api/public/inbox/send"),
+    ] {
+        let res = app
+            .request_as(key, method.clone(), path)
+            .json(&serde_json::json!({"name": "Jane", "phone": "6289876543210"}))
+            .send()
+            .await
+            .expect("r");
+        let (code, _) = error_of(res, 401).await;
+        assert_eq!(code, "invalid_api_key", "{method} {path}");
+    }
+    // The other key of the workspace still works, and nothing was written.
     assert_eq!(app.list("").await["total"], 0);
 }
 

@@ -254,12 +254,28 @@ fn start(db_url: &str, port: u16) -> Spawned {
     )
 }
 
-/// What the server prints from its start until it serves (then it is
-/// stopped).
+/// What the server prints from its start until it says it serves (after
+/// the first-start bootstrap; then it is stopped).
 fn printed_by_a_start(db_url: &str) -> String {
-    let port = free_port();
-    let mut child = start(db_url, port);
-    wait_ready(port);
+    let mut child = Spawned(
+        Command::new(env!("CARGO_BIN_EXE_maveraa"))
+            .env("MAVERAA__DATABASE__URL", db_url)
+            .env("MAVERAA__SERVER__PORT", free_port().to_string())
+            .env("MAVERAA__SERVER__WORKERS", "1")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn"),
+    );
+    // The port takes connections before the bootstrap is done: wait for
+    // the log line that comes after it.
+    let log = BufReader::new(child.stderr.take().expect("stderr"));
+    let serving = log
+        .lines()
+        .map_while(Result::ok)
+        .any(|line| line.contains("maveraa is serving"));
+    assert!(serving, "the server never said it serves");
     let _ = child.kill();
     let _ = child.wait();
     let mut printed = String::new();

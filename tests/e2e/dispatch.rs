@@ -252,6 +252,8 @@ async fn refused_credentials_mark_the_session_failed_until_a_send_succeeds() {
 /// A one-second lease, with a send and its recording short enough for the
 /// server to accept it.
 const SHORT_LEASE: &[(&str, &str)] = &[
+    // Retried as long as the test takes, never failed for good.
+    ("MAVERAA__DISPATCHER__MAX_ATTEMPTS", "1000"),
     ("MAVERAA__DISPATCHER__LEASE_SECS", "1"),
     ("MAVERAA__WHATSAPP__REQUEST_TIMEOUT_MS", "500"),
     ("MAVERAA__DATABASE__ACQUIRE_TIMEOUT_MS", "200"),
@@ -319,7 +321,12 @@ async fn two_servers_on_one_database_send_each_of_500_messages_exactly_once() {
         p2,
         &[("MAVERAA__DISPATCHER__BATCH_SIZE", "20")],
     );
+    wait_ready(p1);
+    wait_ready(p2);
     let texts = wait_for_texts(&provider, 500).await;
+    // Both were up the whole time: neither died and left it to the other.
+    assert!(a.try_wait().expect("a").is_none(), "server a ended early");
+    assert!(b.try_wait().expect("b").is_none(), "server b ended early");
     let _ = (a.kill(), b.kill(), a.wait(), b.wait());
     assert_eq!(texts.len(), 500, "every message was sent");
     let dupes: Vec<_> = texts.iter().filter(|(_, n)| **n != 1).collect();

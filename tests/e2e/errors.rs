@@ -61,29 +61,44 @@ async fn invalid_fields_are_named() {
 #[tokio::test]
 async fn malformed_bodies_are_400() {
     let app = spawn_app().await;
-    for raw in [
-        "{\"name\": \"Jane\",",
-        "not json",
-        "",
-        "   ",
-        "{} {}",
-        "[1,2]",
-        "\"text\"",
-        "null",
+    let contact = app
+        .create_contact(json!({"name": "Jane", "phone": "6289876543210"}))
+        .await;
+    let id = contact.json::<serde_json::Value>().await.expect("json")["_id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let contact_path = format!("/api/public/contacts/{id}");
+    for (raw, want) in [
+        ("{\"name\": \"Jane\",", "malformed_json"),
+        ("{nope", "malformed_json"),
+        ("", "malformed_json"),
+        ("   ", "malformed_json"),
+        ("{} {}", "malformed_json"),
+        ("not json", "validation_failed"),
+        ("[1,2]", "validation_failed"),
+        ("\"text\"", "validation_failed"),
+        ("null", "validation_failed"),
     ] {
-        let res = app
-            .request(Method::POST, "/api/public/contacts")
-            .header("content-type", "application/json")
-            .body(raw)
-            .send()
-            .await
-            .expect("request");
-        let (code, _) = error_of(res, 400).await;
-        assert!(
-            code == "malformed_json" || code == "validation_failed",
-            "{raw:?}: {code}"
-        );
+        for (method, path) in [
+            (Method::POST, "/api/public/contacts"),
+            (Method::PATCH, contact_path.as_str()),
+            (Method::POST, "/api/public/inbox/send"),
+        ] {
+            let res = app
+                .request(method.clone(), path)
+                .header("content-type", "application/json")
+                .body(raw)
+                .send()
+                .await
+                .expect("request");
+            let (code, _) = error_of(res, 400).await;
+            assert_eq!(code, want, "{raw:?} on {method} {path}");
+        }
     }
+    let list = app.list("").await;
+    assert_eq!(list["total"], 1, "nothing was written");
+    assert_eq!(list["contacts"][0]["name"], "Jane", "nor changed");
 }
 
 #[tokio::test]
@@ -210,14 +225,24 @@ async fn wrong_content_type_is_415() {
         Some("application/x-www-form-urlencoded"),
         None,
     ] {
-        let mut req = app
-            .request(Method::POST, "/api/public/contacts")
-            .body(r#"{"name":"Jane","phone":"6289876543210"}"#);
-        if let Some(ct) = ct {
-            req = req.header("content-type", ct);
+        for (method, path) in [
+            (Method::POST, "/api/public/contacts"),
+            (
+                Method::PATCH,
+                "/api/public/contacts/01a2157f-367d-73f9-8b34-e17a5a7ad183",
+            ),
+            (Method::POST, "/api/public/inbox/send"),
+            (Method::POST, "/api/public/sessions/s/simulate/inbound"),
+        ] {
+            let mut req = app
+                .request(method.clone(), path)
+                .body(r#"{"name":"Jane","phone":"6289876543210"}"#);
+            if let Some(ct) = ct {
+                req = req.header("content-type", ct);
+            }
+            let (code, _) = error_of(req.send().await.expect("request"), 415).await;
+            assert_eq!(code, "unsupported_media_type", "{ct:?} on {method} {path}");
         }
-        let (code, _) = error_of(req.send().await.expect("request"), 415).await;
-        assert_eq!(code, "unsupported_media_type");
     }
     // Parameters and +json types are JSON too.
     let res = app
@@ -246,6 +271,18 @@ async fn a_body_over_the_limit_is_413() {
         .expect("request");
     let (code, _) = error_of(res, 413).await;
     assert_eq!(code, "payload_too_large");
+    let res = app
+        .request(Method::POST, "/api/public/inbox/send")
+        .header("content-type", "application/json")
+        .body(format!(
+            r#"{{"sessionId":"s","targetNumber":"6281234567890","message":"{}"}}"#,
+            "a".repeat(70 * 1024)
+        ))
+        .send()
+        .await
+        .expect("request");
+    let (code, _) = error_of(res, 413).await;
+    assert_eq!(code, "payload_too_large", "sends have the same limit");
     // Also when the length is not declared up front (chunked).
     let stream = futures_util::stream::iter(
         big.into_bytes()

@@ -172,22 +172,30 @@ fn hostname() -> String {
         .unwrap_or_else(|| "maveraa".into())
 }
 
-/// Waits for SIGINT (Ctrl-C) or SIGTERM, and names it. Both stop the
-/// server gracefully.
-async fn stop_signal() -> &'static str {
-    use tokio::signal::unix::{SignalKind, signal};
-    match (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) {
-        (Ok(mut int), Ok(mut term)) => tokio::select! {
-            _ = int.recv() => "SIGINT",
-            _ = term.recv() => "SIGTERM",
-        },
-        _ => {
-            // No signal handling (should not happen on Unix): Ctrl-C only.
-            let _ = tokio::signal::ctrl_c().await;
-            "SIGINT"
+/// SIGINT (Ctrl-C) and SIGTERM, both of which stop the server gracefully.
+/// Installed before the port takes connections, so a signal that comes
+/// with the first requests still stops it gracefully.
+struct StopSignals {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    /// Takes SIGINT and SIGTERM over from their default (ending the
+    /// process at once) from now on.
+    fn install() -> std::io::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Self {
+            interrupt: signal(SignalKind::interrupt())?,
+            terminate: signal(SignalKind::terminate())?,
+        })
+    }
+
+    /// Waits for either, and names it.
+    async fn recv(mut self) -> &'static str {
+        tokio::select! {
+            _ = self.interrupt.recv() => "SIGINT",
+            _ = self.terminate.recv() => "SIGTERM",
         }
     }
 }
@@ -251,6 +259,7 @@ async fn record_key_uses(keys: ApiKeyService, every: Duration, mut stop: watch::
 pub struct Application {
     port: u16,
     server: Server,
+    signals: StopSignals,
     services: Services,
     dispatch_workers: usize,
     idle_poll: Duration,
@@ -294,6 +303,7 @@ impl Application {
             }
         })?;
         let address = format!("{}:{}", settings.server.host, settings.server.port);
+        let signals = StopSignals::install().context("installing the SIGINT/SIGTERM handlers")?;
         let listener = TcpListener::bind(&address).with_context(|| format!("binding {address}"))?;
         let port = listener.local_addr()?.port();
         let state = ApiState {
@@ -329,6 +339,7 @@ impl Application {
         Ok(Self {
             port,
             server,
+            signals,
             services,
             dispatch_workers: settings.dispatcher.workers,
             idle_poll: Duration::from_millis(settings.dispatcher.idle_poll_ms.max(1)),
@@ -371,7 +382,7 @@ impl Application {
         ));
         let handle = self.server.handle();
         let signals = tokio::spawn(async move {
-            let signal = stop_signal().await;
+            let signal = self.signals.recv().await;
             tracing::info!(signal, "stopping: finishing requests in flight");
             handle.stop(true).await;
         });

@@ -680,6 +680,8 @@ async fn sends_that_cannot_be_flushed_in_time_fail_and_sending_recovers() {
         ..PoolSettings::default()
     };
     let database = Database::connect(db.url(), &settings).expect("pool");
+    // Another connection, to see when the sleep has begun.
+    let watcher = Database::connect(db.url(), &PoolSettings::default()).expect("pool");
     let f = Fixture {
         store: Arc::new(PgStore::new(database.clone())),
         _db: db,
@@ -696,7 +698,30 @@ async fn sends_that_cannot_be_flushed_in_time_fail_and_sending_recovers() {
                 .await
         }
     });
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        #[derive(diesel::QueryableByName)]
+        struct N {
+            #[diesel(sql_type = BigInt)]
+            n: i64,
+        }
+        let sleeping = watcher
+            .run(|conn| {
+                Ok(diesel::sql_query(
+                    "SELECT count(*) AS n FROM pg_stat_activity \
+                     WHERE state = 'active' AND query LIKE 'SELECT pg_sleep%'",
+                )
+                .get_result::<N>(conn)?
+                .n)
+            })
+            .await
+            .expect("watch");
+        if sleeping > 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the sleep never began");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let mut tasks = Vec::new();
     for i in 0..6 {
         let store = f.store.clone();
@@ -1310,7 +1335,7 @@ async fn a_claimed_entry_comes_back_only_when_its_lease_ends() {
 
     let jobs = f
         .outbox()
-        .claim("a", 10, Duration::from_millis(500))
+        .claim("a", 10, Duration::from_secs(2))
         .await
         .expect("claim");
     assert_eq!(jobs.len(), 1);
@@ -1332,7 +1357,7 @@ async fn a_claimed_entry_comes_back_only_when_its_lease_ends() {
         "held by a's lease"
     );
 
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    tokio::time::sleep(Duration::from_millis(2200)).await;
     let again = f.outbox().claim("b", 10, LEASE).await.expect("claim");
     assert_eq!(again.len(), 1, "a died: the entry is due again");
     assert_eq!((again[0].message.id, again[0].attempt), (m.id, 2));

@@ -247,9 +247,13 @@ async fn the_workspace_count_follows_inserts_and_deletes() {
     svc.create(ws, new_contact("B", "6281234567802", ""))
         .await
         .expect("b");
-    let _ = svc
+    let dup = svc
         .create(ws, new_contact("dup", "6281234567802", ""))
         .await;
+    assert!(
+        matches!(dup, Err(ContactError::Duplicate { .. })),
+        "a refused duplicate does not count: {dup:?}"
+    );
     svc.delete(ws, a.id).await.expect("delete");
     let page = svc.list(ws, &ContactQuery::default()).await.expect("list");
     assert_eq!((page.total, page.contacts.len()), (1, 1));
@@ -407,13 +411,14 @@ async fn ping_and_repeated_concurrent_migrations() {
     let _ = WorkspaceRepository::list(f.store.as_ref())
         .await
         .expect("list");
-    let _ = ContactRepository::list(
+    let unknown = ContactRepository::list(
         f.store.as_ref(),
         WorkspaceId::new(),
         &ContactQuery::default(),
     )
     .await
-    .expect("list of an unknown workspace is empty");
+    .expect("list of an unknown workspace");
+    assert_eq!((unknown.total, unknown.contacts.len()), (0, 0));
 }
 
 #[tokio::test]
@@ -547,6 +552,7 @@ diesel::define_sql_function! {
 struct Cutter {
     port: u16,
     cut: tokio::sync::watch::Sender<u64>,
+    open: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Cutter {
@@ -556,27 +562,42 @@ impl Cutter {
             .expect("bind");
         let port = listener.local_addr().expect("addr").port();
         let (cut, cuts) = tokio::sync::watch::channel(0u64);
+        let open = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = open.clone();
         tokio::spawn(async move {
             while let Ok((mut client, _)) = listener.accept().await {
                 let upstream = upstream.clone();
                 let mut cuts = cuts.clone();
                 cuts.mark_unchanged();
+                let open = counted.clone();
+                open.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 tokio::spawn(async move {
-                    let Ok(mut server) = tokio::net::TcpStream::connect(upstream).await else {
-                        return;
-                    };
-                    tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
-                        _ = cuts.changed() => {}
+                    if let Ok(mut server) = tokio::net::TcpStream::connect(upstream).await {
+                        tokio::select! {
+                            _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                            _ = cuts.changed() => {}
+                        }
                     }
+                    // Both sockets are closed when they drop, here.
+                    drop(client);
+                    open.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
                 });
             }
         });
-        Self { port, cut }
+        Self { port, cut, open }
     }
 
-    fn cut_all(&self) {
+    /// Cuts every connection, and returns once they are all closed.
+    async fn cut_all(&self) {
         self.cut.send_modify(|n| *n += 1);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while self.open.load(std::sync::atomic::Ordering::SeqCst) > 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "connections still open"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
     }
 }
 
@@ -607,8 +628,7 @@ async fn a_connection_the_server_closed_is_replaced_not_reused() {
     let database = Database::connect(&url, &one).expect("pool");
     let pid = || database.run(|conn| Ok(diesel::select(pg_backend_pid()).get_result::<i32>(conn)?));
     let first = pid().await.expect("a connection");
-    proxy.cut_all();
-    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    proxy.cut_all().await;
     // A statement this connection has not prepared yet: its failure is
     // one diesel's own check does not see.
     let failed = database
