@@ -200,7 +200,19 @@ impl TestDatabase {
     /// When no PostgreSQL can be reached or started: tests that need a
     /// database fail loudly instead of skipping.
     pub fn create() -> Self {
-        match Self::try_create() {
+        Self::create_from(None)
+    }
+
+    /// A new database without any table: no migration has run on it.
+    ///
+    /// # Panics
+    /// As [`TestDatabase::create`].
+    pub fn create_unmigrated() -> Self {
+        Self::create_from(Some("template0"))
+    }
+
+    fn create_from(template: Option<&str>) -> Self {
+        match Self::try_create(template) {
             Ok(db) => db,
             Err(e) => panic!(
                 "this test needs PostgreSQL and none could be used: {e}\n\
@@ -210,9 +222,10 @@ impl TestDatabase {
         }
     }
 
-    fn try_create() -> Result<Self, String> {
+    fn try_create(from: Option<&str>) -> Result<Self, String> {
         static COUNTER: AtomicU32 = AtomicU32::new(0);
-        let (admin_url, template) = template()?;
+        let (admin_url, migrated) = template()?;
+        let template = from.unwrap_or(migrated);
         let name = format!(
             "{TEST_PREFIX}{}_{}",
             std::process::id(),

@@ -396,7 +396,9 @@ async fn api_keys_authenticate_until_revoked() {
 async fn ping_and_repeated_concurrent_migrations() {
     let f = fixture();
     f.store.ping().await.expect("ping");
-    let db = TestDatabase::create();
+    // Four starts at once on a database no migration has run on: the
+    // advisory lock lets one apply them all, and the others none.
+    let db = TestDatabase::create_unmigrated();
     let url = db.url().to_owned();
     let runs: Vec<_> = (0..4)
         .map(|_| {
@@ -404,10 +406,22 @@ async fn ping_and_repeated_concurrent_migrations() {
             std::thread::spawn(move || run_migrations(&url))
         })
         .collect();
-    for r in runs {
-        let applied = r.join().expect("thread").expect("migrate");
-        assert!(applied.is_empty(), "the template is migrated already");
-    }
+    let mut applied: Vec<usize> = runs
+        .into_iter()
+        .map(|r| r.join().expect("thread").expect("migrate").len())
+        .collect();
+    applied.sort_unstable();
+    let all = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../../migrations"))
+        .expect("migrations folder")
+        .filter(|e| e.as_ref().is_ok_and(|e| e.path().is_dir()))
+        .count();
+    assert!(all >= 5, "{all} migrations");
+    assert_eq!(applied, vec![0, 0, 0, all], "applied once, by one of them");
+    let again = TestDatabase::create();
+    assert!(
+        run_migrations(again.url()).expect("migrate").is_empty(),
+        "a migrated database needs nothing"
+    );
     let _ = WorkspaceRepository::list(f.store.as_ref())
         .await
         .expect("list");
