@@ -1618,6 +1618,66 @@ async fn a_sent_storage_could_not_take_is_recorded_before_the_next_claim() {
     assert_eq!(f.count("SELECT count(*) AS n FROM outbox"), 0);
 }
 
+/// An outbox that refuses for good to record anything about one message
+/// (as for a provider id another message has), and is the real one else.
+struct RefusesOne {
+    store: Arc<PgStore>,
+    refused: MessageId,
+}
+
+#[async_trait]
+impl Outbox for RefusesOne {
+    async fn claim(
+        &self,
+        worker: &str,
+        limit: u32,
+        lease: Duration,
+    ) -> Result<Vec<OutboxJob>, RepositoryError> {
+        self.store.claim(worker, limit, lease).await
+    }
+    async fn record(
+        &self,
+        results: &[(Claim, DispatchOutcome)],
+        at: DateTime<Utc>,
+    ) -> Result<(), RepositoryError> {
+        if results.iter().any(|(c, _)| c.message == self.refused) {
+            return Err(RepositoryError::Duplicate { existing: None });
+        }
+        self.store.record(results, at).await
+    }
+}
+
+#[tokio::test]
+async fn an_outcome_storage_refuses_for_good_does_not_hold_up_the_others() {
+    let f = fixture();
+    let ws = workspace(&f, "Acme").await;
+    let s = session(&f, ws, "s1").await;
+    let refused = outbound(&s, "6281234567890", "refused");
+    enqueue(&f, &refused).await;
+    let transport = Arc::new(AcceptAll::default());
+    let dispatcher = Dispatcher::new(
+        Arc::new(RefusesOne {
+            store: f.store.clone(),
+            refused: refused.id,
+        }),
+        Arc::new(Transports(transport.clone())),
+        Arc::new(SystemClock),
+        DispatcherSettings {
+            worker: "a".into(),
+            batch_size: 10,
+            lease: LEASE,
+            retry: RetryPolicy::default(),
+        },
+    );
+    assert!(dispatcher.run_once().await.is_err(), "refused");
+    // A message queued later is still sent: the refused outcome is not
+    // retried before every claim.
+    let later = outbound(&s, "6281234567891", "later");
+    enqueue(&f, &later).await;
+    assert_eq!(dispatcher.run_once().await.expect("run"), 1);
+    assert_eq!(get(&f, &later).await.status, MessageStatus::Sent);
+}
+
 #[tokio::test]
 async fn an_entry_this_version_cannot_read_does_not_hold_up_the_others() {
     let f = fixture();

@@ -226,10 +226,14 @@ impl Dispatcher {
         };
         let results = [(job.claim(), outcome)];
         if let Err(e) = self.outbox.record(&results, now).await {
-            // Kept, not dropped: a `Sent` left unrecorded until the lease
-            // ends would be claimed and sent again.
-            let [(claim, outcome)] = results;
-            self.lock_unrecorded().push((claim, outcome, now));
+            // Kept while storage is unavailable (a `Sent` left unrecorded
+            // until the lease ends would be claimed and sent again); an
+            // outcome storage refuses for good is not retried, or it would
+            // hold up every other message.
+            if matches!(e, RepositoryError::Unavailable(_)) {
+                let [(claim, outcome)] = results;
+                self.lock_unrecorded().push((claim, outcome, now));
+            }
             return Err(e);
         }
         if let (Some(sessions), Some((status, error))) = (&self.sessions, session_change) {
@@ -238,25 +242,31 @@ impl Dispatcher {
         Ok(())
     }
 
-    /// Records the outcomes storage could not take when they came, oldest
-    /// first. [`Dispatcher::run_once`] does this before it claims; call it
-    /// once more before stopping, so a graceful stop loses none.
+    /// Records the outcomes storage was unavailable for when they came,
+    /// oldest first. [`Dispatcher::run_once`] does this before it claims;
+    /// call it once more before stopping, so a graceful stop loses none.
     ///
     /// # Errors
-    /// When storage still cannot take them; those left are kept.
+    /// When storage is still unavailable (those left are kept), or refused
+    /// one for good (that one is dropped, the others recorded).
     pub async fn record_unrecorded(&self) -> Result<(), RepositoryError> {
         let mut left = std::mem::take(&mut *self.lock_unrecorded()).into_iter();
+        let mut refused = None;
         while let Some((claim, outcome, at)) = left.next() {
             let results = [(claim, outcome)];
-            if let Err(e) = self.outbox.record(&results, at).await {
-                let [(claim, outcome)] = results;
-                let mut unrecorded = self.lock_unrecorded();
-                unrecorded.push((claim, outcome, at));
-                unrecorded.extend(left);
-                return Err(e);
+            match self.outbox.record(&results, at).await {
+                Ok(()) => {}
+                Err(e @ RepositoryError::Unavailable(_)) => {
+                    let [(claim, outcome)] = results;
+                    let mut unrecorded = self.lock_unrecorded();
+                    unrecorded.push((claim, outcome, at));
+                    unrecorded.extend(left);
+                    return Err(e);
+                }
+                Err(e) => refused = Some(e),
             }
         }
-        Ok(())
+        refused.map_or(Ok(()), Err)
     }
 
     fn lock_unrecorded(&self) -> std::sync::MutexGuard<'_, Vec<Unrecorded>> {
