@@ -241,14 +241,19 @@ fn migrate_applies_nothing_on_a_migrated_database() {
 /// Starts `maveraa` with no subcommand, as `cargo run` in the README does
 /// (`serve` is the default), with the first-start bootstrap on.
 fn start(db_url: &str, port: u16) -> Spawned {
+    start_logging(db_url, port, "warn", Stdio::null())
+}
+
+/// As [`start`], with the log at `level` going to `log`.
+fn start_logging(db_url: &str, port: u16, level: &str, log: Stdio) -> Spawned {
     Spawned(
         Command::new(env!("CARGO_BIN_EXE_maveraa"))
             .env("MAVERAA__DATABASE__URL", db_url)
             .env("MAVERAA__SERVER__PORT", port.to_string())
             .env("MAVERAA__SERVER__WORKERS", "1")
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", level)
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(log)
             .spawn()
             .expect("spawn"),
     )
@@ -257,17 +262,7 @@ fn start(db_url: &str, port: u16) -> Spawned {
 /// What the server prints from its start until it says it serves (after
 /// the first-start bootstrap; then it is stopped).
 fn printed_by_a_start(db_url: &str) -> String {
-    let mut child = Spawned(
-        Command::new(env!("CARGO_BIN_EXE_maveraa"))
-            .env("MAVERAA__DATABASE__URL", db_url)
-            .env("MAVERAA__SERVER__PORT", free_port().to_string())
-            .env("MAVERAA__SERVER__WORKERS", "1")
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn"),
-    );
+    let mut child = start_logging(db_url, free_port(), "info", Stdio::piped());
     // The port takes connections before the bootstrap is done: wait for
     // the log line that comes after it.
     let log = BufReader::new(child.stderr.take().expect("stderr"));

@@ -1584,19 +1584,14 @@ async fn a_sent_storage_could_not_take_is_recorded_before_the_next_claim() {
     enqueue(&f, &m).await;
     let transport = Arc::new(AcceptAll::default());
     let lease = Duration::from_millis(300);
-    let dispatcher = Dispatcher::new(
+    let dispatcher = dispatcher_over(
         Arc::new(BusyOnce {
             store: f.store.clone(),
             failed: std::sync::atomic::AtomicBool::new(false),
         }),
-        Arc::new(Transports(transport.clone())),
-        Arc::new(SystemClock),
-        DispatcherSettings {
-            worker: "a".into(),
-            batch_size: 10,
-            lease,
-            retry: RetryPolicy::default(),
-        },
+        transport.clone(),
+        "a",
+        lease,
     );
     assert!(
         dispatcher.run_once().await.is_err(),
@@ -1655,19 +1650,14 @@ async fn an_outcome_storage_refuses_for_good_does_not_hold_up_the_others() {
     let refused = outbound(&s, "6281234567890", "refused");
     enqueue(&f, &refused).await;
     let transport = Arc::new(AcceptAll::default());
-    let dispatcher = Dispatcher::new(
+    let dispatcher = dispatcher_over(
         Arc::new(RefusesOne {
             store: f.store.clone(),
             refused: refused.id,
         }),
-        Arc::new(Transports(transport.clone())),
-        Arc::new(SystemClock),
-        DispatcherSettings {
-            worker: "a".into(),
-            batch_size: 10,
-            lease: LEASE,
-            retry: RetryPolicy::default(),
-        },
+        transport.clone(),
+        "a",
+        LEASE,
     );
     assert!(dispatcher.run_once().await.is_err(), "refused");
     // A message queued later is still sent: the refused outcome is not
@@ -2158,14 +2148,24 @@ impl TransportFactory for Transports {
 }
 
 fn dispatcher(f: &Fixture, transport: Arc<AcceptAll>, worker: &str) -> Dispatcher {
+    dispatcher_over(f.store.clone(), transport, worker, LEASE)
+}
+
+/// A dispatcher on `outbox` (the store, or a wrapper of it).
+fn dispatcher_over(
+    outbox: Arc<dyn Outbox>,
+    transport: Arc<AcceptAll>,
+    worker: &str,
+    lease: Duration,
+) -> Dispatcher {
     Dispatcher::new(
-        f.store.clone(),
+        outbox,
         Arc::new(Transports(transport)),
         Arc::new(SystemClock),
         DispatcherSettings {
             worker: worker.into(),
             batch_size: 100,
-            lease: LEASE,
+            lease,
             retry: RetryPolicy::default(),
         },
     )
