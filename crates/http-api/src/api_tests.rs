@@ -546,7 +546,11 @@ async fn simulate_inbound_errors() {
             "{from}"
         );
     }
-    for from in ["+62 812-3456-7890", "6281234567890@s.whatsapp.net"] {
+    for from in [
+        "+62 812-3456-7890",
+        "6281234567890@s.whatsapp.net",
+        "6281234567890@c.us",
+    ] {
         let a = call(
             &w,
             sim("sim-1").set_json(json!({"from": from, "message": "hi"})),

@@ -3,7 +3,7 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use maveraa_domain::messaging::{ProviderSettings, SendMessage, Session, SessionName, WaId};
-use maveraa_domain::{ContactName, JID_SUFFIX, PhoneNumber, ValidationError};
+use maveraa_domain::{ContactName, PhoneNumber, ValidationError};
 use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
@@ -91,7 +91,14 @@ impl SimulateInboundRequest {
         // A number as `targetNumber` takes it (a conversation that could
         // not be answered is no use), or its JID.
         let from = self.from.as_deref().unwrap_or("").trim();
-        let from = from.strip_suffix(JID_SUFFIX).unwrap_or(from);
+        // A JID's number is read as WaId reads one (a user's JIDs only).
+        let jid_number;
+        let from = if from.contains('@') {
+            jid_number = WaId::parse("from", from)?;
+            jid_number.as_str()
+        } else {
+            from
+        };
         let from = WaId::from_trusted_str(PhoneNumber::parse("from", from)?.as_str());
         let push_name = match self.push_name.as_deref().map(str::trim) {
             None | Some("") => None,

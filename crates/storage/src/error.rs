@@ -53,23 +53,8 @@ impl StorageError {
     /// went away (restarted, failed over). Such a connection is dropped,
     /// not reused. A statement timeout leaves it alive.
     pub fn connection_is_gone(&self) -> bool {
-        match self {
-            Self::Query(DieselError::DatabaseError(kind, info)) => {
-                matches!(
-                    kind,
-                    DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand
-                ) || [
-                    "terminating connection",
-                    "server closed the connection",
-                    "no connection to the server",
-                    "could not receive data",
-                    "could not send data",
-                ]
-                .iter()
-                .any(|m| info.message().contains(m))
-            }
-            _ => false,
-        }
+        matches!(self, Self::Query(DieselError::DatabaseError(kind, info))
+            if connection_gone(kind, info.message()))
     }
 
     /// Whether a row referred to another that does not exist (any more).
@@ -84,24 +69,34 @@ impl StorageError {
     }
 }
 
-/// Whether a database error means the server or the connection went away
-/// (worth a retry elsewhere or later), not that the query was wrong.
-fn is_connection_loss(kind: &DatabaseErrorKind, message: &str) -> bool {
+/// Whether a database error means the connection it ran on is dead.
+fn connection_gone(kind: &DatabaseErrorKind, message: &str) -> bool {
     matches!(
         kind,
         DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand
     ) || [
-        "statement timeout",
         "terminating connection",
         "server closed the connection",
         "no connection to the server",
         "could not receive data",
         "could not send data",
-        "connection to server",
-        "the database system is",
     ]
     .iter()
     .any(|m| message.contains(m))
+}
+
+/// Whether a database error is worth a retry elsewhere or later (the
+/// connection or the server went away, the server is starting or stopping,
+/// a statement ran out of time), not that the query was wrong.
+fn is_transient(kind: &DatabaseErrorKind, message: &str) -> bool {
+    connection_gone(kind, message)
+        || [
+            "statement timeout",
+            "connection to server",
+            "the database system is",
+        ]
+        .iter()
+        .any(|m| message.contains(m))
 }
 
 impl From<StorageError> for RepositoryError {
@@ -113,7 +108,7 @@ impl From<StorageError> for RepositoryError {
             | StorageError::Contended(_) => Self::Unavailable(err.to_string()),
             _ if err.is_unique_violation() => Self::Duplicate { existing: None },
             StorageError::Query(DieselError::DatabaseError(kind, info))
-                if is_connection_loss(kind, info.message()) =>
+                if is_transient(kind, info.message()) =>
             {
                 Self::Unavailable(err.to_string())
             }
