@@ -7,7 +7,8 @@
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use maveraa_domain::ports::ContactRepository;
+use chrono::{DateTime, Utc};
+use maveraa_domain::ports::{ConditionalUpdate, ContactRepository};
 use maveraa_domain::usecases::ContactService;
 use maveraa_domain::{
     Contact, ContactError, ContactId, ContactName, ContactPage, ContactPatch, ContactQuery, Labels,
@@ -25,6 +26,36 @@ impl InMemoryContacts {
         self.rows
             .lock()
             .map_err(|_| RepositoryError::Internal("poisoned".into()))
+    }
+}
+
+impl InMemoryContacts {
+    /// Replaces the stored contact, only while its `updated_at` is still
+    /// `expected` when one is given; check and write under one lock.
+    fn write(
+        &self,
+        contact: &Contact,
+        expected: Option<DateTime<Utc>>,
+    ) -> Result<ConditionalUpdate, RepositoryError> {
+        let mut rows = self.rows()?;
+        if let Some(other) = rows.iter().find(|c| {
+            c.workspace_id == contact.workspace_id && c.phone == contact.phone && c.id != contact.id
+        }) {
+            return Err(RepositoryError::Duplicate {
+                existing: Some(other.id.as_uuid()),
+            });
+        }
+        let Some(row) = rows
+            .iter_mut()
+            .find(|c| c.workspace_id == contact.workspace_id && c.id == contact.id)
+        else {
+            return Ok(ConditionalUpdate::NotFound);
+        };
+        if expected.is_some_and(|at| row.updated_at != at) {
+            return Ok(ConditionalUpdate::Changed);
+        }
+        *row = contact.clone();
+        Ok(ConditionalUpdate::Updated)
     }
 }
 
@@ -93,24 +124,15 @@ impl ContactRepository for InMemoryContacts {
     }
 
     async fn update(&self, contact: &Contact) -> Result<bool, RepositoryError> {
-        let mut rows = self.rows()?;
-        if let Some(other) = rows.iter().find(|c| {
-            c.workspace_id == contact.workspace_id && c.phone == contact.phone && c.id != contact.id
-        }) {
-            return Err(RepositoryError::Duplicate {
-                existing: Some(other.id.as_uuid()),
-            });
-        }
-        match rows
-            .iter_mut()
-            .find(|c| c.workspace_id == contact.workspace_id && c.id == contact.id)
-        {
-            Some(row) => {
-                *row = contact.clone();
-                Ok(true)
-            }
-            None => Ok(false),
-        }
+        Ok(self.write(contact, None)? == ConditionalUpdate::Updated)
+    }
+
+    async fn update_if_unchanged(
+        &self,
+        contact: &Contact,
+        read_updated_at: DateTime<Utc>,
+    ) -> Result<ConditionalUpdate, RepositoryError> {
+        self.write(contact, Some(read_updated_at))
     }
 
     async fn delete(&self, workspace: WorkspaceId, id: ContactId) -> Result<bool, RepositoryError> {

@@ -722,6 +722,13 @@ impl ApiKeyRepository for CacheTurnedOnMidLookup {
     ) -> Result<bool, RepositoryError> {
         ApiKeyRepository::revoke(self.store.as_ref(), id, at).await
     }
+    async fn record_use(
+        &self,
+        ids: &[maveraa_domain::ApiKeyId],
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), RepositoryError> {
+        self.store.record_use(ids, at).await
+    }
 }
 
 #[tokio::test]

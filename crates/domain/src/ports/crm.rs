@@ -1,0 +1,176 @@
+//! Contacts, workspaces, API keys and the store's health.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use crate::api_key::{ApiKey, ApiKeyHash, ApiKeySecret};
+use crate::contact::{Contact, ContactPage, ContactQuery};
+use crate::error::RepositoryError;
+use crate::ids::{ApiKeyId, ContactId, WorkspaceId};
+use crate::workspace::Workspace;
+
+/// Stores contacts.
+#[async_trait]
+pub trait ContactRepository: Send + Sync + 'static {
+    /// Stores a new contact.
+    ///
+    /// # Errors
+    /// [`RepositoryError::Duplicate`] with the existing contact's id when
+    /// the workspace has a contact with this phone already; `Unavailable`
+    /// or `Internal` when storage fails.
+    async fn insert(&self, contact: &Contact) -> Result<(), RepositoryError>;
+
+    /// The contact `id` of workspace `workspace`, if there is one.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Internal` when storage fails.
+    async fn get(
+        &self,
+        workspace: WorkspaceId,
+        id: ContactId,
+    ) -> Result<Option<Contact>, RepositoryError>;
+
+    /// The contacts of `workspace` that match `query`, newest first, and
+    /// how many match in all.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Internal` when storage fails.
+    async fn list(
+        &self,
+        workspace: WorkspaceId,
+        query: &ContactQuery,
+    ) -> Result<ContactPage, RepositoryError>;
+
+    /// Replaces the stored name, phone, labels and `updated_at` of
+    /// `contact` (matched by id and workspace). Returns `false` when no such
+    /// contact exists.
+    ///
+    /// # Errors
+    /// [`RepositoryError::Duplicate`] when the new phone belongs to another
+    /// contact of the workspace; `Unavailable` or `Internal` when storage
+    /// fails.
+    async fn update(&self, contact: &Contact) -> Result<bool, RepositoryError>;
+
+    /// As [`ContactRepository::update`], only while the stored contact's
+    /// `updated_at` is still `read_updated_at` (it is the contact that was
+    /// read): two requests patching one contact at once must not undo each
+    /// other's change.
+    ///
+    /// # Errors
+    /// As [`ContactRepository::update`].
+    async fn update_if_unchanged(
+        &self,
+        contact: &Contact,
+        read_updated_at: DateTime<Utc>,
+    ) -> Result<ConditionalUpdate, RepositoryError>;
+
+    /// Deletes the contact. Returns `false` when no such contact exists.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Internal` when storage fails.
+    async fn delete(&self, workspace: WorkspaceId, id: ContactId) -> Result<bool, RepositoryError>;
+}
+
+/// Stores workspaces.
+#[async_trait]
+pub trait WorkspaceRepository: Send + Sync + 'static {
+    /// Stores a new workspace.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Internal` when storage fails.
+    async fn insert(&self, workspace: &Workspace) -> Result<(), RepositoryError>;
+
+    /// The workspace `id`, if there is one.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Internal` when storage fails.
+    async fn get(&self, id: WorkspaceId) -> Result<Option<Workspace>, RepositoryError>;
+
+    /// Every workspace, oldest first.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Internal` when storage fails.
+    async fn list(&self) -> Result<Vec<Workspace>, RepositoryError>;
+
+    /// Stores `workspace` only when there is no workspace at all; whether
+    /// it did. The check and the insert are one step: two first starts at
+    /// once create one workspace.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Internal` when storage fails.
+    async fn insert_if_none(&self, workspace: &Workspace) -> Result<bool, RepositoryError>;
+}
+
+/// Stores API-key records and their hashes.
+#[async_trait]
+pub trait ApiKeyRepository: Send + Sync + 'static {
+    /// Stores a new key record with the hash of its key.
+    ///
+    /// # Errors
+    /// `Duplicate` if the hash exists already (a collision: practically
+    /// never); `Unavailable` or `Internal` when storage fails.
+    async fn insert(&self, key: &ApiKey, hash: &ApiKeyHash) -> Result<(), RepositoryError>;
+
+    /// The record whose key hashes to `hash`, revoked or not.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Internal` when storage fails.
+    async fn find_by_hash(&self, hash: &ApiKeyHash) -> Result<Option<ApiKey>, RepositoryError>;
+
+    /// The key records of `workspace`, oldest first.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Internal` when storage fails.
+    async fn list(&self, workspace: WorkspaceId) -> Result<Vec<ApiKey>, RepositoryError>;
+
+    /// The key record `id`, revoked or not.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Internal` when storage fails.
+    async fn get(&self, id: ApiKeyId) -> Result<Option<ApiKey>, RepositoryError>;
+
+    /// Marks the key revoked at `at`, unless it is revoked already. Returns
+    /// `false` when no such key exists.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Internal` when storage fails.
+    async fn revoke(&self, id: ApiKeyId, at: DateTime<Utc>) -> Result<bool, RepositoryError>;
+
+    /// Records that the keys `ids` were used by `at`: their `last_used_at`
+    /// becomes `at` unless it is later already.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Internal` when storage fails.
+    async fn record_use(&self, ids: &[ApiKeyId], at: DateTime<Utc>) -> Result<(), RepositoryError>;
+}
+
+/// Makes and hashes API keys. Implemented by `maveraa-auth`.
+pub trait ApiKeyCodec: Send + Sync + 'static {
+    /// A new random key and its hash.
+    fn generate(&self) -> (ApiKeySecret, ApiKeyHash);
+
+    /// The hash of a presented key, or `None` when the text cannot be a key
+    /// of ours (wrong prefix, length or alphabet), so it needs no lookup.
+    fn hash(&self, presented: &str) -> Option<ApiKeyHash>;
+}
+
+/// Tells whether the store answers. Used by readiness checks.
+#[async_trait]
+pub trait HealthCheck: Send + Sync + 'static {
+    /// One round trip to the store.
+    ///
+    /// # Errors
+    /// `Unavailable` when the store does not answer.
+    async fn ping(&self) -> Result<(), RepositoryError>;
+}
+
+/// What became of an update made only while the stored row is the one read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConditionalUpdate {
+    /// Written.
+    Updated,
+    /// No such row.
+    NotFound,
+    /// Written by someone else since it was read: read it again.
+    Changed,
+}

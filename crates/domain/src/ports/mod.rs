@@ -1,0 +1,21 @@
+//! Ports: what the use cases need from the outside world. Adapters (the
+//! PostgreSQL store, the key hasher, the providers, test fakes) implement
+//! these traits; a guarantee a port states is the adapter's to keep, so no
+//! port method has a default that would quietly drop it.
+//!
+//! Every repository method confines itself to the workspace it is given:
+//! an id of another workspace behaves exactly like an unknown id.
+
+mod crm;
+mod messaging;
+mod outbox;
+mod provider;
+
+pub use crate::clock::Clock;
+pub use crm::{
+    ApiKeyCodec, ApiKeyRepository, ConditionalUpdate, ContactRepository, HealthCheck,
+    WorkspaceRepository,
+};
+pub use messaging::{EnqueueOutcome, MessageRepository, SessionRepository};
+pub use outbox::{Claim, DispatchOutcome, Outbox, OutboxJob};
+pub use provider::{ProviderEventSink, TransportFactory, WebhookDecoder};
