@@ -1,7 +1,7 @@
 //! Route-level tests: the real handlers and use cases over a real
 //! PostgreSQL (a database per test), through actix's test service (no
 //! socket). Only the providers are stand-ins: a transport that refuses and
-//! a webhook decoder that trusts one signature.
+//! a webhook protocol that trusts one signature.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,10 +18,11 @@ use maveraa_domain::messaging::{
     ProviderEvent, ProviderSettings, SecretString, Session, SessionName, SessionStatus, WaId,
 };
 use maveraa_domain::ports::{
-    ApiKeyCodec, ApiKeyRepository, DispatchOutcome, MessageRepository, Outbox, SessionRepository,
-    TransportFactory, WebhookDecoder, WorkspaceRepository,
+    AccountEvents, ApiKeyCodec, ApiKeyRepository, DispatchOutcome, MessageRepository, Outbox,
+    SessionRepository, TransportFactory, WebhookProtocol, WebhookRefusal, WebhookRequest,
+    WorkspaceRepository,
 };
-use maveraa_domain::transport::{TransportError, WhatsAppTransport};
+use maveraa_domain::transport::{OutboundMessage, TransportError, WhatsAppTransport};
 use maveraa_domain::usecases::{
     ApiKeyService, ContactService, InboxService, MessagingService, SessionService,
 };
@@ -47,35 +48,95 @@ fn hash_of(key: &str) -> ApiKeyHash {
 }
 
 /// The providers' side: a transport whose provider refuses the
-/// credentials, and a decoder that trusts one signature and reads any JSON
-/// object as one inbound text.
+/// credentials, and a webhook protocol for Cloud API sessions that trusts
+/// one signature, reads any JSON object as one inbound text and answers a
+/// handshake with the session's verify token.
 struct Providers;
 
+/// The simulator's side: takes read receipts, as the real one does.
+struct Receipts;
+
+#[async_trait::async_trait]
+impl WhatsAppTransport for Receipts {
+    async fn send(&self, _: &OutboundMessage) -> Result<String, TransportError> {
+        Err(TransportError::Permanent {
+            code: None,
+            message: "sends are not part of these tests".into(),
+        })
+    }
+
+    async fn mark_read(&self, _: &str) -> Result<(), TransportError> {
+        Ok(())
+    }
+}
+
 impl TransportFactory for Providers {
-    fn transport_for(&self, _: &Session) -> Result<Arc<dyn WhatsAppTransport>, TransportError> {
+    fn transport_for(&self, s: &Session) -> Result<Arc<dyn WhatsAppTransport>, TransportError> {
+        if s.provider == ProviderSettings::Simulator {
+            return Ok(Arc::new(Receipts));
+        }
         Err(TransportError::Permanent {
             code: Some("190".into()),
             message: "access token expired".into(),
         })
     }
+
+    fn webhook_protocol(&self, session: &Session) -> Option<Arc<dyn WebhookProtocol>> {
+        match session.provider {
+            ProviderSettings::CloudApi(_) => Some(Arc::new(Providers)),
+            _ => None,
+        }
+    }
 }
 
-impl WebhookDecoder for Providers {
-    fn verify_signature(&self, app_secret: &str, _: &[u8], signature: Option<&str>) -> bool {
-        app_secret == APP_SECRET && signature == Some(GOOD_SIGNATURE)
+fn cloud_settings(session: &Session) -> Option<&CloudApiSettings> {
+    match &session.provider {
+        ProviderSettings::CloudApi(settings) => Some(settings),
+        _ => None,
     }
-    fn decode(&self, body: &[u8]) -> Result<Vec<ProviderEvent>, String> {
-        if body.starts_with(b"{") {
-            Ok(vec![ProviderEvent::Message(InboundMessage {
+}
+
+impl WebhookProtocol for Providers {
+    fn handshake(
+        &self,
+        session: &Session,
+        r: &WebhookRequest<'_>,
+    ) -> Result<String, WebhookRefusal> {
+        let token = cloud_settings(session).map(|s| s.verify_token.expose());
+        match (r.query_param("hub.mode"), r.query_param("hub.challenge")) {
+            (Some("subscribe"), Some(challenge)) if r.query_param("hub.verify_token") == token => {
+                Ok(challenge.to_owned())
+            }
+            _ => Err(WebhookRefusal::VerificationRefused),
+        }
+    }
+
+    fn open(
+        &self,
+        session: &Session,
+        r: &WebhookRequest<'_>,
+    ) -> Result<Vec<AccountEvents>, WebhookRefusal> {
+        let secret = cloud_settings(session).map(|s| s.app_secret.expose());
+        if secret != Some(APP_SECRET) || r.header("x-hub-signature-256") != Some(GOOD_SIGNATURE) {
+            return Err(WebhookRefusal::BadSignature);
+        }
+        if !r.body.starts_with(b"{") {
+            return Err(WebhookRefusal::Malformed("expected a JSON object".into()));
+        }
+        Ok(vec![AccountEvents {
+            account: None,
+            events: vec![ProviderEvent::Message(InboundMessage {
                 provider_message_id: "wamid.1".into(),
                 from: WaId::from_trusted("6281234567890".into()),
                 push_name: Some("John Doe".into()),
                 content: MessageContent::Text { body: "hi".into() },
                 timestamp: Utc::now(),
-            })])
-        } else {
-            Err("expected a JSON object".into())
-        }
+            })],
+        }])
+    }
+
+    fn vouches_for(&self, _: &Session, _: &Session) -> bool {
+        false
     }
 }
 
@@ -115,13 +176,7 @@ fn state_over(store: Arc<PgStore>) -> ApiState {
         ),
         sessions: SessionService::new(store.clone(), store.clone(), clock.clone()),
         messaging: MessagingService::new(store.clone(), store.clone(), clock.clone()),
-        inbox: InboxService::new(
-            store.clone(),
-            store.clone(),
-            providers.clone(),
-            providers,
-            clock,
-        ),
+        inbox: InboxService::new(store.clone(), store.clone(), providers, clock),
         health: store,
     }
 }

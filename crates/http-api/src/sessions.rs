@@ -37,7 +37,7 @@ impl<'a> From<&'a Session> for SessionBody<'a> {
             },
             status: s.status.as_str(),
             last_error: s.last_error.as_deref(),
-            webhook_url: s.webhook_path(),
+            webhook_url: crate::webhooks::webhook_path(s),
             created_at: wire_time(&s.created_at),
         }
     }

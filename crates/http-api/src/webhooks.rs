@@ -1,17 +1,37 @@
-//! `/webhooks/whatsapp/{uuid}`: Meta's Cloud API verification handshake and
-//! deliveries. No API key: the path names the session, and deliveries are
-//! authenticated by their HMAC signature over the raw body.
+//! `/webhooks/whatsapp/{uuid}`: where providers that report by webhook
+//! (Meta's Cloud API) call us. No API key: the path names the session, and
+//! the session's provider authenticates its own requests (a signature over
+//! the raw body, a verify token). This module only turns HTTP into a
+//! [`WebhookRequest`] and the inbox's answer back into HTTP; it parses no
+//! provider's format.
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
+use maveraa_domain::messaging::Session;
+use maveraa_domain::ports::WebhookRequest;
 use maveraa_domain::{InboxError, SessionId};
 
 use crate::error::ApiError;
 use crate::extract::RawBody;
 use crate::{ApiState, path_param, query};
 
-/// The header Meta signs deliveries in: `sha256=<hex HMAC of the body>`.
-pub const SIGNATURE_HEADER: &str = "X-Hub-Signature-256";
+/// The path of `session`'s webhook URL, for providers that report by
+/// webhook.
+pub fn webhook_path(session: &Session) -> Option<String> {
+    session
+        .provider
+        .kind()
+        .reports_by_webhook()
+        .then(|| format!("/webhooks/whatsapp/{}", session.id))
+}
+
+/// The request's headers whose values are text.
+fn headers(req: &HttpRequest) -> Vec<(&str, &str)> {
+    req.headers()
+        .iter()
+        .filter_map(|(name, value)| Some((name.as_str(), value.to_str().ok()?)))
+        .collect()
+}
 
 /// The session from the path. Malformed, unknown and simulator sessions
 /// all answer the same `404`, so the path reveals nothing.
@@ -36,50 +56,52 @@ fn webhook_error(session: SessionId, e: InboxError) -> ApiError {
     }
 }
 
-/// `GET /webhooks/whatsapp/{uuid}?hub.mode=subscribe&hub.verify_token=..&hub.challenge=..`:
-/// answers the challenge as plain text when the token is the session's.
+/// `GET /webhooks/whatsapp/{uuid}`: the provider's subscription handshake
+/// (Meta: `?hub.mode=subscribe&hub.verify_token=..&hub.challenge=..`);
+/// answers the provider's expected body as plain text.
 pub async fn verify(
     state: web::Data<ApiState>,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let id = session(&req)?;
-    let (mut mode, mut token, mut challenge) = (None, None, None);
-    for (key, value) in query::pairs(req.query_string())? {
-        match key.as_str() {
-            "hub.mode" => mode = Some(value),
-            "hub.verify_token" => token = Some(value),
-            "hub.challenge" => challenge = Some(value),
-            _ => {}
-        }
-    }
-    let challenge = state
+    let query = query::pairs(req.query_string())?;
+    let headers = headers(&req);
+    let request = WebhookRequest {
+        query: &query,
+        headers: &headers,
+        body: &[],
+    };
+    let answer = state
         .inbox
-        .verify_webhook(id, mode.as_deref(), token.as_deref(), challenge.as_deref())
+        .webhook_handshake(id, &request)
         .await
         .map_err(|e| webhook_error(id, e))?;
     Ok(HttpResponse::Ok()
         .content_type("text/plain; charset=utf-8")
         // The body echoes caller input: never let a browser sniff it as HTML.
         .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
-        .body(challenge))
+        .body(answer))
 }
 
-/// `POST /webhooks/whatsapp/{uuid}`: checks the signature over the exact
-/// bytes received and stores the delivery. Answers `200 {"received": N}`;
-/// any other answer makes Meta deliver again later.
+/// `POST /webhooks/whatsapp/{uuid}`: hands the exact bytes received, with
+/// the headers, to the inbox, which has the session's provider check and
+/// decode them. Answers `200 {"received": N}`; any other answer makes the
+/// provider deliver again later.
 pub async fn receive(
     state: web::Data<ApiState>,
     req: HttpRequest,
     body: RawBody,
 ) -> Result<HttpResponse, ApiError> {
     let id = session(&req)?;
-    let signature = req
-        .headers()
-        .get(SIGNATURE_HEADER)
-        .and_then(|v| v.to_str().ok());
+    let headers = headers(&req);
+    let request = WebhookRequest {
+        query: &[],
+        headers: &headers,
+        body: &body.0,
+    };
     let received = state
         .inbox
-        .handle_webhook(id, signature, &body.0)
+        .webhook_delivery(id, &request)
         .await
         .map_err(|e| webhook_error(id, e))?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "received": received })))

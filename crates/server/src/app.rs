@@ -19,7 +19,7 @@ use maveraa_storage::{
     Database, LocalPostgres, PgStore, RevocationEvent, run_migrations, spawn_revocation_listener,
 };
 use maveraa_whatsapp_transport::{
-    CloudApiConfig, CloudApiWebhooks, Simulator, SimulatorConfig, Transports, build_http_client,
+    CloudApiConfig, Simulator, SimulatorConfig, Transports, build_http_client,
 };
 use tokio::sync::{Notify, watch};
 
@@ -122,11 +122,10 @@ impl Services {
             store.clone(),
             store.clone(),
             transports.clone(),
-            Arc::new(CloudApiWebhooks),
             clock.clone(),
         );
-        // The simulator reports delivery and read through the same path as
-        // a provider's webhooks.
+        // The simulator reports delivery and read into the same sink as
+        // every provider.
         simulator.set_sink(Arc::new(inbox.clone()));
         let outbox_bell = Arc::new(Notify::new());
         let bell = outbox_bell.clone();

@@ -12,13 +12,13 @@ use diesel::RunQueryDsl;
 use diesel::sql_types::BigInt;
 use maveraa_domain::messaging::{
     CloudApiSettings, Conversation, ConversationQuery, Direction, IdempotencyKey, InboundMessage,
-    MediaInfo, Message, MessageContent, MessageError, MessageStatus, ProviderEvent,
-    ProviderSettings, SecretString, SendMessage, Session, SessionName, SessionStatus, StatusChange,
-    StatusUpdate, WaId,
+    MediaInfo, Message, MessageContent, MessageError, MessageStatus, ProviderSettings,
+    SecretString, SendMessage, Session, SessionName, SessionStatus, StatusChange, StatusUpdate,
+    WaId,
 };
 use maveraa_domain::ports::{
     Claim, DispatchOutcome, EnqueueOutcome, MessageRepository, Outbox, OutboxJob,
-    SessionRepository, TransportFactory, WebhookDecoder,
+    SessionRepository, TransportFactory, WebhookProtocol,
 };
 use maveraa_domain::transport::{
     MediaKind, OutboundContent, OutboundMessage, TransportError, WhatsAppTransport,
@@ -853,18 +853,6 @@ impl SessionRepository for DeletedAfterLookup {
     }
 }
 
-/// Webhook payloads play no part in a simulated inbound message.
-struct NoWebhooks;
-
-impl WebhookDecoder for NoWebhooks {
-    fn verify_signature(&self, _: &str, _: &[u8], _: Option<&str>) -> bool {
-        false
-    }
-    fn decode(&self, _: &[u8]) -> Result<Vec<ProviderEvent>, String> {
-        Err("not used here".into())
-    }
-}
-
 #[tokio::test]
 async fn an_inbound_message_for_a_session_deleted_meanwhile_is_not_found() {
     let f = fixture();
@@ -876,7 +864,6 @@ async fn an_inbound_message_for_a_session_deleted_meanwhile_is_not_found() {
         Arc::new(Transports(Arc::new(AcceptAll {
             sent: AtomicU64::new(0),
         }))),
-        Arc::new(NoWebhooks),
         Arc::new(SystemClock),
     );
     let outcome = inbox
@@ -2144,6 +2131,10 @@ impl TransportFactory for Transports {
         _session: &Session,
     ) -> Result<Arc<dyn WhatsAppTransport>, TransportError> {
         Ok(self.0.clone())
+    }
+
+    fn webhook_protocol(&self, _session: &Session) -> Option<Arc<dyn WebhookProtocol>> {
+        None
     }
 }
 

@@ -5,11 +5,12 @@ use std::fmt;
 use std::sync::Arc;
 
 use maveraa_domain::messaging::{ProviderSettings, Session};
-use maveraa_domain::ports::TransportFactory;
+use maveraa_domain::ports::{TransportFactory, WebhookProtocol};
 use maveraa_domain::transport::{TransportError, WhatsAppTransport};
 
 use crate::cloud_api::{CloudApiConfig, CloudApiTransport, TransportBuildError, build_http_client};
 use crate::simulator::Simulator;
+use crate::webhook::CloudApiWebhooks;
 
 /// Gives each session its transport. Every call builds a fresh transport
 /// from clones (the HTTP client shares its connection pool), so a session
@@ -112,6 +113,13 @@ impl TransportFactory for Transports {
                     access_token.to_owned(),
                 )))
             }
+        }
+    }
+
+    fn webhook_protocol(&self, session: &Session) -> Option<Arc<dyn WebhookProtocol>> {
+        match session.provider {
+            ProviderSettings::CloudApi(_) => Some(Arc::new(CloudApiWebhooks)),
+            ProviderSettings::Simulator => None,
         }
     }
 }

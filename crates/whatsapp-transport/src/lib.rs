@@ -8,12 +8,19 @@
 //!   ([`Simulator`], [`SimulatorTransport`]);
 //! - [`factory`]: the transport of each session ([`Transports`], for
 //!   [`maveraa_domain::ports::TransportFactory`]);
-//! - [`webhook`]: Meta's webhook signature check and decoder
-//!   ([`CloudApiWebhooks`], for [`maveraa_domain::ports::WebhookDecoder`]).
+//! - [`webhook`]: Meta's webhook handshake, signature check and decoder into
+//!   provider-neutral events ([`CloudApiWebhooks`], for
+//!   [`maveraa_domain::ports::WebhookProtocol`]; [`Transports`] hands it out
+//!   for Cloud API sessions).
+//!
+//! Every provider reports into one [`maveraa_domain::ports::ProviderEventSink`]
+//! (the domain's inbox): webhook providers through the inbox's webhook
+//! entry, which opens deliveries with their protocol; the simulator (and
+//! socket providers) directly.
 //!
 //! Wiring: build a [`Simulator`], hand a clone to [`Transports`], build the
-//! domain's inbox with the transports and [`CloudApiWebhooks`], then give the
-//! inbox to [`Simulator::set_sink`].
+//! domain's inbox with the transports, then give the inbox to
+//! [`Simulator::set_sink`].
 
 pub mod cloud_api;
 pub mod factory;

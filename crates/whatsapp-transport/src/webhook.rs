@@ -1,5 +1,11 @@
-//! Meta's WhatsApp Cloud API webhooks: the
-//! [`WebhookDecoder`] adapter.
+//! Meta's WhatsApp Cloud API webhooks: the [`WebhookProtocol`] of Cloud
+//! API sessions.
+//!
+//! # Handshake
+//! When the URL is configured, Meta calls
+//! `GET ?hub.mode=subscribe&hub.verify_token=..&hub.challenge=..` and
+//! expects the challenge back when the token is the session's verify token
+//! (compared in time that does not reveal the token).
 //!
 //! # Signature
 //! Meta signs each delivery with `X-Hub-Signature-256: sha256=<hex>`, the
@@ -30,49 +36,90 @@
 //!   failing the delivery, which Meta would then retry for days.
 //! - a timestamp that is missing or not Unix seconds becomes "now".
 //!
+//! Events are grouped by the change's `metadata.phone_number_id` (the
+//! account; changes without one concern the session addressed): Meta sends
+//! the deliveries of every number of an app to the one URL configured for
+//! the app, and the app secret that signed them vouches for every session
+//! of the app.
+//!
 //! A body that is not JSON, or has no `entry` array, is an error.
 
 use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
 use maveraa_domain::messaging::{
-    InboundMessage, MediaInfo, MessageContent, MessageError, MessageStatus, ProviderEvent,
-    StatusUpdate, WaId,
+    CloudApiSettings, InboundMessage, MediaInfo, MessageContent, MessageError, MessageStatus,
+    ProviderEvent, ProviderSettings, Session, StatusUpdate, WaId,
 };
-use maveraa_domain::ports::WebhookDecoder;
+use maveraa_domain::ports::{AccountEvents, WebhookProtocol, WebhookRefusal, WebhookRequest};
 use maveraa_domain::transport::MediaKind;
 use serde_json::Value;
 use sha2::Sha256;
 
+/// The header Meta signs deliveries in: `sha256=<hex HMAC of the body>`.
+pub const SIGNATURE_HEADER: &str = "X-Hub-Signature-256";
+
 /// The prefix of Meta's signature header value.
 const SIGNATURE_PREFIX: &str = "sha256=";
 
-/// Decodes and checks Meta's Cloud API webhook deliveries. Stateless: the
-/// app secret is passed to each check and never stored.
+/// Checks and decodes Meta's Cloud API webhook requests. Stateless: the
+/// session's secrets are read from the session for each request.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct CloudApiWebhooks;
 
 impl CloudApiWebhooks {
-    /// The decoder.
+    /// The protocol.
     pub fn new() -> Self {
         Self
     }
 }
 
-impl WebhookDecoder for CloudApiWebhooks {
-    fn verify_signature(&self, app_secret: &str, body: &[u8], signature: Option<&str>) -> bool {
-        verify_signature(app_secret, body, signature)
+fn settings(session: &Session) -> Option<&CloudApiSettings> {
+    match &session.provider {
+        ProviderSettings::CloudApi(settings) => Some(settings),
+        _ => None,
     }
+}
 
-    fn decode(&self, body: &[u8]) -> Result<Vec<ProviderEvent>, String> {
-        decode(body)
-    }
-
-    fn decode_for_number(
+impl WebhookProtocol for CloudApiWebhooks {
+    fn handshake(
         &self,
-        body: &[u8],
-        phone_number_id: &str,
-    ) -> Result<Vec<ProviderEvent>, String> {
-        decode_filtered(body, Some(phone_number_id))
+        session: &Session,
+        request: &WebhookRequest<'_>,
+    ) -> Result<String, WebhookRefusal> {
+        let settings = settings(session).ok_or(WebhookRefusal::VerificationRefused)?;
+        let token_ok = request
+            .query_param("hub.verify_token")
+            .is_some_and(|t| secret_eq(t.as_bytes(), settings.verify_token.expose().as_bytes()));
+        match (
+            request.query_param("hub.mode"),
+            request.query_param("hub.challenge"),
+        ) {
+            (Some("subscribe"), Some(challenge)) if token_ok => Ok(challenge.to_owned()),
+            _ => Err(WebhookRefusal::VerificationRefused),
+        }
+    }
+
+    fn open(
+        &self,
+        session: &Session,
+        request: &WebhookRequest<'_>,
+    ) -> Result<Vec<AccountEvents>, WebhookRefusal> {
+        let settings = settings(session).ok_or(WebhookRefusal::BadSignature)?;
+        if !verify_signature(
+            settings.app_secret.expose(),
+            request.body,
+            request.header(SIGNATURE_HEADER),
+        ) {
+            return Err(WebhookRefusal::BadSignature);
+        }
+        decode_by_account(request.body).map_err(WebhookRefusal::Malformed)
+    }
+
+    fn vouches_for(&self, addressed: &Session, other: &Session) -> bool {
+        match (settings(addressed), settings(other)) {
+            (Some(a), Some(o)) => a.app_secret == o.app_secret,
+            _ => false,
+        }
     }
 }
 
@@ -96,24 +143,39 @@ pub fn verify_signature(app_secret: &str, body: &[u8], signature: Option<&str>) 
     mac.verify_slice(&expected).is_ok()
 }
 
-/// The events of a delivery; see the [module docs](self).
+/// Compares `given` with the secret `expected` in time that depends on the
+/// length of `given` only: neither the secret's bytes nor its length show
+/// in the timing.
+fn secret_eq(given: &[u8], expected: &[u8]) -> bool {
+    let mut diff = u8::from(given.len() != expected.len() || expected.is_empty());
+    for (i, a) in given.iter().enumerate() {
+        let b = expected
+            .get(i % expected.len().max(1))
+            .copied()
+            .unwrap_or(0);
+        diff |= a ^ b;
+    }
+    diff == 0
+}
+
+/// The events of a delivery, all accounts together; see the
+/// [module docs](self).
 ///
 /// # Errors
 /// A description when `body` is not JSON or has no `entry` array.
 pub fn decode(body: &[u8]) -> Result<Vec<ProviderEvent>, String> {
-    decode_filtered(body, None)
+    Ok(decode_by_account(body)?
+        .into_iter()
+        .flat_map(|group| group.events)
+        .collect())
 }
 
-/// The events of a delivery that concern `phone_number_id` (changes whose
-/// `metadata.phone_number_id` is another number's are left out; changes
-/// without metadata are kept), or all of them with `None`.
+/// The events of a delivery grouped by account (`metadata.phone_number_id`;
+/// `None` for changes without one), groups in order of first appearance.
 ///
 /// # Errors
 /// As [`decode`].
-pub fn decode_filtered(
-    body: &[u8],
-    phone_number_id: Option<&str>,
-) -> Result<Vec<ProviderEvent>, String> {
+pub fn decode_by_account(body: &[u8]) -> Result<Vec<AccountEvents>, String> {
     let root: Value =
         serde_json::from_slice(body).map_err(|e| format!("webhook body is not JSON: {e}"))?;
     let entries = root
@@ -121,7 +183,7 @@ pub fn decode_filtered(
         .and_then(Value::as_array)
         .ok_or_else(|| "webhook body has no \"entry\" array".to_owned())?;
 
-    let mut events = Vec::new();
+    let mut groups: Vec<AccountEvents> = Vec::new();
     for entry in entries {
         let Some(changes) = entry.get("changes").and_then(Value::as_array) else {
             continue;
@@ -133,19 +195,26 @@ pub fn decode_filtered(
             let Some(value) = change.get("value") else {
                 continue;
             };
-            let number = value
+            let account = value
                 .get("metadata")
                 .and_then(|m| m.get("phone_number_id"))
                 .and_then(Value::as_str);
-            if let (Some(wanted), Some(number)) = (phone_number_id, number)
-                && wanted != number
-            {
-                continue;
+            let index = match groups.iter().position(|g| g.account.as_deref() == account) {
+                Some(index) => index,
+                None => {
+                    groups.push(AccountEvents {
+                        account: account.map(str::to_owned),
+                        events: Vec::new(),
+                    });
+                    groups.len() - 1
+                }
+            };
+            if let Some(group) = groups.get_mut(index) {
+                decode_value(value, &mut group.events);
             }
-            decode_value(value, &mut events);
         }
     }
-    Ok(events)
+    Ok(groups)
 }
 
 /// The events of one `messages` change.
@@ -426,6 +495,17 @@ mod tests {
         };
         assert!(message("wamid.ok").is_some());
         assert!(message(&"w".repeat(3000)).is_none());
+    }
+
+    #[test]
+    fn secret_eq_accepts_only_the_exact_secret() {
+        assert!(secret_eq(b"verify-me", b"verify-me"));
+        assert!(!secret_eq(b"verify-mE", b"verify-me"));
+        assert!(!secret_eq(b"verify", b"verify-me"), "a prefix");
+        assert!(!secret_eq(b"verify-me-too", b"verify-me"), "longer");
+        assert!(!secret_eq(b"verify-meverify-me", b"verify-me"), "repeated");
+        assert!(!secret_eq(b"", b"verify-me"));
+        assert!(!secret_eq(b"", b""), "an empty secret matches nothing");
     }
 
     #[test]

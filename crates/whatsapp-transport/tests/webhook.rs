@@ -1,14 +1,18 @@
-//! Contract tests of the Cloud API webhook decoder against Meta's payloads.
+//! Contract tests of the Cloud API webhook protocol against Meta's
+//! handshake and payloads.
 
 use chrono::DateTime;
 use hmac::{Hmac, Mac};
 use maveraa_domain::messaging::{
-    InboundMessage, MediaInfo, MessageContent, MessageError, MessageStatus, ProviderEvent,
+    CloudApiSettings, InboundMessage, MediaInfo, MessageContent, MessageError, MessageStatus,
+    ProviderEvent, ProviderSettings, SecretString, Session, SessionName, SessionStatus,
     StatusUpdate, WaId,
 };
-use maveraa_domain::ports::WebhookDecoder;
+use maveraa_domain::ports::{AccountEvents, WebhookProtocol, WebhookRefusal, WebhookRequest};
 use maveraa_domain::transport::MediaKind;
+use maveraa_domain::{SessionId, WorkspaceId};
 use maveraa_whatsapp_transport::CloudApiWebhooks;
+use maveraa_whatsapp_transport::webhook::{self, verify_signature};
 use serde_json::{Value, json};
 use sha2::Sha256;
 
@@ -48,9 +52,7 @@ fn inbound(message: Value) -> Value {
 }
 
 fn decode(payload: &Value) -> Vec<ProviderEvent> {
-    decoder()
-        .decode(payload.to_string().as_bytes())
-        .expect("decodes")
+    webhook::decode(payload.to_string().as_bytes()).expect("decodes")
 }
 
 fn only_message(payload: &Value) -> InboundMessage {
@@ -78,22 +80,22 @@ fn statuses(payload: &Value) -> Vec<StatusUpdate> {
 fn valid_signature_verifies() {
     let body = inbound(json!({"from": FROM, "id": "wamid.A", "timestamp": "1700000000", "type": "text", "text": {"body": "hi"}})).to_string();
     let sig = sign(SECRET, body.as_bytes());
-    assert!(decoder().verify_signature(SECRET, body.as_bytes(), Some(&sig)));
+    assert!(verify_signature(SECRET, body.as_bytes(), Some(&sig)));
     // Upper-case hex is the same digest.
     let upper = format!("sha256={}", sig["sha256=".len()..].to_uppercase());
-    assert!(decoder().verify_signature(SECRET, body.as_bytes(), Some(&upper)));
+    assert!(verify_signature(SECRET, body.as_bytes(), Some(&upper)));
 }
 
 #[test]
 fn signature_under_another_secret_is_refused() {
     let body = br#"{"entry":[]}"#;
     let sig = sign("another-secret", body);
-    assert!(!decoder().verify_signature(SECRET, body, Some(&sig)));
+    assert!(!verify_signature(SECRET, body, Some(&sig)));
 }
 
 #[test]
 fn missing_signature_is_refused() {
-    assert!(!decoder().verify_signature(SECRET, br#"{"entry":[]}"#, None));
+    assert!(!verify_signature(SECRET, br#"{"entry":[]}"#, None));
 }
 
 #[test]
@@ -112,7 +114,7 @@ fn malformed_signature_headers_are_refused() {
         format!("sha256={}", "0".repeat(64)),    // right shape, wrong digest
     ] {
         assert!(
-            !decoder().verify_signature(SECRET, body, Some(&header)),
+            !verify_signature(SECRET, body, Some(&header)),
             "{header:?} verified"
         );
     }
@@ -122,13 +124,13 @@ fn malformed_signature_headers_are_refused() {
 fn body_changed_by_one_byte_is_refused() {
     let body = br#"{"entry":[{"changes":[]}]}"#.to_vec();
     let sig = sign(SECRET, &body);
-    assert!(decoder().verify_signature(SECRET, &body, Some(&sig)));
+    assert!(verify_signature(SECRET, &body, Some(&sig)));
     let mut tampered = body.clone();
     tampered[3] ^= 0x01;
-    assert!(!decoder().verify_signature(SECRET, &tampered, Some(&sig)));
+    assert!(!verify_signature(SECRET, &tampered, Some(&sig)));
     let mut longer = body;
     longer.push(b' ');
-    assert!(!decoder().verify_signature(SECRET, &longer, Some(&sig)));
+    assert!(!verify_signature(SECRET, &longer, Some(&sig)));
 }
 
 // --- messages ---
@@ -446,6 +448,7 @@ fn multi_entry_payload_keeps_every_event_in_order() {
         .map(|e| match e {
             ProviderEvent::Message(m) => (m.provider_message_id, m.push_name),
             ProviderEvent::Status(s) => (s.provider_message_id, None),
+            other => panic!("{other:?}"),
         })
         .collect();
     assert_eq!(
@@ -479,11 +482,182 @@ fn malformed_bodies_are_errors() {
         b"{\"entry\": {}}",
         b"{\"entry\": null}",
     ] {
-        let result = decoder().decode(body);
+        let result = webhook::decode(body);
         assert!(
             result.is_err(),
             "{:?} decoded to {result:?}",
             String::from_utf8_lossy(body)
         );
     }
+}
+
+// --- the protocol: handshake, authentication, accounts ---
+
+const NUMBER: &str = "106540352242922";
+
+fn cloud_session(phone_number_id: &str, app_secret: &str) -> Session {
+    Session {
+        id: SessionId::new(),
+        workspace_id: WorkspaceId::new(),
+        name: SessionName::from_trusted_str("cloud"),
+        provider: ProviderSettings::CloudApi(CloudApiSettings {
+            phone_number_id: phone_number_id.into(),
+            access_token: SecretString::new("EAA-token"),
+            app_secret: SecretString::new(app_secret),
+            verify_token: SecretString::new("verify-me"),
+        }),
+        status: SessionStatus::Connected,
+        last_error: None,
+        created_at: chrono::Utc::now(),
+    }
+}
+
+fn handshake(session: &Session, query: &[(&str, &str)]) -> Result<String, WebhookRefusal> {
+    let query: Vec<(String, String)> = query
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    decoder().handshake(
+        session,
+        &WebhookRequest {
+            query: &query,
+            headers: &[],
+            body: &[],
+        },
+    )
+}
+
+#[test]
+fn handshake_answers_the_challenge_only_to_the_verify_token() {
+    let s = cloud_session(NUMBER, SECRET);
+    let q = |mode, token| {
+        vec![
+            ("hub.mode", mode),
+            ("hub.verify_token", token),
+            ("hub.challenge", "ch-1158201444"),
+        ]
+    };
+    assert_eq!(
+        handshake(&s, &q("subscribe", "verify-me")),
+        Ok("ch-1158201444".to_owned())
+    );
+    for query in [
+        q("subscribe", "verify-mE"),
+        q("subscribe", ""),
+        q("unsubscribe", "verify-me"),
+        vec![("hub.mode", "subscribe"), ("hub.verify_token", "verify-me")],
+        vec![("hub.mode", "subscribe"), ("hub.challenge", "c")],
+    ] {
+        assert_eq!(
+            handshake(&s, &query),
+            Err(WebhookRefusal::VerificationRefused),
+            "{query:?}"
+        );
+    }
+}
+
+fn open(
+    session: &Session,
+    signature: Option<&str>,
+    body: &[u8],
+) -> Result<Vec<AccountEvents>, WebhookRefusal> {
+    let headers: Vec<(&str, &str)> = signature
+        .map(|s| vec![("x-hub-signature-256", s)])
+        .unwrap_or_default();
+    decoder().open(
+        session,
+        &WebhookRequest {
+            query: &[],
+            headers: &headers,
+            body,
+        },
+    )
+}
+
+#[test]
+fn a_delivery_is_opened_only_with_the_sessions_signature() {
+    let s = cloud_session(NUMBER, SECRET);
+    let body = inbound(json!({"from": FROM, "id": "wamid.1", "timestamp": "1700000000", "type": "text", "text": {"body": "hi"}})).to_string();
+    let groups = open(&s, Some(&sign(SECRET, body.as_bytes())), body.as_bytes()).expect("opens");
+    assert_eq!(groups.len(), 1);
+    assert_eq!(groups[0].account.as_deref(), Some(NUMBER));
+    assert_eq!(groups[0].events.len(), 1);
+    assert_eq!(
+        open(
+            &s,
+            Some(&sign("another-secret", body.as_bytes())),
+            body.as_bytes()
+        ),
+        Err(WebhookRefusal::BadSignature)
+    );
+    assert_eq!(
+        open(&s, None, body.as_bytes()),
+        Err(WebhookRefusal::BadSignature)
+    );
+    // Checked before decoding: an unsigned body is never parsed.
+    assert_eq!(
+        open(&s, None, b"garbage"),
+        Err(WebhookRefusal::BadSignature)
+    );
+    assert!(matches!(
+        open(&s, Some(&sign(SECRET, b"garbage")), b"garbage"),
+        Err(WebhookRefusal::Malformed(_))
+    ));
+}
+
+#[test]
+fn events_are_grouped_by_the_account_they_concern() {
+    let change = |number: Option<&str>, id: &str| {
+        let mut value = json!({
+            "messaging_product": "whatsapp",
+            "messages": [{"from": FROM, "id": id, "timestamp": "1700000000", "type": "text", "text": {"body": "x"}}]
+        });
+        if let Some(number) = number {
+            value["metadata"] = json!({"phone_number_id": number});
+        }
+        json!({"field": "messages", "value": value})
+    };
+    let body = json!({"entry": [
+        {"changes": [change(Some("111"), "wamid.A1"), change(Some("222"), "wamid.B1")]},
+        {"changes": [change(None, "wamid.N1"), change(Some("111"), "wamid.A2")]}
+    ]})
+    .to_string();
+    let groups: Vec<(Option<String>, Vec<String>)> = webhook::decode_by_account(body.as_bytes())
+        .expect("decodes")
+        .into_iter()
+        .map(|g| {
+            let ids = g
+                .events
+                .into_iter()
+                .map(|e| match e {
+                    ProviderEvent::Message(m) => m.provider_message_id,
+                    other => panic!("{other:?}"),
+                })
+                .collect();
+            (g.account, ids)
+        })
+        .collect();
+    assert_eq!(
+        groups,
+        vec![
+            (
+                Some("111".to_owned()),
+                vec!["wamid.A1".to_owned(), "wamid.A2".to_owned()]
+            ),
+            (Some("222".to_owned()), vec!["wamid.B1".to_owned()]),
+            (None, vec!["wamid.N1".to_owned()]),
+        ]
+    );
+}
+
+#[test]
+fn one_app_secret_vouches_for_the_apps_other_numbers_only() {
+    let addressed = cloud_session("111", SECRET);
+    let same_app = cloud_session("222", SECRET);
+    let other_app = cloud_session("333", "another-secret");
+    let mut simulator = cloud_session("444", SECRET);
+    simulator.provider = ProviderSettings::Simulator;
+    assert!(decoder().vouches_for(&addressed, &same_app));
+    assert!(!decoder().vouches_for(&addressed, &other_app));
+    assert!(!decoder().vouches_for(&addressed, &simulator));
 }

@@ -5,7 +5,7 @@ use compact_str::CompactString;
 use chrono::{DateTime, Utc};
 
 use crate::ids::{MessageId, SessionId, WorkspaceId};
-use crate::messaging::SessionName;
+use crate::messaging::{SessionName, SessionStatus};
 use crate::transport::{MediaKind, OutboundContent};
 use crate::validation::{JID_SUFFIX, PhoneNumber, ValidationError};
 
@@ -446,13 +446,22 @@ pub struct StatusUpdate {
     pub error: Option<MessageError>,
 }
 
-/// Something a provider reports.
+/// Something a provider reports, in no provider's terms.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ProviderEvent {
     /// A new inbound message.
     Message(InboundMessage),
     /// A status of an outbound message.
     Status(StatusUpdate),
+    /// The session's connection changed: it connected, lost its
+    /// connection, or its credentials stopped working.
+    SessionStatus {
+        /// The session's new status.
+        status: SessionStatus,
+        /// What the provider said, for the session's last error.
+        reason: Option<String>,
+    },
 }
 
 /// A chat with one contact through one session.

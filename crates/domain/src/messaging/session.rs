@@ -112,6 +112,12 @@ pub enum ProviderKind {
 }
 
 impl ProviderKind {
+    /// Whether the provider reports by calling a webhook URL of ours (the
+    /// session then has one), rather than over a connection we hold.
+    pub fn reports_by_webhook(self) -> bool {
+        matches!(self, Self::CloudApi)
+    }
+
     /// The name used in the API and on the command line.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -131,6 +137,16 @@ pub enum ProviderSettings {
 }
 
 impl ProviderSettings {
+    /// The provider's id of the account this session is (the Cloud API's
+    /// phone number id); `None` for providers with no such id. Webhook
+    /// deliveries name accounts by it.
+    pub fn account_id(&self) -> Option<&str> {
+        match self {
+            Self::Simulator => None,
+            Self::CloudApi(settings) => Some(&settings.phone_number_id),
+        }
+    }
+
     /// The kind of provider.
     pub fn kind(&self) -> ProviderKind {
         match self {
@@ -189,17 +205,6 @@ pub struct Session {
     pub last_error: Option<String>,
     /// When it was created.
     pub created_at: DateTime<Utc>,
-}
-
-impl Session {
-    /// The path the provider delivers webhooks to; `None` for the
-    /// simulator, which takes inbound messages through the API instead.
-    pub fn webhook_path(&self) -> Option<String> {
-        match self.provider {
-            ProviderSettings::Simulator => None,
-            ProviderSettings::CloudApi(_) => Some(format!("/webhooks/whatsapp/{}", self.id)),
-        }
-    }
 }
 
 #[cfg(test)]

@@ -6,8 +6,8 @@ use chrono::{DateTime, Utc};
 use crate::error::RepositoryError;
 use crate::ids::{MessageId, SessionId, WorkspaceId};
 use crate::messaging::{
-    Conversation, ConversationQuery, IdempotencyKey, InboundMessage, Message, Session,
-    SessionName, SessionStatus, StatusUpdate, WaId,
+    Conversation, ConversationQuery, IdempotencyKey, InboundMessage, Message, Session, SessionName,
+    SessionStatus, StatusUpdate, WaId,
 };
 
 /// Stores WhatsApp sessions.

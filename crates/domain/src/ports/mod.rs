@@ -18,4 +18,7 @@ pub use crm::{
 };
 pub use messaging::{EnqueueOutcome, MessageRepository, SessionRepository};
 pub use outbox::{Claim, DispatchOutcome, Outbox, OutboxJob};
-pub use provider::{ProviderEventSink, TransportFactory, WebhookDecoder};
+pub use provider::{
+    AccountEvents, ProviderEventSink, TransportFactory, WebhookProtocol, WebhookRefusal,
+    WebhookRequest,
+};

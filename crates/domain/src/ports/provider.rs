@@ -8,7 +8,8 @@ use crate::error::RepositoryError;
 use crate::messaging::{ProviderEvent, Session};
 use crate::transport::{TransportError, WhatsAppTransport};
 
-/// Gives the transport of a session.
+/// Gives the transport of a session and, for providers that report through
+/// webhooks, their protocol.
 pub trait TransportFactory: Send + Sync + 'static {
     /// The transport that sends through `session`.
     ///
@@ -19,37 +20,108 @@ pub trait TransportFactory: Send + Sync + 'static {
         &self,
         session: &Session,
     ) -> Result<Arc<dyn WhatsAppTransport>, TransportError>;
+
+    /// The webhook protocol of `session`'s provider; `None` for providers
+    /// that do not report through webhooks.
+    fn webhook_protocol(&self, session: &Session) -> Option<Arc<dyn WebhookProtocol>>;
 }
 
-/// Checks and decodes a provider's webhook deliveries (Meta's Cloud API).
-pub trait WebhookDecoder: Send + Sync + 'static {
-    /// Whether `signature` (the `X-Hub-Signature-256` header) is the
-    /// HMAC-SHA-256 of `body` under `app_secret`, compared in constant time.
-    fn verify_signature(&self, app_secret: &str, body: &[u8], signature: Option<&str>) -> bool;
+/// A request a provider made to a session's webhook URL, as the HTTP
+/// adapter received it: nothing in it is interpreted yet.
+#[derive(Debug, Clone, Copy)]
+pub struct WebhookRequest<'a> {
+    /// The query parameters, decoded, in order.
+    pub query: &'a [(String, String)],
+    /// The headers whose values are text, names in lower case.
+    pub headers: &'a [(&'a str, &'a str)],
+    /// The body, exactly as received (signatures cover these bytes).
+    pub body: &'a [u8],
+}
 
-    /// The events in a delivery.
-    ///
-    /// # Errors
-    /// A description when the body is not a delivery of the expected shape.
-    fn decode(&self, body: &[u8]) -> Result<Vec<ProviderEvent>, String>;
+impl WebhookRequest<'_> {
+    /// The first query parameter `name`.
+    pub fn query_param(&self, name: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
 
-    /// The events in a delivery that concern the number `phone_number_id`.
-    /// Meta sends the webhooks of all numbers of one app to one URL, so a
-    /// delivery may carry other numbers' events. The default keeps all.
-    ///
-    /// # Errors
-    /// As [`WebhookDecoder::decode`].
-    fn decode_for_number(
-        &self,
-        body: &[u8],
-        phone_number_id: &str,
-    ) -> Result<Vec<ProviderEvent>, String> {
-        let _ = phone_number_id;
-        self.decode(body)
+    /// The first header `name` (compared without regard to case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| *v)
     }
 }
 
-/// Takes what providers report (webhooks, the simulator).
+/// Events a webhook delivery carried for one account of the provider.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountEvents {
+    /// The provider's id of the account they concern, as
+    /// [`ProviderSettings::account_id`](crate::messaging::ProviderSettings::account_id)
+    /// gives it; `None` when the delivery does not say, which means the
+    /// session the delivery was addressed to.
+    pub account: Option<String>,
+    /// The events, in the order the provider wrote them.
+    pub events: Vec<ProviderEvent>,
+}
+
+/// Why a webhook request was refused. Nothing of a refused request is
+/// stored.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum WebhookRefusal {
+    /// The delivery's signature is missing or is not the session's.
+    #[error("invalid webhook signature")]
+    BadSignature,
+    /// A subscription handshake with a wrong token or a missing part.
+    #[error("webhook verification refused")]
+    VerificationRefused,
+    /// The body is not a delivery of the provider's format.
+    #[error("malformed webhook: {0}")]
+    Malformed(String),
+}
+
+/// The webhook protocol of a provider that reports by calling us: how its
+/// requests are authenticated and decoded into provider-neutral events.
+/// Socket providers have none; they hand their events to the
+/// [`ProviderEventSink`] directly.
+pub trait WebhookProtocol: Send + Sync + 'static {
+    /// Answers a subscription handshake for `session` (a `GET` the provider
+    /// makes when the URL is configured): the body to answer with.
+    ///
+    /// # Errors
+    /// [`WebhookRefusal::VerificationRefused`] when the request does not
+    /// prove it comes from whoever configured the session.
+    fn handshake(
+        &self,
+        session: &Session,
+        request: &WebhookRequest<'_>,
+    ) -> Result<String, WebhookRefusal>;
+
+    /// Authenticates a delivery addressed to `session` and decodes it,
+    /// grouped by the provider account each event concerns.
+    ///
+    /// # Errors
+    /// [`WebhookRefusal::BadSignature`] before anything is decoded;
+    /// [`WebhookRefusal::Malformed`] when the body is not a delivery.
+    fn open(
+        &self,
+        session: &Session,
+        request: &WebhookRequest<'_>,
+    ) -> Result<Vec<AccountEvents>, WebhookRefusal>;
+
+    /// Whether a delivery authenticated for `addressed` also vouches for
+    /// events of `other`'s account (providers that send the events of
+    /// several accounts to one URL sign them with one credential).
+    fn vouches_for(&self, addressed: &Session, other: &Session) -> bool;
+}
+
+/// The one entry for what providers report, whichever way it comes:
+/// webhook deliveries (after their [`WebhookProtocol`] opened them), socket
+/// connections and the simulator all push the same neutral events here.
 #[async_trait]
 pub trait ProviderEventSink: Send + Sync + 'static {
     /// Stores `events` reported for `session`.

@@ -7,11 +7,12 @@ use crate::clock::Clock;
 use crate::error::{InboxError, RepositoryError};
 use crate::ids::{MessageId, SessionId, WorkspaceId};
 use crate::messaging::{
-    CloudApiSettings, Conversation, ConversationQuery, InboundMessage, Message, MessageContent,
-    ProviderEvent, ProviderSettings, Session, SessionName, WaId,
+    Conversation, ConversationQuery, InboundMessage, Message, MessageContent, ProviderEvent,
+    ProviderSettings, Session, SessionName, WaId,
 };
 use crate::ports::{
-    MessageRepository, ProviderEventSink, SessionRepository, TransportFactory, WebhookDecoder,
+    AccountEvents, MessageRepository, ProviderEventSink, SessionRepository, TransportFactory,
+    WebhookProtocol, WebhookRefusal, WebhookRequest,
 };
 
 /// Receives what providers report and serves the conversations.
@@ -20,7 +21,6 @@ pub struct InboxService {
     sessions: Arc<dyn SessionRepository>,
     messages: Arc<dyn MessageRepository>,
     transports: Arc<dyn TransportFactory>,
-    webhooks: Arc<dyn WebhookDecoder>,
     clock: Arc<dyn Clock>,
 }
 
@@ -48,6 +48,9 @@ impl ProviderEventSink for InboxService {
                 }
                 ProviderEvent::Status(update) => {
                     self.messages.apply_status(session.id, &update).await?;
+                }
+                ProviderEvent::SessionStatus { status, reason } => {
+                    self.sessions.set_status(session.id, status, reason).await?;
                 }
             }
         }
@@ -97,6 +100,10 @@ fn scrub(event: ProviderEvent) -> ProviderEvent {
             }
             ProviderEvent::Status(update)
         }
+        ProviderEvent::SessionStatus { status, mut reason } => {
+            opt(&mut reason);
+            ProviderEvent::SessionStatus { status, reason }
+        }
     }
 }
 
@@ -106,114 +113,93 @@ impl InboxService {
         sessions: Arc<dyn SessionRepository>,
         messages: Arc<dyn MessageRepository>,
         transports: Arc<dyn TransportFactory>,
-        webhooks: Arc<dyn WebhookDecoder>,
         clock: Arc<dyn Clock>,
     ) -> Self {
         Self {
             sessions,
             messages,
             transports,
-            webhooks,
             clock,
         }
     }
 
-    /// The Cloud API session `id` with its settings.
-    async fn cloud_session(
+    /// The session `id` and its provider's webhook protocol. Unknown
+    /// sessions and sessions whose provider has no webhooks give the same
+    /// answer, so a webhook URL reveals nothing.
+    async fn webhook_session(
         &self,
         id: SessionId,
-    ) -> Result<(Session, CloudApiSettings), InboxError> {
+    ) -> Result<(Session, Arc<dyn WebhookProtocol>), InboxError> {
         let session = self
             .sessions
             .get(id)
             .await?
             .ok_or(InboxError::SessionNotFound)?;
-        match &session.provider {
-            ProviderSettings::CloudApi(settings) => {
-                let settings = settings.clone();
-                Ok((session, settings))
-            }
-            // A simulator session has no webhook: same answer as unknown.
-            ProviderSettings::Simulator => Err(InboxError::SessionNotFound),
-        }
+        let protocol = self
+            .transports
+            .webhook_protocol(&session)
+            .ok_or(InboxError::SessionNotFound)?;
+        Ok((session, protocol))
     }
 
-    /// Meta's verification handshake: answers `challenge` when `mode` is
-    /// `subscribe` and `token` is the session's verify token.
+    /// A provider's subscription handshake on the webhook URL of session
+    /// `session`: the body to answer with.
     ///
     /// # Errors
     /// [`InboxError::SessionNotFound`], [`InboxError::VerificationRefused`].
-    pub async fn verify_webhook(
+    pub async fn webhook_handshake(
         &self,
         session: SessionId,
-        mode: Option<&str>,
-        token: Option<&str>,
-        challenge: Option<&str>,
+        request: &WebhookRequest<'_>,
     ) -> Result<String, InboxError> {
-        let (_, settings) = self.cloud_session(session).await?;
-        let token_ok = token
-            .is_some_and(|t| secret_eq(t.as_bytes(), settings.verify_token.expose().as_bytes()));
-        match (mode, challenge) {
-            (Some("subscribe"), Some(challenge)) if token_ok => Ok(challenge.to_owned()),
-            _ => Err(InboxError::VerificationRefused),
-        }
+        let (session, protocol) = self.webhook_session(session).await?;
+        Ok(protocol.handshake(&session, request)?)
     }
 
-    /// A webhook delivery: checks the signature over the raw body, decodes
-    /// it and stores its messages and statuses (NUL characters in the
-    /// provider's text are dropped). Returns how many events it held.
+    /// A webhook delivery to session `session`: its provider's protocol
+    /// authenticates and decodes it, and its events are stored through the
+    /// session of the account each concerns (NUL characters in the
+    /// provider's text are dropped). Returns how many events were stored.
     ///
     /// # Errors
     /// [`InboxError::SessionNotFound`], [`InboxError::BadSignature`] (nothing
     /// stored), [`InboxError::MalformedWebhook`], [`InboxError::Repository`]
     /// (the provider should deliver again).
-    pub async fn handle_webhook(
+    pub async fn webhook_delivery(
         &self,
         session: SessionId,
-        signature: Option<&str>,
-        body: &[u8],
+        request: &WebhookRequest<'_>,
     ) -> Result<usize, InboxError> {
-        let (session, settings) = self.cloud_session(session).await?;
-        if !self
-            .webhooks
-            .verify_signature(settings.app_secret.expose(), body, signature)
-        {
-            return Err(InboxError::BadSignature);
-        }
-        let events = self
-            .webhooks
-            .decode_for_number(body, &settings.phone_number_id)
-            .map_err(InboxError::MalformedWebhook)?;
-        let mut count = events.len();
-        self.deliver_to(&session, events).await?;
-        // Meta delivers every number of an app to the one URL configured for
-        // the app: hand other numbers' events to their own sessions (same
-        // workspace, same app secret, so the signature vouches for them too).
-        // Most deliveries concern one number: then there is nothing to look up.
-        let all = self
-            .webhooks
-            .decode(body)
-            .map_err(InboxError::MalformedWebhook)?;
-        if all.len() == count {
-            return Ok(count);
-        }
-        for other in self.sessions.list(session.workspace_id).await? {
-            let ProviderSettings::CloudApi(o) = &other.provider else {
-                continue;
-            };
-            if other.id == session.id
-                || o.phone_number_id == settings.phone_number_id
-                || o.app_secret != settings.app_secret
-            {
+        let (session, protocol) = self.webhook_session(session).await?;
+        let groups = protocol.open(&session, request)?;
+        let own = session.provider.account_id();
+        let mut others: Option<Vec<Session>> = None;
+        let mut count = 0;
+        for AccountEvents { account, events } in groups {
+            if events.is_empty() {
                 continue;
             }
-            let events = self
-                .webhooks
-                .decode_for_number(body, &o.phone_number_id)
-                .map_err(InboxError::MalformedWebhook)?;
-            if !events.is_empty() {
+            if account.is_none() || account.as_deref() == own {
                 count += events.len();
-                self.deliver_to(&other, events).await?;
+                self.deliver_to(&session, events).await?;
+                continue;
+            }
+            // A provider may send every account of one app to the one URL
+            // configured for the app: the events go to the sessions of
+            // their own account in this workspace that the same credential
+            // vouches for. Most deliveries concern one account, so the
+            // sessions are listed only when needed.
+            let others = match &mut others {
+                Some(list) => list,
+                None => others.insert(self.sessions.list(session.workspace_id).await?),
+            };
+            for other in others.iter().filter(|o| {
+                o.id != session.id
+                    && o.provider.account_id() == account.as_deref()
+                    && protocol.vouches_for(&session, o)
+            }) {
+                count += events.len();
+                self.deliver_to(other, events.clone()).await?;
             }
         }
         Ok(count)
@@ -330,9 +316,10 @@ impl InboxService {
             .await?)
     }
 
-    /// Sets the conversation's unread count to 0; for Cloud API sessions
-    /// also marks its latest inbound message read at the provider (best
-    /// effort: a provider failure does not undo the local read).
+    /// Sets the conversation's unread count to 0 and marks its latest
+    /// inbound message read at the provider (best effort: a provider
+    /// failure does not undo the local read; providers without read
+    /// receipts take it as done).
     ///
     /// # Errors
     /// [`InboxError::SessionNotFound`], [`InboxError::ConversationNotFound`],
@@ -350,7 +337,7 @@ impl InboxService {
             .await?
             .ok_or(InboxError::ConversationNotFound)?;
         let mut provider_error = None;
-        if let (ProviderSettings::CloudApi(_), Some(pid)) = (&session.provider, &last_inbound) {
+        if let Some(pid) = &last_inbound {
             let result = match self.transports.transport_for(&session) {
                 Ok(t) => t.mark_read(pid).await,
                 Err(e) => Err(e),
@@ -361,33 +348,12 @@ impl InboxService {
     }
 }
 
-/// Compares `given` with the secret `expected` in time that depends on the
-/// length of `given` only: neither the secret's bytes nor its length show
-/// in the timing.
-fn secret_eq(given: &[u8], expected: &[u8]) -> bool {
-    let mut diff = u8::from(given.len() != expected.len() || expected.is_empty());
-    for (i, a) in given.iter().enumerate() {
-        let b = expected
-            .get(i % expected.len().max(1))
-            .copied()
-            .unwrap_or(0);
-        diff |= a ^ b;
-    }
-    diff == 0
-}
-
-#[cfg(test)]
-mod tests {
-    use super::secret_eq;
-
-    #[test]
-    fn secret_eq_accepts_only_the_exact_secret() {
-        assert!(secret_eq(b"verify-me", b"verify-me"));
-        assert!(!secret_eq(b"verify-mE", b"verify-me"));
-        assert!(!secret_eq(b"verify", b"verify-me"), "a prefix");
-        assert!(!secret_eq(b"verify-me-too", b"verify-me"), "longer");
-        assert!(!secret_eq(b"verify-meverify-me", b"verify-me"), "repeated");
-        assert!(!secret_eq(b"", b"verify-me"));
-        assert!(!secret_eq(b"", b""), "an empty secret matches nothing");
+impl From<WebhookRefusal> for InboxError {
+    fn from(refusal: WebhookRefusal) -> Self {
+        match refusal {
+            WebhookRefusal::BadSignature => Self::BadSignature,
+            WebhookRefusal::VerificationRefused => Self::VerificationRefused,
+            WebhookRefusal::Malformed(why) => Self::MalformedWebhook(why),
+        }
     }
 }
