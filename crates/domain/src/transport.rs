@@ -121,6 +121,17 @@ pub enum TransportError {
         /// The provider's explanation.
         message: String,
     },
+    /// The provider refused the session's credentials (an expired or
+    /// revoked token, a logged-out device): no message of the session can
+    /// go until they are renewed. The message fails and the session turns
+    /// `failed`.
+    #[error("credentials refused: {message}")]
+    CredentialsRefused {
+        /// The provider's error code, when it gave one.
+        code: Option<String>,
+        /// The provider's explanation.
+        message: String,
+    },
 }
 
 /// Sends messages through one WhatsApp number (one session) of a provider.

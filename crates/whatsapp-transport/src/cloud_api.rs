@@ -326,28 +326,38 @@ fn map_status_error(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Tra
             retry_after: retry_after(headers),
         }
     } else {
-        match meta {
-            Some(meta) => TransportError::Permanent {
-                code: Some(
-                    meta.code
-                        .map_or_else(|| status.as_u16().to_string(), |c| c.to_string()),
-                ),
-                message: meta.message,
-            },
+        let (code, message) = match meta {
+            Some(meta) => (
+                meta.code
+                    .map_or_else(|| status.as_u16().to_string(), |c| c.to_string()),
+                meta.message,
+            ),
             None => {
                 let text = body_excerpt(body);
-                TransportError::Permanent {
-                    code: Some(status.as_u16().to_string()),
-                    message: if text.is_empty() {
-                        format!("provider answered HTTP {status}")
-                    } else {
-                        text
-                    },
-                }
+                let message = if text.is_empty() {
+                    format!("provider answered HTTP {status}")
+                } else {
+                    text
+                };
+                (status.as_u16().to_string(), message)
+            }
+        };
+        if status == StatusCode::UNAUTHORIZED || code == INVALID_ACCESS_TOKEN {
+            TransportError::CredentialsRefused {
+                code: Some(code),
+                message,
+            }
+        } else {
+            TransportError::Permanent {
+                code: Some(code),
+                message,
             }
         }
     }
 }
+
+/// Meta's error code for an access token that is invalid or expired.
+const INVALID_ACCESS_TOKEN: &str = "190";
 
 /// The `Retry-After` header in its seconds form.
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {

@@ -287,6 +287,32 @@ async fn meta_error_on_400_is_permanent_with_code_and_message() {
 }
 
 #[tokio::test]
+async fn refused_credentials_are_told_apart_from_refused_messages() {
+    let server = MockServer::start().await;
+    answer_any(
+        &server,
+        ResponseTemplate::new(400).set_body_json(json!({
+            "error": {"message": "Error validating access token: Session has expired", "type": "OAuthException", "code": 190}
+        })),
+    )
+    .await;
+    assert_eq!(
+        transport(&server).send(&text("hi")).await,
+        Err(TransportError::CredentialsRefused {
+            code: Some("190".to_owned()),
+            message: "Error validating access token: Session has expired".to_owned(),
+        })
+    );
+
+    let server = MockServer::start().await;
+    answer_any(&server, ResponseTemplate::new(401)).await;
+    assert!(matches!(
+        transport(&server).send(&text("hi")).await,
+        Err(TransportError::CredentialsRefused { code: Some(ref c), .. }) if c == "401"
+    ));
+}
+
+#[tokio::test]
 async fn non_meta_4xx_body_is_permanent_with_status_and_text() {
     let server = MockServer::start().await;
     answer_any(

@@ -94,12 +94,16 @@ pub struct Dispatcher {
     unrecorded: Arc<Mutex<Vec<Unrecorded>>>,
 }
 
+/// What an attempt showed of its session, beyond the message.
+enum SessionProblem {
+    /// The provider could not be reached: why.
+    Unreachable(String),
+    /// The provider refused the session's credentials: what it said.
+    CredentialsRefused(String),
+}
+
 /// An outcome storage could not take when it came, with its time.
 type Unrecorded = (Claim, DispatchOutcome, DateTime<Utc>);
-
-/// Provider error codes that mean the session's credentials are refused
-/// (Meta's 190 "invalid OAuth access token", or a bare HTTP 401).
-const CREDENTIAL_ERRORS: [&str; 2] = ["190", "401"];
 
 impl std::fmt::Debug for Dispatcher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -205,24 +209,23 @@ impl Dispatcher {
     }
 
     async fn dispatch(&self, job: OutboxJob) -> Result<(), RepositoryError> {
-        let (outcome, unreachable) = self.attempt_noting_reach(&job).await;
+        let (outcome, problem) = self.attempt_noting_reach(&job).await;
         let now = self.clock.now();
-        let session_change = match &outcome {
-            DispatchOutcome::Failed(e)
-                if e.code
-                    .as_deref()
-                    .is_some_and(|c| CREDENTIAL_ERRORS.contains(&c)) =>
-            {
-                Some((SessionStatus::Failed, Some(e.message.clone())))
-            }
-            DispatchOutcome::Sent { .. } if job.session.status != SessionStatus::Connected => {
-                Some((SessionStatus::Connected, None))
+        let session_change = match problem {
+            Some(SessionProblem::CredentialsRefused(message)) => {
+                Some((SessionStatus::Failed, Some(message)))
             }
             // Only a connected session turns disconnected: a failed one
             // keeps the credential error, which tells more.
-            _ => unreachable
-                .filter(|_| job.session.status == SessionStatus::Connected)
-                .map(|reason| (SessionStatus::Disconnected, Some(reason))),
+            Some(SessionProblem::Unreachable(reason)) => (job.session.status
+                == SessionStatus::Connected)
+                .then_some((SessionStatus::Disconnected, Some(reason))),
+            None if matches!(outcome, DispatchOutcome::Sent { .. })
+                && job.session.status != SessionStatus::Connected =>
+            {
+                Some((SessionStatus::Connected, None))
+            }
+            None => None,
         };
         let results = [(job.claim(), outcome)];
         if let Err(e) = self.outbox.record(&results, now).await {
@@ -281,9 +284,12 @@ impl Dispatcher {
         self.attempt_noting_reach(job).await.0
     }
 
-    /// An attempt's outcome, and why the provider could not be reached
-    /// when it could not.
-    async fn attempt_noting_reach(&self, job: &OutboxJob) -> (DispatchOutcome, Option<String>) {
+    /// An attempt's outcome, and what it showed of the session's state
+    /// when the session, not the message, was the problem.
+    async fn attempt_noting_reach(
+        &self,
+        job: &OutboxJob,
+    ) -> (DispatchOutcome, Option<SessionProblem>) {
         let message = match outbound(&job.message) {
             Ok(m) => m,
             Err(e) => return (DispatchOutcome::Failed(e), None),
@@ -298,18 +304,26 @@ impl Dispatcher {
             Err(
                 TransportError::Retryable { reason, .. } | TransportError::Unreachable { reason },
             ) => strip_nul(reason),
-            Err(TransportError::Permanent { code, message }) => {
+            Err(
+                TransportError::Permanent { code, message }
+                | TransportError::CredentialsRefused { code, message },
+            ) => {
                 strip_nul(message);
                 if let Some(code) = code {
                     strip_nul(code);
                 }
             }
         }
-        let unreachable = match &result {
-            Err(TransportError::Unreachable { reason }) => Some(reason.clone()),
+        let problem = match &result {
+            Err(TransportError::Unreachable { reason }) => {
+                Some(SessionProblem::Unreachable(reason.clone()))
+            }
+            Err(TransportError::CredentialsRefused { message, .. }) => {
+                Some(SessionProblem::CredentialsRefused(message.clone()))
+            }
             _ => None,
         };
-        (self.outcome(job, result, self.clock.now()), unreachable)
+        (self.outcome(job, result, self.clock.now()), problem)
     }
 
     fn outcome(
@@ -322,9 +336,10 @@ impl Dispatcher {
             Ok(provider_message_id) => DispatchOutcome::Sent {
                 provider_message_id,
             },
-            Err(TransportError::Permanent { code, message }) => {
-                DispatchOutcome::Failed(MessageError { code, message })
-            }
+            Err(
+                TransportError::Permanent { code, message }
+                | TransportError::CredentialsRefused { code, message },
+            ) => DispatchOutcome::Failed(MessageError { code, message }),
             Err(TransportError::Unreachable { reason }) => self.retry(job, reason, None, now),
             Err(TransportError::Retryable {
                 reason,
