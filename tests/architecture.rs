@@ -1,6 +1,7 @@
 //! The layering rules, checked on the real dependency graph
 //! (`cargo metadata`): the domain depends on no adapter crate, directly or
-//! through another crate, and the HTTP layer has no database code.
+//! through another crate, the HTTP layer has no database code, no adapter
+//! depends on another, and the domain's sources name no provider detail.
 
 use std::collections::{BTreeSet, HashMap};
 use std::process::Command;
@@ -151,4 +152,87 @@ fn the_checker_catches_a_forbidden_crate() {
             .iter()
             .any(|n| is_adapter_crate(n))
     );
+}
+
+/// The adapter crates: each depends on the domain only, never on another
+/// adapter; only the server composes them.
+const ADAPTERS: [&str; 4] = [
+    "maveraa-storage",
+    "maveraa-whatsapp-transport",
+    "maveraa-auth",
+    "maveraa-http-api",
+];
+
+/// The `maveraa-*` crates among `package`'s shipped dependencies.
+fn own_crates(graph: &Graph, package: &str) -> BTreeSet<String> {
+    graph
+        .transitive(package)
+        .into_iter()
+        .filter(|n| n.starts_with("maveraa-"))
+        .collect()
+}
+
+#[test]
+fn no_adapter_depends_on_another_adapter() {
+    let graph = metadata();
+    for adapter in ADAPTERS {
+        let own = own_crates(&graph, adapter);
+        let expected: BTreeSet<String> = ["maveraa-domain".to_owned()].into();
+        assert_eq!(own, expected, "{adapter} may depend on maveraa-domain only");
+    }
+    // Sanity: the walk sees the composition where it is.
+    let server = own_crates(&graph, "maveraa-server");
+    for adapter in ADAPTERS {
+        assert!(server.contains(adapter), "the server composes {adapter}");
+    }
+}
+
+/// Texts that belong to a provider's protocol or to a transport, not to
+/// the domain: Meta's signature header and handshake parameters, its API's
+/// host, and our webhook routes.
+const PROVIDER_DETAILS: [&str; 4] = ["x-hub", "hub.", "graph.facebook", "/webhooks/"];
+
+/// Every `.rs` file under `dir`.
+fn rust_files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+    for entry in std::fs::read_dir(dir).expect("readable source folder") {
+        let path = entry.expect("entry").path();
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+/// The provider details named in the sources under `dir`, with where.
+fn provider_details_in(dir: &std::path::Path) -> Vec<String> {
+    let mut files = Vec::new();
+    rust_files(dir, &mut files);
+    assert!(!files.is_empty(), "sanity: {} holds sources", dir.display());
+    let mut found = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(&file).expect("readable source");
+        for (n, line) in text.lines().enumerate() {
+            let lower = line.to_ascii_lowercase();
+            for detail in PROVIDER_DETAILS {
+                if lower.contains(detail) {
+                    found.push(format!("{}:{}: {detail}", file.display(), n + 1));
+                }
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn the_domain_names_no_provider_or_transport_detail() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../domain");
+    for part in ["src", "examples"] {
+        let found = provider_details_in(&root.join(part));
+        assert!(found.is_empty(), "the domain names {found:#?}");
+    }
+    // Sanity: the same scan sees them where they belong.
+    let transport = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../whatsapp-transport/src");
+    assert!(!provider_details_in(&transport).is_empty());
 }
