@@ -232,7 +232,7 @@ fn the_domain_names_no_provider_or_transport_detail() {
         assert!(found.is_empty(), "the domain names {found:#?}");
     }
     // Sanity: the same scan sees them where they belong.
-    let transport = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../whatsapp-transport/src");
+    let transport =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../whatsapp-transport/src");
     assert!(!provider_details_in(&transport).is_empty());
 }

@@ -97,12 +97,12 @@ async fn a_500_is_retried_and_the_message_sent_once() {
         .mount(&provider)
         .await;
     let uri = provider.uri();
-    let app = spawn_app_with(|s| s.whatsapp.cloud_api_base_url = uri).await;
+    let mut app = spawn_app_with(|s| s.whatsapp.cloud_api_base_url = uri).await;
     app.cloud_session("real", "s", "v").await;
     let id = send_text(&app, "retry me").await;
     let sent = app.wait_for_message(&id, |m| m["status"] == "sent").await;
     assert_eq!(sent["providerMessageId"], "wamid.0");
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    app.stop().await;
     let requests = provider.received_requests().await.unwrap_or_default();
     assert_eq!(requests.len(), 2, "one failure, one success, nothing more");
     let body: Value = serde_json::from_slice(&requests[1].body).expect("json");
@@ -165,7 +165,7 @@ async fn a_message_that_keeps_failing_is_failed_after_its_last_attempt() {
         .mount(&provider)
         .await;
     let uri = provider.uri();
-    let app = spawn_app_with(|s| {
+    let mut app = spawn_app_with(|s| {
         s.whatsapp.cloud_api_base_url = uri;
         s.dispatcher.max_attempts = 3;
     })
@@ -175,7 +175,7 @@ async fn a_message_that_keeps_failing_is_failed_after_its_last_attempt() {
     let failed = app.wait_for_message(&id, |m| m["status"] == "failed").await;
     let why = failed["error"]["message"].as_str().expect("message");
     assert!(why.contains("gave up after 3 attempts"), "{why}");
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    app.stop().await;
     assert_eq!(
         provider.received_requests().await.unwrap_or_default().len(),
         3,
@@ -192,7 +192,7 @@ async fn a_400_fails_at_once_with_the_providers_error() {
         .mount(&provider)
         .await;
     let uri = provider.uri();
-    let app = spawn_app_with(|s| s.whatsapp.cloud_api_base_url = uri).await;
+    let mut app = spawn_app_with(|s| s.whatsapp.cloud_api_base_url = uri).await;
     app.cloud_session("real", "s", "v").await;
     let id = send_text(&app, "nope").await;
     let failed = app.wait_for_message(&id, |m| m["status"] == "failed").await;
@@ -209,7 +209,7 @@ async fn a_400_fails_at_once_with_the_providers_error() {
             .expect("msg")
             .contains("allowed list")
     );
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    app.stop().await;
     assert_eq!(
         provider.received_requests().await.unwrap_or_default().len(),
         1,
@@ -280,15 +280,20 @@ fn serve(db_url: &str, provider: &str, port: u16, extra: &[(&str, &str)]) -> Spa
     Spawned(cmd.spawn().expect("spawn maveraa serve"))
 }
 
-async fn wait_for_texts(provider: &MockServer, expected: usize) -> BTreeMap<String, usize> {
+/// Waits (at most 60 s) until the provider has received `expected`
+/// different texts.
+async fn wait_for_texts(provider: &MockServer, expected: usize) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let texts = received_texts(provider).await;
-        if texts.len() >= expected || Instant::now() > deadline {
-            // Let stragglers (a duplicate would be one) arrive before judging.
-            tokio::time::sleep(Duration::from_millis(500)).await;
-            return received_texts(provider).await;
+        if texts.len() >= expected {
+            return;
         }
+        assert!(
+            Instant::now() < deadline,
+            "only {} of {expected} texts arrived",
+            texts.len()
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -323,11 +328,15 @@ async fn two_servers_on_one_database_send_each_of_500_messages_exactly_once() {
     );
     wait_ready(p1);
     wait_ready(p2);
-    let texts = wait_for_texts(&provider, 500).await;
+    wait_for_texts(&provider, 500).await;
     // Both were up the whole time: neither died and left it to the other.
     assert!(a.try_wait().expect("a").is_none(), "server a ended early");
     assert!(b.try_wait().expect("b").is_none(), "server b ended early");
-    let _ = (a.kill(), b.kill(), a.wait(), b.wait());
+    // Once both have stopped, nothing more can arrive: a duplicate in
+    // flight is counted, however late.
+    a.stop_gracefully();
+    b.stop_gracefully();
+    let texts = received_texts(&provider).await;
     assert_eq!(texts.len(), 500, "every message was sent");
     let dupes: Vec<_> = texts.iter().filter(|(_, n)| **n != 1).collect();
     assert!(dupes.is_empty(), "sent more than once: {dupes:?}");
@@ -358,7 +367,7 @@ async fn an_unreachable_provider_marks_the_session_disconnected_until_a_send_get
         .mount(&provider)
         .await;
     let uri = provider.uri();
-    let app = spawn_app_with(|s| {
+    let mut app = spawn_app_with(|s| {
         s.whatsapp.cloud_api_base_url = uri;
         s.whatsapp.request_timeout_ms = 300;
         s.dispatcher.lease_secs = 5;
@@ -375,6 +384,15 @@ async fn an_unreachable_provider_marks_the_session_disconnected_until_a_send_get
     );
     app.wait_for_message(&id, |m| m["status"] == "sent").await;
     assert!(session_once(&app, "connected").await["lastError"].is_null());
+    app.stop().await;
+    // A timed-out request may still have been taken by the provider (this
+    // one took all three, late): the text reached it four times. Resending
+    // after a timeout is today's behaviour, known to send twice (the
+    // never-twice issue); this count shows it rather than hiding it.
+    assert_eq!(
+        received_texts(&provider).await,
+        BTreeMap::from([("through the outage".to_owned(), 4)])
+    );
 }
 
 #[tokio::test]
@@ -417,7 +435,11 @@ async fn a_server_killed_with_queued_messages_sends_them_after_restart() {
         );
     }
     // Let it fail a few attempts, then kill it hard (no graceful shutdown).
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while provider.received_requests().await.unwrap_or_default().len() < 3 {
+        assert!(Instant::now() < deadline, "no attempts were made");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     first.kill().expect("kill -9");
     first.wait().expect("reaped");
     drop(down);
@@ -450,8 +472,7 @@ async fn a_server_killed_with_queued_messages_sends_them_after_restart() {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let _ = (second.kill(), second.wait());
+    second.stop_gracefully();
     assert_eq!(received_texts(&provider).await.len(), 30);
     // Each message was accepted exactly once: the 503s accepted nothing.
     assert_eq!(accepted.load(Ordering::SeqCst), 30);

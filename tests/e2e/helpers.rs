@@ -3,7 +3,7 @@ use std::process::Child;
 use std::time::Duration;
 
 use maveraa_domain::WorkspaceId;
-use maveraa_server::{Application, Services, Settings};
+use maveraa_server::{Application, Services, Settings, StopHandle};
 use maveraa_storage::testing::TestDatabase;
 use reqwest::{Method, RequestBuilder, Response};
 use serde_json::Value;
@@ -17,6 +17,8 @@ pub struct TestApp {
     pub key: String,
     pub db: Option<TestDatabase>,
     pub db_url: String,
+    stop: StopHandle,
+    running: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
 
 /// A spawned `maveraa` process, killed and reaped when dropped, so a failed
@@ -41,6 +43,27 @@ impl Drop for Spawned {
         // Already ended when the test stopped it itself: nothing to do.
         let _ = self.0.kill();
         let _ = self.0.wait();
+    }
+}
+
+impl Spawned {
+    /// SIGTERM, then waits (at most 30 s) for the process to exit: a
+    /// graceful stop finishes the batches in flight, so once it has exited
+    /// it sends nothing more.
+    pub fn stop_gracefully(&mut self) {
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "SIGTERM delivered");
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while self.0.try_wait().expect("try_wait").is_none() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the server did not stop within 30 s of SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 }
 
@@ -101,7 +124,8 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
     let app = Application::build(settings).await.expect("the app starts");
     let address = format!("http://127.0.0.1:{}", app.port());
     let services = app.services().clone();
-    tokio::spawn(app.run_until_stopped());
+    let stop = app.stop_handle();
+    let running = Some(tokio::spawn(app.run_until_stopped()));
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()
@@ -114,6 +138,8 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
         key: String::new(),
         db: Some(db),
         db_url,
+        stop,
+        running,
     };
     let (workspace, key) = test.new_workspace("Acme").await;
     test.workspace = workspace;
@@ -122,6 +148,20 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
 }
 
 impl TestApp {
+    /// Stops the server gracefully and waits (at most 30 s) until it has:
+    /// its dispatch loops finished their batches, so nothing more reaches a
+    /// provider. What a provider received by then is all it ever will.
+    pub async fn stop(&mut self) {
+        self.stop.stop();
+        if let Some(running) = self.running.take() {
+            tokio::time::timeout(Duration::from_secs(30), running)
+                .await
+                .expect("the server stops within 30 s")
+                .expect("the server task")
+                .expect("the server ran");
+        }
+    }
+
     /// Creates another workspace and a key for it.
     pub async fn new_workspace(&self, name: &str) -> (WorkspaceId, String) {
         let ws = self

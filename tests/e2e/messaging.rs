@@ -147,7 +147,7 @@ async fn bad_sends_name_the_field_and_store_nothing() {
 
 #[tokio::test]
 async fn an_idempotency_key_sends_once_and_refuses_another_body() {
-    let app = spawn_app().await;
+    let mut app = spawn_app().await;
     app.simulator_session("s1").await;
     let body = json!({"sessionId": "s1", "targetNumber": "6289876543210", "message": "Pay now"});
     let send = |b: Value, key: &'static str| {
@@ -199,13 +199,12 @@ async fn an_idempotency_key_sends_once_and_refuses_another_body() {
     // Exactly two messages went out: one per key.
     let id = first["messageId"].as_str().expect("id");
     app.wait_for_message(id, |m| m["status"] != "queued").await;
-    let sim_sends = app.services.simulator.sent_count();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     while app.services.simulator.sent_count() < 2 && std::time::Instant::now() < deadline {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    assert!(sim_sends <= 2);
+    // Stopped, the server sends nothing more: a late duplicate is counted.
+    app.stop().await;
     assert_eq!(app.services.simulator.sent_count(), 2);
 }
 

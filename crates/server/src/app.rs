@@ -254,11 +254,25 @@ async fn record_key_uses(keys: ApiKeyService, every: Duration, mut stop: watch::
     }
 }
 
+/// Stops a running [`Application`] as SIGTERM would: requests in flight
+/// are answered and each dispatch loop finishes its batch. For embedders
+/// and tests, which cannot signal their own process.
+#[derive(Debug, Clone)]
+pub struct StopHandle(Arc<Notify>);
+
+impl StopHandle {
+    /// Asks the application to stop; effective even before it runs.
+    pub fn stop(&self) {
+        self.0.notify_one();
+    }
+}
+
 /// A bound, not yet running HTTP server, and its dispatch loops.
 pub struct Application {
     port: u16,
     server: Server,
     signals: StopSignals,
+    stop: Arc<Notify>,
     services: Services,
     dispatch_workers: usize,
     idle_poll: Duration,
@@ -339,6 +353,7 @@ impl Application {
             port,
             server,
             signals,
+            stop: Arc::new(Notify::new()),
             services,
             dispatch_workers: settings.dispatcher.workers,
             idle_poll: Duration::from_millis(settings.dispatcher.idle_poll_ms.max(1)),
@@ -356,7 +371,13 @@ impl Application {
         &self.services
     }
 
-    /// Serves and dispatches until SIGINT/SIGTERM; then drains in-flight
+    /// A handle that stops the application gracefully.
+    pub fn stop_handle(&self) -> StopHandle {
+        StopHandle(self.stop.clone())
+    }
+
+    /// Serves and dispatches until SIGINT/SIGTERM or its [`StopHandle`];
+    /// then drains in-flight
     /// requests, lets each dispatch loop finish its batch and records the
     /// API keys' last uses.
     ///
@@ -380,8 +401,12 @@ impl Application {
             stop_rx.clone(),
         ));
         let handle = self.server.handle();
+        let stop = self.stop.clone();
         let signals = tokio::spawn(async move {
-            let signal = self.signals.recv().await;
+            let signal = tokio::select! {
+                signal = self.signals.recv() => signal,
+                () = stop.notified() => "a stop request",
+            };
             tracing::info!(signal, "stopping: finishing requests in flight");
             handle.stop(true).await;
         });

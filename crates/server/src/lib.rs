@@ -10,5 +10,5 @@ pub mod dev_provider;
 pub mod settings;
 pub mod telemetry;
 
-pub use app::{Application, Services};
+pub use app::{Application, Services, StopHandle};
 pub use settings::Settings;
