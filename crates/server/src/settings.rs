@@ -52,7 +52,7 @@ pub struct Settings {
     /// WhatsApp providers.
     pub whatsapp: WhatsAppSettings,
     /// The outbox dispatcher.
-    pub dispatcher: DispatcherConfig,
+    pub dispatcher: DispatcherSection,
     /// The simulator provider.
     pub simulator: SimulatorSettings,
     /// First-start conveniences.
@@ -93,10 +93,11 @@ pub struct WhatsAppSettings {
     pub connect_timeout_ms: u64,
 }
 
-/// `[dispatcher]`
+/// `[dispatcher]`: the dispatch loops (workers, idle poll) and what
+/// `Services::connect` turns into the domain's `DispatcherSettings`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct DispatcherConfig {
+pub struct DispatcherSection {
     /// Dispatch loops; 0 disables sending.
     pub workers: usize,
     /// Claim size.
