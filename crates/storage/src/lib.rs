@@ -12,6 +12,7 @@ mod columns;
 mod contacts;
 mod error;
 pub mod local_pg;
+mod message_repository;
 mod messages;
 mod migrate;
 mod outbox;

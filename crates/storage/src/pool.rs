@@ -61,8 +61,8 @@ struct SessionSetup {
 // queries, no inserts) use `force_generic_plan`: planned once instead of at
 // every request (+35% pages/s measured), with sequential scans off for the
 // same reason.
-impl CustomizeConnection<Tracked, diesel::r2d2::Error> for SessionSetup {
-    fn on_acquire(&self, conn: &mut Tracked) -> Result<(), diesel::r2d2::Error> {
+impl CustomizeConnection<MarkableConnection, diesel::r2d2::Error> for SessionSetup {
+    fn on_acquire(&self, conn: &mut MarkableConnection) -> Result<(), diesel::r2d2::Error> {
         conn.inner.batch_execute(&format!(
             "SET statement_timeout = {}; SET idle_in_transaction_session_timeout = 60000; SET TIME ZONE 'UTC'; {}",
             self.statement_timeout_ms,
@@ -76,11 +76,11 @@ impl CustomizeConnection<Tracked, diesel::r2d2::Error> for SessionSetup {
     }
 }
 
-/// A pooled connection, and whether a failure showed the server gone from
-/// the other end.
-pub(crate) struct Tracked {
+/// A pooled connection that a failure can mark dead (the server gone from
+/// the other end), so the pool drops it instead of handing it out again.
+pub(crate) struct MarkableConnection {
     inner: PgConnection,
-    gone: bool,
+    dead: bool,
 }
 
 /// diesel's connection manager, which also drops a connection a failure
@@ -90,19 +90,21 @@ pub(crate) struct Tracked {
 struct Manager(ConnectionManager<PgConnection>);
 
 impl ManageConnection for Manager {
-    type Connection = Tracked;
+    type Connection = MarkableConnection;
     type Error = diesel::r2d2::Error;
 
-    fn connect(&self) -> Result<Tracked, Self::Error> {
-        self.0.connect().map(|inner| Tracked { inner, gone: false })
+    fn connect(&self) -> Result<MarkableConnection, Self::Error> {
+        self.0
+            .connect()
+            .map(|inner| MarkableConnection { inner, dead: false })
     }
 
-    fn is_valid(&self, conn: &mut Tracked) -> Result<(), Self::Error> {
+    fn is_valid(&self, conn: &mut MarkableConnection) -> Result<(), Self::Error> {
         self.0.is_valid(&mut conn.inner)
     }
 
-    fn has_broken(&self, conn: &mut Tracked) -> bool {
-        conn.gone || self.0.has_broken(&mut conn.inner)
+    fn has_broken(&self, conn: &mut MarkableConnection) -> bool {
+        conn.dead || self.0.has_broken(&mut conn.inner)
     }
 }
 
@@ -117,7 +119,7 @@ fn with_connection<T>(
     let mut conn = pool.get()?;
     let result = f(&mut conn.inner);
     if result.as_ref().is_err_and(StorageError::connection_is_gone) {
-        conn.gone = true;
+        conn.dead = true;
     }
     result
 }

@@ -15,21 +15,18 @@
 //! the batch statement fails, each of its sends is retried alone so one bad
 //! row cannot fail its neighbours.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::{Arc, Mutex};
 
 use diesel::PgConnection;
-use diesel::prelude::*;
-use diesel::sql_types::{Array, Nullable, Text, Timestamptz, Uuid as SqlUuid};
 use maveraa_domain::messaging::{IdempotencyKey, Message};
 use maveraa_domain::ports::EnqueueOutcome;
 use tokio::sync::oneshot;
-use uuid::Uuid;
 
 use crate::error::StorageError;
+use crate::messages::enqueue::{enqueue_one, insert_outbound};
 use crate::pool::Database;
-use crate::sql::Sql;
 
 /// Most sends stored by one statement.
 const MAX_BATCH: usize = 128;
@@ -75,7 +72,7 @@ impl std::fmt::Debug for SendQueue {
 
 impl SendQueue {
     /// Stores `message` (with its outbox entry and conversation) in the next
-    /// batch and answers as [`crate::messages`]' one-by-one enqueue would.
+    /// batch and answers as the one-by-one [`enqueue_one`] would.
     pub(crate) async fn enqueue(
         self: &Arc<Self>,
         db: &Database,
@@ -230,7 +227,7 @@ impl SendQueue {
                 }
                 // Alone, not stored by the batch (its key is held), or the
                 // batch failed: this send by itself, with its own answer.
-                _ => crate::messages::enqueue(conn, &p.message, p.key.as_ref()),
+                _ => enqueue_one(conn, &p.message, p.key.as_ref()),
             };
             let _ = p.reply.send(result);
         }
@@ -269,131 +266,14 @@ impl Drop for Flushing<'_> {
     }
 }
 
-/// Stores outbound messages (from arrays, one element a message) with their
-/// outbox entries, and brings their conversations up
-/// to date; a message whose idempotency key the workspace holds already is
-/// left out. A conversation with several of the messages is written once,
-/// with the newest, and conversations are locked in key order so two
-/// batches cannot deadlock on them.
-static ENQUEUE_SQL: LazyLock<Sql> = LazyLock::new(|| {
-    Sql::new(
-        "\
-WITH input AS (
-    SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[],
-        $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[],
-        $14::text[], $15::timestamptz[], $16::timestamptz[], $17::text[])
-    AS r(id, workspace_id, session_id, remote, direction, type, body, media, status,
-        provider_message_id, error_code, error_message, idempotency_key, idempotency_fingerprint,
-        created_at, updated_at, preview)
-), ins AS (
-    INSERT INTO messages (id, workspace_id, session_id, remote, direction, type, body, media,
-        status, provider_message_id, error_code, error_message, idempotency_key,
-        idempotency_fingerprint, created_at, updated_at)
-    SELECT id, workspace_id, session_id, remote, direction, type, body, media::jsonb,
-        status, provider_message_id, error_code, error_message, idempotency_key,
-        idempotency_fingerprint, created_at, updated_at
-    FROM input
-    ON CONFLICT (workspace_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-    RETURNING id, workspace_id, session_id, remote, created_at
-), queued AS (
-    INSERT INTO outbox (message_id, next_attempt_at)
-    SELECT id, now() FROM ins
-), conversation AS (
-    INSERT INTO conversations AS c (session_id, remote, workspace_id, last_message, last_message_at)
-    SELECT * FROM (
-        SELECT DISTINCT ON (ins.session_id, ins.remote)
-            ins.session_id, ins.remote, ins.workspace_id, input.preview, ins.created_at
-        FROM ins JOIN input ON input.id = ins.id
-        ORDER BY ins.session_id, ins.remote, ins.created_at DESC
-    ) newest
-    ORDER BY session_id, remote
-    ON CONFLICT (session_id, remote) DO UPDATE SET
-        last_message = CASE WHEN EXCLUDED.last_message_at >= c.last_message_at
-            THEN EXCLUDED.last_message ELSE c.last_message END,
-        last_message_at = GREATEST(c.last_message_at, EXCLUDED.last_message_at)
-)
-SELECT id FROM ins",
-    )
-});
-
-#[derive(QueryableByName)]
-struct Stored {
-    #[diesel(sql_type = SqlUuid)]
-    id: Uuid,
-}
-
-/// Stores outbound messages in one statement; the ids of those it stored
-/// (a message whose idempotency key is held is not).
-pub(crate) fn insert_outbound(
-    conn: &mut PgConnection,
-    batch: &[(&Message, Option<&IdempotencyKey>)],
-) -> Result<HashSet<Uuid>, StorageError> {
-    let n = batch.len();
-    let mut ids = Vec::with_capacity(n);
-    let mut workspaces = Vec::with_capacity(n);
-    let mut sessions = Vec::with_capacity(n);
-    let mut remotes = Vec::with_capacity(n);
-    let mut directions = Vec::with_capacity(n);
-    let mut kinds = Vec::with_capacity(n);
-    let mut bodies = Vec::with_capacity(n);
-    let mut media = Vec::with_capacity(n);
-    let mut statuses = Vec::with_capacity(n);
-    let mut provider_ids = Vec::with_capacity(n);
-    let mut error_codes = Vec::with_capacity(n);
-    let mut error_messages = Vec::with_capacity(n);
-    let mut keys = Vec::with_capacity(n);
-    let mut fingerprints = Vec::with_capacity(n);
-    let mut created = Vec::with_capacity(n);
-    let mut updated = Vec::with_capacity(n);
-    let mut previews = Vec::with_capacity(n);
-    for &(m, key) in batch {
-        let content = crate::messages::encode_content(&m.content)?;
-        ids.push(m.id.as_uuid());
-        workspaces.push(m.workspace_id.as_uuid());
-        sessions.push(m.session_id.as_uuid());
-        remotes.push(m.remote.as_str().to_owned());
-        directions.push(m.direction.as_str());
-        kinds.push(content.kind);
-        bodies.push(content.body);
-        media.push(content.media.map(|v| v.to_string()));
-        statuses.push(m.status.as_str());
-        provider_ids.push(m.provider_message_id.clone());
-        error_codes.push(m.error.as_ref().and_then(|e| e.code.clone()));
-        error_messages.push(m.error.as_ref().map(|e| e.message.clone()));
-        keys.push(key.map(|k| k.key.clone()));
-        fingerprints.push(key.map(|k| k.fingerprint.clone()));
-        created.push(m.created_at);
-        updated.push(m.updated_at);
-        previews.push(m.content.preview());
-    }
-    let stored: Vec<Stored> = ENQUEUE_SQL
-        .query()
-        .bind::<Array<SqlUuid>, _>(ids)
-        .bind::<Array<SqlUuid>, _>(workspaces)
-        .bind::<Array<SqlUuid>, _>(sessions)
-        .bind::<Array<Text>, _>(remotes)
-        .bind::<Array<Text>, _>(directions)
-        .bind::<Array<Text>, _>(kinds)
-        .bind::<Array<Nullable<Text>>, _>(bodies)
-        .bind::<Array<Nullable<Text>>, _>(media)
-        .bind::<Array<Text>, _>(statuses)
-        .bind::<Array<Nullable<Text>>, _>(provider_ids)
-        .bind::<Array<Nullable<Text>>, _>(error_codes)
-        .bind::<Array<Nullable<Text>>, _>(error_messages)
-        .bind::<Array<Nullable<Text>>, _>(keys)
-        .bind::<Array<Nullable<Text>>, _>(fingerprints)
-        .bind::<Array<Timestamptz>, _>(created)
-        .bind::<Array<Timestamptz>, _>(updated)
-        .bind::<Array<Text>, _>(previews)
-        .load(conn)?;
-    Ok(stored.into_iter().map(|s| s.id).collect())
-}
-
 #[cfg(test)]
 mod tests {
+    use std::collections::HashSet;
     use std::sync::Arc;
 
     use chrono::{SubsecRound, TimeDelta, Utc};
+    use diesel::prelude::*;
+    use diesel::sql_types::Text;
     use maveraa_domain::messaging::{Direction, MessageContent, MessageStatus, Session, WaId};
     use maveraa_domain::{MessageId, SessionId};
 
