@@ -24,8 +24,6 @@ mod session_names;
 mod sessions;
 mod sql;
 mod store;
-#[cfg(test)]
-mod test_fixture;
 mod workspaces;
 
 #[cfg(feature = "test-support")]

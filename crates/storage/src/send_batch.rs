@@ -271,33 +271,19 @@ mod tests {
     use std::collections::HashSet;
     use std::sync::Arc;
 
-    use chrono::{SubsecRound, TimeDelta, Utc};
+    use chrono::TimeDelta;
     use diesel::prelude::*;
     use diesel::sql_types::Text;
-    use maveraa_domain::messaging::{Direction, MessageContent, MessageStatus, Session, WaId};
-    use maveraa_domain::{MessageId, SessionId};
+    use maveraa_domain::SessionId;
+    use maveraa_domain::messaging::Session;
 
     use super::*;
-    use crate::test_fixture::{simulator_session, store_with_workspace};
+    use crate::messages::enqueue::insert_outbound;
+    use crate::testing::{fixture, now, outbound_at, session, workspace};
 
+    /// An outbound text stamped `ms` from now.
     fn message(session: &Session, to: &str, text: &str, ms: i64) -> Message {
-        let at = Utc::now().trunc_subsecs(6) + TimeDelta::milliseconds(ms);
-        Message {
-            id: MessageId::new(),
-            workspace_id: session.workspace_id,
-            session_id: session.id,
-            session_name: session.name.clone(),
-            remote: WaId::parse("to", to).expect("wa id"),
-            direction: Direction::Outbound,
-            content: MessageContent::Text { body: text.into() },
-            status: MessageStatus::Queued,
-            provider_message_id: None,
-            error: None,
-            provider_timestamp: None,
-            created_at: at,
-            updated_at: at,
-            history: Vec::new(),
-        }
+        outbound_at(session, to, text, now() + TimeDelta::milliseconds(ms))
     }
 
     fn pending(
@@ -325,8 +311,10 @@ mod tests {
     /// it would get alone.
     #[tokio::test]
     async fn a_mixed_batch_answers_each_send_as_if_alone() {
-        let (_test_db, db, store, ws) = store_with_workspace().await;
-        let session = simulator_session(&store, ws, "s1").await;
+        let f = fixture();
+        let db = f.store.database();
+        let ws = workspace(&f, "Acme").await;
+        let session = session(&f, ws, "s1").await;
         let mut gone = session.clone();
         gone.id = SessionId::new();
 
@@ -384,26 +372,21 @@ mod tests {
             #[diesel(sql_type = Text)]
             last_message: String,
         }
-        let (messages, outbox, conversations) = db
+        let conversations: Vec<Row> = db
             .run_blocking(|conn| {
-                let count = |conn: &mut PgConnection, table: &str| -> Result<i64, StorageError> {
-                    #[derive(QueryableByName)]
-                    struct N {
-                        #[diesel(sql_type = diesel::sql_types::BigInt)]
-                        n: i64,
-                    }
-                    let n: N = diesel::sql_query(format!("SELECT count(*) AS n FROM {table}"))
-                        .get_result(conn)?;
-                    Ok(n.n)
-                };
-                let rows: Vec<Row> = diesel::sql_query(
+                Ok(diesel::sql_query(
                     "SELECT remote, last_message FROM conversations ORDER BY remote",
                 )
-                .load(conn)?;
-                Ok((count(conn, "messages")?, count(conn, "outbox")?, rows))
+                .load(conn)?)
             })
             .expect("read back");
-        assert_eq!((messages, outbox), (4, 4));
+        assert_eq!(
+            (
+                f.count("SELECT count(*) AS n FROM messages"),
+                f.count("SELECT count(*) AS n FROM outbox")
+            ),
+            (4, 4)
+        );
         assert_eq!(
             conversations,
             vec![
