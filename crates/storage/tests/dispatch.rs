@@ -16,7 +16,7 @@ use maveraa_domain::{MessageId, RepositoryError, SystemClock};
 use maveraa_storage::PgStore;
 use maveraa_storage::testing::{Fixture, fixture, outbound, session, workspace};
 
-use common::{AcceptAll, LEASE, Transports, enqueue, get};
+use common::{AcceptAll, LEASE, Transports, enqueue, get, wait_for_lease_end};
 
 /// An outbox whose first `record` fails as if the database were busy,
 /// then the real one.
@@ -74,7 +74,7 @@ async fn a_sent_storage_could_not_take_is_recorded_before_the_next_claim() {
 
     // The lease runs out meanwhile: the entry is due again, but the kept
     // outcome is recorded before anything is claimed.
-    tokio::time::sleep(lease + Duration::from_millis(100)).await;
+    wait_for_lease_end(&f, &m).await;
     assert_eq!(dispatcher.run_once().await.expect("run"), 0, "nothing due");
     assert_eq!(transport.sent.load(Ordering::Relaxed), 1, "sent once");
     let stored = get(&f, &m).await;

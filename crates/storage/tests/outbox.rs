@@ -14,7 +14,9 @@ use maveraa_domain::messaging::{
 use maveraa_domain::ports::{DispatchOutcome, Outbox, OutboxJob};
 use maveraa_storage::testing::{Fixture, fixture, new_session, now, outbound, session, workspace};
 
-use common::{LEASE, cloud_settings, enqueue, first, get, record, status, statuses};
+use common::{
+    LEASE, cloud_settings, enqueue, first, get, record, status, statuses, wait_for_lease_end,
+};
 
 #[tokio::test]
 async fn two_concurrent_claimers_share_the_due_entries_without_overlap() {
@@ -92,7 +94,7 @@ async fn a_claimed_entry_comes_back_only_when_its_lease_ends() {
         "held by a's lease"
     );
 
-    tokio::time::sleep(Duration::from_millis(2200)).await;
+    wait_for_lease_end(&f, &m).await;
     let again = f.outbox().claim("b", 10, LEASE).await.expect("claim");
     assert_eq!(again.len(), 1, "a died: the entry is due again");
     assert_eq!((again[0].message.id, again[0].attempt), (m.id, 2));
@@ -111,7 +113,7 @@ async fn claimed_twice(f: &Fixture) -> (Session, Message, OutboxJob, OutboxJob) 
         .claim("a", 10, Duration::from_millis(200))
         .await
         .expect("claim");
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    wait_for_lease_end(f, &m).await;
     let mut taken_over = f.outbox().claim("b", 10, LEASE).await.expect("claim");
     assert_eq!(taken_over.len(), 1, "a's lease ran out: b claims it");
     assert_eq!(taken_over[0].attempt, 2);

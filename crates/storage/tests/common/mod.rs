@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use chrono::DateTime;
@@ -106,6 +106,26 @@ pub fn first(m: &Message) -> Claim {
 
 pub fn statuses(m: &Message) -> Vec<MessageStatus> {
     m.history.iter().map(|h| h.status).collect()
+}
+
+/// Waits until the lease on `m`'s outbox entry has ended by the
+/// database's clock, the one claims go by: a sleep on this process's clock
+/// may end before it, and then a claim finds nothing (or a check that
+/// nothing is claimed again proves nothing). Fails after 10 s.
+pub async fn wait_for_lease_end(f: &Fixture, m: &Message) {
+    let ended = format!(
+        "SELECT count(*) AS n FROM outbox WHERE message_id = '{}' AND locked_until <= now()",
+        m.id
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while f.count(&ended) == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the lease on {} never ended",
+            m.id
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 pub fn all_conversations() -> ConversationQuery {
