@@ -51,16 +51,15 @@ struct SessionSetup {
 
 // PostgreSQL settles on a generic plan for a prepared statement (ours, and
 // the foreign-key checks behind every insert) after five runs and keeps it
-// for the connection's life. A plan made while a table was nearly empty is
-// a sequential scan, and it stayed one as the messages table grew: sends
-// slowed down. Planning every run instead (`force_custom_plan`) cost a
-// third of the send throughput. So write connections keep the plan cache
-// and turn sequential scans off: every query of ours, and every
-// foreign-key check, has an index to use, and a plan cached while a table
-// was small now uses it too. Read connections (the hot list and lookup
-// queries, no inserts) use `force_generic_plan`: planned once instead of at
-// every request (+35% pages/s measured), with sequential scans off for the
-// same reason.
+// for the connection's life. A plan made while a table is nearly empty is
+// a sequential scan, and stays one as the table grows. Planning every run
+// (`force_custom_plan`) costs too much of the send throughput, so write
+// connections keep the plan cache and turn sequential scans off: every
+// query of ours, and every foreign-key check, has an index to use, and a
+// plan cached while a table is small uses it too. Read connections (the
+// hot list and lookup queries, no inserts) use `force_generic_plan`:
+// planned once instead of at every request, with sequential scans off for
+// the same reason. The measurements: docs/storage-tuning.md.
 impl CustomizeConnection<MarkableConnection, diesel::r2d2::Error> for SessionSetup {
     fn on_acquire(&self, conn: &mut MarkableConnection) -> Result<(), diesel::r2d2::Error> {
         conn.inner.batch_execute(&format!(
@@ -84,9 +83,10 @@ pub(crate) struct MarkableConnection {
 }
 
 /// diesel's connection manager, which also drops a connection a failure
-/// showed dead. diesel's own check looks only at the transaction state, so
-/// after a database restart every pooled connection kept failing ("no
-/// connection to the server") until r2d2 retired it half an hour later.
+/// showed dead: diesel's own check looks only at the transaction state, so
+/// a connection the server dropped (a restart, a failover) would fail every
+/// call ("no connection to the server") until r2d2 retires it at its
+/// maximum lifetime, half an hour.
 struct Manager(ConnectionManager<PgConnection>);
 
 impl ManageConnection for Manager {
@@ -134,7 +134,7 @@ const ABANDONED: u8 = 2;
 /// connection. Every query runs on those threads (see [`Database::run`]),
 /// never on the async executor.
 ///
-/// Why not `spawn_blocking`: under load tokio's blocking pool grew to
+/// Why not `spawn_blocking`: under load tokio's blocking pool grows to
 /// hundreds of short-lived threads, each with its own allocator cache, and
 /// the resident set with them; a fixed set of threads keeps both flat.
 #[derive(Clone)]
@@ -148,10 +148,9 @@ pub struct Database {
 /// A thread that finds no job yields a few times before it parks, so under
 /// load the next job is usually taken without any wake-up; otherwise a job
 /// wakes one parked thread, the one idle for the shortest time (its caches
-/// are warm). Before, the threads shared a channel's receiver behind a
-/// mutex: every job woke two threads (the receiver, then the next in line
-/// for the mutex, only to wait again). Measured on the benchmark: /ready
-/// +20%, pages, conversation lists and sends +6-8%.
+/// are warm). Not a channel's receiver shared behind a mutex: that wakes
+/// two threads per job, the receiver and the next in line for the mutex,
+/// only to wait again (see docs/storage-tuning.md).
 #[derive(Default)]
 struct JobQueue {
     state: Mutex<QueueState>,

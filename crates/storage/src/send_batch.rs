@@ -1,10 +1,10 @@
 //! Group commit for sends: concurrent `enqueue` calls share one statement
 //! and one commit.
 //!
-//! Each send is durable before it is answered, so every send used to cost a
+//! Each send is durable before it is answered. Stored alone, a send costs a
 //! statement, a transaction and a WAL flush of its own, and PostgreSQL's
 //! per-statement work (locks on four tables and their indexes, executor
-//! start-up, commit) was most of the price. Here a send joins a queue and,
+//! start-up, commit) is most of that price. So a send joins a queue and,
 //! unless two flush jobs are scheduled already, hands the database threads
 //! one; a job takes everything queued (at most [`MAX_BATCH`] at a time) and
 //! stores it with one statement, until the queue is empty. A lone send is a
@@ -46,8 +46,8 @@ struct Pending {
 
 /// Most flush jobs scheduled at once. Fewer, larger batches cost
 /// PostgreSQL less than many small ones; two let a batch run while the
-/// other waits for its WAL flush. Measured on 2 cores: one gave long
-/// latency tails, three or four fewer sends per second.
+/// other waits for its WAL flush. One alone gives long latency tails, three
+/// or four fewer sends per second (measured: docs/storage-tuning.md).
 const MAX_FLUSHERS: usize = 2;
 
 #[derive(Default)]
@@ -84,8 +84,8 @@ impl SendQueue {
         // A send hands the database threads a flush job only when fewer
         // than MAX_FLUSHERS are scheduled; otherwise one of those takes its
         // entry, since a job stops only on finding the queue empty, under
-        // this same lock. (A job per send cost each send a thread hand-off
-        // and a pool checkout for nothing: a fifth of the server's time.)
+        // this same lock. So a send that finds jobs scheduled costs no
+        // thread hand-off or pool checkout of its own.
         let schedule = {
             let mut queue = self.lock();
             queue.pending.push_back(Pending {

@@ -1,9 +1,9 @@
 //! Session names by session id, for conversation lists.
 //!
 //! A conversation page needs each row's session name. Joining `sessions`
-//! cost the list a fifth of its throughput against reading a name by key
-//! per row, and a cached generic plan for the join made while `sessions`
-//! was tiny scanned the whole table on every page. A session's name never
+//! costs the list more than reading a name by key per row, and a generic
+//! plan for the join cached while `sessions` is tiny scans the whole table
+//! on every page (docs/storage-tuning.md). A session's name never
 //! changes (a trigger refuses it, migration 3), so a name once read is
 //! never stale: a deleted session's conversations go with it.
 

@@ -107,8 +107,9 @@ fn test_port() -> u16 {
 fn port_for(root: &std::path::Path) -> u16 {
     use std::hash::{DefaultHasher, Hash, Hasher};
     let mut hasher = DefaultHasher::new();
-    // The canonical path's bytes: a `Path`'s own hash of `…/crates/storage/../..`
-    // came out the same for every checkout.
+    // The canonical path's bytes: one checkout, however its path is spelt
+    // (`…/crates/storage/../..`), gets one port, and two checkouts get two
+    // (docs/storage-tuning.md says why not the `Path`'s own hash).
     std::fs::canonicalize(root)
         .unwrap_or_else(|_| root.to_owned())
         .as_os_str()

@@ -635,8 +635,8 @@ async fn a_connection_the_server_closed_is_replaced_not_reused() {
         ),
         "a 503, worth retrying"
     );
-    // Without dropping it, every later call on it failed with "no
-    // connection to the server" until r2d2 retired it half an hour later.
+    // Kept, it would fail every later call with "no connection to the
+    // server" until r2d2 retired it at its maximum lifetime, half an hour.
     let second = pid().await.expect("a new connection serves the next call");
     assert_ne!(second, first);
 }

@@ -169,7 +169,7 @@ pub(crate) fn list(
     // by type, a boxed one by its SQL, rebuilt at every run.
     // Rows go straight into a vector of the page's size: one
     // allocation, not a chain of reallocations (each large one
-    // made glibc's malloc sweep its free lists).
+    // makes glibc's malloc sweep its free lists).
     // One row more than the page: it tells whether the page
     // ends inside a group of conversations with one timestamp.
     let limit = usize::try_from(query.limit).unwrap_or(0);
