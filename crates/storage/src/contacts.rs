@@ -45,7 +45,7 @@ impl From<&Contact> for ContactRow {
 /// when it differs from `created_at` (NULL otherwise). Why: PostgreSQL
 /// encodes each non-NULL column of a row in its own 1 KiB buffer, and past
 /// seven of them (an array counts one more per element) every row costs it
-/// a fresh memory block; a page of 50 rows cost it about 8% more time.
+/// a fresh memory block (docs/storage-tuning.md).
 type ReadColumns = (
     contacts::id,
     contacts::name,

@@ -12,6 +12,7 @@ mod columns;
 mod contacts;
 mod error;
 pub mod local_pg;
+mod message_repository;
 mod messages;
 mod migrate;
 mod outbox;
@@ -23,8 +24,6 @@ mod session_names;
 mod sessions;
 mod sql;
 mod store;
-#[cfg(test)]
-mod test_fixture;
 mod workspaces;
 
 #[cfg(feature = "test-support")]

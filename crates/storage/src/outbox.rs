@@ -21,7 +21,8 @@ use maveraa_domain::ports::{Claim, DispatchOutcome, Outbox, OutboxJob};
 use uuid::Uuid;
 
 use crate::error::StorageError;
-use crate::messages::{MESSAGE_COLUMNS, MessageRow, parse_status, provider_id_lock_sql, rank_sql};
+use crate::messages::rows::{MESSAGE_COLUMNS, MessageRow};
+use crate::messages::status::{parse_status, provider_id_lock_sql, rank_sql};
 use crate::sessions::session_from_columns;
 use crate::sql::Sql;
 use crate::store::PgStore;

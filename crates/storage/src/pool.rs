@@ -51,18 +51,17 @@ struct SessionSetup {
 
 // PostgreSQL settles on a generic plan for a prepared statement (ours, and
 // the foreign-key checks behind every insert) after five runs and keeps it
-// for the connection's life. A plan made while a table was nearly empty is
-// a sequential scan, and it stayed one as the messages table grew: sends
-// slowed down. Planning every run instead (`force_custom_plan`) cost a
-// third of the send throughput. So write connections keep the plan cache
-// and turn sequential scans off: every query of ours, and every
-// foreign-key check, has an index to use, and a plan cached while a table
-// was small now uses it too. Read connections (the hot list and lookup
-// queries, no inserts) use `force_generic_plan`: planned once instead of at
-// every request (+35% pages/s measured), with sequential scans off for the
-// same reason.
-impl CustomizeConnection<Tracked, diesel::r2d2::Error> for SessionSetup {
-    fn on_acquire(&self, conn: &mut Tracked) -> Result<(), diesel::r2d2::Error> {
+// for the connection's life. A plan made while a table is nearly empty is
+// a sequential scan, and stays one as the table grows. Planning every run
+// (`force_custom_plan`) costs too much of the send throughput, so write
+// connections keep the plan cache and turn sequential scans off: every
+// query of ours, and every foreign-key check, has an index to use, and a
+// plan cached while a table is small uses it too. Read connections (the
+// hot list and lookup queries, no inserts) use `force_generic_plan`:
+// planned once instead of at every request, with sequential scans off for
+// the same reason. The measurements: docs/storage-tuning.md.
+impl CustomizeConnection<MarkableConnection, diesel::r2d2::Error> for SessionSetup {
+    fn on_acquire(&self, conn: &mut MarkableConnection) -> Result<(), diesel::r2d2::Error> {
         conn.inner.batch_execute(&format!(
             "SET statement_timeout = {}; SET idle_in_transaction_session_timeout = 60000; SET TIME ZONE 'UTC'; {}",
             self.statement_timeout_ms,
@@ -76,33 +75,36 @@ impl CustomizeConnection<Tracked, diesel::r2d2::Error> for SessionSetup {
     }
 }
 
-/// A pooled connection, and whether a failure showed the server gone from
-/// the other end.
-pub(crate) struct Tracked {
+/// A pooled connection that a failure can mark dead (the server gone from
+/// the other end), so the pool drops it instead of handing it out again.
+pub(crate) struct MarkableConnection {
     inner: PgConnection,
-    gone: bool,
+    dead: bool,
 }
 
 /// diesel's connection manager, which also drops a connection a failure
-/// showed dead. diesel's own check looks only at the transaction state, so
-/// after a database restart every pooled connection kept failing ("no
-/// connection to the server") until r2d2 retired it half an hour later.
+/// showed dead: diesel's own check looks only at the transaction state, so
+/// a connection the server dropped (a restart, a failover) would fail every
+/// call ("no connection to the server") until r2d2 retires it at its
+/// maximum lifetime, half an hour.
 struct Manager(ConnectionManager<PgConnection>);
 
 impl ManageConnection for Manager {
-    type Connection = Tracked;
+    type Connection = MarkableConnection;
     type Error = diesel::r2d2::Error;
 
-    fn connect(&self) -> Result<Tracked, Self::Error> {
-        self.0.connect().map(|inner| Tracked { inner, gone: false })
+    fn connect(&self) -> Result<MarkableConnection, Self::Error> {
+        self.0
+            .connect()
+            .map(|inner| MarkableConnection { inner, dead: false })
     }
 
-    fn is_valid(&self, conn: &mut Tracked) -> Result<(), Self::Error> {
+    fn is_valid(&self, conn: &mut MarkableConnection) -> Result<(), Self::Error> {
         self.0.is_valid(&mut conn.inner)
     }
 
-    fn has_broken(&self, conn: &mut Tracked) -> bool {
-        conn.gone || self.0.has_broken(&mut conn.inner)
+    fn has_broken(&self, conn: &mut MarkableConnection) -> bool {
+        conn.dead || self.0.has_broken(&mut conn.inner)
     }
 }
 
@@ -117,7 +119,7 @@ fn with_connection<T>(
     let mut conn = pool.get()?;
     let result = f(&mut conn.inner);
     if result.as_ref().is_err_and(StorageError::connection_is_gone) {
-        conn.gone = true;
+        conn.dead = true;
     }
     result
 }
@@ -132,7 +134,7 @@ const ABANDONED: u8 = 2;
 /// connection. Every query runs on those threads (see [`Database::run`]),
 /// never on the async executor.
 ///
-/// Why not `spawn_blocking`: under load tokio's blocking pool grew to
+/// Why not `spawn_blocking`: under load tokio's blocking pool grows to
 /// hundreds of short-lived threads, each with its own allocator cache, and
 /// the resident set with them; a fixed set of threads keeps both flat.
 #[derive(Clone)]
@@ -146,10 +148,9 @@ pub struct Database {
 /// A thread that finds no job yields a few times before it parks, so under
 /// load the next job is usually taken without any wake-up; otherwise a job
 /// wakes one parked thread, the one idle for the shortest time (its caches
-/// are warm). Before, the threads shared a channel's receiver behind a
-/// mutex: every job woke two threads (the receiver, then the next in line
-/// for the mutex, only to wait again). Measured on the benchmark: /ready
-/// +20%, pages, conversation lists and sends +6-8%.
+/// are warm). Not a channel's receiver shared behind a mutex: that wakes
+/// two threads per job, the receiver and the next in line for the mutex,
+/// only to wait again (see docs/storage-tuning.md).
 #[derive(Default)]
 struct JobQueue {
     state: Mutex<QueueState>,

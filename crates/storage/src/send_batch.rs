@@ -1,10 +1,10 @@
 //! Group commit for sends: concurrent `enqueue` calls share one statement
 //! and one commit.
 //!
-//! Each send is durable before it is answered, so every send used to cost a
+//! Each send is durable before it is answered. Stored alone, a send costs a
 //! statement, a transaction and a WAL flush of its own, and PostgreSQL's
 //! per-statement work (locks on four tables and their indexes, executor
-//! start-up, commit) was most of the price. Here a send joins a queue and,
+//! start-up, commit) is most of that price. So a send joins a queue and,
 //! unless two flush jobs are scheduled already, hands the database threads
 //! one; a job takes everything queued (at most [`MAX_BATCH`] at a time) and
 //! stores it with one statement, until the queue is empty. A lone send is a
@@ -15,21 +15,18 @@
 //! the batch statement fails, each of its sends is retried alone so one bad
 //! row cannot fail its neighbours.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::{Arc, Mutex};
 
 use diesel::PgConnection;
-use diesel::prelude::*;
-use diesel::sql_types::{Array, Nullable, Text, Timestamptz, Uuid as SqlUuid};
 use maveraa_domain::messaging::{IdempotencyKey, Message};
 use maveraa_domain::ports::EnqueueOutcome;
 use tokio::sync::oneshot;
-use uuid::Uuid;
 
 use crate::error::StorageError;
+use crate::messages::enqueue::{enqueue_one, insert_outbound};
 use crate::pool::Database;
-use crate::sql::Sql;
 
 /// Most sends stored by one statement.
 const MAX_BATCH: usize = 128;
@@ -49,8 +46,8 @@ struct Pending {
 
 /// Most flush jobs scheduled at once. Fewer, larger batches cost
 /// PostgreSQL less than many small ones; two let a batch run while the
-/// other waits for its WAL flush. Measured on 2 cores: one gave long
-/// latency tails, three or four fewer sends per second.
+/// other waits for its WAL flush. One alone gives long latency tails, three
+/// or four fewer sends per second (measured: docs/storage-tuning.md).
 const MAX_FLUSHERS: usize = 2;
 
 #[derive(Default)]
@@ -75,7 +72,7 @@ impl std::fmt::Debug for SendQueue {
 
 impl SendQueue {
     /// Stores `message` (with its outbox entry and conversation) in the next
-    /// batch and answers as [`crate::messages`]' one-by-one enqueue would.
+    /// batch and answers as the one-by-one [`enqueue_one`] would.
     pub(crate) async fn enqueue(
         self: &Arc<Self>,
         db: &Database,
@@ -87,8 +84,8 @@ impl SendQueue {
         // A send hands the database threads a flush job only when fewer
         // than MAX_FLUSHERS are scheduled; otherwise one of those takes its
         // entry, since a job stops only on finding the queue empty, under
-        // this same lock. (A job per send cost each send a thread hand-off
-        // and a pool checkout for nothing: a fifth of the server's time.)
+        // this same lock. So a send that finds jobs scheduled costs no
+        // thread hand-off or pool checkout of its own.
         let schedule = {
             let mut queue = self.lock();
             queue.pending.push_back(Pending {
@@ -230,7 +227,7 @@ impl SendQueue {
                 }
                 // Alone, not stored by the batch (its key is held), or the
                 // batch failed: this send by itself, with its own answer.
-                _ => crate::messages::enqueue(conn, &p.message, p.key.as_ref()),
+                _ => enqueue_one(conn, &p.message, p.key.as_ref()),
             };
             let _ = p.reply.send(result);
         }
@@ -269,155 +266,24 @@ impl Drop for Flushing<'_> {
     }
 }
 
-/// Stores outbound messages (from arrays, one element a message) with their
-/// outbox entries, and brings their conversations up
-/// to date; a message whose idempotency key the workspace holds already is
-/// left out. A conversation with several of the messages is written once,
-/// with the newest, and conversations are locked in key order so two
-/// batches cannot deadlock on them.
-static ENQUEUE_SQL: LazyLock<Sql> = LazyLock::new(|| {
-    Sql::new(
-        "\
-WITH input AS (
-    SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[],
-        $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[],
-        $14::text[], $15::timestamptz[], $16::timestamptz[], $17::text[])
-    AS r(id, workspace_id, session_id, remote, direction, type, body, media, status,
-        provider_message_id, error_code, error_message, idempotency_key, idempotency_fingerprint,
-        created_at, updated_at, preview)
-), ins AS (
-    INSERT INTO messages (id, workspace_id, session_id, remote, direction, type, body, media,
-        status, provider_message_id, error_code, error_message, idempotency_key,
-        idempotency_fingerprint, created_at, updated_at)
-    SELECT id, workspace_id, session_id, remote, direction, type, body, media::jsonb,
-        status, provider_message_id, error_code, error_message, idempotency_key,
-        idempotency_fingerprint, created_at, updated_at
-    FROM input
-    ON CONFLICT (workspace_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-    RETURNING id, workspace_id, session_id, remote, created_at
-), queued AS (
-    INSERT INTO outbox (message_id, next_attempt_at)
-    SELECT id, now() FROM ins
-), conversation AS (
-    INSERT INTO conversations AS c (session_id, remote, workspace_id, last_message, last_message_at)
-    SELECT * FROM (
-        SELECT DISTINCT ON (ins.session_id, ins.remote)
-            ins.session_id, ins.remote, ins.workspace_id, input.preview, ins.created_at
-        FROM ins JOIN input ON input.id = ins.id
-        ORDER BY ins.session_id, ins.remote, ins.created_at DESC
-    ) newest
-    ORDER BY session_id, remote
-    ON CONFLICT (session_id, remote) DO UPDATE SET
-        last_message = CASE WHEN EXCLUDED.last_message_at >= c.last_message_at
-            THEN EXCLUDED.last_message ELSE c.last_message END,
-        last_message_at = GREATEST(c.last_message_at, EXCLUDED.last_message_at)
-)
-SELECT id FROM ins",
-    )
-});
-
-#[derive(QueryableByName)]
-struct Stored {
-    #[diesel(sql_type = SqlUuid)]
-    id: Uuid,
-}
-
-/// Stores outbound messages in one statement; the ids of those it stored
-/// (a message whose idempotency key is held is not).
-pub(crate) fn insert_outbound(
-    conn: &mut PgConnection,
-    batch: &[(&Message, Option<&IdempotencyKey>)],
-) -> Result<HashSet<Uuid>, StorageError> {
-    let n = batch.len();
-    let mut ids = Vec::with_capacity(n);
-    let mut workspaces = Vec::with_capacity(n);
-    let mut sessions = Vec::with_capacity(n);
-    let mut remotes = Vec::with_capacity(n);
-    let mut directions = Vec::with_capacity(n);
-    let mut kinds = Vec::with_capacity(n);
-    let mut bodies = Vec::with_capacity(n);
-    let mut media = Vec::with_capacity(n);
-    let mut statuses = Vec::with_capacity(n);
-    let mut provider_ids = Vec::with_capacity(n);
-    let mut error_codes = Vec::with_capacity(n);
-    let mut error_messages = Vec::with_capacity(n);
-    let mut keys = Vec::with_capacity(n);
-    let mut fingerprints = Vec::with_capacity(n);
-    let mut created = Vec::with_capacity(n);
-    let mut updated = Vec::with_capacity(n);
-    let mut previews = Vec::with_capacity(n);
-    for &(m, key) in batch {
-        let content = crate::messages::encode_content(&m.content)?;
-        ids.push(m.id.as_uuid());
-        workspaces.push(m.workspace_id.as_uuid());
-        sessions.push(m.session_id.as_uuid());
-        remotes.push(m.remote.as_str().to_owned());
-        directions.push(m.direction.as_str());
-        kinds.push(content.kind);
-        bodies.push(content.body);
-        media.push(content.media.map(|v| v.to_string()));
-        statuses.push(m.status.as_str());
-        provider_ids.push(m.provider_message_id.clone());
-        error_codes.push(m.error.as_ref().and_then(|e| e.code.clone()));
-        error_messages.push(m.error.as_ref().map(|e| e.message.clone()));
-        keys.push(key.map(|k| k.key.clone()));
-        fingerprints.push(key.map(|k| k.fingerprint.clone()));
-        created.push(m.created_at);
-        updated.push(m.updated_at);
-        previews.push(m.content.preview());
-    }
-    let stored: Vec<Stored> = ENQUEUE_SQL
-        .query()
-        .bind::<Array<SqlUuid>, _>(ids)
-        .bind::<Array<SqlUuid>, _>(workspaces)
-        .bind::<Array<SqlUuid>, _>(sessions)
-        .bind::<Array<Text>, _>(remotes)
-        .bind::<Array<Text>, _>(directions)
-        .bind::<Array<Text>, _>(kinds)
-        .bind::<Array<Nullable<Text>>, _>(bodies)
-        .bind::<Array<Nullable<Text>>, _>(media)
-        .bind::<Array<Text>, _>(statuses)
-        .bind::<Array<Nullable<Text>>, _>(provider_ids)
-        .bind::<Array<Nullable<Text>>, _>(error_codes)
-        .bind::<Array<Nullable<Text>>, _>(error_messages)
-        .bind::<Array<Nullable<Text>>, _>(keys)
-        .bind::<Array<Nullable<Text>>, _>(fingerprints)
-        .bind::<Array<Timestamptz>, _>(created)
-        .bind::<Array<Timestamptz>, _>(updated)
-        .bind::<Array<Text>, _>(previews)
-        .load(conn)?;
-    Ok(stored.into_iter().map(|s| s.id).collect())
-}
-
 #[cfg(test)]
 mod tests {
+    use std::collections::HashSet;
     use std::sync::Arc;
 
-    use chrono::{SubsecRound, TimeDelta, Utc};
-    use maveraa_domain::messaging::{Direction, MessageContent, MessageStatus, Session, WaId};
-    use maveraa_domain::{MessageId, SessionId};
+    use chrono::TimeDelta;
+    use diesel::prelude::*;
+    use diesel::sql_types::Text;
+    use maveraa_domain::SessionId;
+    use maveraa_domain::messaging::Session;
 
     use super::*;
-    use crate::test_fixture::{simulator_session, store_with_workspace};
+    use crate::messages::enqueue::insert_outbound;
+    use crate::testing::{fixture, now, outbound_at, session, workspace};
 
+    /// An outbound text stamped `ms` from now.
     fn message(session: &Session, to: &str, text: &str, ms: i64) -> Message {
-        let at = Utc::now().trunc_subsecs(6) + TimeDelta::milliseconds(ms);
-        Message {
-            id: MessageId::new(),
-            workspace_id: session.workspace_id,
-            session_id: session.id,
-            session_name: session.name.clone(),
-            remote: WaId::parse("to", to).expect("wa id"),
-            direction: Direction::Outbound,
-            content: MessageContent::Text { body: text.into() },
-            status: MessageStatus::Queued,
-            provider_message_id: None,
-            error: None,
-            provider_timestamp: None,
-            created_at: at,
-            updated_at: at,
-            history: Vec::new(),
-        }
+        outbound_at(session, to, text, now() + TimeDelta::milliseconds(ms))
     }
 
     fn pending(
@@ -445,8 +311,10 @@ mod tests {
     /// it would get alone.
     #[tokio::test]
     async fn a_mixed_batch_answers_each_send_as_if_alone() {
-        let (_test_db, db, store, ws) = store_with_workspace().await;
-        let session = simulator_session(&store, ws, "s1").await;
+        let f = fixture();
+        let db = f.store.database();
+        let ws = workspace(&f, "Acme").await;
+        let session = session(&f, ws, "s1").await;
         let mut gone = session.clone();
         gone.id = SessionId::new();
 
@@ -504,26 +372,21 @@ mod tests {
             #[diesel(sql_type = Text)]
             last_message: String,
         }
-        let (messages, outbox, conversations) = db
+        let conversations: Vec<Row> = db
             .run_blocking(|conn| {
-                let count = |conn: &mut PgConnection, table: &str| -> Result<i64, StorageError> {
-                    #[derive(QueryableByName)]
-                    struct N {
-                        #[diesel(sql_type = diesel::sql_types::BigInt)]
-                        n: i64,
-                    }
-                    let n: N = diesel::sql_query(format!("SELECT count(*) AS n FROM {table}"))
-                        .get_result(conn)?;
-                    Ok(n.n)
-                };
-                let rows: Vec<Row> = diesel::sql_query(
+                Ok(diesel::sql_query(
                     "SELECT remote, last_message FROM conversations ORDER BY remote",
                 )
-                .load(conn)?;
-                Ok((count(conn, "messages")?, count(conn, "outbox")?, rows))
+                .load(conn)?)
             })
             .expect("read back");
-        assert_eq!((messages, outbox), (4, 4));
+        assert_eq!(
+            (
+                f.count("SELECT count(*) AS n FROM messages"),
+                f.count("SELECT count(*) AS n FROM outbox")
+            ),
+            (4, 4)
+        );
         assert_eq!(
             conversations,
             vec![

@@ -1,9 +1,9 @@
 //! Session names by session id, for conversation lists.
 //!
 //! A conversation page needs each row's session name. Joining `sessions`
-//! cost the list a fifth of its throughput against reading a name by key
-//! per row, and a cached generic plan for the join made while `sessions`
-//! was tiny scanned the whole table on every page. A session's name never
+//! costs the list more than reading a name by key per row, and a generic
+//! plan for the join cached while `sessions` is tiny scans the whole table
+//! on every page (docs/storage-tuning.md). A session's name never
 //! changes (a trigger refuses it, migration 3), so a name once read is
 //! never stale: a deleted session's conversations go with it.
 
@@ -103,16 +103,18 @@ impl SessionNames {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_fixture::{simulator_session, store_with_workspace};
+    use crate::testing::{fixture, session, workspace};
 
     /// Names stay right when the map starts over mid-page, and a session
     /// that no longer exists has none.
     #[tokio::test]
     async fn names_resolve_across_a_full_map_and_a_deleted_session() {
-        let (_test_db, db, store, ws) = store_with_workspace().await;
+        let f = fixture();
+        let db = f.store.database();
+        let ws = workspace(&f, "Acme").await;
         let mut ids = Vec::new();
         for name in ["a", "b", "c"] {
-            ids.push(simulator_session(&store, ws, name).await.id.as_uuid());
+            ids.push(session(&f, ws, name).await.id.as_uuid());
         }
         let gone = Uuid::now_v7();
         let names = SessionNames::with_capacity(2);

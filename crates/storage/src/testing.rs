@@ -1,6 +1,7 @@
 //! Test databases: each test gets its own database, copied from a template
-//! migrated once, and dropped when the test ends. Compiled only with the
-//! `test-support` feature.
+//! migrated once, and dropped when the test ends; and [`Fixture`], a store
+//! over one, with the set-up the storage tests share (unit and integration
+//! alike). Compiled only with the `test-support` feature.
 //!
 //! The server is `TEST_DATABASE_URL` when set (any database URL of it; the
 //! role must be allowed to create databases), else a project-local
@@ -8,16 +9,26 @@
 //! from the checkout's path, started on demand.
 
 use std::path::PathBuf;
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, OnceLock};
 
+use chrono::{DateTime, SubsecRound, Utc};
 use diesel::pg::PgConnection;
-use diesel::sql_types::Text;
+use diesel::sql_types::{BigInt, Text};
 use diesel::{QueryableByName, RunQueryDsl};
+use maveraa_domain::messaging::{
+    Direction, Message, MessageContent, MessageStatus, ProviderSettings, Session, SessionName,
+    SessionStatus, StatusChange, WaId,
+};
+use maveraa_domain::ports::{MessageRepository, Outbox, SessionRepository};
+use maveraa_domain::usecases::WorkspaceService;
+use maveraa_domain::{MessageId, SessionId, SystemClock, WorkspaceId};
 
 use crate::error::StorageError;
 use crate::local_pg::LocalPostgres;
 use crate::migrate::run_migrations;
+use crate::pool::{Database, PoolSettings};
+use crate::store::PgStore;
 
 const TEST_PREFIX: &str = "maveraa_test_";
 const TEMPLATE_LOCK_KEY: i64 = 0x006d_7672_5f74_706c;
@@ -96,8 +107,9 @@ fn test_port() -> u16 {
 fn port_for(root: &std::path::Path) -> u16 {
     use std::hash::{DefaultHasher, Hash, Hasher};
     let mut hasher = DefaultHasher::new();
-    // The canonical path's bytes: a `Path`'s own hash of `…/crates/storage/../..`
-    // came out the same for every checkout.
+    // The canonical path's bytes: one checkout, however its path is spelt
+    // (`…/crates/storage/../..`), gets one port, and two checkouts get two
+    // (docs/storage-tuning.md says why not the `Path`'s own hash).
     std::fs::canonicalize(root)
         .unwrap_or_else(|_| root.to_owned())
         .as_os_str()
@@ -263,6 +275,178 @@ impl Drop for TestDatabase {
             .execute(&mut conn);
         }
     }
+}
+
+// ---------------------------------------------------------------------------
+// The fixture
+
+/// A store over a database of its own: what a storage test starts from.
+/// The database is dropped with this value.
+#[derive(Debug)]
+pub struct Fixture {
+    /// The store under test.
+    pub store: Arc<PgStore>,
+    // Declared after `store`, so the pool is dropped before its database.
+    test_db: TestDatabase,
+}
+
+/// A fixture whose pool has the default settings.
+///
+/// # Panics
+/// As [`TestDatabase::create`], or when no pool can be opened.
+pub fn fixture() -> Fixture {
+    Fixture::with_pool(&PoolSettings::default())
+}
+
+impl Fixture {
+    /// A fixture whose pool has `settings`.
+    ///
+    /// # Panics
+    /// As [`fixture`].
+    pub fn with_pool(settings: &PoolSettings) -> Self {
+        let test_db = TestDatabase::create();
+        let database = Database::connect(test_db.url(), settings).expect("pool");
+        Self {
+            store: Arc::new(PgStore::new(database)),
+            test_db,
+        }
+    }
+
+    /// The database's URL, to open more pools on it.
+    pub fn url(&self) -> &str {
+        self.test_db.url()
+    }
+
+    /// The store as the sessions port.
+    pub fn sessions(&self) -> &dyn SessionRepository {
+        self.store.as_ref()
+    }
+
+    /// The store as the messages port.
+    pub fn messages(&self) -> &dyn MessageRepository {
+        self.store.as_ref()
+    }
+
+    /// The store as the outbox port.
+    pub fn outbox(&self) -> &dyn Outbox {
+        self.store.as_ref()
+    }
+
+    /// Runs `sql` (no parameters) and returns how many rows it touched.
+    ///
+    /// # Panics
+    /// When the statement fails.
+    pub fn sql(&self, sql: &str) -> usize {
+        let sql = sql.to_owned();
+        self.store
+            .database()
+            .run_blocking(move |conn| Ok(diesel::sql_query(sql).execute(conn)?))
+            .expect("sql")
+    }
+
+    /// A `count(*) AS n` query's answer.
+    ///
+    /// # Panics
+    /// When the query fails.
+    pub fn count(&self, sql: &str) -> i64 {
+        #[derive(QueryableByName)]
+        struct RowCount {
+            #[diesel(sql_type = BigInt)]
+            n: i64,
+        }
+        let sql = sql.to_owned();
+        self.store
+            .database()
+            .run_blocking(move |conn| Ok(diesel::sql_query(sql).get_result::<RowCount>(conn)?.n))
+            .expect("count")
+    }
+}
+
+/// The time now, to the microsecond, as PostgreSQL stores it: a value
+/// read back equals the one written.
+pub fn now() -> DateTime<Utc> {
+    Utc::now().trunc_subsecs(6)
+}
+
+/// Creates workspace `name`.
+///
+/// # Panics
+/// When it cannot be stored.
+pub async fn workspace(f: &Fixture, name: &str) -> WorkspaceId {
+    WorkspaceService::new(f.store.clone(), Arc::new(SystemClock))
+        .create(name)
+        .await
+        .expect("workspace")
+        .id
+}
+
+/// A session name.
+///
+/// # Panics
+/// When `s` is not a valid one.
+pub fn name(s: &str) -> SessionName {
+    SessionName::parse("sessionId", s).expect("session name")
+}
+
+/// A WhatsApp id.
+///
+/// # Panics
+/// When `s` is not a valid one.
+pub fn wa(s: &str) -> WaId {
+    WaId::parse("to", s).expect("wa id")
+}
+
+/// A connected session `session` of `ws` over `provider`, not stored.
+pub fn new_session(ws: WorkspaceId, session: &str, provider: ProviderSettings) -> Session {
+    Session {
+        id: SessionId::new(),
+        workspace_id: ws,
+        name: name(session),
+        provider,
+        status: SessionStatus::Connected,
+        last_error: None,
+        created_at: now(),
+    }
+}
+
+/// Stores a connected simulator session `session` in `ws`.
+///
+/// # Panics
+/// When it cannot be stored.
+pub async fn session(f: &Fixture, ws: WorkspaceId, session: &str) -> Session {
+    let s = new_session(ws, session, ProviderSettings::Simulator);
+    f.sessions().insert(&s).await.expect("session");
+    s
+}
+
+/// A queued outbound text stamped `at`, as `MessagingService::send` builds
+/// it.
+pub fn outbound_at(session: &Session, to: &str, text: &str, at: DateTime<Utc>) -> Message {
+    Message {
+        id: MessageId::new(),
+        workspace_id: session.workspace_id,
+        session_id: session.id,
+        session_name: session.name.clone(),
+        remote: wa(to),
+        direction: Direction::Outbound,
+        content: MessageContent::Text { body: text.into() },
+        status: MessageStatus::Queued,
+        provider_message_id: None,
+        error: None,
+        provider_timestamp: None,
+        created_at: at,
+        updated_at: at,
+        history: vec![StatusChange {
+            status: MessageStatus::Queued,
+            at,
+            error: None,
+        }],
+    }
+}
+
+/// A queued outbound text stamped now.
+pub fn outbound(session: &Session, to: &str, text: &str) -> Message {
+    outbound_at(session, to, text, now())
 }
 
 #[cfg(test)]

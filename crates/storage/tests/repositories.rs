@@ -10,33 +10,11 @@ use maveraa_domain::{
     ApiKeyHash, ApiKeySecret, ContactError, ContactName, ContactPatch, ContactQuery, Labels,
     NewContact, PhoneNumber, RepositoryError, SystemClock, WorkspaceId,
 };
-use maveraa_storage::testing::TestDatabase;
+use maveraa_storage::testing::{Fixture, TestDatabase, fixture, workspace};
 use maveraa_storage::{Database, PgStore, PoolSettings, run_migrations};
-
-struct Fixture {
-    store: Arc<PgStore>,
-    _db: TestDatabase,
-}
-
-fn fixture() -> Fixture {
-    let db = TestDatabase::create();
-    let database = Database::connect(db.url(), &PoolSettings::default()).expect("pool");
-    Fixture {
-        store: Arc::new(PgStore::new(database)),
-        _db: db,
-    }
-}
 
 fn contacts(f: &Fixture) -> ContactService {
     ContactService::new(f.store.clone(), Arc::new(SystemClock))
-}
-
-async fn workspace(f: &Fixture, name: &str) -> WorkspaceId {
-    WorkspaceService::new(f.store.clone(), Arc::new(SystemClock))
-        .create(name)
-        .await
-        .expect("workspace")
-        .id
 }
 
 fn new_contact(name: &str, phone: &str, labels: &str) -> NewContact {
@@ -440,7 +418,7 @@ async fn concurrent_first_starts_create_one_workspace() {
     let f = fixture();
     // Two pools stand for two processes starting at once.
     let other = Arc::new(PgStore::new(
-        Database::connect(f._db.url(), &PoolSettings::default()).expect("pool"),
+        Database::connect(f.url(), &PoolSettings::default()).expect("pool"),
     ));
     let mut tasks = Vec::new();
     for i in 0..10 {
@@ -657,8 +635,8 @@ async fn a_connection_the_server_closed_is_replaced_not_reused() {
         ),
         "a 503, worth retrying"
     );
-    // Without dropping it, every later call on it failed with "no
-    // connection to the server" until r2d2 retired it half an hour later.
+    // Kept, it would fail every later call with "no connection to the
+    // server" until r2d2 retired it at its maximum lifetime, half an hour.
     let second = pid().await.expect("a new connection serves the next call");
     assert_ne!(second, first);
 }

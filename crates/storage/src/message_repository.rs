@@ -1,0 +1,128 @@
+//! The domain's `MessageRepository` port on [`PgStore`]: each call runs
+//! the SQL of [`crate::messages`] on a database thread.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use maveraa_domain::messaging::{
+    Conversation, ConversationQuery, IdempotencyKey, InboundMessage, Message, Session,
+    StatusUpdate, WaId,
+};
+use maveraa_domain::ports::{EnqueueOutcome, MessageRepository};
+use maveraa_domain::{MessageId, RepositoryError, SessionId, WorkspaceId};
+
+use crate::messages::inbound::{SessionColumns, record_inbound};
+use crate::messages::rows::{MessageRow, encode_content};
+use crate::messages::{conversations, rows, status};
+use crate::store::PgStore;
+
+#[async_trait]
+impl MessageRepository for PgStore {
+    async fn enqueue(
+        &self,
+        message: &Message,
+        idempotency: Option<&IdempotencyKey>,
+    ) -> Result<EnqueueOutcome, RepositoryError> {
+        Ok(self
+            .sends
+            .enqueue(&self.db, message.clone(), idempotency.cloned())
+            .await?)
+    }
+
+    async fn get(
+        &self,
+        workspace: WorkspaceId,
+        id: MessageId,
+    ) -> Result<Option<Message>, RepositoryError> {
+        Ok(self
+            .db
+            .run(move |conn| rows::get(conn, workspace, id))
+            .await?)
+    }
+
+    async fn list_for_conversation(
+        &self,
+        workspace: WorkspaceId,
+        session: SessionId,
+        remote: &WaId,
+        before: Option<DateTime<Utc>>,
+        limit: u32,
+    ) -> Result<Vec<Message>, RepositoryError> {
+        let remote = remote.as_str().to_owned();
+        let rows: Vec<MessageRow> = self
+            .db
+            .run(move |conn| {
+                conversations::messages(conn, workspace, session, &remote, before, limit)
+            })
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(Message::try_from)
+            .collect::<Result<_, _>>()?)
+    }
+
+    async fn record_inbound(
+        &self,
+        session: &Session,
+        id: MessageId,
+        message: &InboundMessage,
+        received_at: DateTime<Utc>,
+    ) -> Result<bool, RepositoryError> {
+        let columns = SessionColumns {
+            id: session.id.as_uuid(),
+            workspace_id: session.workspace_id.as_uuid(),
+        };
+        let content = encode_content(&message.content)?;
+        let message = message.clone();
+        Ok(self
+            .db
+            .run(move |conn| {
+                record_inbound(
+                    conn,
+                    &columns,
+                    id.as_uuid(),
+                    &message,
+                    &content,
+                    received_at,
+                )
+            })
+            .await?)
+    }
+
+    async fn apply_status(
+        &self,
+        session: SessionId,
+        update: &StatusUpdate,
+    ) -> Result<bool, RepositoryError> {
+        let update = update.clone();
+        Ok(self
+            .db
+            .run(move |conn| status::apply_status(conn, session.as_uuid(), &update))
+            .await?)
+    }
+
+    async fn list_conversations(
+        &self,
+        workspace: WorkspaceId,
+        query: &ConversationQuery,
+    ) -> Result<Vec<Conversation>, RepositoryError> {
+        let query = query.clone();
+        let names = self.session_names.clone();
+        Ok(self
+            .reads
+            .run(move |conn| conversations::list(conn, &names, workspace, &query))
+            .await?)
+    }
+
+    async fn mark_conversation_read(
+        &self,
+        workspace: WorkspaceId,
+        session: SessionId,
+        remote: &WaId,
+    ) -> Result<Option<Option<String>>, RepositoryError> {
+        let remote = remote.as_str().to_owned();
+        Ok(self
+            .db
+            .run(move |conn| conversations::mark_read(conn, workspace, session, &remote))
+            .await?)
+    }
+}

@@ -1,0 +1,262 @@
+//! Conversations: their list, marking one read, and the messages of one.
+//! Both lists are paged by time, newest first, and a page never ends inside
+//! a group of rows with one time (see [`complete_tie`]).
+
+use std::sync::LazyLock;
+
+use chrono::{DateTime, Utc};
+use diesel::pg::{Pg, PgConnection};
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Text, Timestamptz, Uuid as SqlUuid};
+use maveraa_domain::messaging::{Conversation, ConversationQuery, WaId};
+use maveraa_domain::{SessionId, WorkspaceId};
+use uuid::Uuid;
+
+use crate::columns::WaIdColumn;
+use crate::error::StorageError;
+use crate::messages::rows::{MESSAGE_COLUMNS, MessageRow};
+use crate::schema::conversations;
+use crate::session_names::SessionNames;
+use crate::sql::Sql;
+
+/// A conversation's row, as lists read it.
+#[derive(Debug, Queryable, Selectable)]
+#[diesel(table_name = conversations, check_for_backend(Pg))]
+struct ConversationRow {
+    session_id: Uuid,
+    #[diesel(deserialize_as = WaIdColumn)]
+    remote: WaId,
+    push_name: Option<String>,
+    last_message: String,
+    last_message_at: DateTime<Utc>,
+    unread_count: i32,
+}
+
+/// The conversations of `workspace` (and `session`) last active exactly at
+/// `at` that come after (`session_id`, `remote`) in the list's order: the
+/// rest of a group of equal timestamps a page would otherwise end inside
+/// (see [`complete_tie`]). Rare, so a boxed query.
+fn tied_conversations(
+    conn: &mut PgConnection,
+    workspace: Uuid,
+    session: Option<Uuid>,
+    at: DateTime<Utc>,
+    session_id: Uuid,
+    remote: &str,
+) -> QueryResult<Vec<ConversationRow>> {
+    let mut q = conversations::table
+        .filter(conversations::workspace_id.eq(workspace))
+        .filter(conversations::last_message_at.eq(at))
+        .filter(
+            conversations::session_id
+                .gt(session_id)
+                .or(conversations::session_id
+                    .eq(session_id)
+                    .and(conversations::remote.gt(remote))),
+        )
+        .into_boxed();
+    if let Some(session) = session {
+        q = q.filter(conversations::session_id.eq(session));
+    }
+    q.order((conversations::session_id.asc(), conversations::remote.asc()))
+        .select(ConversationRow::as_select())
+        .load(conn)
+}
+
+/// The messages of one conversation (`$1` workspace, `$2` session, `$3`
+/// remote), then `rest`: a statement's own filter and order.
+fn in_conversation(rest: &str) -> Sql {
+    Sql::new(&format!(
+        "SELECT {MESSAGE_COLUMNS} FROM messages m
+         WHERE m.workspace_id = $1 AND m.session_id = $2 AND m.remote = $3 {rest}"
+    ))
+}
+
+/// A conversation's messages, newest first; `$4` page size.
+static CONVERSATION_MESSAGES_SQL: LazyLock<Sql> =
+    LazyLock::new(|| in_conversation("ORDER BY m.created_at DESC, m.id DESC LIMIT $4"));
+
+/// As [`CONVERSATION_MESSAGES_SQL`], only messages older than `$5`.
+static BEFORE_IN_CONVERSATION_SQL: LazyLock<Sql> = LazyLock::new(|| {
+    in_conversation("AND m.created_at < $5 ORDER BY m.created_at DESC, m.id DESC LIMIT $4")
+});
+
+/// The rest of a group of messages stored at the same instant (`$4`) after
+/// message `$5` in the history's order: see [`complete_tie`].
+static TIED_IN_CONVERSATION_SQL: LazyLock<Sql> =
+    LazyLock::new(|| in_conversation("AND m.created_at = $4 AND m.id < $5 ORDER BY m.id DESC"));
+
+/// Whether a page read with one row more than `limit` ends inside a group
+/// of rows with the same time (`at`): then the rows after the page's last
+/// one in that group must be added, or a next page asked for with
+/// `before` = that time would skip them. Otherwise the extra row is
+/// dropped. Returns the time of the group to complete, if any.
+fn complete_tie<R>(
+    rows: &mut Vec<R>,
+    limit: usize,
+    at: impl Fn(&R) -> DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
+    if rows.len() <= limit {
+        return None;
+    }
+    let next = at(&rows[limit]);
+    let tied = limit
+        .checked_sub(1)
+        .map(|last| at(&rows[last]))
+        .filter(|boundary| *boundary == next);
+    rows.truncate(limit);
+    tied
+}
+
+/// A page of the messages of one conversation, newest first, older than
+/// `before` if given: `limit` of them, more when the page would otherwise
+/// end inside a group stored at one instant.
+pub(crate) fn messages(
+    conn: &mut PgConnection,
+    workspace: WorkspaceId,
+    session: SessionId,
+    remote: &str,
+    before: Option<DateTime<Utc>>,
+    limit: u32,
+) -> Result<Vec<MessageRow>, StorageError> {
+    // Two statements rather than `($4 IS NULL OR ...)`: each
+    // keeps a plan that bounds the index scan.
+    let sql = if before.is_some() {
+        &BEFORE_IN_CONVERSATION_SQL
+    } else {
+        &CONVERSATION_MESSAGES_SQL
+    };
+    let query = sql
+        .query()
+        .bind::<SqlUuid, _>(workspace.as_uuid())
+        .bind::<SqlUuid, _>(session.as_uuid())
+        .bind::<Text, _>(remote)
+        .bind::<BigInt, _>(i64::from(limit) + 1);
+    let query = match before {
+        Some(before) => query.bind::<Timestamptz, _>(before),
+        None => query,
+    };
+    let mut rows: Vec<MessageRow> = query.load(conn)?;
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    if let Some(at) = complete_tie(&mut rows, limit, |r| r.created_at)
+        && let Some(last) = rows.last().map(|r| r.id)
+    {
+        let tied: Vec<MessageRow> = TIED_IN_CONVERSATION_SQL
+            .query()
+            .bind::<SqlUuid, _>(workspace.as_uuid())
+            .bind::<SqlUuid, _>(session.as_uuid())
+            .bind::<Text, _>(remote)
+            .bind::<Timestamptz, _>(at)
+            .bind::<SqlUuid, _>(last)
+            .load(conn)?;
+        rows.extend(tied);
+    }
+    Ok(rows)
+}
+
+/// A page of the conversations of `workspace` (see [`ConversationQuery`]),
+/// each named after its session.
+pub(crate) fn list(
+    conn: &mut PgConnection,
+    names: &SessionNames,
+    workspace: WorkspaceId,
+    query: &ConversationQuery,
+) -> Result<Vec<Conversation>, StorageError> {
+    // No join with `sessions`: names come from `SessionNames`.
+    let all = conversations::table.filter(conversations::workspace_id.eq(workspace.as_uuid()));
+    // One fixed statement per combination of filters, not one
+    // boxed query: diesel finds a fixed statement in its cache
+    // by type, a boxed one by its SQL, rebuilt at every run.
+    // Rows go straight into a vector of the page's size: one
+    // allocation, not a chain of reallocations (each large one
+    // makes glibc's malloc sweep its free lists).
+    // One row more than the page: it tells whether the page
+    // ends inside a group of conversations with one timestamp.
+    let limit = usize::try_from(query.limit).unwrap_or(0);
+    let capacity = limit + 1;
+    macro_rules! page {
+        ($q:expr) => {{
+            let mut rows = Vec::with_capacity(capacity);
+            for row in $q
+                .order((
+                    conversations::last_message_at.desc(),
+                    conversations::session_id.asc(),
+                    conversations::remote.asc(),
+                ))
+                .limit(i64::from(query.limit) + 1)
+                .select(ConversationRow::as_select())
+                .load_iter::<ConversationRow, diesel::connection::DefaultLoadingMode>(conn)?
+            {
+                rows.push(row?);
+            }
+            rows
+        }};
+    }
+    let mut rows = match (query.session, query.before) {
+        (None, None) => page!(all),
+        (Some(session), None) => {
+            page!(all.filter(conversations::session_id.eq(session.as_uuid())))
+        }
+        (None, Some(before)) => {
+            page!(all.filter(conversations::last_message_at.lt(before)))
+        }
+        (Some(session), Some(before)) => page!(
+            all.filter(conversations::session_id.eq(session.as_uuid()))
+                .filter(conversations::last_message_at.lt(before))
+        ),
+    };
+    if let Some(at) = complete_tie(&mut rows, limit, |r| r.last_message_at)
+        && let Some(last) = rows.last()
+    {
+        let tied = tied_conversations(
+            conn,
+            workspace.as_uuid(),
+            query.session.map(|s| s.as_uuid()),
+            at,
+            last.session_id,
+            last.remote.as_str(),
+        )?;
+        rows.extend(tied);
+    }
+    let ids: Vec<Uuid> = rows.iter().map(|r| r.session_id).collect();
+    let session_names = names.resolve(conn, &ids)?;
+    // A session deleted since the page was read has no name:
+    // its conversations are gone too, so they are left out.
+    let mut page = Vec::with_capacity(rows.len());
+    for (r, session_name) in rows.into_iter().zip(session_names) {
+        let Some(session_name) = session_name else {
+            continue;
+        };
+        page.push(Conversation {
+            session_id: SessionId::from_uuid(r.session_id),
+            session_name,
+            remote: r.remote,
+            push_name: r.push_name,
+            last_message: r.last_message,
+            last_message_at: r.last_message_at,
+            unread_count: u32::try_from(r.unread_count).unwrap_or(0),
+        });
+    }
+    Ok(page)
+}
+
+/// Sets a conversation's unread count to 0; `None` when there is no such
+/// conversation, else the provider id of its latest inbound message, if
+/// any (see `MessageRepository::mark_conversation_read`).
+pub(crate) fn mark_read(
+    conn: &mut PgConnection,
+    workspace: WorkspaceId,
+    session: SessionId,
+    remote: &str,
+) -> Result<Option<Option<String>>, StorageError> {
+    Ok(diesel::update(
+        conversations::table
+            .filter(conversations::workspace_id.eq(workspace.as_uuid()))
+            .filter(conversations::session_id.eq(session.as_uuid()))
+            .filter(conversations::remote.eq(remote)),
+    )
+    .set(conversations::unread_count.eq(0))
+    .returning(conversations::last_inbound_provider_id)
+    .get_result::<Option<String>>(conn)
+    .optional()?)
+}

@@ -1,0 +1,214 @@
+//! Message statuses in SQL: ranks generated from the domain's
+//! [`MessageStatus::rank`], so the order is written down in one place; the
+//! compare-and-set that applies a provider's status update; and the
+//! provider-id locks that keep a status from being lost to a send recorded
+//! at the same moment.
+
+use std::sync::LazyLock;
+
+use diesel::pg::PgConnection;
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Bool, Integer, Nullable, Text, Timestamptz, Uuid as SqlUuid};
+use maveraa_domain::messaging::{MessageStatus, StatusUpdate};
+use uuid::Uuid;
+
+use crate::error::StorageError;
+use crate::sql::Sql;
+
+// ---------------------------------------------------------------------------
+// Statuses in SQL
+
+/// Every status. The match below stops compiling when the domain adds one,
+/// so this list cannot silently fall behind.
+const ALL_STATUSES: [MessageStatus; 6] = [
+    MessageStatus::Queued,
+    MessageStatus::Sent,
+    MessageStatus::Delivered,
+    MessageStatus::Read,
+    MessageStatus::Failed,
+    MessageStatus::Received,
+];
+
+// Exhaustive on purpose: see ALL_STATUSES.
+const _: fn(MessageStatus) = |s| match s {
+    MessageStatus::Queued
+    | MessageStatus::Sent
+    | MessageStatus::Delivered
+    | MessageStatus::Read
+    | MessageStatus::Failed
+    | MessageStatus::Received => {}
+};
+
+/// The rank of the status stored in `column`, as an SQL expression built
+/// from [`MessageStatus::rank`]. A status this version does not know ranks
+/// highest, so it is never overwritten.
+pub(crate) fn rank_sql(column: &str) -> String {
+    let mut sql = format!("(CASE {column}");
+    for status in ALL_STATUSES {
+        sql.push_str(&format!(
+            " WHEN '{}' THEN {}",
+            status.as_str(),
+            status.rank()
+        ));
+    }
+    sql.push_str(" ELSE 32767 END)");
+    sql
+}
+
+/// Reads a stored status name.
+pub(crate) fn parse_status(s: &str) -> Result<MessageStatus, StorageError> {
+    MessageStatus::parse(s)
+        .ok_or_else(|| StorageError::Corrupt(format!("unknown message status {s:?}")))
+}
+
+// ---------------------------------------------------------------------------
+// Provider-id locks
+
+/// First key of the transaction-level advisory locks taken on
+/// (session, provider message id) ("mvps"). The two-key form keeps them
+/// apart from the single-key locks of migrations and test templates.
+const PROVIDER_ID_LOCK_SPACE: i32 = 0x6d76_7073;
+
+/// `pg_advisory_xact_lock` on (session, provider id): serialises recording
+/// a provider id with a status that arrives for it before it is recorded,
+/// so that one of the two always sees the other (see
+/// [`apply_status`] and `Outbox::record`). The key is hashed by the
+/// server, so every instance computes the same one.
+pub(crate) fn provider_id_lock_sql(session_expr: &str, provider_id_expr: &str) -> String {
+    format!(
+        "pg_advisory_xact_lock({PROVIDER_ID_LOCK_SPACE}, hashtext({session_expr}::text || ':' || {provider_id_expr}))"
+    )
+}
+
+// ---------------------------------------------------------------------------
+// Applying a status update
+
+/// What a status update did: rows it changed, and whether the session
+/// knows the provider id at all.
+#[derive(Debug, QueryableByName)]
+struct StatusResult {
+    #[diesel(sql_type = BigInt)]
+    changed: i64,
+    #[diesel(sql_type = Bool)]
+    known: bool,
+}
+
+/// The compare-and-set of a status update: `$1` session, `$2` provider id,
+/// `$3` status, `$4` at, `$5`/`$6` error code/message, `$7` the status's
+/// rank. The row lock UPDATE takes makes it atomic: a concurrent update
+/// is waited for and the rank compared again on the row it left.
+fn status_cas_ctes() -> String {
+    format!(
+        "\
+WITH changed AS (
+    UPDATE messages m SET status = $3, updated_at = GREATEST(m.updated_at, $4),
+        error_code = $5, error_message = $6
+    WHERE m.session_id = $1 AND m.provider_message_id = $2 AND m.direction = 'outbound'
+        AND {rank} < $7
+    RETURNING m.id
+), history AS (
+    INSERT INTO message_status_history (message_id, status, at, error_code, error_message)
+    SELECT id, $3, $4, $5, $6 FROM changed
+)",
+        rank = rank_sql("m.status")
+    )
+}
+
+/// A status update for a message whose provider id is recorded already.
+static APPLY_STATUS_SQL: LazyLock<Sql> = LazyLock::new(|| {
+    Sql::new(&format!(
+        "{ctes}
+SELECT (SELECT count(*) FROM changed) AS changed,
+    EXISTS (SELECT 1 FROM messages WHERE session_id = $1 AND provider_message_id = $2) AS known",
+        ctes = status_cas_ctes()
+    ))
+});
+
+/// A status update under the provider-id lock: applied when the message is
+/// known by now, else kept in `pending_statuses`. Also purges a few
+/// pending statuses no message claimed within a week (statuses of messages
+/// sent outside Maveraa, or of a send that was never recorded).
+static APPLY_STATUS_LOCKED_SQL: LazyLock<Sql> = LazyLock::new(|| {
+    Sql::new(&format!(
+        "{ctes}, pending AS (
+    INSERT INTO pending_statuses (session_id, provider_message_id, status, at, error_code, error_message)
+    SELECT $1, $2, $3, $4, $5, $6
+    WHERE NOT EXISTS (SELECT 1 FROM messages WHERE session_id = $1 AND provider_message_id = $2)
+), purged AS (
+    DELETE FROM pending_statuses WHERE id IN (
+        SELECT id FROM pending_statuses WHERE created_at < now() - interval '7 days'
+        ORDER BY created_at LIMIT 100 FOR UPDATE SKIP LOCKED)
+)
+SELECT (SELECT count(*) FROM changed) AS changed,
+    EXISTS (SELECT 1 FROM messages WHERE session_id = $1 AND provider_message_id = $2) AS known",
+        ctes = status_cas_ctes()
+    ))
+});
+
+static LOCK_PROVIDER_ID_SQL: LazyLock<Sql> =
+    LazyLock::new(|| Sql::new(&format!("SELECT {}", provider_id_lock_sql("$1", "$2"))));
+
+fn run_status_sql(
+    conn: &mut PgConnection,
+    sql: &Sql,
+    session: Uuid,
+    u: &StatusUpdate,
+) -> Result<StatusResult, StorageError> {
+    // The error belongs to `failed` only: moving on (a phone that got the
+    // message) clears it.
+    let error = u
+        .error
+        .as_ref()
+        .filter(|_| u.status == MessageStatus::Failed);
+    Ok(sql
+        .query()
+        .bind::<SqlUuid, _>(session)
+        .bind::<Text, _>(&u.provider_message_id)
+        .bind::<Text, _>(u.status.as_str())
+        .bind::<Timestamptz, _>(u.timestamp)
+        .bind::<Nullable<Text>, _>(error.and_then(|e| e.code.as_deref()))
+        .bind::<Nullable<Text>, _>(error.map(|e| e.message.as_str()))
+        .bind::<Integer, _>(i32::from(u.status.rank()))
+        .get_result(conn)?)
+}
+
+/// Applies a provider's status update to the session's message with its
+/// provider id, or keeps it for a send not recorded yet; whether a message
+/// changed (see `MessageRepository::apply_status`).
+pub(crate) fn apply_status(
+    conn: &mut PgConnection,
+    session: Uuid,
+    update: &StatusUpdate,
+) -> Result<bool, StorageError> {
+    // Usually the send is recorded long before its statuses come: one
+    // statement, no lock.
+    let result = run_status_sql(conn, &APPLY_STATUS_SQL, session, update)?;
+    if result.known {
+        return Ok(result.changed > 0);
+    }
+    // Unknown provider id: the webhook may have beaten the recording of the
+    // send. Under the lock `Outbox::record` also takes, either the send is
+    // committed (and seen now), or it will find the pending row.
+    conn.transaction::<_, StorageError, _>(|conn| {
+        LOCK_PROVIDER_ID_SQL
+            .query()
+            .bind::<SqlUuid, _>(session)
+            .bind::<Text, _>(&update.provider_message_id)
+            .execute(conn)?;
+        let result = run_status_sql(conn, &APPLY_STATUS_LOCKED_SQL, session, update)?;
+        Ok(result.changed > 0)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranks_in_sql_follow_the_domain() {
+        let sql = rank_sql("status");
+        assert!(sql.contains("WHEN 'read' THEN 4"), "{sql}");
+        assert!(sql.contains("WHEN 'failed' THEN 2"), "{sql}");
+        assert!(sql.ends_with("ELSE 32767 END)"));
+    }
+}

@@ -1,0 +1,432 @@
+//! The outbox against a real PostgreSQL, one database per test: claims,
+//! leases and the outcomes recorded for them.
+
+mod common;
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use chrono::TimeDelta;
+use maveraa_domain::MessageId;
+use maveraa_domain::messaging::{
+    Message, MessageError, MessageStatus, ProviderSettings, Session, StatusChange,
+};
+use maveraa_domain::ports::{DispatchOutcome, Outbox, OutboxJob};
+use maveraa_storage::testing::{Fixture, fixture, new_session, now, outbound, session, workspace};
+
+use common::{
+    LEASE, cloud_settings, enqueue, first, get, record, status, statuses, wait_for_lease_end,
+};
+
+#[tokio::test]
+async fn two_concurrent_claimers_share_the_due_entries_without_overlap() {
+    let f = fixture();
+    let ws = workspace(&f, "Acme").await;
+    let s = session(&f, ws, "s1").await;
+    let mut all = HashSet::new();
+    for i in 0..200 {
+        let m = outbound(&s, "6281234567890", &format!("m{i}"));
+        enqueue(&f, &m).await;
+        all.insert(m.id);
+    }
+    let claimer = |worker: &'static str| {
+        let store = f.store.clone();
+        tokio::spawn(async move {
+            let mut mine = Vec::new();
+            loop {
+                let jobs = store.claim(worker, 7, LEASE).await.expect("claim");
+                if jobs.is_empty() {
+                    return mine;
+                }
+                for j in jobs {
+                    assert_eq!(j.attempt, 1);
+                    mine.push(j.message.id);
+                }
+            }
+        })
+    };
+    let (a, b) = (claimer("a"), claimer("b"));
+    let (a, b) = (a.await.expect("a"), b.await.expect("b"));
+    let a_set: HashSet<_> = a.iter().copied().collect();
+    let b_set: HashSet<_> = b.iter().copied().collect();
+    assert_eq!(a_set.len(), a.len(), "no entry twice to one claimer");
+    assert!(a_set.is_disjoint(&b_set), "no entry to both");
+    assert_eq!(&a_set | &b_set, all, "every entry to one");
+    assert_eq!(
+        f.count("SELECT count(*) AS n FROM outbox WHERE locked_by = 'a'"),
+        i64::try_from(a.len()).expect("len")
+    );
+}
+
+#[tokio::test]
+async fn a_claimed_entry_comes_back_only_when_its_lease_ends() {
+    let f = fixture();
+    let ws = workspace(&f, "Acme").await;
+    let s = Session {
+        provider: cloud_settings(),
+        ..new_session(ws, "cloud", ProviderSettings::Simulator)
+    };
+    f.sessions().insert(&s).await.expect("session");
+    let m = outbound(&s, "6281234567890", "hello");
+    enqueue(&f, &m).await;
+
+    let jobs = f
+        .outbox()
+        .claim("a", 10, Duration::from_secs(2))
+        .await
+        .expect("claim");
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(
+        jobs[0].message,
+        Message {
+            history: Vec::new(),
+            ..m.clone()
+        }
+    );
+    assert_eq!(jobs[0].session, s, "with its session and settings");
+    assert_eq!(jobs[0].attempt, 1);
+    assert!(
+        f.outbox()
+            .claim("b", 10, LEASE)
+            .await
+            .expect("claim")
+            .is_empty(),
+        "held by a's lease"
+    );
+
+    wait_for_lease_end(&f, &m).await;
+    let again = f.outbox().claim("b", 10, LEASE).await.expect("claim");
+    assert_eq!(again.len(), 1, "a died: the entry is due again");
+    assert_eq!((again[0].message.id, again[0].attempt), (m.id, 2));
+}
+
+/// A queued message claimed by dispatcher "a" with a short lease that runs
+/// out, then claimed again by "b": the session, the message, a's claim and
+/// b's.
+async fn claimed_twice(f: &Fixture) -> (Session, Message, OutboxJob, OutboxJob) {
+    let ws = workspace(f, "Acme").await;
+    let s = session(f, ws, "s1").await;
+    let m = outbound(&s, "6281234567890", "hello");
+    enqueue(f, &m).await;
+    let mut slow = f
+        .outbox()
+        .claim("a", 10, Duration::from_millis(200))
+        .await
+        .expect("claim");
+    wait_for_lease_end(f, &m).await;
+    let mut taken_over = f.outbox().claim("b", 10, LEASE).await.expect("claim");
+    assert_eq!(taken_over.len(), 1, "a's lease ran out: b claims it");
+    assert_eq!(taken_over[0].attempt, 2);
+    let (a, b) = (slow.remove(0), taken_over.remove(0));
+    (s, m, a, b)
+}
+
+#[tokio::test]
+async fn a_late_outcome_of_an_expired_claim_leaves_the_new_claim_alone() {
+    let f = fixture();
+    let (_, m, slow, taken_over) = claimed_twice(&f).await;
+
+    // a's send finally fails: neither its retry nor its failure may undo
+    // b's claim (a retry would let a third dispatcher send it too).
+    let late = slow.claim();
+    record(
+        &f,
+        late,
+        DispatchOutcome::Retry {
+            at: now(),
+            error: "timeout".into(),
+        },
+        now(),
+    )
+    .await;
+    record(
+        &f,
+        late,
+        DispatchOutcome::Failed(MessageError {
+            code: None,
+            message: "late".into(),
+        }),
+        now(),
+    )
+    .await;
+    assert_eq!(
+        f.count("SELECT count(*) AS n FROM outbox WHERE locked_by = 'b' AND locked_until > now()"),
+        1,
+        "still b's"
+    );
+    assert!(
+        f.outbox()
+            .claim("c", 10, LEASE)
+            .await
+            .expect("claim")
+            .is_empty()
+    );
+    assert_eq!(get(&f, &m).await.status, MessageStatus::Queued);
+
+    // b's outcome decides.
+    record(
+        &f,
+        taken_over.claim(),
+        DispatchOutcome::Sent {
+            provider_message_id: "wamid.b".into(),
+        },
+        now(),
+    )
+    .await;
+    let stored = get(&f, &m).await;
+    assert_eq!(
+        (stored.status, stored.provider_message_id.as_deref()),
+        (MessageStatus::Sent, Some("wamid.b"))
+    );
+    assert_eq!(f.count("SELECT count(*) AS n FROM outbox"), 0);
+}
+
+#[tokio::test]
+async fn a_late_sent_counts_after_a_newer_claim_failed_the_message() {
+    let f = fixture();
+    let (s, m, slow, taken_over) = claimed_twice(&f).await;
+    // b's attempt is refused (say the provider took a's copy and refuses
+    // the second) and fails the message.
+    record(
+        &f,
+        taken_over.claim(),
+        DispatchOutcome::Failed(MessageError {
+            code: Some("131000".into()),
+            message: "refused".into(),
+        }),
+        now(),
+    )
+    .await;
+    assert_eq!(get(&f, &m).await.status, MessageStatus::Failed);
+
+    // a's send went through after all: the provider has the message, and
+    // its statuses can only be matched through the provider id.
+    record(
+        &f,
+        slow.claim(),
+        DispatchOutcome::Sent {
+            provider_message_id: "wamid.a".into(),
+        },
+        now(),
+    )
+    .await;
+    let stored = get(&f, &m).await;
+    assert_eq!(
+        (
+            stored.status,
+            stored.provider_message_id.as_deref(),
+            stored.error.as_ref()
+        ),
+        (MessageStatus::Sent, Some("wamid.a"), None)
+    );
+    assert_eq!(
+        statuses(&stored),
+        vec![
+            MessageStatus::Queued,
+            MessageStatus::Failed,
+            MessageStatus::Sent
+        ]
+    );
+    assert!(
+        f.messages()
+            .apply_status(s.id, &status("wamid.a", MessageStatus::Delivered))
+            .await
+            .expect("apply")
+    );
+    assert_eq!(get(&f, &m).await.status, MessageStatus::Delivered);
+
+    // Once sent, a later failure of a claim changes nothing.
+    record(
+        &f,
+        taken_over.claim(),
+        DispatchOutcome::Failed(MessageError {
+            code: None,
+            message: "late".into(),
+        }),
+        now(),
+    )
+    .await;
+    assert_eq!(get(&f, &m).await.status, MessageStatus::Delivered);
+}
+
+#[tokio::test]
+async fn a_retry_waits_by_the_database_clock_whatever_the_servers_clock_says() {
+    let f = fixture();
+    let ws = workspace(&f, "Acme").await;
+    let s = session(&f, ws, "s1").await;
+    let m = outbound(&s, "6281234567890", "hello");
+    enqueue(&f, &m).await;
+    assert_eq!(
+        f.outbox().claim("a", 10, LEASE).await.expect("claim").len(),
+        1
+    );
+    // This server's clock runs two days ahead of the database's, and its
+    // backoff says 30 s.
+    let server_now = now() + TimeDelta::days(2);
+    record(
+        &f,
+        first(&m),
+        DispatchOutcome::Retry {
+            at: server_now + TimeDelta::seconds(30),
+            error: "HTTP 503".into(),
+        },
+        server_now,
+    )
+    .await;
+    assert_eq!(
+        f.count(
+            "SELECT count(*) AS n FROM outbox WHERE next_attempt_at \
+             BETWEEN now() + interval '25 seconds' AND now() + interval '30 seconds'"
+        ),
+        1,
+        "30 s from now by the database's clock"
+    );
+}
+
+#[tokio::test]
+async fn an_entry_this_version_cannot_read_does_not_hold_up_the_others() {
+    let f = fixture();
+    let ws = workspace(&f, "Acme").await;
+    let s = session(&f, ws, "s1").await;
+    let good = outbound(&s, "6281234567890", "good");
+    let odd = outbound(&s, "6281234567891", "odd");
+    enqueue(&f, &good).await;
+    enqueue(&f, &odd).await;
+    // A status a newer version might write.
+    f.sql(&format!(
+        "UPDATE messages SET status = 'scheduled' WHERE id = '{}'",
+        odd.id
+    ));
+    let jobs = f.outbox().claim("a", 10, LEASE).await.expect("claim");
+    let ids: Vec<MessageId> = jobs.iter().map(|j| j.message.id).collect();
+    assert_eq!(ids, vec![good.id], "the readable entry is handed out");
+    assert_eq!(
+        f.count(&format!(
+            "SELECT count(*) AS n FROM outbox WHERE message_id = '{}' \
+             AND locked_by = 'a' AND locked_until > now()",
+            odd.id
+        )),
+        1,
+        "the other stays claimed until its lease ends"
+    );
+}
+
+#[tokio::test]
+async fn a_retried_entry_waits_for_its_time() {
+    let f = fixture();
+    let ws = workspace(&f, "Acme").await;
+    let s = session(&f, ws, "s1").await;
+    let m = outbound(&s, "6281234567890", "hello");
+    enqueue(&f, &m).await;
+    assert_eq!(
+        f.outbox().claim("a", 10, LEASE).await.expect("claim").len(),
+        1
+    );
+    record(
+        &f,
+        first(&m),
+        DispatchOutcome::Retry {
+            at: now() + TimeDelta::hours(1),
+            error: "HTTP 503".into(),
+        },
+        now(),
+    )
+    .await;
+    assert!(
+        f.outbox()
+            .claim("a", 10, LEASE)
+            .await
+            .expect("claim")
+            .is_empty()
+    );
+    assert_eq!(
+        f.count(
+            "SELECT count(*) AS n FROM outbox WHERE last_error = 'HTTP 503' \
+             AND locked_by IS NULL AND locked_until IS NULL AND next_attempt_at > now()"
+        ),
+        1
+    );
+    assert_eq!(get(&f, &m).await.status, MessageStatus::Queued);
+
+    f.sql("UPDATE outbox SET next_attempt_at = now() - interval '1 second'");
+    let jobs = f.outbox().claim("a", 10, LEASE).await.expect("claim");
+    assert_eq!((jobs.len(), jobs[0].attempt), (1, 2));
+}
+
+#[tokio::test]
+async fn a_failed_outcome_fails_the_message_and_ends_the_entry() {
+    let f = fixture();
+    let ws = workspace(&f, "Acme").await;
+    let s = session(&f, ws, "s1").await;
+    let failing = outbound(&s, "6281234567890", "hello");
+    let retried = outbound(&s, "6281234567890", "again");
+    let sent = outbound(&s, "6281234567890", "ok");
+    for m in [&failing, &retried, &sent] {
+        enqueue(&f, m).await;
+    }
+    assert_eq!(
+        f.outbox().claim("a", 10, LEASE).await.expect("claim").len(),
+        3
+    );
+    let error = MessageError {
+        code: Some("131030".into()),
+        message: "Recipient not in allowed list".into(),
+    };
+    // Mixed outcomes in one call: one transaction.
+    f.outbox()
+        .record(
+            &[
+                (first(&failing), DispatchOutcome::Failed(error.clone())),
+                (
+                    first(&retried),
+                    DispatchOutcome::Retry {
+                        at: now() + TimeDelta::minutes(5),
+                        error: "timeout".into(),
+                    },
+                ),
+                (
+                    first(&sent),
+                    DispatchOutcome::Sent {
+                        provider_message_id: "wamid.ok".into(),
+                    },
+                ),
+            ],
+            now(),
+        )
+        .await
+        .expect("record");
+    let stored = get(&f, &failing).await;
+    assert_eq!(
+        (stored.status, stored.error.clone()),
+        (MessageStatus::Failed, Some(error.clone()))
+    );
+    assert_eq!(
+        stored.history.last(),
+        Some(&StatusChange {
+            status: MessageStatus::Failed,
+            at: stored.updated_at,
+            error: Some(error)
+        })
+    );
+    assert_eq!(get(&f, &sent).await.status, MessageStatus::Sent);
+    assert_eq!(get(&f, &retried).await.status, MessageStatus::Queued);
+    assert_eq!(
+        f.count("SELECT count(*) AS n FROM outbox"),
+        1,
+        "only the retry is left"
+    );
+
+    // An outcome for an entry that is gone (another dispatcher recorded it
+    // after this one's lease ran out) changes nothing.
+    record(
+        &f,
+        first(&sent),
+        DispatchOutcome::Failed(MessageError {
+            code: None,
+            message: "late".into(),
+        }),
+        now(),
+    )
+    .await;
+    assert_eq!(get(&f, &sent).await.status, MessageStatus::Sent);
+}
