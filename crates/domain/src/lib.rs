@@ -29,8 +29,16 @@ pub mod messaging;
 pub mod ports;
 pub mod transport;
 pub mod usecases;
-pub mod validation;
+pub mod values;
 pub mod workspace;
+
+/// The value types under their old module name. Paths through it still
+/// resolve, so embedders can move to [`values`] (or the crate root) at
+/// their own pace.
+#[deprecated(note = "renamed to `values`; the types are also at the crate root")]
+pub mod validation {
+    pub use crate::values::*;
+}
 
 pub use api_key::{ApiKey, ApiKeyHash, ApiKeySecret, AuthContext};
 pub use clock::{Clock, SystemClock};
@@ -40,7 +48,7 @@ pub use error::{
     SessionError, WorkspaceError,
 };
 pub use ids::{ApiKeyId, ContactId, IdParseError, MessageId, SessionId, WorkspaceId};
-pub use validation::{
+pub use values::{
     ContactName, JID_SUFFIX, Label, Labels, PhoneNumber, ValidationError, WorkspaceName,
 };
 pub use workspace::Workspace;

@@ -14,7 +14,7 @@ use crate::contact::{Contact, ContactPage, ContactQuery};
 use crate::error::RepositoryError;
 use crate::ids::{ApiKeyId, ContactId, MessageId, SessionId, WorkspaceId};
 use crate::messaging::{
-    Conversation, ConversationQuery, IdempotencyKey, InboundMessage, Message, MessageError,
+    Conversation, ConversationQuery, DeliveryError, IdempotencyKey, InboundMessage, Message,
     ProviderEvent, Session, SessionName, SessionStatus, StatusUpdate, WaId,
 };
 use crate::transport::{TransportError, WhatsAppTransport};
@@ -432,7 +432,7 @@ pub enum DispatchOutcome {
         error: String,
     },
     /// Give up: `failed`, entry removed.
-    Failed(MessageError),
+    Failed(DeliveryError),
 }
 
 /// The outbox: durable queue of messages to send.

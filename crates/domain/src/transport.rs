@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::validation::PhoneNumber;
+use crate::values::PhoneNumber;
 
 /// The kinds of media a message can carry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -14,7 +14,7 @@ use chrono::Utc;
 use maveraa_auth::ApiKeyHasher;
 use maveraa_domain::api_key::{ApiKey, ApiKeyHash};
 use maveraa_domain::messaging::{
-    CloudApiSettings, InboundMessage, Message, MessageContent, MessageError, MessageStatus,
+    CloudApiSettings, DeliveryError, InboundMessage, Message, MessageContent, MessageStatus,
     ProviderEvent, ProviderSettings, SecretString, Session, SessionName, SessionStatus, WaId,
 };
 use maveraa_domain::ports::{
@@ -814,7 +814,7 @@ async fn a_message_read_back_keeps_its_history_and_errors() {
     let w = world().await;
     let now = Utc::now();
     let id = MessageId::new();
-    let failure = MessageError {
+    let failure = DeliveryError {
         code: Some("131026".into()),
         message: "undeliverable".into(),
     };

@@ -14,7 +14,7 @@ use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use crate::ApiState;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, Authenticated};
-use crate::jsonw;
+use crate::json_writer;
 use crate::query;
 
 /// Appends a contact as the reference shows it on the wire:
@@ -30,17 +30,17 @@ fn write_contact(out: &mut Vec<u8>, c: &Contact) {
             .as_bytes(),
     );
     out.extend_from_slice(b"\",");
-    jsonw::key(out, "name");
-    jsonw::string(out, c.name.as_str());
+    json_writer::key(out, "name");
+    json_writer::string(out, c.name.as_str());
     out.push(b',');
-    jsonw::key(out, "phone");
-    jsonw::string(out, c.phone.as_str());
+    json_writer::key(out, "phone");
+    json_writer::string(out, c.phone.as_str());
     out.push(b',');
-    jsonw::key(out, "labels");
-    jsonw::array(out, c.labels.iter(), jsonw::string);
+    json_writer::key(out, "labels");
+    json_writer::array(out, c.labels.iter(), json_writer::string);
     out.push(b',');
-    jsonw::key(out, "createdAt");
-    jsonw::string(out, crate::timefmt::Rfc3339::secs(&c.created_at).as_str());
+    json_writer::key(out, "createdAt");
+    json_writer::string(out, crate::timefmt::Rfc3339::secs(&c.created_at).as_str());
     out.push(b'}');
 }
 
@@ -48,7 +48,7 @@ fn write_contact(out: &mut Vec<u8>, c: &Contact) {
 fn contact_response(response: HttpResponseBuilder, c: &Contact) -> HttpResponse {
     let mut body = Vec::with_capacity(CONTACT_JSON_BYTES);
     write_contact(&mut body, c);
-    jsonw::response(response, body)
+    json_writer::response(response, body)
 }
 
 /// About the size of one contact's JSON, to size bodies up front.
@@ -235,14 +235,14 @@ pub async fn list(
     // a 10,000-contact body at once.
     let mut body = Vec::with_capacity(64 + page.contacts.len() * CONTACT_JSON_BYTES);
     body.extend_from_slice(b"{");
-    jsonw::key(&mut body, "total");
-    jsonw::uint(&mut body, page.total);
+    json_writer::key(&mut body, "total");
+    json_writer::uint(&mut body, page.total);
     body.push(b',');
-    jsonw::key(&mut body, "contacts");
-    jsonw::array(&mut body, &page.contacts, write_contact);
+    json_writer::key(&mut body, "contacts");
+    json_writer::array(&mut body, &page.contacts, write_contact);
     body.push(b'}');
     drop(page);
-    Ok(jsonw::response(HttpResponse::Ok(), body))
+    Ok(json_writer::response(HttpResponse::Ok(), body))
 }
 
 /// `POST /api/public/contacts`

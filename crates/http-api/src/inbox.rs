@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::error::ApiError;
 use crate::extract::Authenticated;
 use crate::messages::MessageBody;
-use crate::{ApiState, jsonw, path_param, query, timefmt};
+use crate::{ApiState, json_writer, path_param, query, timefmt};
 
 /// The query parameters of the inbox endpoints: `sessionId`, `limit`
 /// (default 50, 1 to 500) and `before` (an RFC 3339 timestamp; the next
@@ -75,29 +75,29 @@ fn remote(req: &HttpRequest) -> Result<WaId, ApiError> {
 /// "timestamp", "sessionId"}`.
 fn write_conversation(out: &mut Vec<u8>, c: &Conversation) {
     out.push(b'{');
-    jsonw::key(out, "remoteJid");
+    json_writer::key(out, "remoteJid");
     // Digits and a fixed suffix: nothing to escape.
     out.push(b'"');
     out.extend_from_slice(c.remote.as_str().as_bytes());
     out.extend_from_slice(JID_SUFFIX.as_bytes());
     out.extend_from_slice(b"\",");
-    jsonw::key(out, "pushName");
+    json_writer::key(out, "pushName");
     match &c.push_name {
-        Some(name) => jsonw::string(out, name),
+        Some(name) => json_writer::string(out, name),
         None => out.extend_from_slice(b"null"),
     }
     out.push(b',');
-    jsonw::key(out, "lastMessage");
-    jsonw::string(out, &c.last_message);
+    json_writer::key(out, "lastMessage");
+    json_writer::string(out, &c.last_message);
     out.push(b',');
-    jsonw::key(out, "unreadCount");
-    jsonw::uint(out, u64::from(c.unread_count));
+    json_writer::key(out, "unreadCount");
+    json_writer::uint(out, u64::from(c.unread_count));
     out.push(b',');
-    jsonw::key(out, "timestamp");
-    jsonw::string(out, timefmt::Rfc3339::micros(&c.last_message_at).as_str());
+    json_writer::key(out, "timestamp");
+    json_writer::string(out, timefmt::Rfc3339::micros(&c.last_message_at).as_str());
     out.push(b',');
-    jsonw::key(out, "sessionId");
-    jsonw::string(out, c.session_name.as_str());
+    json_writer::key(out, "sessionId");
+    json_writer::string(out, c.session_name.as_str());
     out.push(b'}');
 }
 
@@ -130,10 +130,10 @@ pub async fn conversations(
         .await?;
     let mut body = Vec::with_capacity(32 + list.len() * 192);
     body.extend_from_slice(b"{");
-    jsonw::key(&mut body, "conversations");
-    jsonw::array(&mut body, &list, write_conversation);
+    json_writer::key(&mut body, "conversations");
+    json_writer::array(&mut body, &list, write_conversation);
     body.push(b'}');
-    Ok(jsonw::response(HttpResponse::Ok(), body))
+    Ok(json_writer::response(HttpResponse::Ok(), body))
 }
 
 /// `GET /api/public/inbox/conversations/{remoteJid}/messages?sessionId=`,

@@ -17,7 +17,7 @@ pub mod error;
 pub mod extract;
 mod health;
 pub mod inbox;
-mod jsonw;
+mod json_writer;
 pub mod messages;
 mod query;
 mod request_id;

@@ -4,7 +4,7 @@
 use actix_web::http::header::{self, HeaderMap};
 use actix_web::{HttpRequest, HttpResponse, web};
 use maveraa_domain::messaging::{
-    Message, MessageContent, MessageError, SendMessage, SessionName, StatusChange,
+    DeliveryError, Message, MessageContent, SendMessage, SessionName, StatusChange,
 };
 use maveraa_domain::transport::{MediaKind, OutboundContent};
 use maveraa_domain::{MessageId, PhoneNumber, ValidationError};
@@ -254,8 +254,8 @@ struct ErrorBody<'a> {
     message: &'a str,
 }
 
-impl<'a> From<&'a MessageError> for ErrorBody<'a> {
-    fn from(e: &'a MessageError) -> Self {
+impl<'a> From<&'a DeliveryError> for ErrorBody<'a> {
+    fn from(e: &'a DeliveryError) -> Self {
         Self {
             code: e.code.as_deref(),
             message: &e.message,

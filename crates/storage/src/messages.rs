@@ -16,9 +16,9 @@ use diesel::sql_types::{
     BigInt, Bool, Integer, Jsonb, Nullable, Text, Timestamptz, Uuid as SqlUuid,
 };
 use maveraa_domain::messaging::{
-    Conversation, ConversationQuery, Direction, IdempotencyKey, InboundMessage, MediaInfo, Message,
-    MessageContent, MessageError, MessageStatus, Session, SessionName, StatusChange, StatusUpdate,
-    WaId,
+    Conversation, ConversationQuery, DeliveryError, Direction, IdempotencyKey, InboundMessage,
+    MediaInfo, Message, MessageContent, MessageStatus, Session, SessionName, StatusChange,
+    StatusUpdate, WaId,
 };
 use maveraa_domain::ports::{EnqueueOutcome, MessageRepository};
 use maveraa_domain::transport::MediaKind;
@@ -171,10 +171,10 @@ impl TryFrom<MessageRow> for Message {
 }
 
 /// The error stored as `error_code` and `error_message`, if any.
-fn message_error(code: Option<String>, message: Option<String>) -> Option<MessageError> {
+fn message_error(code: Option<String>, message: Option<String>) -> Option<DeliveryError> {
     match (code, message) {
         (None, None) => None,
-        (code, message) => Some(MessageError {
+        (code, message) => Some(DeliveryError {
             code,
             message: message.unwrap_or_default(),
         }),

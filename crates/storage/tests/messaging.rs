@@ -11,8 +11,8 @@ use chrono::{DateTime, SubsecRound, TimeDelta, Utc};
 use diesel::RunQueryDsl;
 use diesel::sql_types::BigInt;
 use maveraa_domain::messaging::{
-    CloudApiSettings, Conversation, ConversationQuery, Direction, IdempotencyKey, InboundMessage,
-    MediaInfo, Message, MessageContent, MessageError, MessageStatus, ProviderEvent,
+    CloudApiSettings, Conversation, ConversationQuery, DeliveryError, Direction, IdempotencyKey,
+    InboundMessage, MediaInfo, Message, MessageContent, MessageStatus, ProviderEvent,
     ProviderSettings, SecretString, SendMessage, Session, SessionName, SessionStatus, StatusChange,
     StatusUpdate, WaId,
 };
@@ -1113,7 +1113,7 @@ async fn a_failed_status_carries_its_error_and_a_delivery_clears_it() {
     let s = session(&f, ws, "s1").await;
     let m = outbound(&s, "6281234567890", "hello");
     send(&f, &m, "wamid.f").await;
-    let error = MessageError {
+    let error = DeliveryError {
         code: Some("131026".into()),
         message: "Message undeliverable".into(),
     };
@@ -1405,7 +1405,7 @@ async fn a_late_outcome_of_an_expired_claim_leaves_the_new_claim_alone() {
     record(
         &f,
         late,
-        DispatchOutcome::Failed(MessageError {
+        DispatchOutcome::Failed(DeliveryError {
             code: None,
             message: "late".into(),
         }),
@@ -1453,7 +1453,7 @@ async fn a_late_sent_counts_after_a_newer_claim_failed_the_message() {
     record(
         &f,
         taken_over.claim(),
-        DispatchOutcome::Failed(MessageError {
+        DispatchOutcome::Failed(DeliveryError {
             code: Some("131000".into()),
             message: "refused".into(),
         }),
@@ -1502,7 +1502,7 @@ async fn a_late_sent_counts_after_a_newer_claim_failed_the_message() {
     record(
         &f,
         taken_over.claim(),
-        DispatchOutcome::Failed(MessageError {
+        DispatchOutcome::Failed(DeliveryError {
             code: None,
             message: "late".into(),
         }),
@@ -1753,7 +1753,7 @@ async fn a_failed_outcome_fails_the_message_and_ends_the_entry() {
         f.outbox().claim("a", 10, LEASE).await.expect("claim").len(),
         3
     );
-    let error = MessageError {
+    let error = DeliveryError {
         code: Some("131030".into()),
         message: "Recipient not in allowed list".into(),
     };
@@ -1806,7 +1806,7 @@ async fn a_failed_outcome_fails_the_message_and_ends_the_entry() {
     record(
         &f,
         first(&sent),
-        DispatchOutcome::Failed(MessageError {
+        DispatchOutcome::Failed(DeliveryError {
             code: None,
             message: "late".into(),
         }),

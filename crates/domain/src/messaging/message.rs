@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use crate::ids::{MessageId, SessionId, WorkspaceId};
 use crate::messaging::SessionName;
 use crate::transport::{MediaKind, OutboundContent};
-use crate::validation::{JID_SUFFIX, PhoneNumber, ValidationError};
+use crate::values::{JID_SUFFIX, PhoneNumber, ValidationError};
 
 /// A WhatsApp user id: the digits of a number, as providers report them.
 /// Looser than [`PhoneNumber`] on purpose: an inbound message from a number
@@ -264,9 +264,12 @@ impl From<&OutboundContent> for MessageContent {
     }
 }
 
-/// Why a message failed, as the provider said it.
+/// Why delivering a message failed: the provider's code and words, or the
+/// dispatcher's reason when the message could not be handed over at all.
+/// Data on a message (its `error`, a step of its history), unlike
+/// [`crate::MessagingError`], which is what a messaging use case fails with.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MessageError {
+pub struct DeliveryError {
     /// The provider's code, when it gave one.
     pub code: Option<String>,
     /// The explanation.
@@ -281,7 +284,7 @@ pub struct StatusChange {
     /// When.
     pub at: DateTime<Utc>,
     /// The error, for `failed` (and for a retried attempt's note).
-    pub error: Option<MessageError>,
+    pub error: Option<DeliveryError>,
 }
 
 /// A stored message, either direction.
@@ -306,7 +309,7 @@ pub struct Message {
     /// The provider's id for it, once known.
     pub provider_message_id: Option<String>,
     /// Why it failed, for `failed`.
-    pub error: Option<MessageError>,
+    pub error: Option<DeliveryError>,
     /// Inbound: when the contact sent it, by the provider's clock (whole
     /// seconds). `None` for outbound messages.
     pub provider_timestamp: Option<DateTime<Utc>>,
@@ -443,7 +446,7 @@ pub struct StatusUpdate {
     /// When it happened.
     pub timestamp: DateTime<Utc>,
     /// The error, for `failed`.
-    pub error: Option<MessageError>,
+    pub error: Option<DeliveryError>,
 }
 
 /// Something a provider reports.

@@ -6,12 +6,12 @@ use chrono::{DateTime, Utc};
 use crate::clock::Clock;
 use crate::error::RepositoryError;
 use crate::messaging::SessionStatus;
-use crate::messaging::{Message, MessageError, strip_nul};
+use crate::messaging::{DeliveryError, Message, strip_nul};
 use crate::ports::{
     Claim, DispatchOutcome, Outbox, OutboxJob, SessionRepository, TransportFactory,
 };
 use crate::transport::{MediaKind, OutboundContent, OutboundMessage, TransportError};
-use crate::validation::PhoneNumber;
+use crate::values::PhoneNumber;
 
 /// How failed attempts are retried: exponential backoff with jitter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,13 +121,13 @@ fn jitter(job: &OutboxJob) -> f64 {
 }
 
 /// Rebuilds what to send from a stored message.
-fn outbound(message: &Message) -> Result<OutboundMessage, MessageError> {
+fn outbound(message: &Message) -> Result<OutboundMessage, DeliveryError> {
     use crate::messaging::MessageContent;
     let content = match &message.content {
         MessageContent::Text { body } => OutboundContent::Text { body: body.clone() },
         MessageContent::Media(m) => OutboundContent::Media {
             kind: m.kind,
-            url: m.url.clone().ok_or_else(|| MessageError {
+            url: m.url.clone().ok_or_else(|| DeliveryError {
                 code: None,
                 message: "stored media has no URL".into(),
             })?,
@@ -138,7 +138,7 @@ fn outbound(message: &Message) -> Result<OutboundMessage, MessageError> {
                 .filter(|_| m.kind == MediaKind::Document),
         },
         MessageContent::Other { kind, .. } => {
-            return Err(MessageError {
+            return Err(DeliveryError {
                 code: None,
                 message: format!("cannot send a message of type {kind}"),
             });
@@ -323,7 +323,7 @@ impl Dispatcher {
                 provider_message_id,
             },
             Err(TransportError::Permanent { code, message }) => {
-                DispatchOutcome::Failed(MessageError { code, message })
+                DispatchOutcome::Failed(DeliveryError { code, message })
             }
             Err(TransportError::Unreachable { reason }) => self.retry(job, reason, None, now),
             Err(TransportError::Retryable {
@@ -343,7 +343,7 @@ impl Dispatcher {
         now: DateTime<Utc>,
     ) -> DispatchOutcome {
         if job.attempt >= self.settings.retry.max_attempts {
-            return DispatchOutcome::Failed(MessageError {
+            return DispatchOutcome::Failed(DeliveryError {
                 code: None,
                 message: format!("gave up after {} attempts: {reason}", job.attempt),
             });

@@ -1,5 +1,6 @@
-//! Validated value types. Holding one means it is valid: the fields are
-//! private and the only way in is a `parse` that checks.
+//! Value types. Holding one means it is valid: the fields are private and
+//! the only way in is a `parse` that checks (or, for values read back from
+//! storage, a `from_trusted` that does not check again).
 
 use std::fmt;
 
