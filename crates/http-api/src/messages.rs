@@ -4,7 +4,8 @@
 use actix_web::http::header::{self, HeaderMap};
 use actix_web::{HttpRequest, HttpResponse, web};
 use maveraa_domain::messaging::{
-    DeliveryError, Message, MessageContent, SendMessage, SessionName, StatusChange,
+    Caption, DeliveryError, FileName, MediaUrl, Message, MessageContent, MessageText,
+    OutboundMedia, SendMessage, SessionName, StatusChange,
 };
 use maveraa_domain::transport::{MediaKind, OutboundContent};
 use maveraa_domain::{MessageId, PhoneNumber, ValidationError};
@@ -20,10 +21,6 @@ pub const IDEMPOTENCY_KEY_HEADER: &str = "Idempotency-Key";
 pub const IDEMPOTENT_REPLAYED_HEADER: &str = "Idempotent-Replayed";
 /// Longest idempotency key accepted, in bytes.
 pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
-/// Longest media URL accepted, in characters.
-pub const MAX_URL_CHARS: usize = 2048;
-/// Longest document file name accepted, in characters.
-pub const MAX_FILE_NAME_CHARS: usize = 255;
 
 /// `POST /api/public/inbox/send` body. Fields are optional here so that a
 /// missing one is reported by name, not as a parse failure.
@@ -53,27 +50,6 @@ pub struct MediaRequest {
     pub file_name: Option<String>,
 }
 
-/// Checks free text: at most `max` characters, and no control characters
-/// but line breaks and tabs (PostgreSQL cannot even store NUL).
-pub(crate) fn check_text(field: &str, text: &str, max: usize) -> Result<(), ValidationError> {
-    if text.chars().count() > max {
-        return Err(ValidationError::new(
-            field,
-            format!("must be at most {max} characters"),
-        ));
-    }
-    if text
-        .chars()
-        .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
-    {
-        return Err(ValidationError::new(
-            field,
-            "must not contain control characters other than line breaks and tabs",
-        ));
-    }
-    Ok(())
-}
-
 impl MediaRequest {
     fn kind(&self) -> Result<MediaKind, ValidationError> {
         let kind = self.kind.as_deref().map(str::trim).unwrap_or_default();
@@ -87,71 +63,11 @@ impl MediaRequest {
             )
         })
     }
-
-    fn url(&self) -> Result<String, ValidationError> {
-        const FIELD: &str = "media.url";
-        let input = self.url.as_deref().map(str::trim).unwrap_or_default();
-        if input.is_empty() {
-            return Err(ValidationError::new(FIELD, "is required"));
-        }
-        let too_long =
-            || ValidationError::new(FIELD, format!("must be at most {MAX_URL_CHARS} characters"));
-        if input.chars().count() > MAX_URL_CHARS {
-            return Err(too_long());
-        }
-        let invalid = || {
-            ValidationError::new(
-                FIELD,
-                "must be an absolute http or https URL with a host, e.g. https://example.com/photo.jpg",
-            )
-        };
-        // The URL parser forgives `https:host`, `https:///host` and `\`
-        // for `/`, and drops tabs and line breaks; a link the provider is
-        // to fetch should be written out as the caller means it.
-        let authority = ["http://", "https://"].iter().find_map(|p| {
-            input
-                .get(..p.len())
-                .filter(|s| s.eq_ignore_ascii_case(p))
-                .and_then(|_| input.get(p.len()..))
-        });
-        if authority.is_none_or(|a| a.is_empty() || a.starts_with('/'))
-            || input
-                .chars()
-                .any(|c| c == '\\' || c.is_whitespace() || c.is_control())
-        {
-            return Err(invalid());
-        }
-        let url = url::Url::parse(input).map_err(|_| invalid())?;
-        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
-            return Err(invalid());
-        }
-        // Normalised (punycode host, percent-encoded path), as providers
-        // expect; encoding can lengthen it.
-        let url = String::from(url);
-        if url.chars().count() > MAX_URL_CHARS {
-            return Err(too_long());
-        }
-        Ok(url)
-    }
-
-    fn file_name(&self) -> Result<Option<String>, ValidationError> {
-        let Some(name) = self.file_name.as_deref().map(str::trim) else {
-            return Ok(None);
-        };
-        check_text("media.fileName", name, MAX_FILE_NAME_CHARS)?;
-        if name.contains(['\n', '\r', '\t']) {
-            return Err(ValidationError::new(
-                "media.fileName",
-                "must be on one line",
-            ));
-        }
-        Ok((!name.is_empty()).then(|| name.to_owned()))
-    }
 }
 
 impl SendRequest {
-    /// Validates the body into the domain's request. The text is kept as
-    /// sent (not trimmed), but may not be blank where it is required.
+    /// The domain's request: each field parsed by its value type, which
+    /// holds the rules. The text is kept as sent (not trimmed).
     ///
     /// # Errors
     /// A [`ValidationError`] naming the field at fault: `sessionId`,
@@ -160,46 +76,27 @@ impl SendRequest {
     pub fn try_into_domain(self) -> Result<SendMessage, ValidationError> {
         let session = SessionName::parse("sessionId", self.session_id.as_deref().unwrap_or(""))?;
         let to = PhoneNumber::parse("targetNumber", self.target_number.as_deref().unwrap_or(""))?;
-        let has_text = self
-            .message
-            .as_deref()
-            .is_some_and(|m| !m.trim().is_empty());
-        if let Some(message) = &self.message {
-            check_text("message", message, SendMessage::MAX_TEXT_CHARS)?;
-        }
         let content = match self.media {
-            None => match self.message {
-                Some(body) if has_text => OutboundContent::Text { body },
-                Some(_) => {
-                    return Err(ValidationError::new(
-                        "message",
-                        "must not be empty without media",
-                    ));
+            None => {
+                let text = self
+                    .message
+                    .ok_or_else(|| ValidationError::new("message", "is required"))?;
+                OutboundContent::Text {
+                    body: MessageText::parse_without_media("message", &text)?,
                 }
-                None => return Err(ValidationError::new("message", "is required")),
-            },
+            }
+            // With media, `message` is the caption: absent is empty.
             Some(media) => {
                 let kind = media.kind()?;
-                let url = media.url()?;
-                if has_text && !kind.allows_caption() {
-                    return Err(ValidationError::new(
-                        "message",
-                        format!(
-                            "must be empty with {kind} media: WhatsApp shows no caption with it"
-                        ),
-                    ));
-                }
-                OutboundContent::Media {
+                let url = MediaUrl::parse("media.url", media.url.as_deref().unwrap_or(""))?;
+                let caption =
+                    Caption::parse("message", kind, self.message.as_deref().unwrap_or(""))?;
+                let file_name = FileName::parse(
+                    "media.fileName",
                     kind,
-                    url,
-                    // Blank or absent: no caption.
-                    caption: self.message.filter(|_| has_text),
-                    file_name: if kind.allows_file_name() {
-                        media.file_name()?
-                    } else {
-                        None
-                    },
-                }
+                    media.file_name.as_deref().unwrap_or(""),
+                )?;
+                OutboundContent::Media(OutboundMedia::new(kind, url, caption, file_name))
             }
         };
         Ok(SendMessage {
@@ -438,6 +335,25 @@ mod tests {
         })
     }
 
+    fn text(body: &str) -> OutboundContent {
+        OutboundContent::Text {
+            body: MessageText::parse("message", body).expect("valid text"),
+        }
+    }
+
+    /// Kind, URL, caption and file name of media content.
+    fn media_parts(c: &OutboundContent) -> (MediaKind, &str, Option<&str>, Option<&str>) {
+        let OutboundContent::Media(m) = c else {
+            panic!("media expected, got {c:?}");
+        };
+        (
+            m.kind(),
+            m.url().as_str(),
+            m.caption().map(Caption::as_str),
+            m.file_name().map(FileName::as_str),
+        )
+    }
+
     fn field_of(r: SendRequest) -> String {
         r.try_into_domain()
             .map_or_else(|e| e.field, |ok| format!("accepted: {ok:?}"))
@@ -454,12 +370,7 @@ mod tests {
         .expect("valid");
         assert_eq!(m.session.as_str(), "session-123");
         assert_eq!(m.to.as_str(), "6289876543210");
-        assert_eq!(
-            m.content,
-            OutboundContent::Text {
-                body: "Your OTP code is 4567".into()
-            }
-        );
+        assert_eq!(m.content, text("Your OTP code is 4567"));
     }
 
     #[test]
@@ -484,7 +395,7 @@ mod tests {
 
     #[test]
     fn text_length_and_characters() {
-        let max = "é".repeat(SendMessage::MAX_TEXT_CHARS);
+        let max = "é".repeat(MessageText::MAX_CHARS);
         assert!(
             req("s", "6289876543210", Some(&max))
                 .try_into_domain()
@@ -497,12 +408,7 @@ mod tests {
         let m = req("s", "6289876543210", Some(" line 1\n\tline 2 "))
             .try_into_domain()
             .expect("valid");
-        assert_eq!(
-            m.content,
-            OutboundContent::Text {
-                body: " line 1\n\tline 2 ".into()
-            }
-        );
+        assert_eq!(m.content, text(" line 1\n\tline 2 "));
     }
 
     #[test]
@@ -514,13 +420,13 @@ mod tests {
         .try_into_domain()
         .expect("valid");
         assert_eq!(
-            m.content,
-            OutboundContent::Media {
-                kind: MediaKind::Image,
-                url: "https://example.com/a.jpg".into(),
-                caption: Some("look".into()),
-                file_name: None,
-            }
+            media_parts(&m.content),
+            (
+                MediaKind::Image,
+                "https://example.com/a.jpg",
+                Some("look"),
+                None
+            )
         );
         // With media the message may be empty, or absent.
         for message in [Some(""), Some("  "), None] {
@@ -531,13 +437,13 @@ mod tests {
             .try_into_domain()
             .expect("valid");
             assert_eq!(
-                m.content,
-                OutboundContent::Media {
-                    kind: MediaKind::Document,
-                    url: "https://example.com/a.pdf".into(),
-                    caption: None,
-                    file_name: Some("a.pdf".into()),
-                }
+                media_parts(&m.content),
+                (
+                    MediaKind::Document,
+                    "https://example.com/a.pdf",
+                    None,
+                    Some("a.pdf")
+                )
             );
         }
         // Audio has no caption.
@@ -585,7 +491,7 @@ mod tests {
                 "{url}"
             );
         }
-        let long = format!("https://example.com/{}", "a".repeat(MAX_URL_CHARS));
+        let long = format!("https://example.com/{}", "a".repeat(MediaUrl::MAX_CHARS));
         assert_eq!(field_of(with(media("image", &long, None))), "media.url");
         for url in [
             "http://example.com/a.jpg",
@@ -596,7 +502,7 @@ mod tests {
                 "{url}"
             );
         }
-        let name = "n".repeat(MAX_FILE_NAME_CHARS + 1);
+        let name = "n".repeat(FileName::MAX_CHARS + 1);
         assert_eq!(
             field_of(with(media("document", "https://a.b/c", Some(&name)))),
             "media.fileName"
@@ -629,10 +535,10 @@ mod tests {
         .try_into_domain()
         .expect("valid");
         // ...while a readable address is sent in the form providers fetch.
-        let OutboundContent::Media { url, .. } = m.content else {
-            panic!("media expected");
-        };
-        assert_eq!(url, "https://xn--bcher-kva.example/%C3%A4");
+        assert_eq!(
+            media_parts(&m.content).1,
+            "https://xn--bcher-kva.example/%C3%A4"
+        );
     }
 
     fn headers(values: &[&[u8]]) -> HeaderMap {

@@ -2,13 +2,12 @@
 //! inbound messages for simulator sessions.
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use maveraa_domain::messaging::{ProviderSettings, SendMessage, Session, SessionName, WaId};
+use maveraa_domain::messaging::{MessageText, ProviderSettings, Session, SessionName, WaId};
 use maveraa_domain::{ContactName, PhoneNumber, ValidationError};
 use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
 use crate::extract::{ApiJson, Authenticated};
-use crate::messages::check_text;
 use crate::{ApiState, path_param, wire_time};
 
 /// A session on the wire. Never carries a credential: only the Cloud API's
@@ -79,7 +78,7 @@ pub struct SimulatedInbound {
     /// The sender's profile name, when given and not blank.
     pub push_name: Option<String>,
     /// The text, as sent.
-    pub text: String,
+    pub text: MessageText,
 }
 
 impl SimulateInboundRequest {
@@ -107,10 +106,7 @@ impl SimulateInboundRequest {
         let text = self
             .message
             .ok_or_else(|| ValidationError::new("message", "is required"))?;
-        if text.trim().is_empty() {
-            return Err(ValidationError::new("message", "must not be empty"));
-        }
-        check_text("message", &text, SendMessage::MAX_TEXT_CHARS)?;
+        let text = MessageText::parse("message", &text)?;
         Ok(SimulatedInbound {
             from,
             push_name,
@@ -144,7 +140,7 @@ pub async fn simulate_inbound(
             &session,
             inbound.from,
             inbound.push_name,
-            inbound.text,
+            inbound.text.into_string(),
         )
         .await?;
     Ok(HttpResponse::Accepted().json(SimulatedAccepted {
@@ -179,7 +175,7 @@ mod tests {
         .expect("valid");
         assert_eq!(s.from.as_str(), "6281234567890");
         assert_eq!(s.push_name.as_deref(), Some("John"));
-        assert_eq!(s.text, "Hello!");
+        assert_eq!(s.text.as_str(), "Hello!");
         let s = body(Some("6281234567890"), Some("  "), Some("x"))
             .try_into_domain()
             .expect("valid");
@@ -199,7 +195,7 @@ mod tests {
             field(body(Some("6281234567890"), None, Some(" "))),
             "message"
         );
-        let long = "x".repeat(SendMessage::MAX_TEXT_CHARS + 1);
+        let long = "x".repeat(MessageText::MAX_CHARS + 1);
         assert_eq!(
             field(body(Some("6281234567890"), None, Some(&long))),
             "message"

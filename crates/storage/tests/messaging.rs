@@ -12,7 +12,7 @@ use diesel::RunQueryDsl;
 use diesel::sql_types::BigInt;
 use maveraa_domain::messaging::{
     CloudApiSettings, Conversation, ConversationQuery, DeliveryError, Direction, IdempotencyKey,
-    InboundMessage, MediaInfo, Message, MessageContent, MessageStatus, ProviderEvent,
+    InboundMessage, MediaInfo, Message, MessageContent, MessageStatus, MessageText, ProviderEvent,
     ProviderSettings, SecretString, SendMessage, Session, SessionName, SessionStatus, StatusChange,
     StatusUpdate, WaId,
 };
@@ -785,7 +785,9 @@ async fn sending_follows_a_session_deleted_and_created_again() {
     let send = |text: &str| SendMessage {
         session: name("main"),
         to: PhoneNumber::parse("targetNumber", "6281234567890").expect("phone"),
-        content: OutboundContent::Text { body: text.into() },
+        content: OutboundContent::Text {
+            body: MessageText::parse("message", text).expect("text"),
+        },
     };
     let sent = service.send(ws, send("one"), None).await.expect("send");
     assert_eq!(sent.message.session_id, first.id);

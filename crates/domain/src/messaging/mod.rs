@@ -2,9 +2,11 @@
 //! and the outbox that delivers sent messages exactly once in the normal
 //! case (see [`crate::usecases::Dispatcher`] for the one unavoidable window).
 
+mod content;
 mod message;
 mod session;
 
+pub use content::{Caption, FileName, MediaUrl, MessageText, OutboundMedia};
 pub(crate) use message::strip_nul;
 pub use message::{
     Conversation, ConversationQuery, DeliveryError, Direction, IdempotencyKey, InboundMessage,

@@ -6,12 +6,14 @@ use chrono::{DateTime, Utc};
 use crate::clock::Clock;
 use crate::error::RepositoryError;
 use crate::messaging::SessionStatus;
-use crate::messaging::{DeliveryError, Message, strip_nul};
+use crate::messaging::{
+    Caption, DeliveryError, FileName, MediaUrl, Message, MessageText, OutboundMedia, strip_nul,
+};
 use crate::ports::{
     Claim, DispatchOutcome, Outbox, OutboxJob, SessionRepository, TransportFactory,
 };
-use crate::transport::{MediaKind, OutboundContent, OutboundMessage, TransportError};
-use crate::values::PhoneNumber;
+use crate::transport::{OutboundContent, OutboundMessage, TransportError};
+use crate::values::{PhoneNumber, ValidationError};
 
 /// How failed attempts are retried: exponential backoff with jitter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,23 +122,33 @@ fn jitter(job: &OutboxJob) -> f64 {
     (x >> 11) as f64 / (1u64 << 53) as f64
 }
 
-/// Rebuilds what to send from a stored message.
+/// Rebuilds what to send from a stored message. Its parts are parsed as a
+/// send's are (the value types have no other way in), so a stored message
+/// that breaks the rules fails for good instead of reaching the provider.
 fn outbound(message: &Message) -> Result<OutboundMessage, DeliveryError> {
     use crate::messaging::MessageContent;
+    let unsendable = |e: ValidationError| DeliveryError {
+        code: None,
+        message: format!("the stored message cannot be sent: {e}"),
+    };
     let content = match &message.content {
-        MessageContent::Text { body } => OutboundContent::Text { body: body.clone() },
-        MessageContent::Media(m) => OutboundContent::Media {
-            kind: m.kind,
-            url: m.url.clone().ok_or_else(|| DeliveryError {
+        MessageContent::Text { body } => OutboundContent::Text {
+            body: MessageText::parse("message", body).map_err(unsendable)?,
+        },
+        MessageContent::Media(m) => {
+            let url = m.url.as_deref().ok_or_else(|| DeliveryError {
                 code: None,
                 message: "stored media has no URL".into(),
-            })?,
-            caption: m.caption.clone(),
-            file_name: m
-                .file_name
-                .clone()
-                .filter(|_| m.kind == MediaKind::Document),
-        },
+            })?;
+            let caption = m.caption.as_deref().unwrap_or_default();
+            let file_name = m.file_name.as_deref().unwrap_or_default();
+            OutboundContent::Media(OutboundMedia::new(
+                m.kind,
+                MediaUrl::parse("media.url", url).map_err(unsendable)?,
+                Caption::parse("message", m.kind, caption).map_err(unsendable)?,
+                FileName::parse("media.fileName", m.kind, file_name).map_err(unsendable)?,
+            ))
+        }
         MessageContent::Other { kind, .. } => {
             return Err(DeliveryError {
                 code: None,
