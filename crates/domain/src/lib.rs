@@ -14,7 +14,10 @@
 //!   digits with the country code (`6289876543210`);
 //! - a [`ContactName`] is trimmed, non-empty and at most 200 characters;
 //! - [`Labels`] are trimmed, non-empty, unique (case-insensitively) and in
-//!   the order given, at most 50 of at most 50 characters each.
+//!   the order given, at most 50 of at most 50 characters each;
+//! - a [`messaging::SendMessage`] can be sent: its text or media
+//!   ([`messaging::MessageText`], [`messaging::OutboundMedia`]) was checked
+//!   against WhatsApp's rules when it was parsed.
 
 // Embedders read this crate through its docs: an undocumented public item
 // fails the build.

@@ -1,7 +1,7 @@
 //! What an outbound message says: its text, or media by link with a caption
-//! and a file name. Each part is a value type that exists only valid, so a
-//! [`SendMessage`](super::SendMessage) that exists can be sent: the rules
-//! are checked once, here, when the parts are parsed.
+//! and a file name. Each part is a value type built only by a `parse` that
+//! checks it, so a [`SendMessage`](super::SendMessage) that exists can be
+//! sent: the rules of a send live here and nowhere else.
 
 use std::fmt;
 

@@ -1,10 +1,11 @@
 //! Wire types: the JSON the API reads and writes, one module per resource,
-//! and the conversions between them and the domain's types. Handlers use
-//! these; they never build or read JSON themselves.
+//! and the conversions between them and the domain's types, which map each
+//! field to the domain's `parse` for it (the rules live there). Handlers
+//! use these, so that no handler module needs another.
 //!
 //! Field names are the reference API's (`_id`, `createdAt`...). Contact and
 //! conversation lists, the largest bodies, are written by hand
-//! ([`crate::json_writer`]); the rest by serde.
+//! (`json_writer`); the rest by serde.
 
 pub mod contacts;
 pub mod health;
