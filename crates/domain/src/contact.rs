@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 
 use crate::ids::{ContactId, WorkspaceId};
-use crate::validation::{ContactName, Labels, PhoneNumber};
+use crate::values::{ContactName, Labels, PhoneNumber};
 
 /// A contact of a workspace. Its phone number is unique within the
 /// workspace.

@@ -3,7 +3,7 @@
 use uuid::Uuid;
 
 use crate::ids::ContactId;
-use crate::validation::ValidationError;
+use crate::values::ValidationError;
 
 /// What a repository (storage port) can fail with.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -125,7 +125,9 @@ impl From<RepositoryError> for SessionError {
     }
 }
 
-/// Failures of sending and reading messages.
+/// Failures of the messaging use cases ([`crate::usecases::MessagingService`]:
+/// sending and reading messages). Not to be confused with
+/// [`crate::messaging::DeliveryError`], why a stored message was not delivered.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MessagingError {
     /// The input broke a rule.

@@ -14,7 +14,10 @@
 //!   digits with the country code (`6289876543210`);
 //! - a [`ContactName`] is trimmed, non-empty and at most 200 characters;
 //! - [`Labels`] are trimmed, non-empty, unique (case-insensitively) and in
-//!   the order given, at most 50 of at most 50 characters each.
+//!   the order given, at most 50 of at most 50 characters each;
+//! - a [`messaging::SendMessage`] can be sent: its text or media
+//!   ([`messaging::MessageText`], [`messaging::OutboundMedia`]) was checked
+//!   against WhatsApp's rules when it was parsed.
 
 // Embedders read this crate through its docs: an undocumented public item
 // fails the build.
@@ -29,8 +32,16 @@ pub mod messaging;
 pub mod ports;
 pub mod transport;
 pub mod usecases;
-pub mod validation;
+pub mod values;
 pub mod workspace;
+
+/// The value types under their old module name. Paths through it still
+/// resolve, so embedders can move to [`values`] (or the crate root) at
+/// their own pace.
+#[deprecated(note = "renamed to `values`; the types are also at the crate root")]
+pub mod validation {
+    pub use crate::values::*;
+}
 
 pub use api_key::{ApiKey, ApiKeyHash, ApiKeySecret, AuthContext};
 pub use clock::{Clock, SystemClock};
@@ -40,7 +51,7 @@ pub use error::{
     SessionError, WorkspaceError,
 };
 pub use ids::{ApiKeyId, ContactId, IdParseError, MessageId, SessionId, WorkspaceId};
-pub use validation::{
+pub use values::{
     ContactName, JID_SUFFIX, Label, Labels, PhoneNumber, ValidationError, WorkspaceName,
 };
 pub use workspace::Workspace;

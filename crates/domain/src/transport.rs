@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::validation::PhoneNumber;
+use crate::messaging::{MessageText, OutboundMedia};
+use crate::values::PhoneNumber;
 
 /// The kinds of media a message can carry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -67,19 +68,10 @@ pub enum OutboundContent {
     /// Plain text.
     Text {
         /// The text.
-        body: String,
+        body: MessageText,
     },
     /// Media fetched by the provider from a public URL.
-    Media {
-        /// Its kind.
-        kind: MediaKind,
-        /// An `https` URL the provider can fetch.
-        url: String,
-        /// Text shown with it, where the kind allows one.
-        caption: Option<String>,
-        /// The file name shown for a document.
-        file_name: Option<String>,
-    },
+    Media(OutboundMedia),
 }
 
 /// A message to hand to a provider.

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 
 use crate::ids::WorkspaceId;
-use crate::validation::WorkspaceName;
+use crate::values::WorkspaceName;
 
 /// A tenant. Contacts, API keys and WhatsApp sessions belong to exactly one
 /// workspace, and nothing crosses from one workspace to another.

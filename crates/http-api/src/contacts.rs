@@ -1,219 +1,16 @@
 //! `/api/public/contacts`: the reference API's contacts, plus item routes.
 
-use std::fmt;
-
 use actix_web::http::header;
-use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, web};
-use maveraa_domain::{
-    Contact, ContactId, ContactName, ContactPatch, ContactQuery, Label, Labels, NewContact,
-    PhoneNumber, ValidationError,
-};
-use serde::Deserialize;
-use serde::de::{self, Deserializer, SeqAccess, Visitor};
+use actix_web::{HttpRequest, HttpResponse, web};
+use maveraa_domain::ContactId;
 
 use crate::ApiState;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, Authenticated};
-use crate::jsonw;
-use crate::query;
-
-/// Appends a contact as the reference shows it on the wire:
-/// `{"_id", "name", "phone", "labels", "createdAt"}` (`createdAt` RFC 3339
-/// in UTC, whole seconds).
-fn write_contact(out: &mut Vec<u8>, c: &Contact) {
-    let mut id = uuid::Uuid::encode_buffer();
-    out.extend_from_slice(b"{\"_id\":\"");
-    out.extend_from_slice(
-        c.id.as_uuid()
-            .as_hyphenated()
-            .encode_lower(&mut id)
-            .as_bytes(),
-    );
-    out.extend_from_slice(b"\",");
-    jsonw::key(out, "name");
-    jsonw::string(out, c.name.as_str());
-    out.push(b',');
-    jsonw::key(out, "phone");
-    jsonw::string(out, c.phone.as_str());
-    out.push(b',');
-    jsonw::key(out, "labels");
-    jsonw::array(out, c.labels.iter(), jsonw::string);
-    out.push(b',');
-    jsonw::key(out, "createdAt");
-    jsonw::string(out, crate::timefmt::Rfc3339::secs(&c.created_at).as_str());
-    out.push(b'}');
-}
-
-/// A JSON response holding one contact.
-fn contact_response(response: HttpResponseBuilder, c: &Contact) -> HttpResponse {
-    let mut body = Vec::with_capacity(CONTACT_JSON_BYTES);
-    write_contact(&mut body, c);
-    jsonw::response(response, body)
-}
-
-/// About the size of one contact's JSON, to size bodies up front.
-const CONTACT_JSON_BYTES: usize = 160;
-
-/// `labels` as the reference sends it (`"Lead, Website"`) or as an array.
-#[derive(Debug)]
-pub enum LabelsInput {
-    /// Comma-separated.
-    Text(String),
-    /// One label per element.
-    List(Vec<String>),
-}
-
-impl<'de> Deserialize<'de> for LabelsInput {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = LabelsInput;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a comma-separated string or an array of strings")
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<LabelsInput, E> {
-                Ok(LabelsInput::Text(v.to_owned()))
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<LabelsInput, A::Error> {
-                let mut out = Vec::new();
-                while let Some(s) = seq.next_element::<String>()? {
-                    out.push(s);
-                }
-                Ok(LabelsInput::List(out))
-            }
-        }
-        d.deserialize_any(V)
-    }
-}
-
-impl LabelsInput {
-    fn parse(&self) -> Result<Labels, ValidationError> {
-        match self {
-            Self::Text(t) => Labels::parse_csv("labels", t),
-            Self::List(parts) => {
-                // Name the label at fault by its place in the array.
-                for (i, part) in parts.iter().enumerate() {
-                    if !part.trim().is_empty() {
-                        Label::parse(&format!("labels[{i}]"), part)?;
-                    }
-                }
-                Labels::from_parts("labels", parts.iter().map(String::as_str))
-            }
-        }
-    }
-}
-
-/// `POST` body. Fields are optional here so that a missing one is reported
-/// by name, not as a parse failure.
-#[derive(Debug, Deserialize)]
-pub struct CreateContactRequest {
-    name: Option<String>,
-    phone: Option<String>,
-    labels: Option<LabelsInput>,
-}
-
-impl CreateContactRequest {
-    fn try_into_domain(self) -> Result<NewContact, ValidationError> {
-        let name = self
-            .name
-            .ok_or_else(|| ValidationError::new("name", "is required"))?;
-        let phone = self
-            .phone
-            .ok_or_else(|| ValidationError::new("phone", "is required"))?;
-        Ok(NewContact {
-            name: ContactName::parse("name", &name)?,
-            phone: PhoneNumber::parse("phone", &phone)?,
-            labels: self
-                .labels
-                .as_ref()
-                .map(LabelsInput::parse)
-                .transpose()?
-                .unwrap_or_default(),
-        })
-    }
-}
-
-/// Distinguishes an absent field (`None`) from an explicit `null`
-/// (`Some(None)`).
-fn present<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
-    d: D,
-) -> Result<Option<Option<T>>, D::Error> {
-    Option::<T>::deserialize(d).map(Some)
-}
-
-/// `PATCH` body: every field optional; `labels: null` clears the labels.
-#[derive(Debug, Deserialize)]
-pub struct UpdateContactRequest {
-    #[serde(default, deserialize_with = "present")]
-    name: Option<Option<String>>,
-    #[serde(default, deserialize_with = "present")]
-    phone: Option<Option<String>>,
-    #[serde(default, deserialize_with = "present")]
-    labels: Option<Option<LabelsInput>>,
-}
-
-impl UpdateContactRequest {
-    fn try_into_domain(self) -> Result<ContactPatch, ValidationError> {
-        let not_null = |field: &str| ValidationError::new(field, "must not be null");
-        Ok(ContactPatch {
-            name: match self.name {
-                None => None,
-                Some(None) => return Err(not_null("name")),
-                Some(Some(n)) => Some(ContactName::parse("name", &n)?),
-            },
-            phone: match self.phone {
-                None => None,
-                Some(None) => return Err(not_null("phone")),
-                Some(Some(p)) => Some(PhoneNumber::parse("phone", &p)?),
-            },
-            labels: match self.labels {
-                None => None,
-                Some(None) => Some(Labels::default()),
-                Some(Some(l)) => Some(l.parse()?),
-            },
-        })
-    }
-}
-
-/// Longest `search` accepted.
-const MAX_SEARCH_CHARS: usize = 200;
-
-/// Reads `limit`, `offset`, `search` and `label` from the query string.
-fn parse_query(req: &HttpRequest) -> Result<ContactQuery, ApiError> {
-    let mut query = ContactQuery::default();
-    for (key, value) in query::pairs(req.query_string())? {
-        match key.as_str() {
-            "limit" => query.limit = Some(query::limit(&value, ContactQuery::MAX_LIMIT)?),
-            "offset" => {
-                query.offset = value
-                    .trim()
-                    .parse::<u64>()
-                    .ok()
-                    .filter(|o| i64::try_from(*o).is_ok())
-                    .ok_or_else(|| {
-                        ApiError::validation("offset", "offset must be a non-negative integer")
-                    })?;
-            }
-            "search" => {
-                let s = value.trim();
-                if s.chars().count() > MAX_SEARCH_CHARS {
-                    return Err(ApiError::validation(
-                        "search",
-                        format!("search must be at most {MAX_SEARCH_CHARS} characters"),
-                    ));
-                }
-                query.search = (!s.is_empty()).then(|| s.to_owned());
-            }
-            "label" => {
-                let l = value.trim();
-                query.label = (!l.is_empty()).then(|| l.to_owned());
-            }
-            // Unknown parameters are ignored, as most APIs do.
-            _ => {}
-        }
-    }
-    Ok(query)
-}
+use crate::json_writer;
+use crate::wire::contacts::{
+    CreateContactRequest, UpdateContactRequest, contact_json, contact_page_json, contact_query,
+};
 
 /// An id from the path; one that is not an id of ours is simply not found.
 fn contact_id(req: &HttpRequest) -> Result<ContactId, ApiError> {
@@ -229,20 +26,12 @@ pub async fn list(
     state: web::Data<ApiState>,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let query = parse_query(&req)?;
+    let query = contact_query(req.query_string())?;
     let page = state.contacts.list(auth.0.workspace_id, &query).await?;
-    // Sized up front: growing by doubling would hold up to three copies of
-    // a 10,000-contact body at once.
-    let mut body = Vec::with_capacity(64 + page.contacts.len() * CONTACT_JSON_BYTES);
-    body.extend_from_slice(b"{");
-    jsonw::key(&mut body, "total");
-    jsonw::uint(&mut body, page.total);
-    body.push(b',');
-    jsonw::key(&mut body, "contacts");
-    jsonw::array(&mut body, &page.contacts, write_contact);
-    body.push(b'}');
-    drop(page);
-    Ok(jsonw::response(HttpResponse::Ok(), body))
+    Ok(json_writer::response(
+        HttpResponse::Ok(),
+        contact_page_json(page),
+    ))
 }
 
 /// `POST /api/public/contacts`
@@ -258,7 +47,7 @@ pub async fn create(
         header::LOCATION,
         format!("/api/public/contacts/{}", contact.id),
     ));
-    Ok(contact_response(response, &contact))
+    Ok(json_writer::response(response, contact_json(&contact)))
 }
 
 /// `GET /api/public/contacts/{id}`
@@ -271,7 +60,10 @@ pub async fn get(
         .contacts
         .get(auth.0.workspace_id, contact_id(&req)?)
         .await?;
-    Ok(contact_response(HttpResponse::Ok(), &contact))
+    Ok(json_writer::response(
+        HttpResponse::Ok(),
+        contact_json(&contact),
+    ))
 }
 
 /// `PATCH /api/public/contacts/{id}`
@@ -287,7 +79,10 @@ pub async fn update(
         .contacts
         .update(auth.0.workspace_id, id, patch)
         .await?;
-    Ok(contact_response(HttpResponse::Ok(), &contact))
+    Ok(json_writer::response(
+        HttpResponse::Ok(),
+        contact_json(&contact),
+    ))
 }
 
 /// `DELETE /api/public/contacts/{id}`

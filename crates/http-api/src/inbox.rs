@@ -2,62 +2,14 @@
 //! marking them read.
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use chrono::{DateTime, Utc};
-use maveraa_domain::JID_SUFFIX;
-use maveraa_domain::messaging::{Conversation, ConversationQuery, SessionName, WaId};
-use serde::Serialize;
+use maveraa_domain::messaging::WaId;
 
 use crate::error::ApiError;
 use crate::extract::Authenticated;
-use crate::messages::MessageBody;
-use crate::{ApiState, jsonw, path_param, query, timefmt};
-
-/// The query parameters of the inbox endpoints: `sessionId`, `limit`
-/// (default 50, 1 to 500) and `before` (an RFC 3339 timestamp; the next
-/// page starts below the last item's `timestamp`/`createdAt`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InboxQuery {
-    /// Only this session's; a blank `sessionId=` counts as absent.
-    pub session: Option<SessionName>,
-    /// Only items older than this.
-    pub before: Option<DateTime<Utc>>,
-    /// Page size.
-    pub limit: u32,
-}
-
-impl InboxQuery {
-    /// Reads the parameters from a query string; others are ignored.
-    ///
-    /// # Errors
-    /// `400 validation_failed` on `sessionId`, `limit` or `before`.
-    pub fn parse(query_string: &str) -> Result<Self, ApiError> {
-        let mut out = Self {
-            session: None,
-            before: None,
-            limit: ConversationQuery::DEFAULT_LIMIT,
-        };
-        for (key, value) in query::pairs(query_string)? {
-            match key.as_str() {
-                "sessionId" if value.trim().is_empty() => out.session = None,
-                "sessionId" => out.session = Some(SessionName::parse("sessionId", &value)?),
-                "limit" => out.limit = query::limit(&value, ConversationQuery::MAX_LIMIT)?,
-                "before" => out.before = Some(query::timestamp("before", &value)?),
-                _ => {}
-            }
-        }
-        Ok(out)
-    }
-
-    /// The session, for the endpoints that require one.
-    ///
-    /// # Errors
-    /// `400 validation_failed` on `sessionId` when it is absent.
-    pub fn required_session(&self) -> Result<&SessionName, ApiError> {
-        self.session.as_ref().ok_or_else(|| {
-            ApiError::validation("sessionId", "sessionId is required in the query string")
-        })
-    }
-}
+use crate::json_writer;
+use crate::wire::inbox::{InboxQuery, MessageList, ReadBody, conversation_list_json};
+use crate::wire::messages::MessageBody;
+use crate::{ApiState, path_param};
 
 /// The conversation's contact from the path: digits or a JID.
 fn remote(req: &HttpRequest) -> Result<WaId, ApiError> {
@@ -68,52 +20,6 @@ fn remote(req: &HttpRequest) -> Result<WaId, ApiError> {
         .or_else(|| raw.strip_prefix("%2b"))
         .unwrap_or(raw);
     Ok(WaId::parse("remoteJid", raw)?)
-}
-
-/// Appends a conversation as the reference shows it on the wire, plus
-/// `sessionId`: `{"remoteJid", "pushName", "lastMessage", "unreadCount",
-/// "timestamp", "sessionId"}`.
-fn write_conversation(out: &mut Vec<u8>, c: &Conversation) {
-    out.push(b'{');
-    jsonw::key(out, "remoteJid");
-    // Digits and a fixed suffix: nothing to escape.
-    out.push(b'"');
-    out.extend_from_slice(c.remote.as_str().as_bytes());
-    out.extend_from_slice(JID_SUFFIX.as_bytes());
-    out.extend_from_slice(b"\",");
-    jsonw::key(out, "pushName");
-    match &c.push_name {
-        Some(name) => jsonw::string(out, name),
-        None => out.extend_from_slice(b"null"),
-    }
-    out.push(b',');
-    jsonw::key(out, "lastMessage");
-    jsonw::string(out, &c.last_message);
-    out.push(b',');
-    jsonw::key(out, "unreadCount");
-    jsonw::uint(out, u64::from(c.unread_count));
-    out.push(b',');
-    jsonw::key(out, "timestamp");
-    jsonw::string(out, timefmt::Rfc3339::micros(&c.last_message_at).as_str());
-    out.push(b',');
-    jsonw::key(out, "sessionId");
-    jsonw::string(out, c.session_name.as_str());
-    out.push(b'}');
-}
-
-#[derive(Debug, Serialize)]
-struct MessageList<'a> {
-    messages: Vec<MessageBody<'a>>,
-}
-
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-struct ReadBody<'a> {
-    remote_jid: String,
-    session_id: &'a str,
-    unread_count: u32,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    provider_error: Option<String>,
 }
 
 /// `GET /api/public/inbox/conversations[?sessionId=&limit=&before=]`,
@@ -128,12 +34,10 @@ pub async fn conversations(
         .inbox
         .conversations(auth.0.workspace_id, q.session.as_ref(), q.before, q.limit)
         .await?;
-    let mut body = Vec::with_capacity(32 + list.len() * 192);
-    body.extend_from_slice(b"{");
-    jsonw::key(&mut body, "conversations");
-    jsonw::array(&mut body, &list, write_conversation);
-    body.push(b'}');
-    Ok(jsonw::response(HttpResponse::Ok(), body))
+    Ok(json_writer::response(
+        HttpResponse::Ok(),
+        conversation_list_json(&list),
+    ))
 }
 
 /// `GET /api/public/inbox/conversations/{remoteJid}/messages?sessionId=`,
@@ -181,62 +85,4 @@ pub async fn mark_read(
         unread_count: 0,
         provider_error,
     }))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::wire_time;
-
-    #[test]
-    fn defaults() {
-        let q = InboxQuery::parse("").expect("valid");
-        assert_eq!(q.session, None);
-        assert_eq!(q.before, None);
-        assert_eq!(q.limit, ConversationQuery::DEFAULT_LIMIT);
-        assert_eq!(
-            q.required_session().expect_err("absent").field(),
-            Some("sessionId")
-        );
-        assert_eq!(
-            InboxQuery::parse("sessionId=").expect("valid").session,
-            None
-        );
-    }
-
-    #[test]
-    fn parameters() {
-        let q = InboxQuery::parse(
-            "sessionId=session-123&limit=500&before=2023-10-01T12%3A05%3A00.000Z&x=1",
-        )
-        .expect("valid");
-        assert_eq!(
-            q.session.as_ref().map(SessionName::as_str),
-            Some("session-123")
-        );
-        assert_eq!(q.limit, 500);
-        assert_eq!(
-            q.before.map(|b| wire_time(&b)).as_deref(),
-            Some("2023-10-01T12:05:00.000000Z")
-        );
-        assert_eq!(
-            q.required_session().map(SessionName::as_str).ok(),
-            Some("session-123")
-        );
-    }
-
-    #[test]
-    fn bad_parameters_are_named() {
-        for (query, field) in [
-            ("limit=0", "limit"),
-            ("limit=501", "limit"),
-            ("limit=x", "limit"),
-            ("before=2023-10-01", "before"),
-            ("sessionId=a%20b", "sessionId"),
-        ] {
-            let err = InboxQuery::parse(query).expect_err(query);
-            assert_eq!(err.field(), Some(field), "{query}");
-            assert_eq!(err.status().as_u16(), 400);
-        }
-    }
 }

@@ -11,28 +11,31 @@
 //!
 //! Compose it into an `App` with [`configure`], and wrap the app in
 //! [`request_context`] for request ids and access logs.
+//!
+//! Handlers, one module per resource (`contacts`, `messages`, `inbox`,
+//! `sessions`, `health`, `webhooks`), read the request, call a use case and
+//! answer; the JSON they read and write is in [`wire`]. A handler module
+//! imports from no other handler module.
 
 pub mod contacts;
 pub mod error;
 pub mod extract;
 mod health;
 pub mod inbox;
-mod jsonw;
+mod json_writer;
 pub mod messages;
 mod query;
 mod request_id;
 pub mod sessions;
 mod timefmt;
 pub mod webhooks;
-
-#[cfg(test)]
-mod api_tests;
+pub mod wire;
 
 use std::sync::Arc;
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, ResponseError, guard, web};
-use chrono::{DateTime, Utc};
+use maveraa_domain::messaging::Session;
 use maveraa_domain::ports::HealthCheck;
 use maveraa_domain::usecases::{
     ApiKeyService, ContactService, InboxService, MessagingService, SessionService,
@@ -165,7 +168,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: ApiState, settings: HttpSe
                 .default_service(web::to(no_route)),
         )
         .service(
-            web::scope("/webhooks/whatsapp")
+            web::scope(WEBHOOK_SCOPE)
                 // Providers batch events: their bodies get their own limit.
                 .app_data(BodyLimit(settings.webhook_body_limit))
                 .service(
@@ -178,16 +181,17 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: ApiState, settings: HttpSe
         .default_service(web::to(no_route));
 }
 
-/// A `200 {"status": ...}` body.
-fn status_body(status: &str) -> HttpResponse {
-    HttpResponse::Ok().json(serde_json::json!({ "status": status }))
-}
+/// Where providers that report by webhook call us: `{WEBHOOK_SCOPE}/{session id}`.
+const WEBHOOK_SCOPE: &str = "/webhooks/whatsapp";
 
-/// A timestamp on the wire: RFC 3339 in UTC with microseconds, as stored
-/// (`2023-10-01T12:05:00.123456Z`), so that passing an item's `timestamp` as
-/// `before` pages on exactly where the page ended.
-fn wire_time(t: &DateTime<Utc>) -> String {
-    timefmt::Rfc3339::micros(t).as_str().to_owned()
+/// The path of `session`'s webhook URL, for sessions whose provider
+/// reports by webhook (the URL to configure at the provider).
+pub fn webhook_path(session: &Session) -> Option<String> {
+    session
+        .provider
+        .kind()
+        .reports_by_webhook()
+        .then(|| format!("{WEBHOOK_SCOPE}/{}", session.id))
 }
 
 /// A path parameter, percent-decoded (empty when absent).

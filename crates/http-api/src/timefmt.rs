@@ -1,6 +1,6 @@
 //! RFC 3339 timestamps in UTC, written by hand: chrono's general formatter
-//! parses its format string for every value, which showed up as the top
-//! cost of serialising a page of contacts.
+//! parses its format string for every value, and lists format one or two
+//! timestamps per item (see docs/performance-notes.md).
 
 use chrono::{DateTime, Datelike, Timelike, Utc};
 

@@ -7,23 +7,12 @@
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
-use maveraa_domain::messaging::Session;
 use maveraa_domain::ports::WebhookRequest;
 use maveraa_domain::{InboxError, SessionId};
 
 use crate::error::ApiError;
 use crate::extract::RawBody;
 use crate::{ApiState, path_param, query};
-
-/// The path of `session`'s webhook URL, for providers that report by
-/// webhook.
-pub fn webhook_path(session: &Session) -> Option<String> {
-    session
-        .provider
-        .kind()
-        .reports_by_webhook()
-        .then(|| format!("/webhooks/whatsapp/{}", session.id))
-}
 
 /// The request's headers whose values are text.
 fn headers(req: &HttpRequest) -> Vec<(&str, &str)> {

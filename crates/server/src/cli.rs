@@ -183,7 +183,7 @@ fn session_json(s: &Session) -> serde_json::Value {
         "provider": s.provider.kind().as_str(),
         "status": s.status.as_str(),
         "lastError": s.last_error,
-        "webhookUrl": maveraa_http_api::webhooks::webhook_path(s),
+        "webhookUrl": maveraa_http_api::webhook_path(s),
         "createdAt": wire_time(s.created_at),
     });
     if let ProviderSettings::CloudApi(c) = &s.provider {

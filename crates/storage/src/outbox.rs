@@ -16,7 +16,7 @@ use diesel::sql_types::{
     Array, Double, Integer, Jsonb, Nullable, Text, Timestamptz, Uuid as SqlUuid,
 };
 use maveraa_domain::RepositoryError;
-use maveraa_domain::messaging::{Message, MessageError, MessageStatus};
+use maveraa_domain::messaging::{DeliveryError, Message, MessageStatus};
 use maveraa_domain::ports::{Claim, DispatchOutcome, Outbox, OutboxJob};
 use uuid::Uuid;
 
@@ -258,7 +258,7 @@ impl StatusColumns {
         id: Uuid,
         status: MessageStatus,
         at: DateTime<Utc>,
-        error: Option<&MessageError>,
+        error: Option<&DeliveryError>,
     ) {
         self.ids.push(id);
         self.statuses.push(status.as_str().to_owned());
@@ -288,7 +288,7 @@ fn apply_pending(conn: &mut PgConnection, ids: Vec<Uuid>) -> Result<(), StorageE
     for (id, rows) in by_message {
         let Some(first) = rows.first() else { continue };
         let mut current = parse_status(&first.message_status)?;
-        let mut last: Option<(DateTime<Utc>, Option<MessageError>)> = None;
+        let mut last: Option<(DateTime<Utc>, Option<DeliveryError>)> = None;
         for row in rows {
             // A status this version does not know is dropped, as a webhook
             // carrying it would be.
@@ -298,7 +298,7 @@ fn apply_pending(conn: &mut PgConnection, ids: Vec<Uuid>) -> Result<(), StorageE
             if !current.can_advance_to(status) {
                 continue;
             }
-            let error = (status == MessageStatus::Failed).then(|| MessageError {
+            let error = (status == MessageStatus::Failed).then(|| DeliveryError {
                 code: row.error_code,
                 message: row.error_message.unwrap_or_default(),
             });

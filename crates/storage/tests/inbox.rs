@@ -9,7 +9,7 @@ use std::sync::atomic::AtomicU64;
 use async_trait::async_trait;
 use chrono::TimeDelta;
 use maveraa_domain::messaging::{
-    Direction, MessageError, MessageStatus, ProviderEvent, Session, SessionName, SessionStatus,
+    DeliveryError, Direction, MessageStatus, ProviderEvent, Session, SessionName, SessionStatus,
     StatusUpdate,
 };
 use maveraa_domain::ports::{
@@ -317,7 +317,7 @@ async fn a_failed_status_carries_its_error_and_a_delivery_clears_it() {
     let s = session(&f, ws, "s1").await;
     let m = outbound(&s, "6281234567890", "hello");
     send(&f, &m, "wamid.f").await;
-    let error = MessageError {
+    let error = DeliveryError {
         code: Some("131026".into()),
         message: "Message undeliverable".into(),
     };

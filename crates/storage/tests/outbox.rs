@@ -9,7 +9,7 @@ use std::time::Duration;
 use chrono::TimeDelta;
 use maveraa_domain::MessageId;
 use maveraa_domain::messaging::{
-    Message, MessageError, MessageStatus, ProviderSettings, Session, StatusChange,
+    DeliveryError, Message, MessageStatus, ProviderSettings, Session, StatusChange,
 };
 use maveraa_domain::ports::{DispatchOutcome, Outbox, OutboxJob};
 use maveraa_storage::testing::{Fixture, fixture, new_session, now, outbound, session, workspace};
@@ -142,7 +142,7 @@ async fn a_late_outcome_of_an_expired_claim_leaves_the_new_claim_alone() {
     record(
         &f,
         late,
-        DispatchOutcome::Failed(MessageError {
+        DispatchOutcome::Failed(DeliveryError {
             code: None,
             message: "late".into(),
         }),
@@ -190,7 +190,7 @@ async fn a_late_sent_counts_after_a_newer_claim_failed_the_message() {
     record(
         &f,
         taken_over.claim(),
-        DispatchOutcome::Failed(MessageError {
+        DispatchOutcome::Failed(DeliveryError {
             code: Some("131000".into()),
             message: "refused".into(),
         }),
@@ -239,7 +239,7 @@ async fn a_late_sent_counts_after_a_newer_claim_failed_the_message() {
     record(
         &f,
         taken_over.claim(),
-        DispatchOutcome::Failed(MessageError {
+        DispatchOutcome::Failed(DeliveryError {
             code: None,
             message: "late".into(),
         }),
@@ -368,7 +368,7 @@ async fn a_failed_outcome_fails_the_message_and_ends_the_entry() {
         f.outbox().claim("a", 10, LEASE).await.expect("claim").len(),
         3
     );
-    let error = MessageError {
+    let error = DeliveryError {
         code: Some("131030".into()),
         message: "Recipient not in allowed list".into(),
     };
@@ -421,7 +421,7 @@ async fn a_failed_outcome_fails_the_message_and_ends_the_entry() {
     record(
         &f,
         first(&sent),
-        DispatchOutcome::Failed(MessageError {
+        DispatchOutcome::Failed(DeliveryError {
             code: None,
             message: "late".into(),
         }),

@@ -5,7 +5,9 @@ mod common;
 
 use std::sync::Arc;
 
-use maveraa_domain::messaging::{MessageStatus, ProviderSettings, SendMessage, SessionStatus};
+use maveraa_domain::messaging::{
+    MessageStatus, MessageText, ProviderSettings, SendMessage, SessionStatus,
+};
 use maveraa_domain::ports::{EnqueueOutcome, MessageRepository};
 use maveraa_domain::transport::OutboundContent;
 use maveraa_domain::usecases::MessagingService;
@@ -213,7 +215,9 @@ async fn sending_follows_a_session_deleted_and_created_again() {
     let send = |text: &str| SendMessage {
         session: name("main"),
         to: PhoneNumber::parse("targetNumber", "6281234567890").expect("phone"),
-        content: OutboundContent::Text { body: text.into() },
+        content: OutboundContent::Text {
+            body: MessageText::parse("message", text).expect("text"),
+        },
     };
     let sent = service.send(ws, send("one"), None).await.expect("send");
     assert_eq!(sent.message.session_id, first.id);

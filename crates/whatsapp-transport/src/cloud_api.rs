@@ -222,21 +222,18 @@ fn message_body(message: &OutboundMessage) -> Value {
     match &message.content {
         OutboundContent::Text { body: text } => {
             body.insert("type".into(), "text".into());
-            body.insert("text".into(), json!({ "body": text }));
+            body.insert("text".into(), json!({ "body": text.as_str() }));
         }
-        OutboundContent::Media {
-            kind,
-            url,
-            caption,
-            file_name,
-        } => {
+        OutboundContent::Media(content) => {
+            let kind = content.kind();
             let mut media = Map::new();
-            media.insert("link".into(), url.as_str().into());
-            if let Some(caption) = caption.as_deref().filter(|_| kind.allows_caption()) {
-                media.insert("caption".into(), caption.into());
+            media.insert("link".into(), content.url().as_str().into());
+            // Only what the kind shows: OutboundMedia holds nothing else.
+            if let Some(caption) = content.caption() {
+                media.insert("caption".into(), caption.as_str().into());
             }
-            if let Some(file_name) = file_name.as_deref().filter(|_| kind.allows_file_name()) {
-                media.insert("filename".into(), file_name.into());
+            if let Some(file_name) = content.file_name() {
+                media.insert("filename".into(), file_name.as_str().into());
             }
             body.insert("type".into(), kind.as_str().into());
             body.insert(kind.as_str().into(), Value::Object(media));
@@ -401,6 +398,7 @@ fn error_chain(err: &dyn std::error::Error) -> String {
 mod tests {
     use super::*;
     use maveraa_domain::PhoneNumber;
+    use maveraa_domain::messaging::{Caption, FileName, MediaUrl, OutboundMedia};
     use maveraa_domain::transport::MediaKind;
 
     const TOKEN: &str = "EAAGsecret-token-value";
@@ -449,12 +447,13 @@ mod tests {
     fn video_keeps_caption_but_drops_file_name() {
         let message = OutboundMessage {
             to: PhoneNumber::from_trusted("6289876543210".to_owned()),
-            content: OutboundContent::Media {
-                kind: MediaKind::Video,
-                url: "https://cdn.example.com/v.mp4".to_owned(),
-                caption: Some("clip".to_owned()),
-                file_name: Some("v.mp4".to_owned()),
-            },
+            // A file name parsed for a document, to show a video drops it.
+            content: OutboundContent::Media(OutboundMedia::new(
+                MediaKind::Video,
+                MediaUrl::parse("url", "https://cdn.example.com/v.mp4").expect("url"),
+                Caption::parse("caption", MediaKind::Video, "clip").expect("caption"),
+                FileName::parse("fileName", MediaKind::Document, "v.mp4").expect("name"),
+            )),
         };
         assert_eq!(
             message_body(&message),

@@ -200,7 +200,7 @@ impl WhatsAppTransport for SimulatorTransport {
 fn message_kind(message: &OutboundMessage) -> &'static str {
     match &message.content {
         OutboundContent::Text { .. } => "text",
-        OutboundContent::Media { kind, .. } => kind.as_str(),
+        OutboundContent::Media(media) => media.kind().as_str(),
     }
 }
 

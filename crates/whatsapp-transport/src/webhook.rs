@@ -47,7 +47,7 @@
 use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
 use maveraa_domain::messaging::{
-    CloudApiSettings, InboundMessage, MediaInfo, MessageContent, MessageError, MessageStatus,
+    CloudApiSettings, DeliveryError, InboundMessage, MediaInfo, MessageContent, MessageStatus,
     ProviderEvent, ProviderSettings, Session, StatusUpdate, WaId,
 };
 use maveraa_domain::ports::{AccountEvents, WebhookProtocol, WebhookRefusal, WebhookRequest};
@@ -393,9 +393,9 @@ fn decode_status(status: &Value) -> Option<StatusUpdate> {
 
 /// The error of a `failed` status: `errors[0]`'s code, and its message,
 /// title or details.
-fn status_error(status: &Value) -> MessageError {
+fn status_error(status: &Value) -> DeliveryError {
     let Some(first) = array(status, "errors").first() else {
-        return MessageError {
+        return DeliveryError {
             code: None,
             message: "the provider reported the message as failed".to_owned(),
         };
@@ -416,7 +416,7 @@ fn status_error(status: &Value) -> MessageError {
             || "the provider reported the message as failed".to_owned(),
             str::to_owned,
         );
-    MessageError { code, message }
+    DeliveryError { code, message }
 }
 
 /// Unix seconds, as a string (Meta's form) or a number; "now" otherwise,

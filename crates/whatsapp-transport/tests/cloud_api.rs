@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use maveraa_domain::PhoneNumber;
+use maveraa_domain::messaging::{Caption, FileName, MediaUrl, MessageText, OutboundMedia};
 use maveraa_domain::transport::{
     MediaKind, OutboundContent, OutboundMessage, TransportError, WhatsAppTransport,
 };
@@ -43,7 +44,7 @@ fn text(body: &str) -> OutboundMessage {
     OutboundMessage {
         to: to(),
         content: OutboundContent::Text {
-            body: body.to_owned(),
+            body: MessageText::parse("text", body).expect("text"),
         },
     }
 }
@@ -56,12 +57,16 @@ fn media(
 ) -> OutboundMessage {
     OutboundMessage {
         to: to(),
-        content: OutboundContent::Media {
+        // Caption and file name parsed for kinds that show them, so that
+        // the tests can give them to kinds that do not.
+        content: OutboundContent::Media(OutboundMedia::new(
             kind,
-            url: url.to_owned(),
-            caption: caption.map(str::to_owned),
-            file_name: file_name.map(str::to_owned),
-        },
+            MediaUrl::parse("url", url).expect("url"),
+            caption.and_then(|c| Caption::parse("caption", MediaKind::Image, c).expect("caption")),
+            file_name.and_then(|f| {
+                FileName::parse("fileName", MediaKind::Document, f).expect("file name")
+            }),
+        )),
     }
 }
 

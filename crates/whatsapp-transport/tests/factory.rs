@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::{ChannelSink, PHONE_NUMBER_ID, TOKEN, cloud_session, simulator_session};
 use maveraa_domain::PhoneNumber;
-use maveraa_domain::messaging::{MessageStatus, ProviderEvent};
+use maveraa_domain::messaging::{MessageStatus, MessageText, ProviderEvent};
 use maveraa_domain::ports::TransportFactory;
 use maveraa_domain::transport::{OutboundContent, OutboundMessage, TransportError};
 use maveraa_whatsapp_transport::{
@@ -24,7 +24,7 @@ fn message() -> OutboundMessage {
     OutboundMessage {
         to: PhoneNumber::parse("to", "+62 898-7654-3210").expect("valid phone"),
         content: OutboundContent::Text {
-            body: "hello".to_owned(),
+            body: MessageText::parse("text", "hello").expect("text"),
         },
     }
 }

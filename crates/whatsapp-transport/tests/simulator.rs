@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use common::{ChannelSink, simulator_session};
 use maveraa_domain::PhoneNumber;
-use maveraa_domain::messaging::{MessageStatus, ProviderEvent, Session, StatusUpdate};
+use maveraa_domain::messaging::{MessageStatus, MessageText, ProviderEvent, Session, StatusUpdate};
 use maveraa_domain::transport::{OutboundContent, OutboundMessage, WhatsAppTransport};
 use maveraa_whatsapp_transport::{SIMULATOR_ID_PREFIX, Simulator, SimulatorConfig};
 use tokio::sync::mpsc::UnboundedReceiver;
@@ -20,7 +20,7 @@ fn message() -> OutboundMessage {
     OutboundMessage {
         to: PhoneNumber::parse("to", "+62 898-7654-3210").expect("valid phone"),
         content: OutboundContent::Text {
-            body: "hello".to_owned(),
+            body: MessageText::parse("text", "hello").expect("text"),
         },
     }
 }

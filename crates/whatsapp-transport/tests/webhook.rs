@@ -4,7 +4,7 @@
 use chrono::DateTime;
 use hmac::{Hmac, Mac};
 use maveraa_domain::messaging::{
-    CloudApiSettings, InboundMessage, MediaInfo, MessageContent, MessageError, MessageStatus,
+    CloudApiSettings, DeliveryError, InboundMessage, MediaInfo, MessageContent, MessageStatus,
     ProviderEvent, ProviderSettings, SecretString, Session, SessionName, SessionStatus,
     StatusUpdate, WaId,
 };
@@ -378,7 +378,7 @@ fn statuses_sent_delivered_read_and_failed_with_error() {
                 provider_message_id: "wamid.F".to_owned(),
                 status: MessageStatus::Failed,
                 timestamp: at(1_700_000_004),
-                error: Some(MessageError {
+                error: Some(DeliveryError {
                     code: Some("131026".to_owned()),
                     message: "Message Undeliverable.".to_owned()
                 })
@@ -397,16 +397,16 @@ fn failed_error_message_falls_back_to_title_then_details() {
              "errors": [{"code": "131047", "error_data": {"details": "Re-engagement message"}}]}
         ]
     }));
-    let errors: Vec<Option<MessageError>> =
+    let errors: Vec<Option<DeliveryError>> =
         statuses(&payload).into_iter().map(|s| s.error).collect();
     assert_eq!(
         errors,
         vec![
-            Some(MessageError {
+            Some(DeliveryError {
                 code: Some("130472".to_owned()),
                 message: "User's number is part of an experiment".to_owned()
             }),
-            Some(MessageError {
+            Some(DeliveryError {
                 code: Some("131047".to_owned()),
                 message: "Re-engagement message".to_owned()
             }),

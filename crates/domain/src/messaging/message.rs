@@ -5,9 +5,9 @@ use compact_str::CompactString;
 use chrono::{DateTime, Utc};
 
 use crate::ids::{MessageId, SessionId, WorkspaceId};
-use crate::messaging::{SessionName, SessionStatus};
+use crate::messaging::{Caption, FileName, SessionName, SessionStatus};
 use crate::transport::{MediaKind, OutboundContent};
-use crate::validation::{JID_SUFFIX, PhoneNumber, ValidationError};
+use crate::values::{JID_SUFFIX, PhoneNumber, ValidationError};
 
 /// A WhatsApp user id: the digits of a number, as providers report them.
 /// Looser than [`PhoneNumber`] on purpose: an inbound message from a number
@@ -246,27 +246,27 @@ impl MessageContent {
 impl From<&OutboundContent> for MessageContent {
     fn from(c: &OutboundContent) -> Self {
         match c {
-            OutboundContent::Text { body } => Self::Text { body: body.clone() },
-            OutboundContent::Media {
-                kind,
-                url,
-                caption,
-                file_name,
-            } => Self::Media(MediaInfo {
-                kind: *kind,
-                url: Some(url.clone()),
+            OutboundContent::Text { body } => Self::Text {
+                body: body.as_str().to_owned(),
+            },
+            OutboundContent::Media(media) => Self::Media(MediaInfo {
+                kind: media.kind(),
+                url: Some(media.url().as_str().to_owned()),
                 provider_media_id: None,
                 mime_type: None,
-                caption: caption.clone(),
-                file_name: file_name.clone(),
+                caption: media.caption().map(|c| c.as_str().to_owned()),
+                file_name: media.file_name().map(|f| f.as_str().to_owned()),
             }),
         }
     }
 }
 
-/// Why a message failed, as the provider said it.
+/// Why delivering a message failed: the provider's code and words, or the
+/// dispatcher's reason when the message could not be handed over at all.
+/// Data on a message (its `error`, a step of its history), unlike
+/// [`crate::MessagingError`], which is what a messaging use case fails with.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MessageError {
+pub struct DeliveryError {
     /// The provider's code, when it gave one.
     pub code: Option<String>,
     /// The explanation.
@@ -281,7 +281,7 @@ pub struct StatusChange {
     /// When.
     pub at: DateTime<Utc>,
     /// The error, for `failed` (and for a retried attempt's note).
-    pub error: Option<MessageError>,
+    pub error: Option<DeliveryError>,
 }
 
 /// A stored message, either direction.
@@ -306,7 +306,7 @@ pub struct Message {
     /// The provider's id for it, once known.
     pub provider_message_id: Option<String>,
     /// Why it failed, for `failed`.
-    pub error: Option<MessageError>,
+    pub error: Option<DeliveryError>,
     /// Inbound: when the contact sent it, by the provider's clock (whole
     /// seconds). `None` for outbound messages.
     pub provider_timestamp: Option<DateTime<Utc>>,
@@ -319,7 +319,8 @@ pub struct Message {
     pub history: Vec<StatusChange>,
 }
 
-/// A validated request to send a message.
+/// A request to send a message. Every part is a value type that was checked
+/// when it was parsed, so a request that exists can be queued.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SendMessage {
     /// The session to send through.
@@ -331,69 +332,18 @@ pub struct SendMessage {
 }
 
 impl SendMessage {
-    /// Longest text or caption WhatsApp takes.
-    pub const MAX_TEXT_CHARS: usize = 4096;
-
-    /// Checks what the HTTP layer checks too, so that embedders of this
-    /// crate cannot queue a message WhatsApp would refuse.
-    ///
-    /// # Errors
-    /// A [`ValidationError`] on `message` (empty text, text or caption over
-    /// [`SendMessage::MAX_TEXT_CHARS`], a caption on audio) or `media.url`
-    /// (empty).
-    pub fn validate(&self) -> Result<(), ValidationError> {
-        let too_long = |t: &str| t.chars().count() > Self::MAX_TEXT_CHARS;
-        match &self.content {
-            OutboundContent::Text { body } => {
-                if body.trim().is_empty() {
-                    return Err(ValidationError::new("message", "is required"));
-                }
-                if too_long(body) {
-                    return Err(ValidationError::new(
-                        "message",
-                        format!("must be at most {} characters", Self::MAX_TEXT_CHARS),
-                    ));
-                }
-            }
-            OutboundContent::Media {
-                kind, url, caption, ..
-            } => {
-                if url.trim().is_empty() {
-                    return Err(ValidationError::new("media.url", "is required"));
-                }
-                if let Some(c) = caption.as_deref().filter(|c| !c.is_empty()) {
-                    if !kind.allows_caption() {
-                        return Err(ValidationError::new(
-                            "message",
-                            format!("{kind} takes no caption"),
-                        ));
-                    }
-                    if too_long(c) {
-                        return Err(ValidationError::new(
-                            "message",
-                            format!("must be at most {} characters", Self::MAX_TEXT_CHARS),
-                        ));
-                    }
-                }
-            }
-        }
-        Ok(())
-    }
-
     /// A canonical text of the request, to tell a retried request from a
     /// different one under the same idempotency key.
     pub fn fingerprint(&self) -> String {
+        // Stored with idempotency keys: the format must not change.
         let content = match &self.content {
             OutboundContent::Text { body } => format!("text\u{1f}{body}"),
-            OutboundContent::Media {
-                kind,
-                url,
-                caption,
-                file_name,
-            } => format!(
-                "{kind}\u{1f}{url}\u{1f}{}\u{1f}{}",
-                caption.as_deref().unwrap_or(""),
-                file_name.as_deref().unwrap_or("")
+            OutboundContent::Media(media) => format!(
+                "{}\u{1f}{}\u{1f}{}\u{1f}{}",
+                media.kind(),
+                media.url(),
+                media.caption().map_or("", Caption::as_str),
+                media.file_name().map_or("", FileName::as_str)
             ),
         };
         format!("{}\u{1f}{}\u{1f}{content}", self.session, self.to)
@@ -443,7 +393,7 @@ pub struct StatusUpdate {
     /// When it happened.
     pub timestamp: DateTime<Utc>,
     /// The error, for `failed`.
-    pub error: Option<MessageError>,
+    pub error: Option<DeliveryError>,
 }
 
 /// Something a provider reports, in no provider's terms.

@@ -5,7 +5,7 @@ use compact_str::CompactString;
 use chrono::{DateTime, Utc};
 
 use crate::ids::{SessionId, WorkspaceId};
-use crate::validation::ValidationError;
+use crate::values::ValidationError;
 
 /// The name a user gives a session (the API's `sessionId`, e.g.
 /// `session-123`): 1 to 64 letters, digits, `.`, `_` or `-`, unique within

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 
 use crate::error::RepositoryError;
 use crate::ids::MessageId;
-use crate::messaging::{Message, MessageError, Session};
+use crate::messaging::{DeliveryError, Message, Session};
 
 /// An outbox entry claimed by a dispatcher, with what it needs to send.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,7 +55,7 @@ pub enum DispatchOutcome {
         error: String,
     },
     /// Give up: `failed`, entry removed.
-    Failed(MessageError),
+    Failed(DeliveryError),
 }
 
 /// The outbox: durable queue of messages to send.

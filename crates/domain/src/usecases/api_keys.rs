@@ -8,7 +8,7 @@ use crate::clock::Clock;
 use crate::error::{ApiKeyError, AuthError};
 use crate::ids::{ApiKeyId, WorkspaceId};
 use crate::ports::{ApiKeyCodec, ApiKeyRepository, WorkspaceRepository};
-use crate::validation::ValidationError;
+use crate::values::ValidationError;
 
 /// How many characters of a key are kept in clear to recognise it.
 const PREFIX_CHARS: usize = 13;

@@ -5,7 +5,7 @@ use crate::contact::{Contact, ContactPage, ContactPatch, ContactQuery, NewContac
 use crate::error::{ContactError, RepositoryError};
 use crate::ids::{ContactId, WorkspaceId};
 use crate::ports::{ConditionalUpdate, ContactRepository};
-use crate::validation::ValidationError;
+use crate::values::ValidationError;
 
 /// Rounds of read, change and conditional write before an update gives up
 /// (each lost only to another request's write to the same contact).

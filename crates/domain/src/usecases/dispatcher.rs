@@ -6,12 +6,14 @@ use chrono::{DateTime, Utc};
 use crate::clock::Clock;
 use crate::error::RepositoryError;
 use crate::messaging::SessionStatus;
-use crate::messaging::{Message, MessageError, strip_nul};
+use crate::messaging::{
+    Caption, DeliveryError, FileName, MediaUrl, Message, MessageText, OutboundMedia, strip_nul,
+};
 use crate::ports::{
     Claim, DispatchOutcome, Outbox, OutboxJob, SessionRepository, TransportFactory,
 };
-use crate::transport::{MediaKind, OutboundContent, OutboundMessage, TransportError};
-use crate::validation::PhoneNumber;
+use crate::transport::{OutboundContent, OutboundMessage, TransportError};
+use crate::values::{PhoneNumber, ValidationError};
 
 /// How failed attempts are retried: exponential backoff with jitter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,25 +126,35 @@ fn jitter(job: &OutboxJob) -> f64 {
     (x >> 11) as f64 / (1u64 << 53) as f64
 }
 
-/// Rebuilds what to send from a stored message.
-fn outbound(message: &Message) -> Result<OutboundMessage, MessageError> {
+/// Rebuilds what to send from a stored message. Its parts are parsed as a
+/// send's are (the value types have no other way in), so a stored message
+/// that breaks the rules fails for good instead of reaching the provider.
+fn outbound(message: &Message) -> Result<OutboundMessage, DeliveryError> {
     use crate::messaging::MessageContent;
+    let unsendable = |e: ValidationError| DeliveryError {
+        code: None,
+        message: format!("the stored message cannot be sent: {e}"),
+    };
     let content = match &message.content {
-        MessageContent::Text { body } => OutboundContent::Text { body: body.clone() },
-        MessageContent::Media(m) => OutboundContent::Media {
-            kind: m.kind,
-            url: m.url.clone().ok_or_else(|| MessageError {
+        MessageContent::Text { body } => OutboundContent::Text {
+            body: MessageText::parse("message", body).map_err(unsendable)?,
+        },
+        MessageContent::Media(m) => {
+            let url = m.url.as_deref().ok_or_else(|| DeliveryError {
                 code: None,
                 message: "stored media has no URL".into(),
-            })?,
-            caption: m.caption.clone(),
-            file_name: m
-                .file_name
-                .clone()
-                .filter(|_| m.kind == MediaKind::Document),
-        },
+            })?;
+            let caption = m.caption.as_deref().unwrap_or_default();
+            let file_name = m.file_name.as_deref().unwrap_or_default();
+            OutboundContent::Media(OutboundMedia::new(
+                m.kind,
+                MediaUrl::parse("media.url", url).map_err(unsendable)?,
+                Caption::parse("message", m.kind, caption).map_err(unsendable)?,
+                FileName::parse("media.fileName", m.kind, file_name).map_err(unsendable)?,
+            ))
+        }
         MessageContent::Other { kind, .. } => {
-            return Err(MessageError {
+            return Err(DeliveryError {
                 code: None,
                 message: format!("cannot send a message of type {kind}"),
             });
@@ -339,7 +351,7 @@ impl Dispatcher {
             Err(
                 TransportError::Permanent { code, message }
                 | TransportError::CredentialsRefused { code, message },
-            ) => DispatchOutcome::Failed(MessageError { code, message }),
+            ) => DispatchOutcome::Failed(DeliveryError { code, message }),
             Err(TransportError::Unreachable { reason }) => self.retry(job, reason, None, now),
             Err(TransportError::Retryable {
                 reason,
@@ -358,7 +370,7 @@ impl Dispatcher {
         now: DateTime<Utc>,
     ) -> DispatchOutcome {
         if job.attempt >= self.settings.retry.max_attempts {
-            return DispatchOutcome::Failed(MessageError {
+            return DispatchOutcome::Failed(DeliveryError {
                 code: None,
                 message: format!("gave up after {} attempts: {reason}", job.attempt),
             });

@@ -95,7 +95,6 @@ impl MessagingService {
     /// within 24 hours, answers the first message again and stores nothing.
     ///
     /// # Errors
-    /// [`MessagingError::Validation`] (see [`SendMessage::validate`]),
     /// [`MessagingError::SessionNotFound`] (another workspace's sessions
     /// included), [`MessagingError::IdempotencyConflict`] when the key came
     /// with another request, [`MessagingError::Repository`].
@@ -105,7 +104,6 @@ impl MessagingService {
         request: SendMessage,
         idempotency_key: Option<String>,
     ) -> Result<SendOutcome, MessagingError> {
-        request.validate()?;
         let idempotency = idempotency_key.map(|key| IdempotencyKey {
             key,
             fingerprint: request.fingerprint(),

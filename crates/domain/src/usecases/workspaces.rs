@@ -4,7 +4,7 @@ use crate::clock::Clock;
 use crate::error::WorkspaceError;
 use crate::ids::WorkspaceId;
 use crate::ports::WorkspaceRepository;
-use crate::validation::WorkspaceName;
+use crate::values::WorkspaceName;
 use crate::workspace::Workspace;
 
 /// Creates and reads workspaces (an administrator's operations).

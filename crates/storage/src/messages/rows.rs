@@ -9,7 +9,7 @@ use diesel::pg::{Pg, PgConnection};
 use diesel::prelude::*;
 use diesel::sql_types::{Jsonb, Nullable, Text, Timestamptz, Uuid as SqlUuid};
 use maveraa_domain::messaging::{
-    Direction, MediaInfo, Message, MessageContent, MessageError, SessionName, StatusChange, WaId,
+    DeliveryError, Direction, MediaInfo, Message, MessageContent, SessionName, StatusChange, WaId,
 };
 use maveraa_domain::transport::MediaKind;
 use maveraa_domain::{MessageId, SessionId, WorkspaceId};
@@ -92,10 +92,10 @@ impl TryFrom<MessageRow> for Message {
 }
 
 /// The error stored as `error_code` and `error_message`, if any.
-fn message_error(code: Option<String>, message: Option<String>) -> Option<MessageError> {
+fn message_error(code: Option<String>, message: Option<String>) -> Option<DeliveryError> {
     match (code, message) {
         (None, None) => None,
-        (code, message) => Some(MessageError {
+        (code, message) => Some(DeliveryError {
             code,
             message: message.unwrap_or_default(),
         }),

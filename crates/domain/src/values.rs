@@ -1,11 +1,12 @@
-//! Validated value types. Holding one means it is valid: the fields are
-//! private and the only way in is a `parse` that checks.
+//! Value types. Holding one means it is valid: the fields are private and
+//! the only way in is a `parse` that checks (or, for values read back from
+//! storage, a `from_trusted` that does not check again).
 
 use std::fmt;
 
 // Text values are `CompactString`s: up to 24 bytes live inline, so reading
 // a page of contacts does not cost a heap allocation per name, phone and
-// label (allocation was a fifth of a list request's time in the server).
+// label (see docs/performance-notes.md).
 use compact_str::CompactString;
 
 /// What follows the digits in a WhatsApp user JID.
@@ -113,7 +114,7 @@ impl PhoneNumber {
         // E.164 without its '+': the country code, then the national number
         // with any leading zeros it keeps (Italy). Written here because the
         // crate's formatter matches its national format patterns first,
-        // even for E.164 (a sixth of the cost of checking a number).
+        // even for E.164, which is costly (docs/performance-notes.md).
         Ok(Self(compact_str::format_compact!(
             "{}{}",
             parsed.code().value(),

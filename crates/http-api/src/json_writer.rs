@@ -2,8 +2,8 @@
 //!
 //! serde_json escapes a string byte by byte through a lookup table; names,
 //! phones and labels almost never need escaping, so these check a whole
-//! string first and copy it as it is when they can. Pages of contacts and
-//! conversations spent a tenth of the server's time in string escaping.
+//! string first and copy it as it is when they can (the measurements are
+//! in docs/performance-notes.md).
 
 /// Whether `s` can go into a JSON string literal as it is: no control
 /// character, quote or backslash. Eight bytes at a time.

@@ -1,0 +1,244 @@
+//! Contacts as the reference API shows them (written by hand: a full list
+//! is the API's largest body), their request bodies and list parameters.
+
+use std::fmt;
+
+use maveraa_domain::{
+    Contact, ContactName, ContactPage, ContactPatch, ContactQuery, Label, Labels, NewContact,
+    PhoneNumber, ValidationError,
+};
+use serde::Deserialize;
+use serde::de::{self, Deserializer, SeqAccess, Visitor};
+
+use crate::error::ApiError;
+use crate::json_writer;
+use crate::query;
+use crate::timefmt::Rfc3339;
+
+/// Appends a contact as the reference shows it on the wire:
+/// `{"_id", "name", "phone", "labels", "createdAt"}` (`createdAt` RFC 3339
+/// in UTC, whole seconds).
+fn write_contact(out: &mut Vec<u8>, c: &Contact) {
+    let mut id = uuid::Uuid::encode_buffer();
+    out.extend_from_slice(b"{\"_id\":\"");
+    out.extend_from_slice(
+        c.id.as_uuid()
+            .as_hyphenated()
+            .encode_lower(&mut id)
+            .as_bytes(),
+    );
+    out.extend_from_slice(b"\",");
+    json_writer::key(out, "name");
+    json_writer::string(out, c.name.as_str());
+    out.push(b',');
+    json_writer::key(out, "phone");
+    json_writer::string(out, c.phone.as_str());
+    out.push(b',');
+    json_writer::key(out, "labels");
+    json_writer::array(out, c.labels.iter(), json_writer::string);
+    out.push(b',');
+    json_writer::key(out, "createdAt");
+    json_writer::string(out, Rfc3339::secs(&c.created_at).as_str());
+    out.push(b'}');
+}
+
+/// One contact's JSON, the answer of the item routes and of `POST`.
+pub fn contact_json(c: &Contact) -> Vec<u8> {
+    let mut body = Vec::with_capacity(CONTACT_JSON_BYTES);
+    write_contact(&mut body, c);
+    body
+}
+
+/// The answer to `GET /api/public/contacts`: `{"total", "contacts"}`.
+/// Takes the page to free it as soon as its JSON is written.
+pub fn contact_page_json(page: ContactPage) -> Vec<u8> {
+    // Sized up front: growing by doubling would hold up to three copies of
+    // a 10,000-contact body at once.
+    let mut body = Vec::with_capacity(64 + page.contacts.len() * CONTACT_JSON_BYTES);
+    body.extend_from_slice(b"{");
+    json_writer::key(&mut body, "total");
+    json_writer::uint(&mut body, page.total);
+    body.push(b',');
+    json_writer::key(&mut body, "contacts");
+    json_writer::array(&mut body, &page.contacts, write_contact);
+    body.push(b'}');
+    body
+}
+
+/// About the size of one contact's JSON, to size bodies up front.
+const CONTACT_JSON_BYTES: usize = 160;
+
+/// `labels` as the reference sends it (`"Lead, Website"`) or as an array.
+#[derive(Debug)]
+pub enum LabelsInput {
+    /// Comma-separated.
+    Text(String),
+    /// One label per element.
+    List(Vec<String>),
+}
+
+impl<'de> Deserialize<'de> for LabelsInput {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = LabelsInput;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a comma-separated string or an array of strings")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<LabelsInput, E> {
+                Ok(LabelsInput::Text(v.to_owned()))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<LabelsInput, A::Error> {
+                let mut out = Vec::new();
+                while let Some(s) = seq.next_element::<String>()? {
+                    out.push(s);
+                }
+                Ok(LabelsInput::List(out))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl LabelsInput {
+    fn parse(&self) -> Result<Labels, ValidationError> {
+        match self {
+            Self::Text(t) => Labels::parse_csv("labels", t),
+            Self::List(parts) => {
+                // Name the label at fault by its place in the array.
+                for (i, part) in parts.iter().enumerate() {
+                    if !part.trim().is_empty() {
+                        Label::parse(&format!("labels[{i}]"), part)?;
+                    }
+                }
+                Labels::from_parts("labels", parts.iter().map(String::as_str))
+            }
+        }
+    }
+}
+
+/// `POST` body. Fields are optional here so that a missing one is reported
+/// by name, not as a parse failure.
+#[derive(Debug, Deserialize)]
+pub struct CreateContactRequest {
+    name: Option<String>,
+    phone: Option<String>,
+    labels: Option<LabelsInput>,
+}
+
+impl CreateContactRequest {
+    /// The domain's new contact.
+    ///
+    /// # Errors
+    /// A [`ValidationError`] on `name`, `phone` or `labels` (`labels[i]`
+    /// for an element of an array).
+    pub fn try_into_domain(self) -> Result<NewContact, ValidationError> {
+        let name = self
+            .name
+            .ok_or_else(|| ValidationError::new("name", "is required"))?;
+        let phone = self
+            .phone
+            .ok_or_else(|| ValidationError::new("phone", "is required"))?;
+        Ok(NewContact {
+            name: ContactName::parse("name", &name)?,
+            phone: PhoneNumber::parse("phone", &phone)?,
+            labels: self
+                .labels
+                .as_ref()
+                .map(LabelsInput::parse)
+                .transpose()?
+                .unwrap_or_default(),
+        })
+    }
+}
+
+/// Distinguishes an absent field (`None`) from an explicit `null`
+/// (`Some(None)`).
+fn present<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// `PATCH` body: every field optional; `labels: null` clears the labels.
+#[derive(Debug, Deserialize)]
+pub struct UpdateContactRequest {
+    #[serde(default, deserialize_with = "present")]
+    name: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    phone: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    labels: Option<Option<LabelsInput>>,
+}
+
+impl UpdateContactRequest {
+    /// The domain's change of a contact.
+    ///
+    /// # Errors
+    /// A [`ValidationError`] on `name`, `phone` or `labels`; `null` is
+    /// refused for `name` and `phone`.
+    pub fn try_into_domain(self) -> Result<ContactPatch, ValidationError> {
+        let not_null = |field: &str| ValidationError::new(field, "must not be null");
+        Ok(ContactPatch {
+            name: match self.name {
+                None => None,
+                Some(None) => return Err(not_null("name")),
+                Some(Some(n)) => Some(ContactName::parse("name", &n)?),
+            },
+            phone: match self.phone {
+                None => None,
+                Some(None) => return Err(not_null("phone")),
+                Some(Some(p)) => Some(PhoneNumber::parse("phone", &p)?),
+            },
+            labels: match self.labels {
+                None => None,
+                Some(None) => Some(Labels::default()),
+                Some(Some(l)) => Some(l.parse()?),
+            },
+        })
+    }
+}
+
+/// Longest `search` accepted.
+const MAX_SEARCH_CHARS: usize = 200;
+
+/// Reads `limit`, `offset`, `search` and `label` from a query string;
+/// others are ignored.
+///
+/// # Errors
+/// `400 validation_failed` on the parameter at fault.
+pub fn contact_query(query_string: &str) -> Result<ContactQuery, ApiError> {
+    let mut query = ContactQuery::default();
+    for (key, value) in query::pairs(query_string)? {
+        match key.as_str() {
+            "limit" => query.limit = Some(query::limit(&value, ContactQuery::MAX_LIMIT)?),
+            "offset" => {
+                query.offset = value
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|o| i64::try_from(*o).is_ok())
+                    .ok_or_else(|| {
+                        ApiError::validation("offset", "offset must be a non-negative integer")
+                    })?;
+            }
+            "search" => {
+                let s = value.trim();
+                if s.chars().count() > MAX_SEARCH_CHARS {
+                    return Err(ApiError::validation(
+                        "search",
+                        format!("search must be at most {MAX_SEARCH_CHARS} characters"),
+                    ));
+                }
+                query.search = (!s.is_empty()).then(|| s.to_owned());
+            }
+            "label" => {
+                let l = value.trim();
+                query.label = (!l.is_empty()).then(|| l.to_owned());
+            }
+            // Unknown parameters are ignored, as most APIs do.
+            _ => {}
+        }
+    }
+    Ok(query)
+}

@@ -1,0 +1,168 @@
+//! A session as the API shows it, and the simulated inbound message.
+
+use maveraa_domain::messaging::{MessageText, ProviderSettings, Session, WaId};
+use maveraa_domain::{ContactName, PhoneNumber, ValidationError};
+use serde::{Deserialize, Serialize};
+
+/// A session on the wire. Never carries a credential: only the Cloud API's
+/// phone number id, which is not secret.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionBody<'a> {
+    session_id: &'a str,
+    provider: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    phone_number_id: Option<&'a str>,
+    status: &'static str,
+    last_error: Option<&'a str>,
+    webhook_url: Option<String>,
+    created_at: String,
+}
+
+impl<'a> From<&'a Session> for SessionBody<'a> {
+    fn from(s: &'a Session) -> Self {
+        Self {
+            session_id: s.name.as_str(),
+            provider: s.provider.kind().as_str(),
+            phone_number_id: match &s.provider {
+                ProviderSettings::CloudApi(c) => Some(c.phone_number_id.as_str()),
+                ProviderSettings::Simulator => None,
+            },
+            status: s.status.as_str(),
+            last_error: s.last_error.as_deref(),
+            webhook_url: crate::webhook_path(s),
+            created_at: super::time(&s.created_at),
+        }
+    }
+}
+
+/// The answer to `GET /api/public/sessions`.
+#[derive(Debug, Serialize)]
+pub struct SessionList<'a> {
+    /// The workspace's sessions.
+    pub sessions: Vec<SessionBody<'a>>,
+}
+
+/// `POST .../simulate/inbound` body.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SimulateInboundRequest {
+    /// The sender: digits with the country code, or a JID.
+    pub from: Option<String>,
+    /// The sender's profile name.
+    pub push_name: Option<String>,
+    /// The text.
+    pub message: Option<String>,
+}
+
+/// A validated simulated inbound text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimulatedInbound {
+    /// The sender.
+    pub from: WaId,
+    /// The sender's profile name, when given and not blank.
+    pub push_name: Option<String>,
+    /// The text, as sent.
+    pub text: MessageText,
+}
+
+impl SimulateInboundRequest {
+    /// Validates the body.
+    ///
+    /// # Errors
+    /// A [`ValidationError`] on `from`, `pushName` or `message`.
+    pub fn try_into_domain(self) -> Result<SimulatedInbound, ValidationError> {
+        // A number as `targetNumber` takes it (a conversation that could
+        // not be answered is no use), or its JID.
+        let from = self.from.as_deref().unwrap_or("").trim();
+        // A JID's number is read as WaId reads one (a user's JIDs only).
+        let jid_number;
+        let from = if from.contains('@') {
+            jid_number = WaId::parse("from", from)?;
+            jid_number.as_str()
+        } else {
+            from
+        };
+        let from = WaId::from_trusted_str(PhoneNumber::parse("from", from)?.as_str());
+        let push_name = match self.push_name.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(name) => Some(ContactName::parse("pushName", name)?.as_str().to_owned()),
+        };
+        let text = self
+            .message
+            .ok_or_else(|| ValidationError::new("message", "is required"))?;
+        let text = MessageText::parse("message", &text)?;
+        Ok(SimulatedInbound {
+            from,
+            push_name,
+            text,
+        })
+    }
+}
+
+/// The `202` answer to a simulated inbound message.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SimulatedAccepted {
+    /// The id the simulated provider gave the message.
+    pub provider_message_id: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(
+        from: Option<&str>,
+        push_name: Option<&str>,
+        message: Option<&str>,
+    ) -> SimulateInboundRequest {
+        SimulateInboundRequest {
+            from: from.map(Into::into),
+            push_name: push_name.map(Into::into),
+            message: message.map(Into::into),
+        }
+    }
+
+    #[test]
+    fn a_simulated_text() {
+        let s = body(
+            Some("6281234567890@s.whatsapp.net"),
+            Some(" John "),
+            Some("Hello!"),
+        )
+        .try_into_domain()
+        .expect("valid");
+        assert_eq!(s.from.as_str(), "6281234567890");
+        assert_eq!(s.push_name.as_deref(), Some("John"));
+        assert_eq!(s.text.as_str(), "Hello!");
+        let s = body(Some("6281234567890"), Some("  "), Some("x"))
+            .try_into_domain()
+            .expect("valid");
+        assert_eq!(s.push_name, None);
+    }
+
+    #[test]
+    fn fields_are_named() {
+        let field = |b: SimulateInboundRequest| {
+            b.try_into_domain()
+                .map_or_else(|e| e.field, |_| "ok".into())
+        };
+        assert_eq!(field(body(None, None, Some("x"))), "from");
+        assert_eq!(field(body(Some("abc"), None, Some("x"))), "from");
+        assert_eq!(field(body(Some("6281234567890"), None, None)), "message");
+        assert_eq!(
+            field(body(Some("6281234567890"), None, Some(" "))),
+            "message"
+        );
+        let long = "x".repeat(MessageText::MAX_CHARS + 1);
+        assert_eq!(
+            field(body(Some("6281234567890"), None, Some(&long))),
+            "message"
+        );
+        assert_eq!(
+            field(body(Some("6281234567890"), Some("a\0"), Some("x"))),
+            "pushName"
+        );
+    }
+}
