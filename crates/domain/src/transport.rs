@@ -1,14 +1,14 @@
-//! The WhatsApp transport port: how a message leaves for a provider.
-//! Implemented by `maveraa-whatsapp-transport` (Meta's Cloud API, and a
-//! simulator).
+//! What leaves for a provider: the outbound message and its media kinds.
+//! The port that carries it, [`WhatsAppTransport`], and its
+//! [`TransportError`] live with the other provider ports in
+//! [`crate::ports`]; they are re-exported here for existing paths.
 
 use std::fmt;
-use std::time::Duration;
-
-use async_trait::async_trait;
 
 use crate::messaging::{MessageText, OutboundMedia};
-use crate::values::PhoneNumber;
+use crate::values::{PhoneNumber, ValidationError};
+
+pub use crate::ports::{TransportError, WhatsAppTransport};
 
 /// The kinds of media a message can carry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -43,6 +43,21 @@ impl MediaKind {
             "video" => Some(Self::Video),
             _ => None,
         }
+    }
+
+    /// Parses the kind a client names in `field` (surrounding spaces
+    /// ignored).
+    ///
+    /// # Errors
+    /// "is required" when blank; the list of kinds for any other name.
+    pub fn parse_field(field: &str, input: &str) -> Result<Self, ValidationError> {
+        let name = input.trim();
+        if name.is_empty() {
+            return Err(ValidationError::new(field, "is required"));
+        }
+        Self::parse(name).ok_or_else(|| {
+            ValidationError::new(field, "must be one of image, document, audio or video")
+        })
     }
 
     /// Whether WhatsApp shows a caption with this kind (audio has none).
@@ -81,65 +96,4 @@ pub struct OutboundMessage {
     pub to: PhoneNumber,
     /// What to send.
     pub content: OutboundContent,
-}
-
-/// Why a provider did not take a message (or a read receipt).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum TransportError {
-    /// The provider could not be reached at all: a connection failure or a
-    /// timeout. Worth trying again later; the session is `disconnected`
-    /// meanwhile.
-    #[error("unreachable: {reason}")]
-    Unreachable {
-        /// What happened, for logs and the session's last error.
-        reason: String,
-    },
-    /// The provider answered but asked to try again later: `429` or a
-    /// `5xx`. `retry_after` is the provider's own advice, when it gave one.
-    #[error("retryable: {reason}")]
-    Retryable {
-        /// What happened, for logs and the message's status history.
-        reason: String,
-        /// How long the provider asked us to wait.
-        retry_after: Option<Duration>,
-    },
-    /// Trying again will not help: the provider refused the request
-    /// (other `4xx`), with its own error code and message kept.
-    #[error("permanent: {message}")]
-    Permanent {
-        /// The provider's error code, when it gave one.
-        code: Option<String>,
-        /// The provider's explanation.
-        message: String,
-    },
-    /// The provider refused the session's credentials (an expired or
-    /// revoked token, a logged-out device): no message of the session can
-    /// go until they are renewed. The message fails and the session turns
-    /// `failed`.
-    #[error("credentials refused: {message}")]
-    CredentialsRefused {
-        /// The provider's error code, when it gave one.
-        code: Option<String>,
-        /// The provider's explanation.
-        message: String,
-    },
-}
-
-/// Sends messages through one WhatsApp number (one session) of a provider.
-#[async_trait]
-pub trait WhatsAppTransport: Send + Sync + 'static {
-    /// Hands `message` to the provider and returns the provider's id for it.
-    ///
-    /// # Errors
-    /// [`TransportError::Retryable`] or [`TransportError::Permanent`] as
-    /// described on each variant.
-    async fn send(&self, message: &OutboundMessage) -> Result<String, TransportError>;
-
-    /// Tells the provider that the inbound message `provider_message_id`
-    /// was read (blue ticks). Providers without read receipts return `Ok`.
-    ///
-    /// # Errors
-    /// As [`WhatsAppTransport::send`].
-    async fn mark_read(&self, provider_message_id: &str) -> Result<(), TransportError>;
 }

@@ -19,6 +19,6 @@ pub use crm::{
 pub use messaging::{EnqueueOutcome, MessageRepository, SessionRepository};
 pub use outbox::{Claim, DispatchOutcome, Outbox, OutboxJob};
 pub use provider::{
-    AccountEvents, ProviderEventSink, TransportFactory, WebhookProtocol, WebhookRefusal,
-    WebhookRequest,
+    AccountEvents, ProviderEventSink, TransportError, TransportFactory, WebhookProtocol,
+    WebhookRefusal, WebhookRequest, WhatsAppTransport,
 };

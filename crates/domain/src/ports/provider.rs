@@ -1,12 +1,74 @@
 //! Providers: how a message leaves and how what a provider reports comes in.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 
 use crate::error::RepositoryError;
 use crate::messaging::{ProviderEvent, Session};
-use crate::transport::{TransportError, WhatsAppTransport};
+use crate::transport::OutboundMessage;
+
+/// Why a provider did not take a message (or a read receipt).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TransportError {
+    /// The provider could not be reached at all: a connection failure or a
+    /// timeout. Worth trying again later; the session is `disconnected`
+    /// meanwhile.
+    #[error("unreachable: {reason}")]
+    Unreachable {
+        /// What happened, for logs and the session's last error.
+        reason: String,
+    },
+    /// The provider answered but asked to try again later: `429` or a
+    /// `5xx`. `retry_after` is the provider's own advice, when it gave one.
+    #[error("retryable: {reason}")]
+    Retryable {
+        /// What happened, for logs and the message's status history.
+        reason: String,
+        /// How long the provider asked us to wait.
+        retry_after: Option<Duration>,
+    },
+    /// Trying again will not help: the provider refused the request
+    /// (other `4xx`), with its own error code and message kept.
+    #[error("permanent: {message}")]
+    Permanent {
+        /// The provider's error code, when it gave one.
+        code: Option<String>,
+        /// The provider's explanation.
+        message: String,
+    },
+    /// The provider refused the session's credentials (an expired or
+    /// revoked token, a logged-out device): no message of the session can
+    /// go until they are renewed. The message fails and the session turns
+    /// `failed`.
+    #[error("credentials refused: {message}")]
+    CredentialsRefused {
+        /// The provider's error code, when it gave one.
+        code: Option<String>,
+        /// The provider's explanation.
+        message: String,
+    },
+}
+
+/// Sends messages through one WhatsApp number (one session) of a provider.
+#[async_trait]
+pub trait WhatsAppTransport: Send + Sync + 'static {
+    /// Hands `message` to the provider and returns the provider's id for it.
+    ///
+    /// # Errors
+    /// [`TransportError::Retryable`] or [`TransportError::Permanent`] as
+    /// described on each variant.
+    async fn send(&self, message: &OutboundMessage) -> Result<String, TransportError>;
+
+    /// Tells the provider that the inbound message `provider_message_id`
+    /// was read (blue ticks). Providers without read receipts return `Ok`.
+    ///
+    /// # Errors
+    /// As [`WhatsAppTransport::send`].
+    async fn mark_read(&self, provider_message_id: &str) -> Result<(), TransportError>;
+}
 
 /// Gives the transport of a session and, for providers that report through
 /// webhooks, their protocol.

@@ -47,21 +47,6 @@ pub struct MediaRequest {
     pub file_name: Option<String>,
 }
 
-impl MediaRequest {
-    fn kind(&self) -> Result<MediaKind, ValidationError> {
-        let kind = self.kind.as_deref().map(str::trim).unwrap_or_default();
-        if kind.is_empty() {
-            return Err(ValidationError::new("media.type", "is required"));
-        }
-        MediaKind::parse(kind).ok_or_else(|| {
-            ValidationError::new(
-                "media.type",
-                "must be one of image, document, audio or video",
-            )
-        })
-    }
-}
-
 impl SendRequest {
     /// The domain's request: each field parsed by its value type, which
     /// holds the rules. The text is kept as sent (not trimmed).
@@ -84,7 +69,8 @@ impl SendRequest {
             }
             // With media, `message` is the caption: absent is empty.
             Some(media) => {
-                let kind = media.kind()?;
+                let kind =
+                    MediaKind::parse_field("media.type", media.kind.as_deref().unwrap_or(""))?;
                 let url = MediaUrl::parse("media.url", media.url.as_deref().unwrap_or(""))?;
                 let caption =
                     Caption::parse("message", kind, self.message.as_deref().unwrap_or(""))?;
@@ -437,19 +423,9 @@ mod tests {
             }))),
             "media.type"
         );
-        for url in [
-            "",
-            "ftp://example.com/a.jpg",
-            "https:example.com/a.jpg",
-            "//example.com/a.jpg",
-            "/a.jpg",
-            "https://",
-            "https:///a.jpg",
-            "https://exa mple.com/a.jpg",
-            "https://example.com/a\tb.jpg",
-            "https://example.com\\a.jpg",
-            "javascript:alert(1)",
-        ] {
+        // The rules are the domain's (`MediaUrl`); here only that a bad
+        // URL is reported under its wire field.
+        for url in ["", "ftp://example.com/a.jpg"] {
             assert_eq!(
                 field_of(with(media("image", url, None))),
                 "media.url",
