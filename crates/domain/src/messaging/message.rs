@@ -45,6 +45,27 @@ impl WaId {
         }
     }
 
+    /// A sender that can be answered: a valid phone number (as
+    /// [`PhoneNumber::parse`] takes it, normalised) given as its digits or
+    /// as a user's JID (as [`WaId::parse`] reads one).
+    ///
+    /// # Errors
+    /// A [`ValidationError`] on `field` for a JID that is not a user's, or a
+    /// number that is not valid.
+    pub fn parse_number(field: &str, input: &str) -> Result<Self, ValidationError> {
+        let input = input.trim();
+        let jid_user;
+        let number = if input.contains('@') {
+            jid_user = Self::parse(field, input)?;
+            jid_user.as_str()
+        } else {
+            input
+        };
+        Ok(Self::from_trusted_str(
+            PhoneNumber::parse(field, number)?.as_str(),
+        ))
+    }
+
     /// Wraps digits read back from storage. Does not validate.
     pub fn from_trusted(digits: String) -> Self {
         Self(digits.into())
@@ -494,6 +515,26 @@ mod tests {
             "6281234567890@",
         ] {
             assert!(WaId::parse("f", not_a_user).is_err(), "{not_a_user}");
+        }
+    }
+
+    #[test]
+    fn a_number_to_answer_is_a_valid_phone_number_or_its_jid() {
+        for given in [
+            "6281234567890",
+            "+62 812-3456-7890",
+            "6281234567890@s.whatsapp.net",
+            " 6281234567890@c.us ",
+        ] {
+            assert_eq!(
+                WaId::parse_number("from", given).expect(given).as_str(),
+                "6281234567890",
+                "{given}"
+            );
+        }
+        for refused in ["", "12345", "abc", "62811@g.us", "12345@s.whatsapp.net"] {
+            let err = WaId::parse_number("from", refused).expect_err(refused);
+            assert_eq!(err.field, "from", "{refused}");
         }
     }
 

@@ -1,7 +1,7 @@
 //! A session as the API shows it, and the simulated inbound message.
 
 use maveraa_domain::messaging::{MessageText, ProviderSettings, Session, WaId};
-use maveraa_domain::{ContactName, PhoneNumber, ValidationError};
+use maveraa_domain::{ContactName, ValidationError};
 use serde::{Deserialize, Serialize};
 
 /// A session on the wire. Never carries a credential: only the Cloud API's
@@ -74,16 +74,7 @@ impl SimulateInboundRequest {
     pub fn try_into_domain(self) -> Result<SimulatedInbound, ValidationError> {
         // A number as `targetNumber` takes it (a conversation that could
         // not be answered is no use), or its JID.
-        let from = self.from.as_deref().unwrap_or("").trim();
-        // A JID's number is read as WaId reads one (a user's JIDs only).
-        let jid_number;
-        let from = if from.contains('@') {
-            jid_number = WaId::parse("from", from)?;
-            jid_number.as_str()
-        } else {
-            from
-        };
-        let from = WaId::from_trusted_str(PhoneNumber::parse("from", from)?.as_str());
+        let from = WaId::parse_number("from", self.from.as_deref().unwrap_or(""))?;
         let push_name = match self.push_name.as_deref().map(str::trim) {
             None | Some("") => None,
             Some(name) => Some(ContactName::parse("pushName", name)?.as_str().to_owned()),
