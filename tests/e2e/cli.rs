@@ -8,7 +8,7 @@ use maveraa_storage::testing::TestDatabase;
 use reqwest::Method;
 use serde_json::Value;
 
-use crate::helpers::{Spawned, error_of, free_port, spawn_app, wait_ready};
+use crate::helpers::{Spawned, error_of, free_port, server_command, spawn_app, wait_ready};
 
 fn maveraa(db_url: &str, args: &[&str]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_maveraa"))
@@ -247,10 +247,7 @@ fn start(db_url: &str, port: u16) -> Spawned {
 /// As [`start`], with the log at `level` going to `log`.
 fn start_logging(db_url: &str, port: u16, level: &str, log: Stdio) -> Spawned {
     Spawned(
-        Command::new(env!("CARGO_BIN_EXE_maveraa"))
-            .env("MAVERAA__DATABASE__URL", db_url)
-            .env("MAVERAA__SERVER__PORT", port.to_string())
-            .env("MAVERAA__SERVER__WORKERS", "1")
+        server_command(db_url, port)
             .env("RUST_LOG", level)
             .stdout(Stdio::piped())
             .stderr(log)

@@ -2,7 +2,6 @@
 //! failures, a killed server, and two servers sharing one database.
 
 use std::collections::BTreeMap;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -12,7 +11,7 @@ use serde_json::{Value, json};
 use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
-use crate::helpers::{Spawned, free_port, json_of, spawn_app_with, wait_ready};
+use crate::helpers::{Spawned, free_port, json_of, server_command, spawn_app_with, wait_ready};
 
 /// Answers like the Cloud API, with a new message id each time.
 struct Accept(Arc<AtomicU64>);
@@ -261,19 +260,13 @@ const SHORT_LEASE: &[(&str, &str)] = &[
 ];
 
 fn serve(db_url: &str, provider: &str, port: u16, extra: &[(&str, &str)]) -> Spawned {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_maveraa"));
+    let mut cmd = server_command(db_url, port);
     cmd.arg("serve")
-        .env("MAVERAA__DATABASE__URL", db_url)
-        .env("MAVERAA__SERVER__PORT", port.to_string())
-        .env("MAVERAA__SERVER__WORKERS", "1")
         .env("MAVERAA__BOOTSTRAP__DEFAULT_WORKSPACE", "false")
         .env("MAVERAA__WHATSAPP__CLOUD_API_BASE_URL", provider)
         .env("MAVERAA__DISPATCHER__IDLE_POLL_MS", "20")
         .env("MAVERAA__DISPATCHER__BACKOFF_BASE_MS", "50")
-        .env("MAVERAA__DISPATCHER__BACKOFF_MAX_SECS", "1")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
+        .env("MAVERAA__DISPATCHER__BACKOFF_MAX_SECS", "1");
     for (k, v) in extra {
         cmd.env(k, v);
     }

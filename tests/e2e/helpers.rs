@@ -67,6 +67,20 @@ impl Spawned {
     }
 }
 
+/// The `maveraa` binary on `db_url`, listening on `port` with one worker,
+/// its log at `warn` and its output discarded; callers add arguments and
+/// variables (later ones win).
+pub fn server_command(db_url: &str, port: u16) -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_maveraa"));
+    cmd.env("MAVERAA__DATABASE__URL", db_url)
+        .env("MAVERAA__SERVER__PORT", port.to_string())
+        .env("MAVERAA__SERVER__WORKERS", "1")
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    cmd
+}
+
 /// A port nothing listens on now.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

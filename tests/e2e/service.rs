@@ -113,15 +113,9 @@ async fn sigint_and_sigterm_finish_requests_in_flight() {
     for signal in ["INT", "TERM"] {
         let port = free_port();
         let mut server = Spawned(
-            std::process::Command::new(env!("CARGO_BIN_EXE_maveraa"))
+            crate::helpers::server_command(&app.db_url, port)
                 .arg("serve")
-                .env("MAVERAA__DATABASE__URL", &app.db_url)
-                .env("MAVERAA__SERVER__PORT", port.to_string())
-                .env("MAVERAA__SERVER__WORKERS", "1")
                 .env("MAVERAA__BOOTSTRAP__DEFAULT_WORKSPACE", "false")
-                .env("RUST_LOG", "warn")
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
                 .spawn()
                 .expect("spawn maveraa serve"),
         );
