@@ -13,7 +13,7 @@ use maveraa_auth::ApiKeyHasher;
 use maveraa_domain::api_key::{ApiKey, ApiKeyHash};
 use maveraa_domain::messaging::{
     CloudApiSettings, InboundMessage, MessageContent, ProviderEvent, ProviderSettings,
-    SecretString, Session, SessionName, SessionStatus, WaId,
+    SecretString, Session, WaId,
 };
 use maveraa_domain::ports::{
     AccountEvents, ApiKeyCodec, ApiKeyRepository, SessionRepository, TransportFactory,
@@ -23,9 +23,9 @@ use maveraa_domain::transport::{OutboundMessage, TransportError, WhatsAppTranspo
 use maveraa_domain::usecases::{
     ApiKeyService, ContactService, InboxService, MessagingService, SessionService,
 };
-use maveraa_domain::{ApiKeyId, SessionId, SystemClock, Workspace, WorkspaceId, WorkspaceName};
+use maveraa_domain::{ApiKeyId, SystemClock, Workspace, WorkspaceId, WorkspaceName};
 use maveraa_http_api::{ApiState, HttpSettings, configure};
-use maveraa_storage::testing::TestDatabase;
+use maveraa_storage::testing::{TestDatabase, new_session};
 use maveraa_storage::{Database, PgStore, PoolSettings};
 use serde_json::Value;
 
@@ -144,18 +144,6 @@ pub(crate) struct World {
     pub(crate) _db: TestDatabase,
 }
 
-fn session(ws: WorkspaceId, name: &str, provider: ProviderSettings) -> Session {
-    Session {
-        id: SessionId::new(),
-        workspace_id: ws,
-        name: SessionName::from_trusted(name.into()),
-        provider,
-        status: SessionStatus::Connected,
-        last_error: None,
-        created_at: Utc::now(),
-    }
-}
-
 /// The services over `store`, as the server wires them.
 pub(crate) fn state_over(store: Arc<PgStore>) -> ApiState {
     let providers = Arc::new(Providers);
@@ -183,8 +171,8 @@ pub(crate) async fn world() -> World {
         Database::connect(db.url(), &PoolSettings::default()).expect("pool"),
     ));
     let (ws_a, ws_b) = (WorkspaceId::new(), WorkspaceId::new());
-    let simulator = session(ws_a, "sim-1", ProviderSettings::Simulator);
-    let cloud = session(
+    let simulator = new_session(ws_a, "sim-1", ProviderSettings::Simulator);
+    let cloud = new_session(
         ws_a,
         "cloud-1",
         ProviderSettings::CloudApi(CloudApiSettings {
@@ -194,7 +182,7 @@ pub(crate) async fn world() -> World {
             verify_token: SecretString::new("verify-me"),
         }),
     );
-    let other = session(ws_b, "b-only", ProviderSettings::Simulator);
+    let other = new_session(ws_b, "b-only", ProviderSettings::Simulator);
     for (ws, key) in [(ws_a, KEY_A), (ws_b, KEY_B)] {
         let workspace = Workspace {
             id: ws,
