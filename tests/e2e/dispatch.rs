@@ -11,7 +11,9 @@ use serde_json::{Value, json};
 use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
-use crate::helpers::{Spawned, free_port, json_of, server_command, spawn_app_with, wait_ready};
+use crate::helpers::{
+    Spawned, error_of, free_port, json_of, server_command, spawn_app_with, wait_ready,
+};
 
 /// Answers like the Cloud API, with a new message id each time.
 struct Accept(Arc<AtomicU64>);
@@ -469,4 +471,125 @@ async fn a_server_killed_with_queued_messages_sends_them_after_restart() {
     assert_eq!(received_texts(&provider).await.len(), 30);
     // Each message was accepted exactly once: the 503s accepted nothing.
     assert_eq!(accepted.load(Ordering::SeqCst), 30);
+}
+
+#[tokio::test]
+async fn failed_messages_are_retried_once_the_cause_is_fixed() {
+    let provider = MockServer::start().await;
+    let refused = Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(401).set_body_json(json!({"error": {
+            "message": "Error validating access token: Session has expired", "type": "OAuthException", "code": 190}})))
+        .mount_as_scoped(&provider)
+        .await;
+    let uri = provider.uri();
+    let mut app = spawn_app_with(|s| s.whatsapp.cloud_api_base_url = uri).await;
+    app.cloud_session("real", "s", "v").await;
+    let (a, b, c) = (
+        send_text(&app, "a").await,
+        send_text(&app, "b").await,
+        send_text(&app, "c").await,
+    );
+    for id in [&a, &b, &c] {
+        let failed = app.wait_for_message(id, |m| m["status"] == "failed").await;
+        assert_eq!(failed["error"]["code"], "190");
+    }
+    let retry = |path: String| app.request(Method::POST, &path).send();
+
+    // Still refused: a retry fails again, and can be retried again.
+    let res = retry(format!("/api/public/messages/{a}/retry"))
+        .await
+        .expect("r");
+    let queued = json_of(res, 202).await;
+    assert_eq!(queued["status"], "queued");
+    assert!(queued["error"].is_null(), "{queued}");
+    app.wait_for_message(&a, |m| m["status"] == "failed").await;
+
+    // The token renewed: one message by id, then the rest of the session
+    // by error code.
+    drop(refused);
+    let accepted = Arc::new(AtomicU64::new(0));
+    Mock::given(method("POST"))
+        .respond_with(Accept(accepted.clone()))
+        .mount(&provider)
+        .await;
+    let res = retry(format!("/api/public/messages/{a}/retry"))
+        .await
+        .expect("r");
+    assert_eq!(res.status(), 202);
+    let sent = app.wait_for_message(&a, |m| m["status"] == "sent").await;
+    let history: Vec<&str> = sent["statusHistory"]
+        .as_array()
+        .expect("history")
+        .iter()
+        .map(|h| h["status"].as_str().expect("status"))
+        .collect();
+    assert_eq!(
+        history,
+        ["queued", "failed", "queued", "failed", "queued", "sent"],
+        "{sent}"
+    );
+    // A sent message, or one retried already, is not retried.
+    let (code, _) = error_of(
+        retry(format!("/api/public/messages/{a}/retry"))
+            .await
+            .expect("r"),
+        409,
+    )
+    .await;
+    assert_eq!(code, "message_not_retryable");
+    let other_code = json_of(
+        retry("/api/public/sessions/real/messages/retry?errorCode=131030".into())
+            .await
+            .expect("r"),
+        202,
+    )
+    .await;
+    assert_eq!(other_code, json!({"requeued": 0}), "no message failed so");
+    let all = json_of(
+        retry("/api/public/sessions/real/messages/retry?errorCode=190".into())
+            .await
+            .expect("r"),
+        202,
+    )
+    .await;
+    assert_eq!(all, json!({"requeued": 2}));
+    for id in [&b, &c] {
+        app.wait_for_message(id, |m| m["status"] == "sent").await;
+    }
+    // Wrong input and unknown ids.
+    let (code, field) = error_of(
+        retry("/api/public/sessions/real/messages/retry?errorCod=190".into())
+            .await
+            .expect("r"),
+        400,
+    )
+    .await;
+    assert_eq!(
+        (code.as_str(), field.as_deref()),
+        ("validation_failed", Some("errorCod"))
+    );
+    let (code, _) = error_of(
+        retry("/api/public/sessions/nope/messages/retry".into())
+            .await
+            .expect("r"),
+        404,
+    )
+    .await;
+    assert_eq!(code, "session_not_found");
+    let (code, _) = error_of(
+        retry(format!("/api/public/messages/{}/retry", uuid_like()))
+            .await
+            .expect("r"),
+        404,
+    )
+    .await;
+    assert_eq!(code, "not_found");
+    app.stop().await;
+    // Each reached the provider once it could take it, and only once.
+    assert_eq!(accepted.load(Ordering::SeqCst), 3);
+}
+
+/// A well-formed message id no message has.
+fn uuid_like() -> String {
+    "0190f0a0-0000-7000-8000-000000000000".to_owned()
 }

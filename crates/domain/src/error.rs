@@ -142,6 +142,10 @@ pub enum MessagingError {
     /// The idempotency key was used with a different request.
     #[error("this Idempotency-Key was used with a different request")]
     IdempotencyConflict,
+    /// The message cannot be queued again: it is not a failed outbound
+    /// message, or the provider took it (and may still deliver it).
+    #[error("only a failed message the provider never took can be retried")]
+    NotRetryable,
     /// Storage failed.
     #[error(transparent)]
     Repository(#[from] RepositoryError),

@@ -224,6 +224,11 @@ impl From<MessagingError> for ApiError {
                 "this Idempotency-Key was already used with a different request; use a new key for a new message",
             )
             .with_field("Idempotency-Key"),
+            MessagingError::NotRetryable => Self::new(
+                StatusCode::CONFLICT,
+                "message_not_retryable",
+                "only a failed message that no provider took can be retried; send a message the provider reported failed again as a new message",
+            ),
             MessagingError::Repository(r) => r.into(),
         }
     }

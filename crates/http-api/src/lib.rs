@@ -165,6 +165,14 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: ApiState, settings: HttpSe
                     resource("/messages/{messageId}", "GET, HEAD")
                         .route(get_or_head().to(messages::get)),
                 )
+                .service(
+                    resource("/messages/{messageId}/retry", "POST")
+                        .route(web::post().to(messages::retry)),
+                )
+                .service(
+                    resource("/sessions/{sessionId}/messages/retry", "POST")
+                        .route(web::post().to(messages::retry_failed)),
+                )
                 .default_service(web::to(no_route)),
         )
         .service(

@@ -12,7 +12,7 @@ use maveraa_domain::{MessageId, RepositoryError, SessionId, WorkspaceId};
 
 use crate::messages::inbound::{SessionColumns, record_inbound};
 use crate::messages::rows::{MessageRow, encode_content};
-use crate::messages::{conversations, rows, status};
+use crate::messages::{conversations, retry, rows, status};
 use crate::store::PgStore;
 
 #[async_trait]
@@ -123,6 +123,34 @@ impl MessageRepository for PgStore {
         Ok(self
             .db
             .run(move |conn| conversations::mark_read(conn, workspace, session, &remote))
+            .await?)
+    }
+
+    async fn requeue(
+        &self,
+        workspace: WorkspaceId,
+        id: MessageId,
+        at: DateTime<Utc>,
+    ) -> Result<Option<Message>, RepositoryError> {
+        Ok(self
+            .db
+            .run(move |conn| retry::requeue(conn, workspace, id, at))
+            .await?)
+    }
+
+    async fn requeue_failed(
+        &self,
+        workspace: WorkspaceId,
+        session: SessionId,
+        error_code: Option<&str>,
+        at: DateTime<Utc>,
+    ) -> Result<u64, RepositoryError> {
+        let error_code = error_code.map(str::to_owned);
+        Ok(self
+            .db
+            .run(move |conn| {
+                retry::requeue_failed(conn, workspace, session, error_code.as_deref(), at)
+            })
             .await?)
     }
 }

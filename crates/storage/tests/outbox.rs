@@ -11,7 +11,7 @@ use maveraa_domain::MessageId;
 use maveraa_domain::messaging::{
     DeliveryError, Message, MessageStatus, ProviderSettings, Session, StatusChange,
 };
-use maveraa_domain::ports::{DispatchOutcome, Outbox, OutboxJob};
+use maveraa_domain::ports::{DispatchOutcome, MessageRepository, Outbox, OutboxJob};
 use maveraa_storage::testing::{Fixture, fixture, new_session, now, outbound, session, workspace};
 
 use common::{
@@ -429,4 +429,109 @@ async fn a_failed_outcome_fails_the_message_and_ends_the_entry() {
     )
     .await;
     assert_eq!(get(&f, &sent).await.status, MessageStatus::Sent);
+}
+
+#[tokio::test]
+async fn a_failed_message_is_queued_again_once_and_one_the_provider_took_never() {
+    let f = fixture();
+    let ws = workspace(&f, "Acme").await;
+    let s = session(&f, ws, "s1").await;
+    let failed = |code: &str| {
+        DispatchOutcome::Failed(DeliveryError {
+            code: Some(code.into()),
+            message: "refused".into(),
+        })
+    };
+    let (a, b) = (
+        outbound(&s, "6281234567890", "a"),
+        outbound(&s, "6281234567890", "b"),
+    );
+    for m in [&a, &b] {
+        enqueue(&f, m).await;
+    }
+    let claimed = f.store.claim("w", 10, LEASE).await.expect("claim");
+    assert_eq!(claimed.len(), 2);
+    record(&f, first(&a), failed("190"), now()).await;
+    record(&f, first(&b), failed("131030"), now()).await;
+
+    // Two retries at once: one queues it, the other finds nothing to do.
+    let (x, y) = tokio::join!(
+        f.messages().requeue(ws, a.id, now()),
+        f.messages().requeue(ws, a.id, now())
+    );
+    let done: Vec<Message> = [x, y]
+        .into_iter()
+        .filter_map(|r| r.expect("requeue"))
+        .collect();
+    assert_eq!(done.len(), 1, "queued again exactly once");
+    assert_eq!(done[0].status, MessageStatus::Queued);
+    assert_eq!(done[0].error, None);
+    assert_eq!(
+        f.count("SELECT count(*) AS n FROM outbox"),
+        1,
+        "one new entry"
+    );
+    // Another workspace's id behaves like an unknown one.
+    let other = workspace(&f, "Other").await;
+    assert_eq!(
+        f.messages().requeue(other, b.id, now()).await.expect("r"),
+        None
+    );
+    // By session and error code: only b's code, only b.
+    assert_eq!(
+        f.messages()
+            .requeue_failed(ws, s.id, Some("190"), now())
+            .await
+            .expect("r"),
+        0
+    );
+    assert_eq!(
+        f.messages()
+            .requeue_failed(ws, s.id, Some("131030"), now())
+            .await
+            .expect("r"),
+        1
+    );
+
+    // Sent, then failed by the provider: the provider took it, so it is
+    // never queued again.
+    let c = outbound(&s, "6281234567890", "c");
+    enqueue(&f, &c).await;
+    let jobs = f.store.claim("w", 10, LEASE).await.expect("claim");
+    let job = jobs
+        .iter()
+        .find(|j| j.message.id == c.id)
+        .expect("c claimed");
+    record(
+        &f,
+        job.claim(),
+        DispatchOutcome::Sent {
+            provider_message_id: "wamid.c".into(),
+        },
+        now(),
+    )
+    .await;
+    let mut report = status("wamid.c", MessageStatus::Failed);
+    report.error = Some(DeliveryError {
+        code: Some("131026".into()),
+        message: "undeliverable".into(),
+    });
+    f.messages()
+        .apply_status(s.id, &report)
+        .await
+        .expect("apply");
+    let c_now = get(&f, &c).await;
+    assert_eq!(c_now.status, MessageStatus::Failed);
+    assert!(!c_now.can_retry());
+    assert_eq!(
+        f.messages().requeue(ws, c.id, now()).await.expect("r"),
+        None
+    );
+    assert_eq!(
+        f.messages()
+            .requeue_failed(ws, s.id, None, now())
+            .await
+            .expect("r"),
+        0
+    );
 }

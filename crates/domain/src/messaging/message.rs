@@ -340,6 +340,18 @@ pub struct Message {
     pub history: Vec<StatusChange>,
 }
 
+impl Message {
+    /// Whether it can be queued again: an outbound message that failed
+    /// before any provider took it. One the provider took and reported
+    /// failed is not: the provider may still deliver it, and a second send
+    /// could reach the recipient twice.
+    pub fn can_retry(&self) -> bool {
+        self.direction == Direction::Outbound
+            && self.status == MessageStatus::Failed
+            && self.provider_message_id.is_none()
+    }
+}
+
 /// A request to send a message. Every part is a value type that was checked
 /// when it was parsed, so a request that exists can be queued.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -173,6 +173,35 @@ pub trait MessageRepository: Send + Sync + 'static {
         query: &ConversationQuery,
     ) -> Result<Vec<Conversation>, RepositoryError>;
 
+    /// Queues the message `id` of `workspace` again when it can be
+    /// ([`Message::can_retry`], checked as it is written): its status
+    /// becomes `queued` (a new step of its history), its error is cleared
+    /// and a new outbox entry is due at once. Returns the message as it is
+    /// then, or `None` when there is no such message that can be retried.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Internal` when storage fails.
+    async fn requeue(
+        &self,
+        workspace: WorkspaceId,
+        id: MessageId,
+        at: DateTime<Utc>,
+    ) -> Result<Option<Message>, RepositoryError>;
+
+    /// Queues again, as [`MessageRepository::requeue`], every message of
+    /// `session` that can be retried, only those whose error code is
+    /// `error_code` when one is given. Returns how many.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Internal` when storage fails.
+    async fn requeue_failed(
+        &self,
+        workspace: WorkspaceId,
+        session: SessionId,
+        error_code: Option<&str>,
+        at: DateTime<Utc>,
+    ) -> Result<u64, RepositoryError>;
+
     /// Sets the conversation's unread count to 0. Returns the provider id of
     /// its latest inbound message (`Some(None)` when it has none), or `None`
     /// when there is no such conversation.

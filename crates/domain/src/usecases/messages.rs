@@ -205,4 +205,65 @@ impl MessagingService {
             .await?
             .ok_or(MessagingError::NotFound)
     }
+
+    /// Queues the failed message `id` again, to be sent as if new (same
+    /// id, a new attempt count). Only a message no provider took can be
+    /// retried ([`Message::can_retry`]), so a retry never sends twice.
+    ///
+    /// # Errors
+    /// [`MessagingError::NotFound`], [`MessagingError::NotRetryable`],
+    /// [`MessagingError::Repository`].
+    pub async fn retry(
+        &self,
+        workspace: WorkspaceId,
+        id: MessageId,
+    ) -> Result<Message, MessagingError> {
+        let message = self.get(workspace, id).await?;
+        if !message.can_retry() {
+            return Err(MessagingError::NotRetryable);
+        }
+        match self
+            .messages
+            .requeue(workspace, id, self.clock.now())
+            .await?
+        {
+            Some(message) => {
+                (self.on_enqueue)();
+                Ok(message)
+            }
+            // Changed since it was read (retried by another request, or
+            // deleted with its session): answer for what it is now.
+            None => match self.messages.get(workspace, id).await? {
+                Some(_) => Err(MessagingError::NotRetryable),
+                None => Err(MessagingError::NotFound),
+            },
+        }
+    }
+
+    /// Queues again every failed message of the session `session` that
+    /// can be retried, only those failed with `error_code` when given
+    /// (after a session's credentials were renewed, say). Returns how many.
+    ///
+    /// # Errors
+    /// [`MessagingError::SessionNotFound`], [`MessagingError::Repository`].
+    pub async fn retry_failed(
+        &self,
+        workspace: WorkspaceId,
+        session: &SessionName,
+        error_code: Option<&str>,
+    ) -> Result<u64, MessagingError> {
+        let session = self
+            .sessions
+            .get_by_name(workspace, session)
+            .await?
+            .ok_or(MessagingError::SessionNotFound)?;
+        let count = self
+            .messages
+            .requeue_failed(workspace, session.id, error_code, self.clock.now())
+            .await?;
+        if count > 0 {
+            (self.on_enqueue)();
+        }
+        Ok(count)
+    }
 }

@@ -264,6 +264,46 @@ impl<'a> From<&'a Message> for MessageBody<'a> {
     }
 }
 
+/// The answer to a retry of a session's failed messages.
+#[derive(Debug, Serialize)]
+pub struct Requeued {
+    /// How many were queued again.
+    pub requeued: u64,
+}
+
+/// The `errorCode` filter of a session's retry: 1 to 64 printable
+/// characters, or absent for every retryable message.
+///
+/// # Errors
+/// `400 validation_failed` on `errorCode`, or on an unknown parameter.
+pub fn retry_filter(query: &str) -> Result<Option<String>, ApiError> {
+    let mut code = None;
+    for (key, value) in crate::query::pairs(query)? {
+        match key.as_str() {
+            "errorCode" => {
+                let value = value.trim();
+                if value.is_empty()
+                    || value.len() > 64
+                    || !value.bytes().all(|b| b.is_ascii_graphic())
+                {
+                    return Err(ApiError::validation(
+                        "errorCode",
+                        "errorCode must be 1 to 64 printable characters, e.g. 190".to_owned(),
+                    ));
+                }
+                code = Some(value.to_owned());
+            }
+            other => {
+                return Err(ApiError::validation(
+                    other,
+                    format!("unknown parameter {other}; this endpoint takes errorCode"),
+                ));
+            }
+        }
+    }
+    Ok(code)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

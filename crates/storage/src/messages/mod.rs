@@ -12,5 +12,6 @@
 pub(crate) mod conversations;
 pub(crate) mod enqueue;
 pub(crate) mod inbound;
+pub(crate) mod retry;
 pub(crate) mod rows;
 pub(crate) mod status;

@@ -213,11 +213,12 @@ pub(crate) fn fill_history(
         at: message.created_at,
         error: None,
     });
-    for r in rows {
+    for (i, r) in rows.into_iter().enumerate() {
         let status = parse_status(&r.status)?;
-        // A row for the first status itself was written by versions before
-        // migration 000004 (still possible mid rolling deploy): said once.
-        if status == first {
+        // A leading row for the first status itself was written by
+        // versions before migration 000004 (still possible mid rolling
+        // deploy): said once. A later one is a retry's `queued`.
+        if i == 0 && status == first {
             continue;
         }
         history.push(StatusChange {
