@@ -11,7 +11,7 @@ use maveraa_domain::MessageId;
 use maveraa_domain::messaging::{
     DeliveryError, Message, MessageStatus, ProviderSettings, Session, StatusChange,
 };
-use maveraa_domain::ports::{DispatchOutcome, MessageRepository, Outbox, OutboxJob};
+use maveraa_domain::ports::{DispatchOutcome, Outbox, OutboxJob};
 use maveraa_storage::testing::{Fixture, fixture, new_session, now, outbound, session, workspace};
 
 use common::{
