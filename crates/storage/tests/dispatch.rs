@@ -18,11 +18,12 @@ use maveraa_storage::testing::{Fixture, fixture, outbound, session, workspace};
 
 use common::{AcceptAll, LEASE, Transports, enqueue, get, wait_for_lease_end};
 
-/// An outbox whose first `record` fails as if the database were busy,
-/// then the real one.
+/// An outbox whose first `record` fails with `error` (the database busy,
+/// or a failure storage cannot name), then the real one.
 struct BusyOnce {
     store: Arc<PgStore>,
     failed: std::sync::atomic::AtomicBool,
+    error: RepositoryError,
 }
 
 #[async_trait]
@@ -41,7 +42,7 @@ impl Outbox for BusyOnce {
         at: DateTime<Utc>,
     ) -> Result<(), RepositoryError> {
         if !self.failed.swap(true, Ordering::SeqCst) {
-            return Err(RepositoryError::Unavailable("pool busy".into()));
+            return Err(self.error.clone());
         }
         self.store.record(results, at).await
     }
@@ -49,6 +50,17 @@ impl Outbox for BusyOnce {
 
 #[tokio::test]
 async fn a_sent_storage_could_not_take_is_recorded_before_the_next_claim() {
+    // Busy, or failing in a way storage cannot name (a full disk reported
+    // in another language, say): either way the `Sent` is kept.
+    for error in [
+        RepositoryError::Unavailable("pool busy".into()),
+        RepositoryError::Internal("FEHLER: konnte Datei nicht erweitern".into()),
+    ] {
+        sent_kept_through(error).await;
+    }
+}
+
+async fn sent_kept_through(error: RepositoryError) {
     let f = fixture();
     let ws = workspace(&f, "Acme").await;
     let s = session(&f, ws, "s1").await;
@@ -60,6 +72,7 @@ async fn a_sent_storage_could_not_take_is_recorded_before_the_next_claim() {
         Arc::new(BusyOnce {
             store: f.store.clone(),
             failed: std::sync::atomic::AtomicBool::new(false),
+            error: error.clone(),
         }),
         transport.clone(),
         "a",
@@ -67,7 +80,7 @@ async fn a_sent_storage_could_not_take_is_recorded_before_the_next_claim() {
     );
     assert!(
         dispatcher.run_once().await.is_err(),
-        "the outcome could not be recorded"
+        "the outcome could not be recorded ({error:?})"
     );
     assert_eq!(transport.sent.load(Ordering::Relaxed), 1);
     assert_eq!(get(&f, &m).await.status, MessageStatus::Queued);
@@ -76,7 +89,11 @@ async fn a_sent_storage_could_not_take_is_recorded_before_the_next_claim() {
     // outcome is recorded before anything is claimed.
     wait_for_lease_end(&f, &m).await;
     assert_eq!(dispatcher.run_once().await.expect("run"), 0, "nothing due");
-    assert_eq!(transport.sent.load(Ordering::Relaxed), 1, "sent once");
+    assert_eq!(
+        transport.sent.load(Ordering::Relaxed),
+        1,
+        "sent once ({error:?})"
+    );
     let stored = get(&f, &m).await;
     assert_eq!(
         (stored.status, stored.provider_message_id.as_deref()),

@@ -84,7 +84,7 @@ pub struct DispatcherSettings {
 /// again and the message sent a second time. It is kept small by recording
 /// each outcome in its own short transaction as soon as the provider
 /// answers, rather than once per batch. An outcome storage could not take
-/// (it was unreachable or busy) is kept and recorded before this dispatcher
+/// (unless it refused it for good) is kept and recorded before this dispatcher
 /// (or a clone of it) claims anything again.
 #[derive(Clone)]
 pub struct Dispatcher {
@@ -94,6 +94,13 @@ pub struct Dispatcher {
     settings: DispatcherSettings,
     sessions: Option<Arc<dyn SessionRepository>>,
     unrecorded: Arc<Mutex<Vec<Unrecorded>>>,
+}
+
+/// Whether storage refused an outcome for good: it breaks a rule it can
+/// never meet (a provider id another message has), unlike a failure that
+/// may pass, which keeps the outcome for recording later.
+fn refused_for_good(e: &RepositoryError) -> bool {
+    matches!(e, RepositoryError::Duplicate { .. })
 }
 
 /// What an attempt showed of its session, beyond the message.
@@ -241,11 +248,12 @@ impl Dispatcher {
         };
         let results = [(job.claim(), outcome)];
         if let Err(e) = self.outbox.record(&results, now).await {
-            // Kept while storage is unavailable (a `Sent` left unrecorded
-            // until the lease ends would be claimed and sent again); an
-            // outcome storage refuses for good is not retried, or it would
-            // hold up every other message.
-            if matches!(e, RepositoryError::Unavailable(_)) {
+            // Kept unless storage refused it for good: a `Sent` left
+            // unrecorded until the lease ends would be claimed and sent
+            // again, so any failure that might pass (unavailable, or one
+            // storage cannot name) keeps it; an outcome refused for good is
+            // not retried, or it would hold up every other message.
+            if !refused_for_good(&e) {
                 let [(claim, outcome)] = results;
                 self.lock_unrecorded().push((claim, outcome, now));
             }
@@ -257,13 +265,13 @@ impl Dispatcher {
         Ok(())
     }
 
-    /// Records the outcomes storage was unavailable for when they came,
+    /// Records the outcomes storage could not take when they came,
     /// oldest first. [`Dispatcher::run_once`] does this before it claims;
     /// call it once more before stopping, so a graceful stop loses none.
     ///
     /// # Errors
-    /// When storage is still unavailable (those left are kept), or refused
-    /// one for good (that one is dropped, the others recorded).
+    /// When storage still fails (those left are kept), or refused one for
+    /// good (that one is dropped, the others recorded).
     pub async fn record_unrecorded(&self) -> Result<(), RepositoryError> {
         let mut left = std::mem::take(&mut *self.lock_unrecorded()).into_iter();
         let mut refused = None;
@@ -271,7 +279,7 @@ impl Dispatcher {
             let results = [(claim, outcome)];
             match self.outbox.record(&results, at).await {
                 Ok(()) => {}
-                Err(e @ RepositoryError::Unavailable(_)) => {
+                Err(e) if !refused_for_good(&e) => {
                     let [(claim, outcome)] = results;
                     let mut unrecorded = self.lock_unrecorded();
                     unrecorded.push((claim, outcome, at));
