@@ -250,12 +250,12 @@ async fn refused_credentials_mark_the_session_failed_until_a_send_succeeds() {
     assert!(session_once(&app, "connected").await["lastError"].is_null());
 }
 
-/// A one-second lease, with a send and its recording short enough for the
-/// server to accept it.
+/// A two-second lease, with a send and its longest recording short enough
+/// for the server to accept it (0.5 + 2 x 0.2 + 3 x 0.3 s).
 const SHORT_LEASE: &[(&str, &str)] = &[
     // Retried as long as the test takes, never failed for good.
     ("MAVERAA__DISPATCHER__MAX_ATTEMPTS", "1000"),
-    ("MAVERAA__DISPATCHER__LEASE_SECS", "1"),
+    ("MAVERAA__DISPATCHER__LEASE_SECS", "2"),
     ("MAVERAA__WHATSAPP__REQUEST_TIMEOUT_MS", "500"),
     ("MAVERAA__DATABASE__ACQUIRE_TIMEOUT_MS", "200"),
     ("MAVERAA__DATABASE__STATEMENT_TIMEOUT_MS", "300"),

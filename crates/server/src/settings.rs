@@ -93,6 +93,15 @@ pub struct WhatsAppSettings {
     pub connect_timeout_ms: u64,
 }
 
+/// Waits an outcome's recording may take, each up to
+/// `database.acquire_timeout_ms`: for a database thread, then for a pooled
+/// connection.
+const RECORD_ACQUIRES: u64 = 2;
+/// Statements an outcome's recording may run, each up to
+/// `database.statement_timeout_ms`: the outcome, and the statuses the
+/// provider reported before it (applied and then cleared).
+const RECORD_STATEMENTS: u64 = 3;
+
 /// `[dispatcher]`: the dispatch loops (workers, idle poll) and what
 /// `Services::connect` turns into the domain's `DispatcherSettings`.
 #[derive(Debug, Clone, Deserialize)]
@@ -295,13 +304,21 @@ impl Settings {
     fn validate(&self) -> Result<(), SettingsError> {
         // A send not yet recorded when its lease ends may be claimed and
         // sent again by another process: the lease must outlast a send and
-        // its recording (waiting for a connection, then the statement).
+        // its recording at worst: a wait for a database thread and one for a
+        // pooled connection (each up to the acquire timeout), then up to
+        // three statements (the outcome, and the statuses that came before
+        // it).
         let lease_ms = self.dispatcher.lease_secs.saturating_mul(1000);
         let send_ms = self.whatsapp.request_timeout_ms;
         let record_ms = self
             .database
             .acquire_timeout_ms
-            .saturating_add(self.database.statement_timeout_ms);
+            .saturating_mul(RECORD_ACQUIRES)
+            .saturating_add(
+                self.database
+                    .statement_timeout_ms
+                    .saturating_mul(RECORD_STATEMENTS),
+            );
         let needed_ms = send_ms
             .saturating_mul(2)
             .max(send_ms.saturating_add(record_ms));
@@ -309,7 +326,9 @@ impl Settings {
             return Err(SettingsError::Invalid(format!(
                 "dispatcher.lease_secs ({}) must be at least {} s: twice \
                  whatsapp.request_timeout_ms ({send_ms} ms), and at least that timeout plus \
-                 database.acquire_timeout_ms and database.statement_timeout_ms ({record_ms} ms); \
+                 the longest recording of its outcome ({record_ms} ms: \
+                 {RECORD_ACQUIRES} x database.acquire_timeout_ms and \
+                 {RECORD_STATEMENTS} x database.statement_timeout_ms); \
                  a send not recorded when its lease ends could be sent again",
                 self.dispatcher.lease_secs,
                 needed_ms.div_ceil(1000)
@@ -460,23 +479,23 @@ mod tests {
         let short_for_recording = Settings::load_from(
             &dir,
             None,
-            vars(&[("MAVERAA__DISPATCHER__LEASE_SECS", "29")]),
+            vars(&[("MAVERAA__DISPATCHER__LEASE_SECS", "64")]),
         );
         let Err(SettingsError::Invalid(why)) = short_for_recording else {
             panic!(
-                "a lease shorter than a send (10 s) and its recording (5 + 15 s) is refused: \
-                 {short_for_recording:?}"
+                "a lease shorter than a send (10 s) and its longest recording \
+                 (2 x 5 s + 3 x 15 s) is refused: {short_for_recording:?}"
             )
         };
-        assert!(why.contains("at least 30 s"), "{why}");
+        assert!(why.contains("at least 65 s"), "{why}");
         assert!(
             Settings::load_from(
                 &dir,
                 None,
-                vars(&[("MAVERAA__DISPATCHER__LEASE_SECS", "30")])
+                vars(&[("MAVERAA__DISPATCHER__LEASE_SECS", "65")])
             )
             .is_ok(),
-            "the default timeouts' 30 s is enough"
+            "the default timeouts' 65 s is enough"
         );
         let no_batch = Settings::load_from(
             &dir,
