@@ -32,6 +32,7 @@ pub mod testing;
 pub use error::StorageError;
 pub use local_pg::LocalPostgres;
 pub use migrate::{MIGRATIONS, run_migrations};
+pub use outbox::UNREADABLE_CODE;
 pub use pool::{Database, PoolSettings};
 pub use revocations::{CHANNEL as REVOCATION_CHANNEL, RevocationEvent, spawn_revocation_listener};
 pub use store::PgStore;

@@ -71,6 +71,12 @@ impl TryFrom<ClaimRow> for OutboxJob {
     }
 }
 
+/// Claims after which an entry no process could read is failed.
+const UNREADABLE_CLAIMS: i32 = 3;
+
+/// The error code of a message failed because it could not be read.
+pub const UNREADABLE_CODE: &str = "unreadable";
+
 /// Claims up to `$2` due entries for worker `$1` and a lease of `$3`
 /// seconds, and reads them with their messages and sessions: one round
 /// trip. An entry is due when its next attempt has come and no live lease
@@ -142,6 +148,30 @@ SELECT id, 'failed', $4, code, message FROM failed",
         rank = rank_sql("m.status"),
         failed = MessageStatus::Failed.rank(),
     ))
+});
+
+/// Fails the messages `$1` whose entries no process could read, each only
+/// while its claim `$2` is the entry's latest: the entry is removed and the
+/// message `failed` with the reason `$3` and the code `$4`, whatever status
+/// it holds (one this version cannot read, perhaps).
+static DEAD_LETTER_SQL: LazyLock<Sql> = LazyLock::new(|| {
+    Sql::new(
+        "\
+WITH i AS (
+    SELECT * FROM unnest($1::uuid[], $2::int[], $3::text[]) AS i(id, attempt, message)
+), dequeued AS (
+    DELETE FROM outbox o USING i WHERE o.message_id = i.id AND o.attempts = i.attempt
+    RETURNING o.message_id
+), failed AS (
+    UPDATE messages m SET status = 'failed', error_code = $4, error_message = i.message,
+        updated_at = GREATEST(m.updated_at, now())
+    FROM dequeued d JOIN i ON i.id = d.message_id
+    WHERE m.id = d.message_id
+    RETURNING m.id, i.message
+)
+INSERT INTO message_status_history (message_id, status, at, error_code, error_message)
+SELECT id, 'failed', now(), $4, message FROM failed",
+    )
 });
 
 /// Takes the provider-id locks (see [`provider_id_lock_sql`]), removes the
@@ -451,18 +481,50 @@ impl Outbox for PgStore {
             })
             .await?;
         let mut jobs = Vec::with_capacity(rows.len());
+        let mut dead: (Vec<Uuid>, Vec<i32>, Vec<String>) = Default::default();
         for row in rows {
             let id = row.message.id;
+            let attempts = row.attempts;
             match OutboxJob::try_from(row) {
                 Ok(job) => jobs.push(job),
                 // One entry this version cannot read (a row written by a
                 // newer version mid rolling deploy, or edited by hand) must
                 // not hold up the rest of the batch. It stays claimed until
                 // its lease ends, so this process does not spin on it, and
-                // another process may take it then.
+                // another process (a newer version) may take it then; after
+                // a few claims no process could, and it is failed with the
+                // reason rather than claimed forever. Nothing was sent.
                 Err(e) => {
-                    tracing::error!(message_id = %id, error = %e, "outbox entry cannot be read; skipped until its lease ends")
+                    tracing::error!(message_id = %id, attempts, error = %e, "outbox entry cannot be read; skipped until its lease ends");
+                    if attempts >= UNREADABLE_CLAIMS {
+                        dead.0.push(id);
+                        dead.1.push(attempts);
+                        dead.2.push(format!(
+                            "the stored message could not be read after {attempts} claims, \
+                             so it was never sent: {e}"
+                        ));
+                    }
                 }
+            }
+        }
+        if !dead.0.is_empty() {
+            // Best effort: an entry not failed now is claimed and tried
+            // again after its lease, as before.
+            let (ids, attempts, reasons) = dead;
+            let failed = self
+                .db
+                .run(move |conn| {
+                    Ok(DEAD_LETTER_SQL
+                        .query()
+                        .bind::<Array<SqlUuid>, _>(ids)
+                        .bind::<Array<Integer>, _>(attempts)
+                        .bind::<Array<Text>, _>(reasons)
+                        .bind::<Text, _>(UNREADABLE_CODE)
+                        .execute(conn)?)
+                })
+                .await;
+            if let Err(e) = failed {
+                tracing::error!(error = %e, "unreadable outbox entries could not be failed");
             }
         }
         Ok(jobs)

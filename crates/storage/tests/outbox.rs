@@ -535,3 +535,74 @@ async fn a_failed_message_is_queued_again_once_and_one_the_provider_took_never()
         0
     );
 }
+
+#[tokio::test]
+async fn an_entry_no_process_can_read_is_failed_after_a_few_claims() {
+    let f = fixture();
+    let ws = workspace(&f, "Acme").await;
+    let s = session(&f, ws, "s1").await;
+    let readable = outbound(&s, "6281234567890", "fine");
+    let broken = outbound(&s, "6281234567891", "broken");
+    for m in [&readable, &broken] {
+        enqueue(&f, m).await;
+    }
+    // A status this version does not know, as a newer one might write.
+    f.sql(&format!(
+        "UPDATE messages SET status = 'scheduled' WHERE id = '{}'",
+        broken.id
+    ));
+    let short = Duration::from_millis(200);
+    let jobs = f.store.claim("w", 10, short).await.expect("claim");
+    assert_eq!(
+        jobs.iter().map(|j| j.message.id).collect::<Vec<_>>(),
+        [readable.id],
+        "the unreadable entry does not hold up the others"
+    );
+    // Claimed again after each lease, until the third claim gives up on it.
+    for claim in 2..=3 {
+        wait_for_lease_end(&f, &broken).await;
+        let jobs = f.store.claim("w", 10, short).await.expect("claim");
+        assert!(
+            jobs.iter().all(|j| j.message.id != broken.id),
+            "claim {claim}"
+        );
+    }
+    assert_eq!(
+        f.count(&format!(
+            "SELECT count(*) AS n FROM outbox WHERE message_id = '{}'",
+            broken.id
+        )),
+        0,
+        "no longer claimed"
+    );
+    let (status, code, message) = {
+        #[derive(diesel::QueryableByName)]
+        struct Row {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            status: String,
+            #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+            error_code: Option<String>,
+            #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+            error_message: Option<String>,
+        }
+        let id = broken.id;
+        let row: Row = f
+            .store
+            .database()
+            .run_blocking(move |conn| {
+                use diesel::RunQueryDsl;
+                Ok(diesel::sql_query(format!(
+                    "SELECT status, error_code, error_message FROM messages WHERE id = '{id}'"
+                ))
+                .get_result(conn)?)
+            })
+            .expect("row");
+        (row.status, row.error_code, row.error_message)
+    };
+    assert_eq!(status, "failed");
+    assert_eq!(code.as_deref(), Some(maveraa_storage::UNREADABLE_CODE));
+    assert!(
+        message.is_some_and(|m| m.contains("never sent") && m.contains("scheduled")),
+        "the reason says what could not be read"
+    );
+}
