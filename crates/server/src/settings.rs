@@ -57,6 +57,8 @@ pub struct Settings {
     pub simulator: SimulatorSettings,
     /// First-start conveniences.
     pub bootstrap: BootstrapSettings,
+    /// The key that seals provider credentials in the database.
+    pub secrets: SecretsSettings,
     /// Logging.
     pub log: LogSettings,
 }
@@ -154,6 +156,22 @@ pub struct LocalDatabaseSettings {
     pub port: u16,
     /// The database to use in it.
     pub database: String,
+}
+
+/// `[secrets]`: where the key sealing provider credentials comes from
+/// (see `app::secret_cipher` for the order).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretsSettings {
+    /// The current key, 32 bytes in base64 or hex; empty: `key_file`.
+    pub key: Secret,
+    /// A file holding the current key; empty: `key`, or the local default.
+    pub key_file: PathBuf,
+    /// Earlier keys, still opening values sealed under them until
+    /// `maveraa secrets rotate` has run.
+    pub previous_keys: Vec<Secret>,
+    /// Files holding earlier keys.
+    pub previous_key_files: Vec<PathBuf>,
 }
 
 /// `[auth]`
@@ -283,6 +301,10 @@ impl Settings {
                     .prefix_separator("__")
                     .separator("__")
                     .try_parsing(true)
+                    // Only these are lists ("a,b"); keys hold no comma.
+                    .list_separator(",")
+                    .with_list_parse_key("secrets.previous_keys")
+                    .with_list_parse_key("secrets.previous_key_files")
                     .source(vars),
             )
             .build()?
@@ -359,6 +381,13 @@ impl Settings {
         ];
         if let Some((key, _)) = at_least_one.iter().find(|(_, v)| *v == 0) {
             return Err(SettingsError::Invalid(format!("{key} must be at least 1")));
+        }
+        if !self.secrets.key.expose().trim().is_empty()
+            && !self.secrets.key_file.as_os_str().is_empty()
+        {
+            return Err(SettingsError::Invalid(
+                "secrets.key and secrets.key_file are both set: give the key one way".into(),
+            ));
         }
         if !matches!(
             self.log.format.to_ascii_lowercase().as_str(),
