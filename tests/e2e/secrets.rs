@@ -122,3 +122,56 @@ fn rotation_moves_credentials_to_the_new_key_and_the_old_one_is_no_longer_needed
     let (ok, _, err) = maveraa(url, &[OLD], &["migrate"]);
     assert!(!ok && err.contains("cannot open"), "{err}");
 }
+
+#[test]
+fn the_local_default_keeps_its_key_and_password_in_private_files() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("maveraa-local-default-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("folder");
+    let port = crate::helpers::free_port().to_string();
+    let pg = dir.join("pg");
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_maveraa"))
+            .args(args)
+            .current_dir(&dir)
+            .env("MAVERAA__DATABASE__URL", "")
+            .env("MAVERAA__DATABASE__LOCAL__DIR", &pg)
+            .env("MAVERAA__DATABASE__LOCAL__PORT", &port)
+            .env_remove("MAVERAA__SECRETS__KEY")
+            .env_remove("MAVERAA__SECRETS__KEY_FILE")
+            .env("RUST_LOG", "warn")
+            .output()
+            .expect("run maveraa");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let first = run(&["workspace", "list"]);
+    let key = std::fs::read_to_string(pg.join("secrets.key"));
+    let key_mode = std::fs::metadata(pg.join("secrets.key")).map(|m| m.permissions().mode());
+    let password_mode = std::fs::metadata(pg.join("password")).map(|m| m.permissions().mode());
+    let second = run(&["workspace", "list"]);
+    let key_again = std::fs::read_to_string(pg.join("secrets.key"));
+    let stopped = run(&["local-db", "stop"]);
+    let _ = std::fs::remove_dir_all(&dir);
+
+    assert!(first.0, "{}", first.1);
+    assert!(
+        first.1.contains("back it up") && !first.1.contains(key.as_deref().unwrap_or("-").trim()),
+        "the first start says where the key is and to back it up, without showing it: {}",
+        first.1
+    );
+    let key = key.expect("a key file in the data folder");
+    SecretKey::parse(&key).expect("it holds a key");
+    assert_eq!(key_mode.expect("key file") & 0o777, 0o600);
+    assert_eq!(password_mode.expect("password file") & 0o777, 0o600);
+    assert!(second.0, "{}", second.1);
+    assert_eq!(
+        key_again.expect("still there"),
+        key,
+        "the same key next time"
+    );
+    assert!(stopped.0, "{}", stopped.1);
+}
