@@ -524,3 +524,51 @@ impl Application {
         result
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> Settings {
+        let mut s = Settings::defaults().expect("defaults");
+        s.database.url = "postgres://db.example/maveraa".to_owned().into();
+        s
+    }
+
+    #[test]
+    fn the_key_comes_from_the_setting_or_its_file_and_is_required_with_a_database_url() {
+        let missing = secret_cipher(&settings()).expect_err("no key, no start");
+        assert!(missing.to_string().contains("no secrets key"), "{missing}");
+
+        let (key, text) = SecretKey::generate().expect("key");
+        let mut from_value = settings();
+        from_value.secrets.key = text.to_string().into();
+        assert_eq!(
+            secret_cipher(&from_value).expect("key").current_key_id(),
+            key.id()
+        );
+
+        let file = std::env::temp_dir().join(format!("maveraa-key-{}", uuid::Uuid::now_v7()));
+        std::fs::write(&file, format!("{}\n", text.as_str())).expect("write");
+        let mut from_file = settings();
+        from_file.secrets.key_file = file.clone();
+        let (old, old_text) = SecretKey::generate().expect("key");
+        from_file.secrets.previous_keys = vec![old_text.to_string().into()];
+        let cipher = secret_cipher(&from_file);
+        std::fs::remove_file(&file).expect("clean up");
+        let cipher = cipher.expect("key file");
+        assert_eq!(cipher.current_key_id(), key.id());
+        assert!(
+            format!("{cipher:?}").contains(old.id()),
+            "the old key opens too"
+        );
+
+        let mut bad = settings();
+        bad.secrets.key = "c2hvcnQ=".to_owned().into();
+        let why = format!("{:#}", secret_cipher(&bad).expect_err("5 bytes"));
+        assert!(
+            why.contains("MAVERAA__SECRETS__KEY") && why.contains("5 bytes"),
+            "{why}"
+        );
+    }
+}

@@ -468,6 +468,42 @@ mod tests {
     }
 
     #[test]
+    fn secrets_keys_come_from_variables_and_never_print() {
+        let dir = dir_with(&[]);
+        let key = "bWF2ZXJhYSB0ZXN0IGtleSwgbmV2ZXIgcmVhbCEhISE=";
+        let s = Settings::load_from(
+            &dir,
+            None,
+            vars(&[
+                ("MAVERAA__SECRETS__KEY", key),
+                ("MAVERAA__SECRETS__PREVIOUS_KEYS", "a2V5MQ==,a2V5Mg=="),
+                ("MAVERAA__SERVER__HOST", "127.0.0.1"),
+            ]),
+        )
+        .expect("load");
+        assert_eq!(s.secrets.key.expose(), key);
+        let previous: Vec<&str> = s.secrets.previous_keys.iter().map(Secret::expose).collect();
+        assert_eq!(previous, ["a2V5MQ==", "a2V5Mg=="], "a comma-separated list");
+        assert_eq!(s.server.host, "127.0.0.1", "other values are not lists");
+        let shown = format!("{s:?}");
+        assert!(!shown.contains(key) && !shown.contains("a2V5MQ"), "{shown}");
+
+        let both = Settings::load_from(
+            &dir,
+            None,
+            vars(&[
+                ("MAVERAA__SECRETS__KEY", key),
+                ("MAVERAA__SECRETS__KEY_FILE", "/etc/maveraa/key"),
+            ]),
+        );
+        assert!(
+            matches!(&both, Err(SettingsError::Invalid(m)) if m.contains("both set")),
+            "{both:?}"
+        );
+        std::fs::remove_dir_all(dir).expect("clean up");
+    }
+
+    #[test]
     fn values_of_the_wrong_type_or_that_clash_are_refused() {
         let dir = dir_with(&[]);
         let wrong_type =
