@@ -47,7 +47,8 @@ export RUST_LOG=warn
 
 echo "== preparing PostgreSQL on port $PG_PORT"
 DB_URL=$($BIN local-db start | sed -E 's/.*"url":"([^"]+)".*/\1/')
-ADMIN_URL="postgres://postgres@127.0.0.1:$PG_PORT/postgres"
+# The URL carries the local server's generated password (.data/bench-postgres/password).
+ADMIN_URL="${DB_URL%/*}/postgres"
 psql -q "$ADMIN_URL" -c "DROP DATABASE IF EXISTS maveraa_bench WITH (FORCE)" -c "CREATE DATABASE maveraa_bench"
 $BIN migrate >/dev/null
 

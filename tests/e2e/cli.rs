@@ -4,7 +4,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use maveraa_storage::testing::TestDatabase;
+use maveraa_storage::testing::{TEST_SECRETS_KEY, TestDatabase};
 use reqwest::Method;
 use serde_json::Value;
 
@@ -14,6 +14,7 @@ fn maveraa(db_url: &str, args: &[&str]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_maveraa"))
         .args(args)
         .env("MAVERAA__DATABASE__URL", db_url)
+        .env("MAVERAA__SECRETS__KEY", TEST_SECRETS_KEY)
         .env("RUST_LOG", "warn")
         .output()
         .expect("run maveraa");

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use maveraa_domain::WorkspaceId;
 use maveraa_server::{Application, Services, Settings, StopHandle};
-use maveraa_storage::testing::TestDatabase;
+use maveraa_storage::testing::{TEST_SECRETS_KEY, TestDatabase};
 use reqwest::{Method, RequestBuilder, Response};
 use serde_json::Value;
 
@@ -73,6 +73,7 @@ impl Spawned {
 pub fn server_command(db_url: &str, port: u16) -> std::process::Command {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_maveraa"));
     cmd.env("MAVERAA__DATABASE__URL", db_url)
+        .env("MAVERAA__SECRETS__KEY", TEST_SECRETS_KEY)
         .env("MAVERAA__SERVER__PORT", port.to_string())
         .env("MAVERAA__SERVER__WORKERS", "1")
         .env("RUST_LOG", "warn")
@@ -105,6 +106,7 @@ pub fn wait_ready(port: u16) {
 pub fn test_settings(db_url: &str) -> Settings {
     let mut settings = Settings::defaults().expect("built-in defaults parse");
     settings.database.url = db_url.to_owned().into();
+    settings.secrets.key = TEST_SECRETS_KEY.to_owned().into();
     settings.server.port = 0;
     settings.server.workers = 1;
     settings.server.shutdown_timeout_secs = 1;

@@ -8,5 +8,6 @@ mod dispatch;
 mod errors;
 mod helpers;
 mod messaging;
+mod secrets;
 mod service;
 mod webhooks;

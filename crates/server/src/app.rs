@@ -16,7 +16,8 @@ use maveraa_domain::usecases::{
 };
 use maveraa_http_api::{ApiState, HttpSettings, request_context};
 use maveraa_storage::{
-    Database, LocalPostgres, PgStore, RevocationEvent, run_migrations, spawn_revocation_listener,
+    Database, LocalPostgres, PgStore, RevocationEvent, SealReport, SecretCipher, SecretKey,
+    run_migrations, seal_sessions, spawn_revocation_listener,
 };
 use maveraa_whatsapp_transport::{
     CloudApiConfig, Simulator, SimulatorConfig, Transports, build_http_client,
@@ -75,22 +76,125 @@ pub fn database_url(settings: &Settings) -> anyhow::Result<String> {
     )
 }
 
+/// The cipher for provider credentials. The current key is, in this
+/// order: `secrets.key`, the file `secrets.key_file`, or with no
+/// `database.url` (the local default) `secrets.key` in
+/// `database.local.dir`, created on first use. A configured database
+/// without a key is refused: a key made up beside the configuration would
+/// be lost with a container, and the credentials with it. Earlier keys
+/// come from `secrets.previous_keys` and `secrets.previous_key_files`.
+///
+/// # Errors
+/// No key where one is needed, or a key or file that cannot be read.
+pub fn secret_cipher(settings: &Settings) -> anyhow::Result<SecretCipher> {
+    let s = &settings.secrets;
+    let current = if !s.key.expose().trim().is_empty() {
+        SecretKey::parse(s.key.expose()).context("secrets.key (MAVERAA__SECRETS__KEY)")?
+    } else if !s.key_file.as_os_str().is_empty() {
+        SecretKey::from_file(&s.key_file).context("secrets.key_file")?
+    } else if settings.database.url.expose().trim().is_empty() {
+        let path = settings.database.local.dir.join("secrets.key");
+        let (key, created) =
+            SecretKey::load_or_create(&path).context("the local default's secrets key file")?;
+        if created {
+            tracing::warn!(path = %path.display(), key_id = key.id(), "created the key that seals provider credentials: back it up (without it the sessions' credentials are lost)");
+        }
+        key
+    } else {
+        anyhow::bail!(
+            "database.url is set but no secrets key is: provider credentials are stored \
+             encrypted under a key of yours. Set MAVERAA__SECRETS__KEY (make one with \
+             `maveraa secrets generate-key`) or secrets.key_file, and keep a copy apart from \
+             the database's backups"
+        );
+    };
+    let mut previous = Vec::new();
+    for (i, key) in s.previous_keys.iter().enumerate() {
+        if !key.expose().trim().is_empty() {
+            previous.push(
+                SecretKey::parse(key.expose())
+                    .with_context(|| format!("secrets.previous_keys[{i}]"))?,
+            );
+        }
+    }
+    for path in s
+        .previous_key_files
+        .iter()
+        .filter(|p| !p.as_os_str().is_empty())
+    {
+        previous.push(SecretKey::from_file(path).context("secrets.previous_key_files")?);
+    }
+    Ok(SecretCipher::new(current, previous))
+}
+
+/// Seals what an older version stored in clear, under the migrations'
+/// lock; sessions the keys cannot open are refused (`strict`: a server
+/// started with the wrong key), or only logged (admin commands, so a
+/// session whose key is lost can still be listed and deleted).
+///
+/// # Errors
+/// When the database fails, or `strict` and a session cannot be read.
+pub fn seal_stored_secrets(
+    url: &str,
+    cipher: &SecretCipher,
+    strict: bool,
+) -> anyhow::Result<SealReport> {
+    let report = seal_sessions(url, cipher, false).context("sealing stored credentials")?;
+    if report.sealed > 0 {
+        tracing::info!(
+            sessions = report.sealed,
+            key_id = cipher.current_key_id(),
+            "sealed credentials stored in clear by an earlier version"
+        );
+    }
+    for (session, why) in &report.unreadable {
+        tracing::error!(%session, %why, "a session's credentials cannot be opened");
+    }
+    if strict && !report.unreadable.is_empty() {
+        anyhow::bail!(
+            "{} session(s) have credentials the configured secrets keys cannot open \
+             (current key {}; see the log for which and why): start with the key they were \
+             sealed under as secrets.key or in secrets.previous_keys",
+            report.unreadable.len(),
+            cipher.current_key_id()
+        );
+    }
+    Ok(report)
+}
+
 impl Services {
-    /// Resolves the database, applies pending migrations, opens the pool
-    /// and wires the use cases. Blocking: call it from a blocking thread or
+    /// Resolves the database and the secrets key, applies pending
+    /// migrations, seals credentials stored in clear, opens the pool and
+    /// wires the use cases. Blocking: call it from a blocking thread or
     /// before the runtime starts.
     ///
     /// # Errors
-    /// When the database cannot be reached or migrated.
+    /// When the database cannot be reached or migrated, no secrets key is
+    /// configured, or the keys cannot open every stored credential.
     pub fn connect(settings: &Settings) -> anyhow::Result<Self> {
+        Self::connect_checked(settings, true)
+    }
+
+    /// As [`Services::connect`], but stored credentials the keys cannot
+    /// open are only logged (the admin commands).
+    ///
+    /// # Errors
+    /// As [`Services::connect`], but for unreadable credentials.
+    pub fn connect_for_admin(settings: &Settings) -> anyhow::Result<Self> {
+        Self::connect_checked(settings, false)
+    }
+
+    fn connect_checked(settings: &Settings, strict: bool) -> anyhow::Result<Self> {
+        let cipher = secret_cipher(settings)?;
         let url = database_url(settings)?;
         let applied = run_migrations(&url).context("applying database migrations")?;
         if !applied.is_empty() {
             tracing::info!(?applied, "migrations applied");
         }
+        seal_stored_secrets(&url, &cipher, strict)?;
         let db = Database::connect(&url, &settings.database.pool())
             .context("connecting to PostgreSQL")?;
-        let mut store = PgStore::new(db);
+        let mut store = PgStore::new(db).with_secrets(cipher);
         if settings.database.read_pool_max_size > 0 {
             let mut reads = settings.database.pool();
             reads.max_size = settings.database.read_pool_max_size;
@@ -418,5 +522,53 @@ impl Application {
         }
         let _ = uses.await;
         result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> Settings {
+        let mut s = Settings::defaults().expect("defaults");
+        s.database.url = "postgres://db.example/maveraa".to_owned().into();
+        s
+    }
+
+    #[test]
+    fn the_key_comes_from_the_setting_or_its_file_and_is_required_with_a_database_url() {
+        let missing = secret_cipher(&settings()).expect_err("no key, no start");
+        assert!(missing.to_string().contains("no secrets key"), "{missing}");
+
+        let (key, text) = SecretKey::generate().expect("key");
+        let mut from_value = settings();
+        from_value.secrets.key = text.to_string().into();
+        assert_eq!(
+            secret_cipher(&from_value).expect("key").current_key_id(),
+            key.id()
+        );
+
+        let file = std::env::temp_dir().join(format!("maveraa-key-{}", uuid::Uuid::now_v7()));
+        std::fs::write(&file, format!("{}\n", text.as_str())).expect("write");
+        let mut from_file = settings();
+        from_file.secrets.key_file = file.clone();
+        let (old, old_text) = SecretKey::generate().expect("key");
+        from_file.secrets.previous_keys = vec![old_text.to_string().into()];
+        let cipher = secret_cipher(&from_file);
+        std::fs::remove_file(&file).expect("clean up");
+        let cipher = cipher.expect("key file");
+        assert_eq!(cipher.current_key_id(), key.id());
+        assert!(
+            format!("{cipher:?}").contains(old.id()),
+            "the old key opens too"
+        );
+
+        let mut bad = settings();
+        bad.secrets.key = "c2hvcnQ=".to_owned().into();
+        let why = format!("{:#}", secret_cipher(&bad).expect_err("5 bytes"));
+        assert!(
+            why.contains("MAVERAA__SECRETS__KEY") && why.contains("5 bytes"),
+            "{why}"
+        );
     }
 }

@@ -12,7 +12,7 @@ use maveraa_domain::{
 };
 use serde_json::json;
 
-use crate::app::{Application, Services, database_url};
+use crate::app::{Application, Services, database_url, seal_stored_secrets, secret_cipher};
 use crate::settings::Settings;
 use crate::telemetry;
 
@@ -49,9 +49,25 @@ pub enum Command {
         #[arg(long, default_value_t = 18090)]
         port: u16,
     },
+    /// The key that seals provider credentials in the database.
+    #[command(subcommand)]
+    Secrets(SecretsCommand),
     /// Manage the project-local PostgreSQL (used when database.url is empty).
     #[command(subcommand, name = "local-db")]
     LocalDb(LocalDbCommand),
+}
+
+/// `maveraa secrets ...`
+#[derive(Debug, Subcommand)]
+pub enum SecretsCommand {
+    /// Print a new random key (base64) for secrets.key or a key file.
+    #[command(name = "generate-key")]
+    GenerateKey,
+    /// Seal every stored credential again under the current key (values
+    /// sealed under secrets.previous_keys included), so the previous keys
+    /// are no longer needed; prints {"keyId", "sealed", "resealed",
+    /// "unreadable"}. Fails while any credential stays unreadable.
+    Rotate,
 }
 
 /// `maveraa workspace ...`
@@ -228,9 +244,45 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve => serve(settings),
         Command::DevProvider { port } => crate::dev_provider::run(port),
         Command::Migrate => {
+            let cipher = secret_cipher(&settings)?;
             let url = database_url(&settings)?;
             let applied = maveraa_storage::run_migrations(&url)?;
-            println!("{}", json!({"applied": applied}));
+            let report = seal_stored_secrets(&url, &cipher, true)?;
+            println!(
+                "{}",
+                json!({"applied": applied, "sealedSessions": report.sealed})
+            );
+            Ok(())
+        }
+        Command::Secrets(SecretsCommand::GenerateKey) => {
+            let (key, text) = maveraa_storage::SecretKey::generate()?;
+            println!("{}", json!({"key": text.as_str(), "keyId": key.id()}));
+            Ok(())
+        }
+        Command::Secrets(SecretsCommand::Rotate) => {
+            let cipher = secret_cipher(&settings)?;
+            let url = database_url(&settings)?;
+            maveraa_storage::run_migrations(&url)?;
+            let report = maveraa_storage::seal_sessions(&url, &cipher, true)?;
+            for (session, why) in &report.unreadable {
+                tracing::error!(%session, %why, "a session's credentials cannot be opened");
+            }
+            println!(
+                "{}",
+                json!({
+                    "keyId": cipher.current_key_id(),
+                    "sealed": report.sealed,
+                    "resealed": report.resealed,
+                    "unreadable": report.unreadable.len(),
+                })
+            );
+            if !report.unreadable.is_empty() {
+                bail!(
+                    "{} session(s) could not be opened with the configured keys and still need \
+                     the key they were sealed under (see the log)",
+                    report.unreadable.len()
+                );
+            }
             Ok(())
         }
         Command::LocalDb(cmd) => {
@@ -407,7 +459,7 @@ where
     quiet.database.pool_min_idle = 0;
     quiet.database.pool_max_size = 2;
     quiet.database.read_pool_max_size = 0;
-    let services = Services::connect(&quiet)?;
+    let services = Services::connect_for_admin(&quiet)?;
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?

@@ -57,6 +57,8 @@ pub struct Settings {
     pub simulator: SimulatorSettings,
     /// First-start conveniences.
     pub bootstrap: BootstrapSettings,
+    /// The key that seals provider credentials in the database.
+    pub secrets: SecretsSettings,
     /// Logging.
     pub log: LogSettings,
 }
@@ -163,6 +165,22 @@ pub struct LocalDatabaseSettings {
     pub port: u16,
     /// The database to use in it.
     pub database: String,
+}
+
+/// `[secrets]`: where the key sealing provider credentials comes from
+/// (see `app::secret_cipher` for the order).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretsSettings {
+    /// The current key, 32 bytes in base64 or hex; empty: `key_file`.
+    pub key: Secret,
+    /// A file holding the current key; empty: `key`, or the local default.
+    pub key_file: PathBuf,
+    /// Earlier keys, still opening values sealed under them until
+    /// `maveraa secrets rotate` has run.
+    pub previous_keys: Vec<Secret>,
+    /// Files holding earlier keys.
+    pub previous_key_files: Vec<PathBuf>,
 }
 
 /// `[auth]`
@@ -292,6 +310,10 @@ impl Settings {
                     .prefix_separator("__")
                     .separator("__")
                     .try_parsing(true)
+                    // Only these are lists ("a,b"); keys hold no comma.
+                    .list_separator(",")
+                    .with_list_parse_key("secrets.previous_keys")
+                    .with_list_parse_key("secrets.previous_key_files")
                     .source(vars),
             )
             .build()?
@@ -379,6 +401,13 @@ impl Settings {
         if let Some((key, _)) = at_least_one.iter().find(|(_, v)| *v == 0) {
             return Err(SettingsError::Invalid(format!("{key} must be at least 1")));
         }
+        if !self.secrets.key.expose().trim().is_empty()
+            && !self.secrets.key_file.as_os_str().is_empty()
+        {
+            return Err(SettingsError::Invalid(
+                "secrets.key and secrets.key_file are both set: give the key one way".into(),
+            ));
+        }
         if !matches!(
             self.log.format.to_ascii_lowercase().as_str(),
             "text" | "json"
@@ -454,6 +483,42 @@ mod tests {
         );
         let missing_env_file = Settings::load_from(&dir, Some("prod"), vars(&[])).expect("load");
         assert_eq!(missing_env_file.server.port, 1111);
+        std::fs::remove_dir_all(dir).expect("clean up");
+    }
+
+    #[test]
+    fn secrets_keys_come_from_variables_and_never_print() {
+        let dir = dir_with(&[]);
+        let key = "bWF2ZXJhYSB0ZXN0IGtleSwgbmV2ZXIgcmVhbCEhISE=";
+        let s = Settings::load_from(
+            &dir,
+            None,
+            vars(&[
+                ("MAVERAA__SECRETS__KEY", key),
+                ("MAVERAA__SECRETS__PREVIOUS_KEYS", "a2V5MQ==,a2V5Mg=="),
+                ("MAVERAA__SERVER__HOST", "127.0.0.1"),
+            ]),
+        )
+        .expect("load");
+        assert_eq!(s.secrets.key.expose(), key);
+        let previous: Vec<&str> = s.secrets.previous_keys.iter().map(Secret::expose).collect();
+        assert_eq!(previous, ["a2V5MQ==", "a2V5Mg=="], "a comma-separated list");
+        assert_eq!(s.server.host, "127.0.0.1", "other values are not lists");
+        let shown = format!("{s:?}");
+        assert!(!shown.contains(key) && !shown.contains("a2V5MQ"), "{shown}");
+
+        let both = Settings::load_from(
+            &dir,
+            None,
+            vars(&[
+                ("MAVERAA__SECRETS__KEY", key),
+                ("MAVERAA__SECRETS__KEY_FILE", "/etc/maveraa/key"),
+            ]),
+        );
+        assert!(
+            matches!(&both, Err(SettingsError::Invalid(m)) if m.contains("both set")),
+            "{both:?}"
+        );
         std::fs::remove_dir_all(dir).expect("clean up");
     }
 

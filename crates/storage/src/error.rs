@@ -32,6 +32,21 @@ pub enum StorageError {
     /// status name, malformed settings JSON).
     #[error("unreadable stored data: {0}")]
     Corrupt(String),
+    /// A session's stored credentials cannot be opened (a key not
+    /// configured, the wrong key, an altered value) or sealed (no key).
+    #[error("credentials of session {session} unavailable ({field}): {source}")]
+    Secret {
+        /// The session.
+        session: uuid::Uuid,
+        /// Which credential.
+        field: &'static str,
+        /// Why.
+        source: crate::secrets::SecretError,
+    },
+    /// Sealing or opening secrets failed outside a session's row (a key
+    /// file, the sealing step at start).
+    #[error("secrets: {0}")]
+    Secrets(#[from] crate::secrets::SecretError),
     /// Concurrent requests kept taking the same row away; worth retrying.
     #[error("too much contention: {0}")]
     Contended(String),

@@ -2,9 +2,16 @@
 //! folder of the project on first use, started on its own port, reused
 //! afterwards. PostgreSQL refuses to run as root, so when this process is
 //! root the server runs as the `postgres` system user.
+//!
+//! It listens on 127.0.0.1 only, and every connection needs the password
+//! generated at set-up (scram-sha-256), kept in `password` beside the
+//! cluster with mode 0600: another user of the machine cannot connect.
+//! A cluster an older version set up letting every local connection in
+//! (`trust`) is given a password and switched over at its next start.
 
-use std::fs::{self, File};
-use std::os::unix::fs::MetadataExt;
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -131,7 +138,20 @@ impl LocalPostgres {
 
         let data = dir.join("data");
         let data_str = data.to_string_lossy().into_owned();
-        if !data.join("PG_VERSION").exists() {
+        let password_file = dir.join(PASSWORD_FILE);
+        let exists = data.join("PG_VERSION").exists();
+        let trusting = exists && trusts_connections(&data)?;
+        if exists && !trusting && !password_file.exists() {
+            return Err(err(format!(
+                "the local PostgreSQL in {} needs the password that was in {}, which is \
+                 missing: restore it from your backup (or, to start afresh, stop the server \
+                 and remove the folder, losing its data)",
+                dir.display(),
+                password_file.display()
+            )));
+        }
+        let password = load_or_create_password(&password_file)?;
+        if !exists {
             // Made and set up beside, then renamed into place: a process
             // killed half way leaves no cluster without our settings (the
             // next start would have used it as it was).
@@ -152,7 +172,9 @@ impl LocalPostgres {
                     &fresh.to_string_lossy(),
                     "-U",
                     "postgres",
-                    "--auth=trust",
+                    "--auth-local=scram-sha-256",
+                    "--auth-host=scram-sha-256",
+                    &format!("--pwfile={}", password_file.display()),
                     "-E",
                     "UTF8",
                     // Not the environment's (often plain C in containers
@@ -226,7 +248,10 @@ impl LocalPostgres {
             }
         }
 
-        let admin_url = format!("postgres://postgres@127.0.0.1:{}/postgres", self.port);
+        if trusting {
+            self.require_password(&data, &password)?;
+        }
+        let admin_url = self.url(&password, "postgres");
         let mut conn = crate::pool::establish(&admin_url)?;
         let exists = diesel::sql_query(
             "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1) AS exists",
@@ -242,10 +267,64 @@ impl LocalPostgres {
             .execute(&mut conn)?;
         }
         drop(lock);
-        Ok(format!(
-            "postgres://postgres@127.0.0.1:{}/{}",
-            self.port, self.database
-        ))
+        Ok(self.url(&password, &self.database))
+    }
+
+    /// The URL of `database` on this server, with its password.
+    fn url(&self, password: &str, database: &str) -> String {
+        // The password is hex: nothing in it needs escaping in a URL.
+        format!(
+            "postgres://postgres:{password}@127.0.0.1:{}/{database}",
+            self.port
+        )
+    }
+
+    /// Gives the running cluster on `data`, set up by an older version to
+    /// let every local connection in, the password and switches every
+    /// `trust` rule to scram-sha-256. Each step can run again, so a start
+    /// stopped half way finishes it at the next.
+    fn require_password(&self, data: &Path, password: &str) -> Result<(), StorageError> {
+        tracing::warn!(
+            dir = %self.dir.display(),
+            "the local PostgreSQL let every local user in without a password (an older \
+             version's set-up): giving it the password kept beside it and requiring it"
+        );
+        // Still trusted now: any password (or none) gets in.
+        let mut conn = crate::pool::establish(&self.url(password, "postgres"))?;
+        diesel::sql_query("SET password_encryption = 'scram-sha-256'").execute(&mut conn)?;
+        diesel::sql_query(format!("ALTER ROLE postgres PASSWORD '{password}'"))
+            .execute(&mut conn)?;
+        let hba = data.join("pg_hba.conf");
+        let text = fs::read_to_string(&hba)
+            .map_err(|e| err(format!("cannot read {}: {e}", hba.display())))?;
+        let rewritten: String = text
+            .lines()
+            .map(|line| {
+                if is_rule(line) {
+                    line.split_whitespace()
+                        .map(|t| if t == "trust" { "scram-sha-256" } else { t })
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                } else {
+                    line.to_owned()
+                }
+            })
+            .map(|line| line + "\n")
+            .collect();
+        // Beside it, then renamed over it: a stop half way leaves the old
+        // file or the new one, never half of one.
+        let tmp = data.join("pg_hba.conf.maveraa");
+        fs::write(&tmp, rewritten)
+            .map_err(|e| err(format!("cannot write {}: {e}", tmp.display())))?;
+        if is_root() {
+            let (uid, gid) = ids_of_postgres_user()?;
+            std::os::unix::fs::chown(&tmp, Some(uid), Some(gid))
+                .map_err(|e| err(format!("cannot chown {}: {e}", tmp.display())))?;
+        }
+        fs::rename(&tmp, &hba)
+            .map_err(|e| err(format!("cannot replace {}: {e}", hba.display())))?;
+        diesel::sql_query("SELECT pg_reload_conf()").execute(&mut conn)?;
+        Ok(())
     }
 
     /// Stops the server if it runs (a `postmaster.pid` left by a server
@@ -334,6 +413,74 @@ impl LocalPostgres {
         text.push_str(&settings);
         // The file belongs to postgres; rewriting it keeps its owner.
         fs::write(&conf, text).map_err(|e| err(format!("cannot write {}: {e}", conf.display())))
+    }
+}
+
+/// The file beside the cluster holding its password.
+const PASSWORD_FILE: &str = "password";
+
+/// Whether `line` of `pg_hba.conf` is a rule (not blank, not a comment).
+fn is_rule(line: &str) -> bool {
+    let line = line.trim_start();
+    !line.is_empty() && !line.starts_with('#')
+}
+
+/// Whether the cluster on `data` lets some connection in without a
+/// password.
+fn trusts_connections(data: &Path) -> Result<bool, StorageError> {
+    let hba = data.join("pg_hba.conf");
+    let text =
+        fs::read_to_string(&hba).map_err(|e| err(format!("cannot read {}: {e}", hba.display())))?;
+    Ok(text
+        .lines()
+        .filter(|l| is_rule(l))
+        .any(|l| l.split_whitespace().any(|t| t == "trust")))
+}
+
+/// The password in `path`, or a new one (24 random bytes in hex) written
+/// there with mode 0600. When root, the file belongs to the `postgres`
+/// user, who runs `initdb --pwfile` (root reads it anyway). Written beside
+/// it and hard-linked into place, so it appears whole and only once.
+fn load_or_create_password(path: &Path) -> Result<String, StorageError> {
+    let read = |path: &Path| -> Result<String, StorageError> {
+        let text = fs::read_to_string(path)
+            .map_err(|e| err(format!("cannot read {}: {e}", path.display())))?;
+        let password = text.trim().to_owned();
+        if password.is_empty() {
+            return Err(err(format!("{} is empty", path.display())));
+        }
+        Ok(password)
+    };
+    if path.exists() {
+        return read(path);
+    }
+    let mut bytes = [0u8; 24];
+    getrandom::fill(&mut bytes).map_err(|e| err(format!("no randomness available: {e}")))?;
+    let password = hex::encode(bytes);
+    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+    let _ = fs::remove_file(&tmp);
+    let write = || -> std::io::Result<()> {
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        file.write_all(password.as_bytes())?;
+        file.write_all(b"\n")?;
+        file.sync_all()
+    };
+    write().map_err(|e| err(format!("cannot write {}: {e}", tmp.display())))?;
+    if is_root() {
+        let (uid, gid) = ids_of_postgres_user()?;
+        std::os::unix::fs::chown(&tmp, Some(uid), Some(gid))
+            .map_err(|e| err(format!("cannot chown {}: {e}", tmp.display())))?;
+    }
+    let linked = fs::hard_link(&tmp, path);
+    let _ = fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => Ok(password),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => read(path),
+        Err(e) => Err(err(format!("cannot create {}: {e}", path.display()))),
     }
 }
 

@@ -8,7 +8,7 @@ pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations")
 
 /// The advisory lock that serialises migrations across processes
 /// ("maveraa" in ASCII).
-const MIGRATION_LOCK_KEY: i64 = 0x006d_6176_6572_6161;
+pub(crate) const MIGRATION_LOCK_KEY: i64 = 0x006d_6176_6572_6161;
 
 /// Applies the pending migrations on `url` and returns the versions
 /// applied. Several processes may call this at once: a PostgreSQL advisory

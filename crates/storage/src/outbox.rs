@@ -23,6 +23,7 @@ use uuid::Uuid;
 use crate::error::StorageError;
 use crate::messages::rows::{MESSAGE_COLUMNS, MessageRow};
 use crate::messages::status::{parse_status, provider_id_lock_sql, rank_sql};
+use crate::secrets::SecretCipher;
 use crate::sessions::session_from_columns;
 use crate::sql::Sql;
 use crate::store::PgStore;
@@ -49,10 +50,10 @@ struct ClaimRow {
     session_created_at: DateTime<Utc>,
 }
 
-impl TryFrom<ClaimRow> for OutboxJob {
-    type Error = StorageError;
-
-    fn try_from(r: ClaimRow) -> Result<Self, Self::Error> {
+impl ClaimRow {
+    /// The job, its session's credentials opened with `secrets`.
+    fn into_job(self, secrets: Option<&SecretCipher>) -> Result<OutboxJob, StorageError> {
+        let r = self;
         let session = session_from_columns(
             r.message.session_id,
             r.session_workspace_id,
@@ -62,8 +63,9 @@ impl TryFrom<ClaimRow> for OutboxJob {
             &r.session_status,
             r.session_last_error,
             r.session_created_at,
+            secrets,
         )?;
-        Ok(Self {
+        Ok(OutboxJob {
             message: Message::try_from(r.message)?,
             session,
             attempt: u32::try_from(r.attempts).unwrap_or(0),
@@ -485,7 +487,7 @@ impl Outbox for PgStore {
         for row in rows {
             let id = row.message.id;
             let attempts = row.attempts;
-            match OutboxJob::try_from(row) {
+            match row.into_job(self.secrets.as_ref()) {
                 Ok(job) => jobs.push(job),
                 // One entry this version cannot read (a row written by a
                 // newer version mid rolling deploy, or edited by hand) must

@@ -14,6 +14,7 @@ use uuid::Uuid;
 
 use crate::error::StorageError;
 use crate::schema::sessions;
+use crate::secrets::{SecretCipher, SecretError};
 use crate::store::PgStore;
 
 /// A stored session. No `Debug`: `settings` holds the provider's secrets.
@@ -31,32 +32,97 @@ pub(crate) struct SessionRow {
     pub(crate) updated_at: DateTime<Utc>,
 }
 
-/// The `settings` JSON of a `cloud-api` session. The secrets are stored as
-/// given: the server needs them in clear to call the provider and to check
-/// webhook signatures. They are never logged.
+/// The `settings` JSON of a `cloud-api` session. The secrets are sealed
+/// (`crate::secrets`): the server needs them in clear to call the provider
+/// and check webhook signatures, but a dump or backup of the table must
+/// not be enough to. They are never logged.
 #[derive(Serialize, Deserialize)]
-struct CloudApiJson {
-    phone_number_id: String,
-    access_token: String,
-    app_secret: String,
-    verify_token: String,
+pub(crate) struct CloudApiJson {
+    pub(crate) phone_number_id: String,
+    pub(crate) access_token: StoredSecret,
+    pub(crate) app_secret: StoredSecret,
+    pub(crate) verify_token: StoredSecret,
 }
 
-const SIMULATOR: &str = "simulator";
-const CLOUD_API: &str = "cloud-api";
+/// A credential as stored: `{"sealed": "mvs1:..."}`, or a string written
+/// in clear by a version before encryption, which start-up seals
+/// (`crate::sealing`) and reads accept meanwhile. An object and not a
+/// string, so no credential's text can pass for a sealed value, and a
+/// version that predates sealing refuses the row rather than send it as
+/// a token. No `Debug`: it may hold a secret in clear.
+#[derive(Serialize, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum StoredSecret {
+    Sealed { sealed: String },
+    Plain(String),
+}
 
-/// The `provider` and `settings` columns of `provider`.
+pub(crate) const SIMULATOR: &str = "simulator";
+pub(crate) const CLOUD_API: &str = "cloud-api";
+
+/// Where a credential of `session` is sealed for: a sealed value opens
+/// only in its own row and field.
+pub(crate) fn secret_context(session: Uuid, field: &str) -> String {
+    format!("sessions/{session}/{field}")
+}
+
+fn seal(
+    secrets: Option<&SecretCipher>,
+    session: Uuid,
+    field: &'static str,
+    value: &SecretString,
+) -> Result<StoredSecret, StorageError> {
+    let wrap = |source| StorageError::Secret {
+        session,
+        field,
+        source,
+    };
+    let cipher = secrets.ok_or_else(|| wrap(SecretError::NoKey))?;
+    let sealed = cipher
+        .seal(value.expose().as_bytes(), &secret_context(session, field))
+        .map_err(wrap)?;
+    Ok(StoredSecret::Sealed { sealed })
+}
+
+fn open(
+    secrets: Option<&SecretCipher>,
+    session: Uuid,
+    field: &'static str,
+    stored: StoredSecret,
+) -> Result<SecretString, StorageError> {
+    let wrap = |source| StorageError::Secret {
+        session,
+        field,
+        source,
+    };
+    match stored {
+        StoredSecret::Plain(text) => Ok(SecretString::new(text)),
+        StoredSecret::Sealed { sealed } => {
+            let cipher = secrets.ok_or_else(|| wrap(SecretError::NoKey))?;
+            let opened = cipher
+                .open(&sealed, &secret_context(session, field))
+                .map_err(wrap)?;
+            let text = std::str::from_utf8(&opened.plaintext)
+                .map_err(|_| wrap(SecretError::Malformed("not UTF-8 text")))?;
+            Ok(SecretString::new(text))
+        }
+    }
+}
+
+/// The `provider` and `settings` columns of `provider`, for session `id`.
 fn encode_provider(
     provider: &ProviderSettings,
+    id: Uuid,
+    secrets: Option<&SecretCipher>,
 ) -> Result<(String, serde_json::Value), StorageError> {
     match provider {
         ProviderSettings::Simulator => Ok((SIMULATOR.to_owned(), serde_json::json!({}))),
         ProviderSettings::CloudApi(s) => {
             let json = CloudApiJson {
                 phone_number_id: s.phone_number_id.clone(),
-                access_token: s.access_token.expose().to_owned(),
-                app_secret: s.app_secret.expose().to_owned(),
-                verify_token: s.verify_token.expose().to_owned(),
+                access_token: seal(secrets, id, "access_token", &s.access_token)?,
+                app_secret: seal(secrets, id, "app_secret", &s.app_secret)?,
+                verify_token: seal(secrets, id, "verify_token", &s.verify_token)?,
             };
             let value = serde_json::to_value(json)
                 .map_err(|e| StorageError::Corrupt(format!("session settings: {e}")))?;
@@ -65,29 +131,37 @@ fn encode_provider(
     }
 }
 
-/// The provider settings stored as `provider` and `settings`.
+/// Reads `cloud-api` settings JSON, naming a missing field but never
+/// echoing a stored value.
+pub(crate) fn parse_cloud_api(settings: serde_json::Value) -> Result<CloudApiJson, StorageError> {
+    serde_json::from_value(settings).map_err(|e| {
+        let e = e.to_string();
+        let why = if e.starts_with("missing field") {
+            e.as_str()
+        } else {
+            "malformed"
+        };
+        StorageError::Corrupt(format!("cloud-api settings: {why}"))
+    })
+}
+
+/// The provider settings of session `id` stored as `provider` and
+/// `settings`.
 fn decode_provider(
     provider: &str,
     settings: serde_json::Value,
+    id: Uuid,
+    secrets: Option<&SecretCipher>,
 ) -> Result<ProviderSettings, StorageError> {
     match provider {
         SIMULATOR => Ok(ProviderSettings::Simulator),
         CLOUD_API => {
-            let s: CloudApiJson = serde_json::from_value(settings).map_err(|e| {
-                // Say which field is missing, but never echo a stored value.
-                let e = e.to_string();
-                let why = if e.starts_with("missing field") {
-                    e.as_str()
-                } else {
-                    "malformed"
-                };
-                StorageError::Corrupt(format!("cloud-api settings: {why}"))
-            })?;
+            let s = parse_cloud_api(settings)?;
             Ok(ProviderSettings::CloudApi(CloudApiSettings {
                 phone_number_id: s.phone_number_id,
-                access_token: SecretString::new(s.access_token),
-                app_secret: SecretString::new(s.app_secret),
-                verify_token: SecretString::new(s.verify_token),
+                access_token: open(secrets, id, "access_token", s.access_token)?,
+                app_secret: open(secrets, id, "app_secret", s.app_secret)?,
+                verify_token: open(secrets, id, "verify_token", s.verify_token)?,
             }))
         }
         other => Err(StorageError::Corrupt(format!("unknown provider {other:?}"))),
@@ -105,12 +179,13 @@ pub(crate) fn session_from_columns(
     status: &str,
     last_error: Option<String>,
     created_at: DateTime<Utc>,
+    secrets: Option<&SecretCipher>,
 ) -> Result<Session, StorageError> {
     Ok(Session {
         id: SessionId::from_uuid(id),
         workspace_id: WorkspaceId::from_uuid(workspace_id),
         name: SessionName::from_trusted(name),
-        provider: decode_provider(provider, settings)?,
+        provider: decode_provider(provider, settings, id, secrets)?,
         status: SessionStatus::parse(status)
             .ok_or_else(|| StorageError::Corrupt(format!("unknown session status {status:?}")))?,
         last_error,
@@ -118,10 +193,9 @@ pub(crate) fn session_from_columns(
     })
 }
 
-impl TryFrom<SessionRow> for Session {
-    type Error = StorageError;
-
-    fn try_from(r: SessionRow) -> Result<Self, Self::Error> {
+impl SessionRow {
+    fn into_session(self, secrets: Option<&SecretCipher>) -> Result<Session, StorageError> {
+        let r = self;
         session_from_columns(
             r.id,
             r.workspace_id,
@@ -131,13 +205,14 @@ impl TryFrom<SessionRow> for Session {
             &r.status,
             r.last_error,
             r.created_at,
+            secrets,
         )
     }
 }
 
 impl SessionRow {
-    fn new(s: &Session) -> Result<Self, StorageError> {
-        let (provider, settings) = encode_provider(&s.provider)?;
+    fn new(s: &Session, secrets: Option<&SecretCipher>) -> Result<Self, StorageError> {
+        let (provider, settings) = encode_provider(&s.provider, s.id.as_uuid(), secrets)?;
         Ok(Self {
             id: s.id.as_uuid(),
             workspace_id: s.workspace_id.as_uuid(),
@@ -155,7 +230,7 @@ impl SessionRow {
 #[async_trait]
 impl SessionRepository for PgStore {
     async fn insert(&self, session: &Session) -> Result<(), RepositoryError> {
-        let row = SessionRow::new(session)?;
+        let row = SessionRow::new(session, self.secrets.as_ref())?;
         self.db
             .run(move |conn| {
                 // ON CONFLICT waits for a concurrent insert of the same name
@@ -196,7 +271,9 @@ impl SessionRepository for PgStore {
                     .optional()?)
             })
             .await?;
-        Ok(row.map(Session::try_from).transpose()?)
+        Ok(row
+            .map(|r| r.into_session(self.secrets.as_ref()))
+            .transpose()?)
     }
 
     async fn get(&self, id: SessionId) -> Result<Option<Session>, RepositoryError> {
@@ -210,7 +287,9 @@ impl SessionRepository for PgStore {
                     .optional()?)
             })
             .await?;
-        Ok(row.map(Session::try_from).transpose()?)
+        Ok(row
+            .map(|r| r.into_session(self.secrets.as_ref()))
+            .transpose()?)
     }
 
     async fn list(&self, workspace: WorkspaceId) -> Result<Vec<Session>, RepositoryError> {
@@ -226,7 +305,7 @@ impl SessionRepository for PgStore {
             .await?;
         Ok(rows
             .into_iter()
-            .map(Session::try_from)
+            .map(|r| r.into_session(self.secrets.as_ref()))
             .collect::<Result<_, _>>()?)
     }
 
@@ -288,19 +367,60 @@ impl SessionRepository for PgStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::secrets::SecretKey;
 
-    #[test]
-    fn cloud_api_settings_round_trip_through_json() {
-        let settings = ProviderSettings::CloudApi(CloudApiSettings {
+    fn cipher() -> SecretCipher {
+        SecretCipher::new(SecretKey::parse(&"ab".repeat(32)).expect("key"), [])
+    }
+
+    fn cloud() -> ProviderSettings {
+        ProviderSettings::CloudApi(CloudApiSettings {
             phone_number_id: "123".into(),
             access_token: SecretString::new("EAAtoken"),
             app_secret: SecretString::new("appsecret"),
-            verify_token: SecretString::new("verify"),
-        });
-        let (kind, json) = encode_provider(&settings).expect("encode");
+            verify_token: SecretString::new("vt-6d2f"),
+        })
+    }
+
+    #[test]
+    fn cloud_api_settings_round_trip_sealed() {
+        let id = Uuid::new_v4();
+        let c = cipher();
+        let (kind, json) = encode_provider(&cloud(), id, Some(&c)).expect("encode");
         assert_eq!(kind, "cloud-api");
         assert_eq!(json["phone_number_id"], "123");
-        assert_eq!(decode_provider(&kind, json).expect("decode"), settings);
+        let text = json.to_string();
+        for secret in ["EAAtoken", "appsecret", "vt-6d2f"] {
+            assert!(!text.contains(secret), "{text}");
+        }
+        assert!(json["access_token"]["sealed"].is_string(), "{text}");
+        assert_eq!(
+            decode_provider(&kind, json.clone(), id, Some(&c)).expect("decode"),
+            cloud()
+        );
+        // Another session's row does not open them.
+        assert!(decode_provider(&kind, json, Uuid::new_v4(), Some(&c)).is_err());
+    }
+
+    #[test]
+    fn without_a_key_credentials_are_neither_stored_nor_read() {
+        let id = Uuid::new_v4();
+        let err = encode_provider(&cloud(), id, None).expect_err("no key, no storing");
+        assert!(err.to_string().contains("no secrets key"), "{err}");
+        let (_, json) = encode_provider(&cloud(), id, Some(&cipher())).expect("encode");
+        assert!(decode_provider("cloud-api", json, id, None).is_err());
+        // The simulator has no secrets.
+        assert!(encode_provider(&ProviderSettings::Simulator, id, None).is_ok());
+    }
+
+    #[test]
+    fn plain_settings_of_older_versions_are_still_read() {
+        let json = serde_json::json!({"phone_number_id": "123", "access_token": "EAAtoken",
+            "app_secret": "appsecret", "verify_token": "vt-6d2f"});
+        assert_eq!(
+            decode_provider("cloud-api", json, Uuid::new_v4(), None).expect("decode"),
+            cloud()
+        );
     }
 
     #[test]
@@ -308,9 +428,11 @@ mod tests {
         let err = decode_provider(
             "cloud-api",
             serde_json::json!({"phone_number_id": "1", "access_token": "EAAsecret"}),
+            Uuid::new_v4(),
+            None,
         )
         .expect_err("incomplete settings are refused");
         assert!(!err.to_string().contains("EAAsecret"));
-        assert!(decode_provider("whatsmeow", serde_json::json!({})).is_err());
+        assert!(decode_provider("whatsmeow", serde_json::json!({}), Uuid::new_v4(), None).is_err());
     }
 }

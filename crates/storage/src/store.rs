@@ -7,6 +7,7 @@ use maveraa_domain::ports::HealthCheck;
 use std::sync::Arc;
 
 use crate::pool::Database;
+use crate::secrets::SecretCipher;
 use crate::send_batch::SendQueue;
 use crate::session_names::SessionNames;
 
@@ -22,6 +23,10 @@ pub struct PgStore {
     pub(crate) sends: Arc<SendQueue>,
     /// Session names for conversation lists (see `session_names`).
     pub(crate) session_names: Arc<SessionNames>,
+    /// Seals and opens sessions' credentials. Without it (only
+    /// [`PgStore::new`]), a session with credentials can be neither stored
+    /// nor read back: nothing is ever stored in clear.
+    pub(crate) secrets: Option<SecretCipher>,
 }
 
 impl PgStore {
@@ -32,7 +37,14 @@ impl PgStore {
             db,
             sends: Arc::default(),
             session_names: Arc::default(),
+            secrets: None,
         }
+    }
+
+    /// Seals sessions' credentials with `cipher` (and opens them with it).
+    pub fn with_secrets(mut self, cipher: SecretCipher) -> Self {
+        self.secrets = Some(cipher);
+        self
     }
 
     /// Runs the hot read-only queries (contact and conversation lists, key

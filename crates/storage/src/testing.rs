@@ -28,6 +28,7 @@ use crate::error::StorageError;
 use crate::local_pg::LocalPostgres;
 use crate::migrate::run_migrations;
 use crate::pool::{Database, PoolSettings};
+use crate::secrets::{SecretCipher, SecretKey};
 use crate::store::PgStore;
 
 const TEST_PREFIX: &str = "maveraa_test_";
@@ -290,6 +291,20 @@ pub struct Fixture {
     test_db: TestDatabase,
 }
 
+/// The key tests seal sessions' credentials with (never a real one).
+pub const TEST_SECRETS_KEY: &str = "bWF2ZXJhYSB0ZXN0IGtleSwgbmV2ZXIgcmVhbCEhISE=";
+
+/// A cipher under [`TEST_SECRETS_KEY`].
+///
+/// # Panics
+/// Never: the key is a valid constant.
+pub fn test_cipher() -> SecretCipher {
+    SecretCipher::new(
+        SecretKey::parse(TEST_SECRETS_KEY).expect("the test key parses"),
+        [],
+    )
+}
+
 /// A fixture whose pool has the default settings.
 ///
 /// # Panics
@@ -307,7 +322,7 @@ impl Fixture {
         let test_db = TestDatabase::create();
         let database = Database::connect(test_db.url(), settings).expect("pool");
         Self {
-            store: Arc::new(PgStore::new(database)),
+            store: Arc::new(PgStore::new(database).with_secrets(test_cipher())),
             test_db,
         }
     }

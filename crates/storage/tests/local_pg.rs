@@ -129,3 +129,105 @@ fn a_command_with_another_port_does_not_move_a_running_server() {
     still_up.expect("the server's database is where it was");
     stopped.expect("stops");
 }
+
+/// `url` without its password.
+fn without_password(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").expect("a URL");
+    let (userinfo, host) = rest.split_once('@').expect("user info");
+    let user = userinfo.split(':').next().expect("user");
+    format!("{scheme}://{user}@{host}")
+}
+
+/// Waits (at most 10 s) until a connection to `url` is refused, and
+/// returns why.
+fn refused(url: &str) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match diesel::Connection::establish(url) {
+            Err::<diesel::PgConnection, _>(e) => return e.to_string(),
+            Ok(_) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            Ok(_) => panic!("{url} still lets a connection in"),
+        }
+    }
+}
+
+fn connects(url: &str) -> bool {
+    diesel::Connection::establish(url)
+        .map(|_: diesel::PgConnection| ())
+        .is_ok()
+}
+
+#[test]
+fn the_local_server_lets_in_only_who_has_its_password() {
+    use std::os::unix::fs::PermissionsExt;
+    let folder = Folder::new("password");
+    let local = LocalPostgres {
+        dir: folder.0.clone(),
+        port: free_port(),
+        database: "maveraa_local_test".into(),
+        ephemeral: true,
+    };
+    let url = local.ensure_running().expect("starts");
+    let password = std::fs::read_to_string(folder.0.join("password")).expect("password file");
+    let mode = std::fs::metadata(folder.0.join("password"))
+        .expect("password file")
+        .permissions()
+        .mode();
+    let with_it = connects(&url);
+    let without = refused(&without_password(&url));
+    let wrong = refused(&url.replace(password.trim(), "not-the-password"));
+    // Started again, it is the same password.
+    let again = local.ensure_running();
+    let stopped = local.stop();
+    assert_eq!(mode & 0o777, 0o600, "only its owner reads the password");
+    assert!(url.contains(password.trim()), "the URL carries it");
+    assert!(with_it, "the password gets in");
+    assert!(
+        without.contains("password"),
+        "refused without it: {without}"
+    );
+    assert!(wrong.contains("password"), "refused with another: {wrong}");
+    assert_eq!(again.expect("starts again"), url);
+    stopped.expect("stops");
+}
+
+#[test]
+fn a_cluster_an_older_version_set_up_with_trust_gets_a_password() {
+    let folder = Folder::new("trust");
+    let local = LocalPostgres {
+        dir: folder.0.clone(),
+        port: free_port(),
+        database: "maveraa_local_test".into(),
+        ephemeral: true,
+    };
+    local.ensure_running().expect("starts");
+    local.stop().expect("stops");
+    // What an older version left: every rule `trust`, no password file.
+    let hba = folder.0.join("data/pg_hba.conf");
+    let text = std::fs::read_to_string(&hba).expect("pg_hba.conf");
+    std::fs::write(&hba, text.replace("scram-sha-256", "trust")).expect("write");
+    std::fs::remove_file(folder.0.join("password")).expect("remove the password");
+
+    let url = local
+        .ensure_running()
+        .expect("starts and switches to a password");
+    let with_it = connects(&url);
+    let without = refused(&without_password(&url));
+    let stopped = local.stop();
+    assert!(with_it, "the new password gets in");
+    assert!(
+        without.contains("password"),
+        "refused without it: {without}"
+    );
+    let text = std::fs::read_to_string(&hba).expect("pg_hba.conf");
+    assert!(
+        !text
+            .lines()
+            .filter(|l| !l.trim_start().starts_with('#'))
+            .any(|l| l.contains("trust")),
+        "no rule trusts any more:\n{text}"
+    );
+    stopped.expect("stops");
+}

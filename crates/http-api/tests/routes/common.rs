@@ -167,9 +167,10 @@ pub(crate) fn state_over(store: Arc<PgStore>) -> ApiState {
 /// session, B one simulator session.
 pub(crate) async fn world() -> World {
     let db = TestDatabase::create();
-    let store = Arc::new(PgStore::new(
-        Database::connect(db.url(), &PoolSettings::default()).expect("pool"),
-    ));
+    let store = Arc::new(
+        PgStore::new(Database::connect(db.url(), &PoolSettings::default()).expect("pool"))
+            .with_secrets(maveraa_storage::testing::test_cipher()),
+    );
     let (ws_a, ws_b) = (WorkspaceId::new(), WorkspaceId::new());
     let simulator = new_session(ws_a, "sim-1", ProviderSettings::Simulator);
     let cloud = new_session(
