@@ -112,6 +112,13 @@ pub struct DispatcherSection {
     pub backoff_base_ms: u64,
     /// Longest backoff, in seconds.
     pub backoff_max_secs: u64,
+    /// Provider calls in flight at once per session, across all servers.
+    pub session_concurrency: u32,
+    /// Claims per second per session, across all servers; 0: no rate.
+    pub session_rate_per_sec: f64,
+    /// How long a send whose outcome is unknown waits for a status report
+    /// naming it before it is sent again, in seconds.
+    pub unknown_outcome_grace_secs: u64,
 }
 
 /// `[simulator]`
@@ -356,9 +363,24 @@ impl Settings {
             ),
             ("auth.record_uses_secs", self.auth.record_uses_secs),
             ("dispatcher.idle_poll_ms", self.dispatcher.idle_poll_ms),
+            (
+                "dispatcher.session_concurrency",
+                u64::from(self.dispatcher.session_concurrency),
+            ),
+            (
+                "dispatcher.unknown_outcome_grace_secs",
+                self.dispatcher.unknown_outcome_grace_secs,
+            ),
         ];
         if let Some((key, _)) = at_least_one.iter().find(|(_, v)| *v == 0) {
             return Err(SettingsError::Invalid(format!("{key} must be at least 1")));
+        }
+        let rate = self.dispatcher.session_rate_per_sec;
+        if !rate.is_finite() || rate < 0.0 {
+            return Err(SettingsError::Invalid(format!(
+                "dispatcher.session_rate_per_sec ({rate}) must be a number of messages per \
+                 second, 0 for no rate"
+            )));
         }
         if !matches!(
             self.log.format.to_ascii_lowercase().as_str(),
