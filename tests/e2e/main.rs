@@ -8,5 +8,6 @@ mod dispatch;
 mod errors;
 mod helpers;
 mod messaging;
+mod pace;
 mod service;
 mod webhooks;
