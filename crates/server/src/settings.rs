@@ -529,6 +529,26 @@ mod tests {
             ),
             ("MAVERAA__LOG__FORMAT", "xml", "log.format"),
             ("MAVERAA__LOG__LEVEL", "[[[", "log.level"),
+            (
+                "MAVERAA__DISPATCHER__SESSION_CONCURRENCY",
+                "0",
+                "session_concurrency",
+            ),
+            (
+                "MAVERAA__DISPATCHER__SESSION_RATE_PER_SEC",
+                "-1",
+                "session_rate_per_sec",
+            ),
+            (
+                "MAVERAA__DISPATCHER__SESSION_RATE_PER_SEC",
+                "NaN",
+                "session_rate_per_sec",
+            ),
+            (
+                "MAVERAA__DISPATCHER__UNKNOWN_OUTCOME_GRACE_SECS",
+                "0",
+                "unknown_outcome_grace_secs",
+            ),
         ] {
             let refused = Settings::load_from(&dir, None, vars(&[(key, value)]));
             assert!(
