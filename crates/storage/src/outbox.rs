@@ -80,15 +80,21 @@ const SESSION_CLAIM_LOCK_SPACE: i32 = 0x6d76_7063;
 
 /// The sessions with due entries whose claim lock this transaction got
 /// (`pg_try_advisory_xact_lock`: a session another claimer is claiming for
-/// right now is skipped, as `SKIP LOCKED` skips rows). A statement of its
+/// right now is skipped, as `SKIP LOCKED` skips rows). Materialised first,
+/// so that only sessions with due entries are locked (the planner may
+/// otherwise try the lock before the cheaper-looking `EXISTS`, and a
+/// claimer would hold every session). A statement of its
 /// own, so that the claim after it takes its snapshot once the locks are
 /// held and sees every claim committed before them.
 static LOCK_SESSIONS_SQL: LazyLock<Sql> = LazyLock::new(|| {
     Sql::new(&format!(
         "\
-SELECT s.id FROM sessions s
-WHERE EXISTS (SELECT 1 FROM outbox o WHERE o.session_id = s.id AND o.next_attempt_at <= now())
-    AND pg_try_advisory_xact_lock({SESSION_CLAIM_LOCK_SPACE}, hashtext(s.id::text))"
+WITH due AS MATERIALIZED (
+    SELECT s.id FROM sessions s
+    WHERE EXISTS (SELECT 1 FROM outbox o WHERE o.session_id = s.id AND o.next_attempt_at <= now())
+)
+SELECT id FROM due
+WHERE pg_try_advisory_xact_lock({SESSION_CLAIM_LOCK_SPACE}, hashtext(id::text))"
     ))
 });
 
