@@ -110,7 +110,7 @@ async fn a_500_is_retried_and_the_message_sent_once() {
     assert_eq!(
         body,
         json!({"messaging_product": "whatsapp", "recipient_type": "individual", "to": "6281234567890",
-               "type": "text", "text": {"body": "retry me"}})
+               "biz_opaque_callback_data": id, "type": "text", "text": {"body": "retry me"}})
     );
 }
 
@@ -261,7 +261,7 @@ const SHORT_LEASE: &[(&str, &str)] = &[
     ("MAVERAA__DATABASE__STATEMENT_TIMEOUT_MS", "300"),
 ];
 
-fn serve(db_url: &str, provider: &str, port: u16, extra: &[(&str, &str)]) -> Spawned {
+pub(crate) fn serve(db_url: &str, provider: &str, port: u16, extra: &[(&str, &str)]) -> Spawned {
     let mut cmd = server_command(db_url, port);
     cmd.arg("serve")
         .env("MAVERAA__BOOTSTRAP__DEFAULT_WORKSPACE", "false")
@@ -344,15 +344,16 @@ async fn two_servers_on_one_database_send_each_of_500_messages_exactly_once() {
 #[tokio::test]
 async fn an_unreachable_provider_marks_the_session_disconnected_until_a_send_gets_through() {
     let provider = MockServer::start().await;
-    // Slower than the send timeout, three times: the provider cannot be
-    // reached, as far as the server can tell.
+    // Slower than the send timeout, once: no usable answer, so the session
+    // is `disconnected`, and the outcome is unknown (the provider takes the
+    // request, late).
     Mock::given(method("POST"))
         .respond_with(
             ResponseTemplate::new(200)
                 .set_delay(Duration::from_secs(2))
                 .set_body_json(json!({"messages": [{"id": "wamid.late"}]})),
         )
-        .up_to_n_times(3)
+        .up_to_n_times(1)
         .with_priority(1)
         .mount(&provider)
         .await;
@@ -366,9 +367,11 @@ async fn an_unreachable_provider_marks_the_session_disconnected_until_a_send_get
         s.whatsapp.cloud_api_base_url = uri;
         s.whatsapp.request_timeout_ms = 300;
         s.dispatcher.lease_secs = 5;
+        s.dispatcher.unknown_outcome_grace_secs = 1;
     })
     .await;
     app.cloud_session("real", "s", "v").await;
+    let started = Instant::now();
     let id = send_text(&app, "through the outage").await;
     let s = session_once(&app, "disconnected").await;
     assert!(
@@ -377,16 +380,25 @@ async fn an_unreachable_provider_marks_the_session_disconnected_until_a_send_get
             .is_some_and(|e| e.contains("timed out")),
         "{s}"
     );
-    app.wait_for_message(&id, |m| m["status"] == "sent").await;
+    let sent = app.wait_for_message(&id, |m| m["status"] == "sent").await;
+    assert_eq!(sent["providerMessageId"], "wamid.0", "the second attempt's");
+    // Not resent before the grace for a status report ended: the timeout
+    // and the grace at least.
+    assert!(
+        started.elapsed() >= Duration::from_millis(1300),
+        "{:?}",
+        started.elapsed()
+    );
     assert!(session_once(&app, "connected").await["lastError"].is_null());
     app.stop().await;
-    // A timed-out request may still have been taken by the provider (this
-    // one took all three, late): the text reached it four times. Resending
-    // after a timeout is today's behaviour, known to send twice (the
-    // never-twice issue); this count shows it rather than hiding it.
+    // The provider took the timed-out request, late, and no status
+    // webhook named it within the grace (this test sends none): it was
+    // sent again, and reached the provider twice. That is the duplicate
+    // window that remains (README, "Delivery"); with the webhook it goes
+    // once (`pace::an_unknown_outcome_is_settled_by_the_status_webhook_not_resent`).
     assert_eq!(
         received_texts(&provider).await,
-        BTreeMap::from([("through the outage".to_owned(), 4)])
+        BTreeMap::from([("through the outage".to_owned(), 2)])
     );
 }
 

@@ -8,6 +8,7 @@ mod dispatch;
 mod errors;
 mod helpers;
 mod messaging;
+mod pace;
 mod secrets;
 mod service;
 mod webhooks;

@@ -5,6 +5,7 @@
 
 use std::fmt;
 
+use crate::ids::MessageId;
 use crate::messaging::{MessageText, OutboundMedia};
 use crate::values::{PhoneNumber, ValidationError};
 
@@ -96,4 +97,9 @@ pub struct OutboundMessage {
     pub to: PhoneNumber,
     /// What to send.
     pub content: OutboundContent,
+    /// Our id of the message, for a provider that can carry it with the
+    /// message and echo it in its status reports: that is how an attempt
+    /// whose outcome is unknown is settled without sending again. `None`
+    /// when there is no stored message behind the send.
+    pub message_id: Option<MessageId>,
 }

@@ -10,6 +10,7 @@ use actix_web::{App, HttpServer};
 use anyhow::Context;
 use maveraa_auth::ApiKeyHasher;
 use maveraa_domain::SystemClock;
+use maveraa_domain::ports::SessionPace;
 use maveraa_domain::usecases::{
     ApiKeyService, ContactService, Dispatcher, DispatcherSettings, InboxService, MessagingService,
     RetryPolicy, SessionService, WorkspaceService,
@@ -247,6 +248,11 @@ impl Services {
                     base_delay: Duration::from_millis(d.backoff_base_ms),
                     max_delay: Duration::from_secs(d.backoff_max_secs),
                 },
+                pace: SessionPace {
+                    concurrency: d.session_concurrency.max(1),
+                    rate_per_sec: (d.session_rate_per_sec > 0.0).then_some(d.session_rate_per_sec),
+                },
+                unknown_outcome_grace: Duration::from_secs(d.unknown_outcome_grace_secs),
             },
         )
         .with_session_status(store.clone());

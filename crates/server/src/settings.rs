@@ -123,6 +123,13 @@ pub struct DispatcherSection {
     pub backoff_base_ms: u64,
     /// Longest backoff, in seconds.
     pub backoff_max_secs: u64,
+    /// Provider calls in flight at once per session, across all servers.
+    pub session_concurrency: u32,
+    /// Claims per second per session, across all servers; 0: no rate.
+    pub session_rate_per_sec: f64,
+    /// How long a send whose outcome is unknown waits for a status report
+    /// naming it before it is sent again, in seconds.
+    pub unknown_outcome_grace_secs: u64,
 }
 
 /// `[simulator]`
@@ -397,6 +404,14 @@ impl Settings {
             ),
             ("auth.record_uses_secs", self.auth.record_uses_secs),
             ("dispatcher.idle_poll_ms", self.dispatcher.idle_poll_ms),
+            (
+                "dispatcher.session_concurrency",
+                u64::from(self.dispatcher.session_concurrency),
+            ),
+            (
+                "dispatcher.unknown_outcome_grace_secs",
+                self.dispatcher.unknown_outcome_grace_secs,
+            ),
         ];
         if let Some((key, _)) = at_least_one.iter().find(|(_, v)| *v == 0) {
             return Err(SettingsError::Invalid(format!("{key} must be at least 1")));
@@ -407,6 +422,13 @@ impl Settings {
             return Err(SettingsError::Invalid(
                 "secrets.key and secrets.key_file are both set: give the key one way".into(),
             ));
+        }
+        let rate = self.dispatcher.session_rate_per_sec;
+        if !rate.is_finite() || rate < 0.0 {
+            return Err(SettingsError::Invalid(format!(
+                "dispatcher.session_rate_per_sec ({rate}) must be a number of messages per \
+                 second, 0 for no rate"
+            )));
         }
         if !matches!(
             self.log.format.to_ascii_lowercase().as_str(),
@@ -591,6 +613,26 @@ mod tests {
             ),
             ("MAVERAA__LOG__FORMAT", "xml", "log.format"),
             ("MAVERAA__LOG__LEVEL", "[[[", "log.level"),
+            (
+                "MAVERAA__DISPATCHER__SESSION_CONCURRENCY",
+                "0",
+                "session_concurrency",
+            ),
+            (
+                "MAVERAA__DISPATCHER__SESSION_RATE_PER_SEC",
+                "-1",
+                "session_rate_per_sec",
+            ),
+            (
+                "MAVERAA__DISPATCHER__SESSION_RATE_PER_SEC",
+                "NaN",
+                "session_rate_per_sec",
+            ),
+            (
+                "MAVERAA__DISPATCHER__UNKNOWN_OUTCOME_GRACE_SECS",
+                "0",
+                "unknown_outcome_grace_secs",
+            ),
         ] {
             let refused = Settings::load_from(&dir, None, vars(&[(key, value)]));
             assert!(

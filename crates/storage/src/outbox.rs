@@ -17,7 +17,7 @@ use diesel::sql_types::{
 };
 use maveraa_domain::RepositoryError;
 use maveraa_domain::messaging::{DeliveryError, Message, MessageStatus};
-use maveraa_domain::ports::{Claim, DispatchOutcome, Outbox, OutboxJob};
+use maveraa_domain::ports::{Claim, DispatchOutcome, Outbox, OutboxJob, SessionPace};
 use uuid::Uuid;
 
 use crate::error::StorageError;
@@ -79,20 +79,68 @@ const UNREADABLE_CLAIMS: i32 = 3;
 /// The error code of a message failed because it could not be read.
 pub const UNREADABLE_CODE: &str = "unreadable";
 
-/// Claims up to `$2` due entries for worker `$1` and a lease of `$3`
-/// seconds, and reads them with their messages and sessions: one round
-/// trip. An entry is due when its next attempt has come and no live lease
-/// holds it; the claim moves its next attempt to the lease's end, so an
-/// entry whose dispatcher died is due again then.
+/// First key of the transaction-level advisory locks a claim takes on
+/// each session it claims for ("mvpc"): one claimer at a time counts and
+/// claims a session's entries, so two claims racing cannot both see room
+/// under the cap. Two-key form, apart from the single-key locks of
+/// migrations and test templates and from the provider-id locks.
+const SESSION_CLAIM_LOCK_SPACE: i32 = 0x6d76_7063;
+
+/// The sessions with due entries whose claim lock this transaction got
+/// (`pg_try_advisory_xact_lock`: a session another claimer is claiming for
+/// right now is skipped, as `SKIP LOCKED` skips rows). Materialised first,
+/// so that only sessions with due entries are locked (the planner may
+/// otherwise try the lock before the cheaper-looking `EXISTS`, and a
+/// claimer would hold every session). A statement of its
+/// own, so that the claim after it takes its snapshot once the locks are
+/// held and sees every claim committed before them.
+static LOCK_SESSIONS_SQL: LazyLock<Sql> = LazyLock::new(|| {
+    Sql::new(&format!(
+        "\
+WITH due AS MATERIALIZED (
+    SELECT s.id FROM sessions s
+    WHERE EXISTS (SELECT 1 FROM outbox o WHERE o.session_id = s.id AND o.next_attempt_at <= now())
+)
+SELECT id FROM due
+WHERE pg_try_advisory_xact_lock({SESSION_CLAIM_LOCK_SPACE}, hashtext(id::text))"
+    ))
+});
+
+/// Claims, for the sessions `$4` (whose claim locks the transaction holds),
+/// up to `$2` due entries in all for worker `$1` and a lease of `$3`
+/// seconds, and reads them with their messages and sessions. An entry is
+/// due when its next attempt has come, no live lease holds it, and no
+/// earlier queued entry to the same recipient of its session is still in
+/// the outbox. A session gets at most `$5` minus its entries under a live
+/// lease and, with a rate `$6` (per second), as many as its pace row
+/// allows (a burst of one second's worth), which the claim moves on by one
+/// step per entry. The claim moves each entry's next attempt to the
+/// lease's end, so an entry whose dispatcher died is due again then.
 static CLAIM_SQL: LazyLock<Sql> = LazyLock::new(|| {
     Sql::new(&format!(
         "\
-WITH due AS (
-    SELECT message_id FROM outbox
-    WHERE next_attempt_at <= now() AND (locked_until IS NULL OR locked_until <= now())
-    ORDER BY next_attempt_at
+WITH room AS (
+    SELECT s.id AS session_id, LEAST(
+        $5 - (SELECT count(*) FROM outbox l WHERE l.session_id = s.id AND l.locked_until > now()),
+        CASE WHEN $6::float8 IS NULL THEN $5 ELSE floor(extract(epoch FROM
+            now() - GREATEST(p.next_send_at, now() - interval '1 second')) * $6::float8) END
+    ) AS n
+    FROM unnest($4::uuid[]) AS s(id) LEFT JOIN session_pace p ON p.session_id = s.id
+), due AS (
+    SELECT d.message_id, d.next_attempt_at FROM room CROSS JOIN LATERAL (
+        SELECT o.message_id, o.next_attempt_at FROM outbox o
+        WHERE o.session_id = room.session_id AND o.next_attempt_at <= now()
+            AND (o.locked_until IS NULL OR o.locked_until <= now())
+            AND NOT EXISTS (
+                SELECT 1 FROM outbox e
+                WHERE e.session_id = o.session_id AND e.remote = o.remote
+                    AND (e.queued_at, e.message_id) < (o.queued_at, o.message_id))
+        ORDER BY o.next_attempt_at
+        LIMIT GREATEST(room.n, 0)
+        FOR UPDATE OF o SKIP LOCKED
+    ) d
+    ORDER BY d.next_attempt_at
     LIMIT $2
-    FOR UPDATE SKIP LOCKED
 ), claimed AS (
     UPDATE outbox o SET
         locked_by = $1,
@@ -100,7 +148,14 @@ WITH due AS (
         next_attempt_at = now() + make_interval(secs => $3),
         attempts = o.attempts + 1
     FROM due WHERE o.message_id = due.message_id
-    RETURNING o.message_id, o.attempts
+    RETURNING o.message_id, o.attempts, o.session_id
+), paced AS (
+    INSERT INTO session_pace (session_id, next_send_at)
+    SELECT c.session_id, now() - interval '1 second' + make_interval(secs => count(*) / $6::float8)
+    FROM claimed c WHERE $6::float8 IS NOT NULL GROUP BY c.session_id
+    ON CONFLICT (session_id) DO UPDATE SET next_send_at =
+        GREATEST(session_pace.next_send_at, now() - interval '1 second')
+        + (EXCLUDED.next_send_at - (now() - interval '1 second'))
 )
 SELECT c.attempts, {MESSAGE_COLUMNS}, s.workspace_id AS session_workspace_id, s.provider,
     s.settings, s.status AS session_status, s.last_error AS session_last_error,
@@ -114,13 +169,16 @@ ORDER BY m.created_at, m.id"
 
 /// Releases entries to be tried again after their own wait (`$2`:
 /// seconds from now, by the database's clock, which claims go by), each
-/// only while its claim (`$4`: attempt) is the entry's latest.
+/// only while its claim (`$4`: attempt) is the entry's latest; `$5` tells
+/// the attempts whose outcome is unknown (the wait is their grace).
 static RETRY_SQL: LazyLock<Sql> = LazyLock::new(|| {
     Sql::new(
         "\
 UPDATE outbox o SET next_attempt_at = now() + make_interval(secs => i.wait),
-    last_error = i.error, locked_by = NULL, locked_until = NULL
-FROM unnest($1::uuid[], $2::float8[], $3::text[], $4::int[]) AS i(id, wait, error, attempt)
+    last_error = i.error, locked_by = NULL, locked_until = NULL,
+    outcome_unknown_since = CASE WHEN i.unknown THEN now() END
+FROM unnest($1::uuid[], $2::float8[], $3::text[], $4::int[], $5::bool[])
+    AS i(id, wait, error, attempt, unknown)
 WHERE o.message_id = i.id AND o.attempts = i.attempt",
     )
 });
@@ -370,6 +428,7 @@ struct Outcomes {
     retry_waits: Vec<f64>,
     retry_errors: Vec<String>,
     retry_attempts: Vec<i32>,
+    retry_unknown: Vec<bool>,
     failed_ids: Vec<Uuid>,
     failed_codes: Vec<Option<String>>,
     failed_messages: Vec<String>,
@@ -394,14 +453,9 @@ impl Outcomes {
                 DispatchOutcome::Retry {
                     at: retry_at,
                     error,
-                } => {
-                    o.retry_ids.push(id);
-                    // Microseconds: exact in a float8 for any wait of
-                    // up to about 285 years.
-                    let wait = (*retry_at - at).num_microseconds().unwrap_or(i64::MAX);
-                    o.retry_waits.push(wait.max(0) as f64 / 1e6);
-                    o.retry_errors.push(error.clone());
-                    o.retry_attempts.push(attempt);
+                } => o.push_retry(id, *retry_at - at, error, attempt, false),
+                DispatchOutcome::Unknown { retry_at, error } => {
+                    o.push_retry(id, *retry_at - at, error, attempt, true);
                 }
                 DispatchOutcome::Failed(e) => {
                     o.failed_ids.push(id);
@@ -412,6 +466,24 @@ impl Outcomes {
             }
         }
         o
+    }
+
+    fn push_retry(
+        &mut self,
+        id: Uuid,
+        wait: chrono::Duration,
+        error: &str,
+        attempt: i32,
+        unknown: bool,
+    ) {
+        self.retry_ids.push(id);
+        // Microseconds: exact in a float8 for any wait of up to about 285
+        // years.
+        let wait = wait.num_microseconds().unwrap_or(i64::MAX);
+        self.retry_waits.push(wait.max(0) as f64 / 1e6);
+        self.retry_errors.push(error.to_owned());
+        self.retry_attempts.push(attempt);
+        self.retry_unknown.push(unknown);
     }
 
     /// Whether recording takes more than one statement, so needs an
@@ -432,6 +504,7 @@ impl Outcomes {
                 .bind::<Array<Double>, _>(self.retry_waits)
                 .bind::<Array<Text>, _>(self.retry_errors)
                 .bind::<Array<Integer>, _>(self.retry_attempts)
+                .bind::<Array<diesel::sql_types::Bool>, _>(self.retry_unknown)
                 .execute(conn)?;
         }
         if !self.failed_ids.is_empty() {
@@ -445,18 +518,31 @@ impl Outcomes {
                 .execute(conn)?;
         }
         if !self.sent_ids.is_empty() {
-            let changed: Vec<IdRow> = SENT_SQL
-                .query()
-                .bind::<Array<SqlUuid>, _>(self.sent_ids)
-                .bind::<Array<Text>, _>(self.sent_provider_ids)
-                .bind::<Timestamptz, _>(at)
-                .load(conn)?;
-            if !changed.is_empty() {
-                apply_pending(conn, changed.into_iter().map(|r| r.id).collect())?;
-            }
+            record_sent(conn, self.sent_ids, self.sent_provider_ids, at)?;
         }
         Ok(())
     }
+}
+
+/// Records messages `sent` with their provider ids (see [`SENT_SQL`]) and
+/// applies the statuses that were waiting for those ids. The caller runs it
+/// in a transaction.
+pub(crate) fn record_sent(
+    conn: &mut PgConnection,
+    ids: Vec<Uuid>,
+    provider_ids: Vec<String>,
+    at: DateTime<Utc>,
+) -> Result<(), StorageError> {
+    let changed: Vec<IdRow> = SENT_SQL
+        .query()
+        .bind::<Array<SqlUuid>, _>(ids)
+        .bind::<Array<Text>, _>(provider_ids)
+        .bind::<Timestamptz, _>(at)
+        .load(conn)?;
+    if !changed.is_empty() {
+        apply_pending(conn, changed.into_iter().map(|r| r.id).collect())?;
+    }
+    Ok(())
 }
 
 #[async_trait]
@@ -466,20 +552,35 @@ impl Outbox for PgStore {
         worker: &str,
         limit: u32,
         lease: Duration,
+        pace: &SessionPace,
     ) -> Result<Vec<OutboxJob>, RepositoryError> {
-        if limit == 0 {
+        if limit == 0 || pace.concurrency == 0 {
             return Ok(Vec::new());
         }
         let worker = worker.to_owned();
+        let cap = i64::from(pace.concurrency);
+        // A rate that is not a positive number is no rate.
+        let rate = pace.rate_per_sec.filter(|r| r.is_finite() && *r > 0.0);
         let rows: Vec<ClaimRow> = self
             .db
             .run(move |conn| {
-                Ok(CLAIM_SQL
-                    .query()
-                    .bind::<Text, _>(worker)
-                    .bind::<diesel::sql_types::BigInt, _>(i64::from(limit))
-                    .bind::<Double, _>(lease.as_secs_f64())
-                    .load(conn)?)
+                conn.transaction::<_, StorageError, _>(|conn| {
+                    let sessions: Vec<IdRow> = LOCK_SESSIONS_SQL.query().load(conn)?;
+                    if sessions.is_empty() {
+                        return Ok(Vec::new());
+                    }
+                    Ok(CLAIM_SQL
+                        .query()
+                        .bind::<Text, _>(worker)
+                        .bind::<diesel::sql_types::BigInt, _>(i64::from(limit))
+                        .bind::<Double, _>(lease.as_secs_f64())
+                        .bind::<Array<SqlUuid>, _>(
+                            sessions.into_iter().map(|r| r.id).collect::<Vec<_>>(),
+                        )
+                        .bind::<diesel::sql_types::BigInt, _>(cap)
+                        .bind::<Nullable<Double>, _>(rate)
+                        .load(conn)?)
+                })
             })
             .await?;
         let mut jobs = Vec::with_capacity(rows.len());

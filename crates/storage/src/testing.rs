@@ -377,6 +377,26 @@ impl Fixture {
     }
 }
 
+/// A `count(*) AS n` query's answer on the database at `url`, over a
+/// connection of its own: for tests that hold only a URL (end-to-end
+/// tests). Blocking.
+///
+/// # Panics
+/// When the connection or the query fails.
+pub fn count_at(url: &str, sql: &str) -> i64 {
+    use diesel::Connection;
+    #[derive(QueryableByName)]
+    struct RowCount {
+        #[diesel(sql_type = BigInt)]
+        n: i64,
+    }
+    let mut conn = diesel::PgConnection::establish(url).expect("connect");
+    diesel::sql_query(sql)
+        .get_result::<RowCount>(&mut conn)
+        .expect("count")
+        .n
+}
+
 /// The time now, to the microsecond, as PostgreSQL stores it: a value
 /// read back equals the one written.
 pub fn now() -> DateTime<Utc> {

@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use maveraa_domain::messaging::MessageStatus;
-use maveraa_domain::ports::{Claim, DispatchOutcome, MessageRepository, Outbox, OutboxJob};
+use maveraa_domain::ports::{
+    Claim, DispatchOutcome, MessageRepository, Outbox, OutboxJob, SessionPace,
+};
 use maveraa_domain::usecases::{Dispatcher, DispatcherSettings, RetryPolicy};
 use maveraa_domain::{MessageId, RepositoryError, SystemClock};
 use maveraa_storage::PgStore;
@@ -33,8 +35,9 @@ impl Outbox for BusyOnce {
         worker: &str,
         limit: u32,
         lease: Duration,
+        pace: &SessionPace,
     ) -> Result<Vec<maveraa_domain::ports::OutboxJob>, RepositoryError> {
-        self.store.claim(worker, limit, lease).await
+        self.store.claim(worker, limit, lease, pace).await
     }
     async fn record(
         &self,
@@ -116,8 +119,9 @@ impl Outbox for RefusesOne {
         worker: &str,
         limit: u32,
         lease: Duration,
+        pace: &SessionPace,
     ) -> Result<Vec<OutboxJob>, RepositoryError> {
-        self.store.claim(worker, limit, lease).await
+        self.store.claim(worker, limit, lease, pace).await
     }
     async fn record(
         &self,
@@ -177,6 +181,8 @@ fn dispatcher_over(
             batch_size: 100,
             lease,
             retry: RetryPolicy::default(),
+            pace: SessionPace::default(),
+            unknown_outcome_grace: Duration::from_secs(60),
         },
     )
 }

@@ -21,8 +21,8 @@ use maveraa_storage::PgStore;
 use maveraa_storage::testing::{fixture, name, now, outbound, session, wa, workspace};
 
 use common::{
-    AcceptAll, LEASE, Transports, all_conversations, enqueue, first, get, inbound, record, send,
-    status, statuses,
+    AcceptAll, LEASE, Transports, UNPACED, all_conversations, enqueue, first, get, inbound, record,
+    send, status, statuses,
 };
 
 // ---------------------------------------------------------------------------
@@ -360,7 +360,11 @@ async fn statuses_before_the_provider_id_wait_and_are_applied_by_the_send() {
     let s = session(&f, ws, "s1").await;
     let m = outbound(&s, "6281234567890", "hello");
     enqueue(&f, &m).await;
-    let jobs = f.outbox().claim("w", 10, LEASE).await.expect("claim");
+    let jobs = f
+        .outbox()
+        .claim("w", 10, LEASE, &UNPACED)
+        .await
+        .expect("claim");
     assert_eq!(jobs.len(), 1);
 
     // The webhooks beat the provider's answer, and come out of order.
@@ -436,11 +440,17 @@ async fn racing_statuses_and_sends_lose_nothing() {
     let s = session(&f, ws, "s1").await;
     let mut messages = Vec::new();
     for i in 0..40 {
-        let m = outbound(&s, "6281234567890", &format!("m{i}"));
+        // One recipient each: messages to one recipient are claimed one
+        // at a time, in order.
+        let m = outbound(&s, &format!("628123456{i:04}"), &format!("m{i}"));
         enqueue(&f, &m).await;
         messages.push(m);
     }
-    let jobs = f.outbox().claim("w", 100, LEASE).await.expect("claim");
+    let jobs = f
+        .outbox()
+        .claim("w", 100, LEASE, &UNPACED)
+        .await
+        .expect("claim");
     assert_eq!(jobs.len(), 40);
     let mut tasks = Vec::new();
     for (i, m) in messages.iter().enumerate() {

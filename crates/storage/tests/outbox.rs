@@ -4,7 +4,9 @@
 mod common;
 
 use std::collections::HashSet;
-use std::time::Duration;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
 use chrono::TimeDelta;
 use maveraa_domain::MessageId;
@@ -15,7 +17,8 @@ use maveraa_domain::ports::{DispatchOutcome, Outbox, OutboxJob};
 use maveraa_storage::testing::{Fixture, fixture, new_session, now, outbound, session, workspace};
 
 use common::{
-    LEASE, cloud_settings, enqueue, first, get, record, status, statuses, wait_for_lease_end,
+    LEASE, UNPACED, cloud_settings, enqueue, first, get, record, status, statuses,
+    wait_for_lease_end,
 };
 
 #[tokio::test]
@@ -25,18 +28,33 @@ async fn two_concurrent_claimers_share_the_due_entries_without_overlap() {
     let s = session(&f, ws, "s1").await;
     let mut all = HashSet::new();
     for i in 0..200 {
-        let m = outbound(&s, "6281234567890", &format!("m{i}"));
+        // One recipient each: one recipient's messages leave one by one.
+        let m = outbound(&s, &format!("628123456{i:04}"), &format!("m{i}"));
         enqueue(&f, &m).await;
         all.insert(m.id);
     }
+    // A claim finds nothing while the other claims for the session (it
+    // skips the session as SKIP LOCKED skips rows): the claimers stop once
+    // all entries are taken, not at their first empty claim.
+    let taken = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let deadline = Instant::now() + Duration::from_secs(30);
     let claimer = |worker: &'static str| {
         let store = f.store.clone();
+        let taken = taken.clone();
         tokio::spawn(async move {
             let mut mine = Vec::new();
             loop {
-                let jobs = store.claim(worker, 7, LEASE).await.expect("claim");
-                if jobs.is_empty() {
+                if taken.load(Ordering::SeqCst) == 200 {
                     return mine;
+                }
+                assert!(Instant::now() < deadline, "entries left unclaimed");
+                let jobs = store
+                    .claim(worker, 7, LEASE, &UNPACED)
+                    .await
+                    .expect("claim");
+                taken.fetch_add(jobs.len(), Ordering::SeqCst);
+                if jobs.is_empty() {
+                    tokio::task::yield_now().await;
                 }
                 for j in jobs {
                     assert_eq!(j.attempt, 1);
@@ -72,7 +90,7 @@ async fn a_claimed_entry_comes_back_only_when_its_lease_ends() {
 
     let jobs = f
         .outbox()
-        .claim("a", 10, Duration::from_secs(2))
+        .claim("a", 10, Duration::from_secs(2), &UNPACED)
         .await
         .expect("claim");
     assert_eq!(jobs.len(), 1);
@@ -87,7 +105,7 @@ async fn a_claimed_entry_comes_back_only_when_its_lease_ends() {
     assert_eq!(jobs[0].attempt, 1);
     assert!(
         f.outbox()
-            .claim("b", 10, LEASE)
+            .claim("b", 10, LEASE, &UNPACED)
             .await
             .expect("claim")
             .is_empty(),
@@ -95,7 +113,11 @@ async fn a_claimed_entry_comes_back_only_when_its_lease_ends() {
     );
 
     wait_for_lease_end(&f, &m).await;
-    let again = f.outbox().claim("b", 10, LEASE).await.expect("claim");
+    let again = f
+        .outbox()
+        .claim("b", 10, LEASE, &UNPACED)
+        .await
+        .expect("claim");
     assert_eq!(again.len(), 1, "a died: the entry is due again");
     assert_eq!((again[0].message.id, again[0].attempt), (m.id, 2));
 }
@@ -110,11 +132,15 @@ async fn claimed_twice(f: &Fixture) -> (Session, Message, OutboxJob, OutboxJob) 
     enqueue(f, &m).await;
     let mut slow = f
         .outbox()
-        .claim("a", 10, Duration::from_millis(200))
+        .claim("a", 10, Duration::from_millis(200), &UNPACED)
         .await
         .expect("claim");
     wait_for_lease_end(f, &m).await;
-    let mut taken_over = f.outbox().claim("b", 10, LEASE).await.expect("claim");
+    let mut taken_over = f
+        .outbox()
+        .claim("b", 10, LEASE, &UNPACED)
+        .await
+        .expect("claim");
     assert_eq!(taken_over.len(), 1, "a's lease ran out: b claims it");
     assert_eq!(taken_over[0].attempt, 2);
     let (a, b) = (slow.remove(0), taken_over.remove(0));
@@ -156,7 +182,7 @@ async fn a_late_outcome_of_an_expired_claim_leaves_the_new_claim_alone() {
     );
     assert!(
         f.outbox()
-            .claim("c", 10, LEASE)
+            .claim("c", 10, LEASE, &UNPACED)
             .await
             .expect("claim")
             .is_empty()
@@ -257,7 +283,11 @@ async fn a_retry_waits_by_the_database_clock_whatever_the_servers_clock_says() {
     let m = outbound(&s, "6281234567890", "hello");
     enqueue(&f, &m).await;
     assert_eq!(
-        f.outbox().claim("a", 10, LEASE).await.expect("claim").len(),
+        f.outbox()
+            .claim("a", 10, LEASE, &UNPACED)
+            .await
+            .expect("claim")
+            .len(),
         1
     );
     // This server's clock runs two days ahead of the database's, and its
@@ -297,7 +327,11 @@ async fn an_entry_this_version_cannot_read_does_not_hold_up_the_others() {
         "UPDATE messages SET status = 'scheduled' WHERE id = '{}'",
         odd.id
     ));
-    let jobs = f.outbox().claim("a", 10, LEASE).await.expect("claim");
+    let jobs = f
+        .outbox()
+        .claim("a", 10, LEASE, &UNPACED)
+        .await
+        .expect("claim");
     let ids: Vec<MessageId> = jobs.iter().map(|j| j.message.id).collect();
     assert_eq!(ids, vec![good.id], "the readable entry is handed out");
     assert_eq!(
@@ -319,7 +353,11 @@ async fn a_retried_entry_waits_for_its_time() {
     let m = outbound(&s, "6281234567890", "hello");
     enqueue(&f, &m).await;
     assert_eq!(
-        f.outbox().claim("a", 10, LEASE).await.expect("claim").len(),
+        f.outbox()
+            .claim("a", 10, LEASE, &UNPACED)
+            .await
+            .expect("claim")
+            .len(),
         1
     );
     record(
@@ -334,7 +372,7 @@ async fn a_retried_entry_waits_for_its_time() {
     .await;
     assert!(
         f.outbox()
-            .claim("a", 10, LEASE)
+            .claim("a", 10, LEASE, &UNPACED)
             .await
             .expect("claim")
             .is_empty()
@@ -349,7 +387,11 @@ async fn a_retried_entry_waits_for_its_time() {
     assert_eq!(get(&f, &m).await.status, MessageStatus::Queued);
 
     f.sql("UPDATE outbox SET next_attempt_at = now() - interval '1 second'");
-    let jobs = f.outbox().claim("a", 10, LEASE).await.expect("claim");
+    let jobs = f
+        .outbox()
+        .claim("a", 10, LEASE, &UNPACED)
+        .await
+        .expect("claim");
     assert_eq!((jobs.len(), jobs[0].attempt), (1, 2));
 }
 
@@ -358,14 +400,19 @@ async fn a_failed_outcome_fails_the_message_and_ends_the_entry() {
     let f = fixture();
     let ws = workspace(&f, "Acme").await;
     let s = session(&f, ws, "s1").await;
+    // Three recipients: one recipient's messages are claimed one by one.
     let failing = outbound(&s, "6281234567890", "hello");
-    let retried = outbound(&s, "6281234567890", "again");
-    let sent = outbound(&s, "6281234567890", "ok");
+    let retried = outbound(&s, "6281234567891", "again");
+    let sent = outbound(&s, "6281234567892", "ok");
     for m in [&failing, &retried, &sent] {
         enqueue(&f, m).await;
     }
     assert_eq!(
-        f.outbox().claim("a", 10, LEASE).await.expect("claim").len(),
+        f.outbox()
+            .claim("a", 10, LEASE, &UNPACED)
+            .await
+            .expect("claim")
+            .len(),
         3
     );
     let error = DeliveryError {
@@ -442,14 +489,19 @@ async fn a_failed_message_is_queued_again_once_and_one_the_provider_took_never()
             message: "refused".into(),
         })
     };
+    // Different recipients: one recipient's messages are claimed in turn.
     let (a, b) = (
         outbound(&s, "6281234567890", "a"),
-        outbound(&s, "6281234567890", "b"),
+        outbound(&s, "6281234567891", "b"),
     );
     for m in [&a, &b] {
         enqueue(&f, m).await;
     }
-    let claimed = f.store.claim("w", 10, LEASE).await.expect("claim");
+    let claimed = f
+        .store
+        .claim("w", 10, LEASE, &UNPACED)
+        .await
+        .expect("claim");
     assert_eq!(claimed.len(), 2);
     record(&f, first(&a), failed("190"), now()).await;
     record(&f, first(&b), failed("131030"), now()).await;
@@ -495,9 +547,13 @@ async fn a_failed_message_is_queued_again_once_and_one_the_provider_took_never()
 
     // Sent, then failed by the provider: the provider took it, so it is
     // never queued again.
-    let c = outbound(&s, "6281234567890", "c");
+    let c = outbound(&s, "6281234567892", "c");
     enqueue(&f, &c).await;
-    let jobs = f.store.claim("w", 10, LEASE).await.expect("claim");
+    let jobs = f
+        .store
+        .claim("w", 10, LEASE, &UNPACED)
+        .await
+        .expect("claim");
     let job = jobs
         .iter()
         .find(|j| j.message.id == c.id)
@@ -552,7 +608,11 @@ async fn an_entry_no_process_can_read_is_failed_after_a_few_claims() {
         broken.id
     ));
     let short = Duration::from_millis(200);
-    let jobs = f.store.claim("w", 10, short).await.expect("claim");
+    let jobs = f
+        .store
+        .claim("w", 10, short, &UNPACED)
+        .await
+        .expect("claim");
     assert_eq!(
         jobs.iter().map(|j| j.message.id).collect::<Vec<_>>(),
         [readable.id],
@@ -561,7 +621,11 @@ async fn an_entry_no_process_can_read_is_failed_after_a_few_claims() {
     // Claimed again after each lease, until the third claim gives up on it.
     for claim in 2..=3 {
         wait_for_lease_end(&f, &broken).await;
-        let jobs = f.store.claim("w", 10, short).await.expect("claim");
+        let jobs = f
+            .store
+            .claim("w", 10, short, &UNPACED)
+            .await
+            .expect("claim");
         assert!(
             jobs.iter().all(|j| j.message.id != broken.id),
             "claim {claim}"

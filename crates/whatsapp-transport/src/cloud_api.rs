@@ -6,7 +6,11 @@
 //! `"status": "read"`.
 //!
 //! # Error mapping
-//! - timeouts and connection failures → [`TransportError::Unreachable`];
+//! - connection failures (nothing was sent) → [`TransportError::Unreachable`];
+//! - a request written and then no answer we can use — a timeout, a
+//!   connection broken mid-exchange, a 2xx whose body cannot be read or has
+//!   no `messages[0].id` → [`TransportError::OutcomeUnknown`]: Meta may
+//!   have taken the message;
 //! - HTTP `429` and `5xx` → [`TransportError::Retryable`], with
 //!   `retry_after` taken from a `Retry-After` header in seconds (the
 //!   HTTP-date form is ignored) and Meta's error message kept in `reason`;
@@ -14,8 +18,12 @@
 //!   `code` (as a string, e.g. `"131030"`) and `message`, or — when the body
 //!   is not Meta's error shape — the HTTP status and the body text
 //!   truncated to 500 characters;
-//! - a 2xx answer to a send without `messages[0].id` →
-//!   [`TransportError::Permanent`] ("malformed provider response").
+//!
+//! # Our message id
+//! A send carries our message id as `biz_opaque_callback_data`, which Meta
+//! echoes in the status webhooks of the message
+//! ([`crate::webhook`] reads it back), so a send whose outcome was unknown
+//! is settled by its first status instead of being sent again.
 //!
 //! # TLS
 //! HTTPS uses rustls through reqwest's `rustls-tls` feature, which in
@@ -172,7 +180,21 @@ impl CloudApiTransport {
 
         let status = response.status();
         let headers = response.headers().clone();
-        let bytes = response.bytes().await.map_err(map_request_error)?;
+        let bytes = match response.bytes().await {
+            Ok(bytes) => bytes,
+            // The provider answered 2xx: it took the request, but we cannot
+            // tell what it said.
+            Err(e) if status.is_success() => {
+                return Err(TransportError::OutcomeUnknown {
+                    reason: format!(
+                        "provider answered HTTP {status} but its body could not be read: {}",
+                        error_chain(&e)
+                    ),
+                });
+            }
+            // An error status says enough without its body.
+            Err(_) => Default::default(),
+        };
 
         if status.is_success() {
             Ok(bytes.to_vec())
@@ -219,6 +241,9 @@ fn message_body(message: &OutboundMessage) -> Value {
     body.insert("messaging_product".into(), "whatsapp".into());
     body.insert("recipient_type".into(), "individual".into());
     body.insert("to".into(), message.to.as_str().into());
+    if let Some(id) = message.message_id {
+        body.insert("biz_opaque_callback_data".into(), id.to_string().into());
+    }
     match &message.content {
         OutboundContent::Text { body: text } => {
             body.insert("type".into(), "text".into());
@@ -253,16 +278,16 @@ struct SentMessage {
     id: String,
 }
 
-/// Extracts `messages[0].id` from a 2xx send answer.
+/// Extracts `messages[0].id` from a 2xx send answer; without it, the
+/// outcome is unknown (a 2xx says Meta took the request).
 fn parse_message_id(bytes: &[u8]) -> Result<String, TransportError> {
     serde_json::from_slice::<SendResponse>(bytes)
         .ok()
         .and_then(|r| r.messages.into_iter().next())
         .map(|m| m.id)
         .filter(|id| !id.is_empty())
-        .ok_or_else(|| TransportError::Permanent {
-            code: None,
-            message: format!(
+        .ok_or_else(|| TransportError::OutcomeUnknown {
+            reason: format!(
                 "malformed provider response: no messages[0].id in {}",
                 body_excerpt(bytes)
             ),
@@ -291,14 +316,19 @@ fn map_request_error(err: reqwest::Error) -> TransportError {
             message: format!("invalid request: {}", error_chain(&err)),
         };
     }
+    // A failed connection sent nothing; any other failure may come after
+    // the request was written, so the provider may have it.
+    if err.is_connect() {
+        return TransportError::Unreachable {
+            reason: format!("connection failed: {}", error_chain(&err)),
+        };
+    }
     let what = if err.is_timeout() {
         "request timed out"
-    } else if err.is_connect() {
-        "connection failed"
     } else {
         "request failed"
     };
-    TransportError::Unreachable {
+    TransportError::OutcomeUnknown {
         reason: format!("{what}: {}", error_chain(&err)),
     }
 }
@@ -454,6 +484,7 @@ mod tests {
                 Caption::parse("caption", MediaKind::Video, "clip").expect("caption"),
                 FileName::parse("fileName", MediaKind::Document, "v.mp4").expect("name"),
             )),
+            message_id: None,
         };
         assert_eq!(
             message_body(&message),

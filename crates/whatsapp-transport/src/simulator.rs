@@ -231,6 +231,7 @@ async fn emit(inner: &Inner, session: &Session, id: &str, status: MessageStatus)
         status,
         timestamp: inner.clock.now(),
         error: None,
+        echoed_message_id: None,
     });
     if let Err(err) = sink.deliver(session, vec![event]).await {
         tracing::warn!(

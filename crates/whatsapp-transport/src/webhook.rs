@@ -30,7 +30,10 @@
 //! - `push_name` is the profile name of the `contacts[]` entry whose `wa_id`
 //!   is the sender (or of the only entry).
 //! - statuses `sent`, `delivered`, `read`, `failed` are kept (`failed` with
-//!   the first error's code and message); other statuses are skipped.
+//!   the first error's code and message); other statuses are skipped. A
+//!   status's `biz_opaque_callback_data`, when it is one of our message ids
+//!   (the Cloud API adapter sends it with each message), is kept as
+//!   [`StatusUpdate::echoed_message_id`]; anything else there is ignored.
 //! - changes of another `field`, unknown keys and items without an id or a
 //!   valid sender are skipped (with a warning for the latter) rather than
 //!   failing the delivery, which Meta would then retry for days.
@@ -388,6 +391,8 @@ fn decode_status(status: &Value) -> Option<StatusUpdate> {
         status: status_kind,
         timestamp: timestamp(status.get("timestamp")),
         error,
+        echoed_message_id: str_field(status, "biz_opaque_callback_data")
+            .and_then(|s| s.trim().parse().ok()),
     })
 }
 

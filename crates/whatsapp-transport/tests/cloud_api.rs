@@ -46,6 +46,7 @@ fn text(body: &str) -> OutboundMessage {
         content: OutboundContent::Text {
             body: MessageText::parse("text", body).expect("text"),
         },
+        message_id: None,
     }
 }
 
@@ -67,6 +68,7 @@ fn media(
                 FileName::parse("fileName", MediaKind::Document, f).expect("file name")
             }),
         )),
+        message_id: None,
     }
 }
 
@@ -122,6 +124,31 @@ async fn sends_text() {
         .await
         .expect("sent");
     assert_eq!(id, WAMID);
+}
+
+#[tokio::test]
+async fn sends_our_message_id_as_callback_data() {
+    let server = MockServer::start().await;
+    let ours = maveraa_domain::MessageId::new();
+    expect_post(
+        &server,
+        json!({
+            "messaging_product": "whatsapp",
+            "recipient_type": "individual",
+            "to": "6289876543210",
+            "biz_opaque_callback_data": ours.to_string(),
+            "type": "text",
+            "text": {"body": "hi"}
+        }),
+        accepted(),
+    )
+    .await;
+    let mut message = text("hi");
+    message.message_id = Some(ours);
+    assert_eq!(
+        transport(&server).send(&message).await.expect("sent"),
+        WAMID
+    );
 }
 
 #[tokio::test]
@@ -428,7 +455,7 @@ async fn service_unavailable_keeps_meta_message_and_ignores_http_date() {
 }
 
 #[tokio::test]
-async fn malformed_200_is_permanent() {
+async fn malformed_200_is_an_unknown_outcome() {
     let server = MockServer::start().await;
     answer_any(
         &server,
@@ -440,17 +467,17 @@ async fn malformed_200_is_permanent() {
         .send(&text("hi"))
         .await
         .expect_err("malformed");
+    // A 2xx: Meta took the request, whatever its body says.
     match err {
-        TransportError::Permanent { code, message } => {
-            assert_eq!(code, None);
-            assert!(message.contains("malformed provider response"), "{message}");
+        TransportError::OutcomeUnknown { reason } => {
+            assert!(reason.contains("malformed provider response"), "{reason}");
         }
-        other => panic!("expected Permanent, got {other:?}"),
+        other => panic!("expected OutcomeUnknown, got {other:?}"),
     }
 }
 
 #[tokio::test]
-async fn non_json_200_is_permanent() {
+async fn non_json_200_is_an_unknown_outcome() {
     let server = MockServer::start().await;
     answer_any(
         &server,
@@ -463,23 +490,24 @@ async fn non_json_200_is_permanent() {
         .await
         .expect_err("malformed");
     assert!(
-        matches!(err, TransportError::Permanent { code: None, ref message } if message.contains("malformed provider response")),
+        matches!(err, TransportError::OutcomeUnknown { ref reason } if reason.contains("malformed provider response")),
         "{err:?}"
     );
 }
 
 #[tokio::test]
-async fn slow_server_is_unreachable() {
+async fn a_timed_out_answer_is_an_unknown_outcome() {
     let server = MockServer::start().await;
     answer_any(&server, accepted().set_delay(Duration::from_secs(2))).await;
 
     let transport = transport_with_timeout(&server, Duration::from_millis(200));
     let err = transport.send(&text("hi")).await.expect_err("timed out");
+    // The request was written: the provider may have taken it.
     match err {
-        TransportError::Unreachable { reason } => {
+        TransportError::OutcomeUnknown { reason } => {
             assert!(reason.contains("timed out"), "{reason}");
         }
-        other => panic!("expected Unreachable, got {other:?}"),
+        other => panic!("expected OutcomeUnknown, got {other:?}"),
     }
 }
 

@@ -26,6 +26,7 @@ fn message() -> OutboundMessage {
         content: OutboundContent::Text {
             body: MessageText::parse("text", "hello").expect("text"),
         },
+        message_id: None,
     }
 }
 

@@ -360,19 +360,22 @@ fn statuses_sent_delivered_read_and_failed_with_error() {
                 provider_message_id: "wamid.S".to_owned(),
                 status: MessageStatus::Sent,
                 timestamp: at(1_700_000_001),
-                error: None
+                error: None,
+                echoed_message_id: None
             },
             StatusUpdate {
                 provider_message_id: "wamid.S".to_owned(),
                 status: MessageStatus::Delivered,
                 timestamp: at(1_700_000_002),
-                error: None
+                error: None,
+                echoed_message_id: None
             },
             StatusUpdate {
                 provider_message_id: "wamid.S".to_owned(),
                 status: MessageStatus::Read,
                 timestamp: at(1_700_000_003),
-                error: None
+                error: None,
+                echoed_message_id: None
             },
             StatusUpdate {
                 provider_message_id: "wamid.F".to_owned(),
@@ -381,10 +384,30 @@ fn statuses_sent_delivered_read_and_failed_with_error() {
                 error: Some(DeliveryError {
                     code: Some("131026".to_owned()),
                     message: "Message Undeliverable.".to_owned()
-                })
+                }),
+                echoed_message_id: None
             },
         ]
     );
+}
+
+#[test]
+fn our_message_id_echoed_in_biz_opaque_callback_data_is_kept() {
+    let ours = maveraa_domain::MessageId::new();
+    let payload = delivery(json!({
+        "statuses": [
+            {"id": "wamid.A", "status": "sent", "timestamp": "1700000001", "recipient_id": FROM,
+             "biz_opaque_callback_data": ours.to_string()},
+            {"id": "wamid.B", "status": "sent", "timestamp": "1700000001", "recipient_id": FROM,
+             "biz_opaque_callback_data": "set by another tool"},
+            {"id": "wamid.C", "status": "sent", "timestamp": "1700000001", "recipient_id": FROM}
+        ]
+    }));
+    let echoed: Vec<_> = statuses(&payload)
+        .into_iter()
+        .map(|s| s.echoed_message_id)
+        .collect();
+    assert_eq!(echoed, vec![Some(ours), None, None]);
 }
 
 #[test]

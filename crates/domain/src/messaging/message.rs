@@ -427,6 +427,11 @@ pub struct StatusUpdate {
     pub timestamp: DateTime<Utc>,
     /// The error, for `failed`.
     pub error: Option<DeliveryError>,
+    /// Our id of the message, when the provider echoed the one the send
+    /// carried ([`OutboundMessage::message_id`](crate::transport::OutboundMessage::message_id)):
+    /// it settles a send whose outcome was unknown, whose provider id was
+    /// therefore never recorded.
+    pub echoed_message_id: Option<MessageId>,
 }
 
 /// Something a provider reports, in no provider's terms.

@@ -151,6 +151,13 @@ pub trait MessageRepository: Send + Sync + 'static {
     /// update's status, unless that would go backwards. Returns whether it
     /// changed anything.
     ///
+    /// When no message has the provider id yet and the update names one of
+    /// the session's outbound messages
+    /// ([`StatusUpdate::echoed_message_id`]) that has no provider id (a
+    /// send whose outcome was unknown), that message is recorded `sent`
+    /// with the provider id and its outbox entry ends, before the status
+    /// is applied: the provider has it, and it must not be sent again.
+    ///
     /// # Errors
     /// `Unavailable` or `Internal` when storage fails.
     async fn apply_status(

@@ -17,7 +17,7 @@ pub use crm::{
     WorkspaceRepository,
 };
 pub use messaging::{EnqueueOutcome, MessageRepository, SessionRepository};
-pub use outbox::{Claim, DispatchOutcome, Outbox, OutboxJob};
+pub use outbox::{Claim, DispatchOutcome, Outbox, OutboxJob, SessionPace};
 pub use provider::{
     AccountEvents, ProviderEventSink, TransportError, TransportFactory, WebhookProtocol,
     WebhookRefusal, WebhookRequest, WhatsAppTransport,

@@ -13,9 +13,9 @@ use crate::transport::OutboundMessage;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum TransportError {
-    /// The provider could not be reached at all: a connection failure or a
-    /// timeout. Worth trying again later; the session is `disconnected`
-    /// meanwhile.
+    /// The provider could not be reached at all: the request was not
+    /// written (a connection failure). Worth trying again later; the
+    /// session is `disconnected` meanwhile.
     #[error("unreachable: {reason}")]
     Unreachable {
         /// What happened, for logs and the session's last error.
@@ -49,6 +49,16 @@ pub enum TransportError {
         code: Option<String>,
         /// The provider's explanation.
         message: String,
+    },
+    /// The request was written and then no answer told whether the
+    /// provider took it: the answer timed out, the connection broke, or a
+    /// success answer could not be read. Sending again at once could send
+    /// twice: the dispatcher waits for a status report carrying our
+    /// message id first (see [`OutboundMessage::message_id`]).
+    #[error("outcome unknown: {reason}")]
+    OutcomeUnknown {
+        /// What happened.
+        reason: String,
     },
 }
 

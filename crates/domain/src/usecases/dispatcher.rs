@@ -10,7 +10,7 @@ use crate::messaging::{
     Caption, DeliveryError, FileName, MediaUrl, Message, MessageText, OutboundMedia, strip_nul,
 };
 use crate::ports::{
-    Claim, DispatchOutcome, Outbox, OutboxJob, SessionRepository, TransportFactory,
+    Claim, DispatchOutcome, Outbox, OutboxJob, SessionPace, SessionRepository, TransportFactory,
 };
 use crate::transport::{OutboundContent, OutboundMessage, TransportError};
 use crate::values::{PhoneNumber, ValidationError};
@@ -72,6 +72,12 @@ pub struct DispatcherSettings {
     pub lease: Duration,
     /// Retries.
     pub retry: RetryPolicy,
+    /// How fast one session may send, across all dispatchers of the
+    /// database.
+    pub pace: SessionPace,
+    /// How long an attempt whose outcome is unknown waits for a status
+    /// report that names the message before it is tried again.
+    pub unknown_outcome_grace: Duration,
 }
 
 /// Sends what the outbox holds. Several dispatchers, in one process or
@@ -79,11 +85,17 @@ pub struct DispatcherSettings {
 /// (`FOR UPDATE SKIP LOCKED`), and claimed again only when its lease runs
 /// out.
 ///
-/// The one unavoidable window: the provider accepted a message and the
-/// process died before recording it. After the lease the entry is claimed
-/// again and the message sent a second time. It is kept small by recording
-/// each outcome in its own short transaction as soon as the provider
-/// answers, rather than once per batch. An outcome storage could not take
+/// Duplicates: an attempt whose outcome is unknown (the request was
+/// written, no answer said whether the provider took it) is not sent again
+/// at once: it waits [`DispatcherSettings::unknown_outcome_grace`] for a
+/// status report carrying our message id, which records it `sent`. Two
+/// windows remain: no such report came within the grace (a provider that
+/// does not echo our id, or one that reports late), and the provider
+/// accepted a message and the process died before recording it (after the
+/// lease the entry is claimed again and sent a second time, unless a
+/// status report naming it came first). The second is kept small by
+/// recording each outcome in its own short transaction as soon as the
+/// provider answers, rather than once per batch. An outcome storage could not take
 /// (unless it refused it for good) is kept and recorded before this dispatcher
 /// (or a clone of it) claims anything again.
 #[derive(Clone)]
@@ -170,6 +182,7 @@ fn outbound(message: &Message) -> Result<OutboundMessage, DeliveryError> {
     Ok(OutboundMessage {
         to: PhoneNumber::from_trusted(message.remote.as_str().to_owned()),
         content,
+        message_id: Some(message.id),
     })
 }
 
@@ -216,6 +229,7 @@ impl Dispatcher {
                 &self.settings.worker,
                 self.settings.batch_size,
                 self.settings.lease,
+                &self.settings.pace,
             )
             .await?;
         let count = jobs.len();
@@ -322,7 +336,9 @@ impl Dispatcher {
         match &mut result {
             Ok(id) => strip_nul(id),
             Err(
-                TransportError::Retryable { reason, .. } | TransportError::Unreachable { reason },
+                TransportError::Retryable { reason, .. }
+                | TransportError::Unreachable { reason }
+                | TransportError::OutcomeUnknown { reason },
             ) => strip_nul(reason),
             Err(
                 TransportError::Permanent { code, message }
@@ -335,9 +351,11 @@ impl Dispatcher {
             }
         }
         let problem = match &result {
-            Err(TransportError::Unreachable { reason }) => {
-                Some(SessionProblem::Unreachable(reason.clone()))
-            }
+            // No usable answer: as far as the session's status goes, the
+            // provider is not answering, whether or not it took this one.
+            Err(
+                TransportError::Unreachable { reason } | TransportError::OutcomeUnknown { reason },
+            ) => Some(SessionProblem::Unreachable(reason.clone())),
             Err(TransportError::CredentialsRefused { message, .. }) => {
                 Some(SessionProblem::CredentialsRefused(message.clone()))
             }
@@ -365,6 +383,30 @@ impl Dispatcher {
                 reason,
                 retry_after,
             }) => self.retry(job, reason, retry_after, now),
+            Err(TransportError::OutcomeUnknown { reason }) => self.unknown(job, reason, now),
+        }
+    }
+
+    /// Waits for the provider's word on an attempt that may have reached
+    /// it; on the last attempt, `failed` (a status report naming the
+    /// message still turns it `sent`).
+    fn unknown(&self, job: &OutboxJob, reason: String, now: DateTime<Utc>) -> DispatchOutcome {
+        if job.attempt >= self.settings.retry.max_attempts {
+            return DispatchOutcome::Failed(DeliveryError {
+                code: None,
+                message: format!(
+                    "gave up after {} attempts, the last one's outcome unknown: {reason}",
+                    job.attempt
+                ),
+            });
+        }
+        let grace = chrono::Duration::from_std(self.settings.unknown_outcome_grace)
+            .unwrap_or(chrono::Duration::MAX);
+        DispatchOutcome::Unknown {
+            retry_at: now
+                .checked_add_signed(grace)
+                .unwrap_or(DateTime::<Utc>::MAX_UTC),
+            error: reason,
         }
     }
 

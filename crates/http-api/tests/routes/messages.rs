@@ -181,7 +181,12 @@ async fn a_message_read_back_keeps_its_history_and_errors() {
     w.store.enqueue(&message, None).await.expect("enqueue");
     let jobs = w
         .store
-        .claim("test", 10, Duration::from_secs(60))
+        .claim(
+            "test",
+            10,
+            Duration::from_secs(60),
+            &maveraa_domain::ports::SessionPace::default(),
+        )
         .await
         .expect("claim");
     w.store

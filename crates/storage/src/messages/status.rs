@@ -195,9 +195,63 @@ pub(crate) fn apply_status(
             .bind::<SqlUuid, _>(session)
             .bind::<Text, _>(&update.provider_message_id)
             .execute(conn)?;
+        let settled = match update.echoed_message_id {
+            Some(ours) => settle_by_our_id(conn, session, ours.as_uuid(), update)?,
+            None => false,
+        };
         let result = run_status_sql(conn, &APPLY_STATUS_LOCKED_SQL, session, update)?;
-        Ok(result.changed > 0)
+        Ok(settled || result.changed > 0)
     })
+}
+
+/// The session's outbound message `$2` while it has no provider id: a send
+/// whose outcome was unknown (or never recorded). Locks it.
+static UNSETTLED_SQL: LazyLock<Sql> = LazyLock::new(|| {
+    Sql::new(
+        "\
+SELECT m.id FROM messages m
+WHERE m.id = $2 AND m.session_id = $1 AND m.direction = 'outbound'
+    AND m.provider_message_id IS NULL
+FOR UPDATE",
+    )
+});
+
+#[derive(Debug, QueryableByName)]
+struct Unsettled {
+    #[diesel(sql_type = SqlUuid)]
+    #[allow(dead_code, reason = "read to tell a row from none")]
+    id: Uuid,
+}
+
+/// A status report that names our message (the provider echoed the id the
+/// send carried) for a provider id not recorded yet: the provider took the
+/// message, so it is recorded `sent` with that id and its outbox entry
+/// removed, whatever attempt holds it (a later outcome of that attempt
+/// then changes nothing, see `Outbox::record`). The status itself is
+/// applied after, as for any known message. A message that has a provider
+/// id already (another attempt got through) is left alone: the report is
+/// about a duplicate. Runs under the provider-id lock.
+fn settle_by_our_id(
+    conn: &mut PgConnection,
+    session: Uuid,
+    ours: Uuid,
+    update: &StatusUpdate,
+) -> Result<bool, StorageError> {
+    let found: Vec<Unsettled> = UNSETTLED_SQL
+        .query()
+        .bind::<SqlUuid, _>(session)
+        .bind::<SqlUuid, _>(ours)
+        .load(conn)?;
+    if found.is_empty() {
+        return Ok(false);
+    }
+    crate::outbox::record_sent(
+        conn,
+        vec![ours],
+        vec![update.provider_message_id.clone()],
+        update.timestamp,
+    )?;
+    Ok(true)
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ use maveraa_domain::messaging::{
     MessageStatus, ProviderSettings, SecretString, Session, StatusUpdate,
 };
 use maveraa_domain::ports::{
-    Claim, DispatchOutcome, EnqueueOutcome, TransportFactory, WebhookProtocol,
+    Claim, DispatchOutcome, EnqueueOutcome, SessionPace, TransportFactory, WebhookProtocol,
 };
 use maveraa_domain::transport::{OutboundMessage, TransportError, WhatsAppTransport};
 use maveraa_storage::testing::{Fixture, now, wa};
@@ -47,12 +47,20 @@ pub fn key(k: &str, fingerprint: &str) -> IdempotencyKey {
     }
 }
 
+/// A pace that caps nothing a test queues: tests of claims and records
+/// other than pacing take whole batches of one session at once.
+pub const UNPACED: SessionPace = SessionPace {
+    concurrency: 1_000_000,
+    rate_per_sec: None,
+};
+
 pub fn status(pid: &str, status: MessageStatus) -> StatusUpdate {
     StatusUpdate {
         provider_message_id: pid.into(),
         status,
         timestamp: now(),
         error: None,
+        echoed_message_id: None,
     }
 }
 
@@ -69,7 +77,11 @@ pub async fn enqueue(f: &Fixture, m: &Message) {
 /// Enqueues `m`, claims it and records it sent as `pid`.
 pub async fn send(f: &Fixture, m: &Message, pid: &str) {
     enqueue(f, m).await;
-    let jobs = f.outbox().claim("w", 100, LEASE).await.expect("claim");
+    let jobs = f
+        .outbox()
+        .claim("w", 100, LEASE, &UNPACED)
+        .await
+        .expect("claim");
     assert!(jobs.iter().any(|j| j.message.id == m.id), "claimed");
     record(
         f,

@@ -1,0 +1,10 @@
+DROP TABLE session_pace;
+DROP INDEX outbox_recipient_idx;
+DROP INDEX outbox_session_leased_idx;
+DROP INDEX outbox_session_due_idx;
+DROP TRIGGER outbox_fill_from_message ON outbox;
+DROP FUNCTION outbox_fill_from_message();
+ALTER TABLE outbox DROP COLUMN outcome_unknown_since;
+ALTER TABLE outbox DROP COLUMN queued_at;
+ALTER TABLE outbox DROP COLUMN remote;
+ALTER TABLE outbox DROP COLUMN session_id;
