@@ -115,7 +115,11 @@ WHERE pg_try_advisory_xact_lock({SESSION_CLAIM_LOCK_SPACE}, hashtext(id::text))"
 /// lease and, with a rate `$6` (per second), as many as its pace row
 /// allows (a burst of one second's worth), which the claim moves on by one
 /// step per entry. The claim moves each entry's next attempt to the
-/// lease's end, so an entry whose dispatcher died is due again then.
+/// lease's end, so an entry whose dispatcher died is due again then. An
+/// entry whose lease ended while the database was down waits one lease
+/// more after the database (re)started: its dispatcher may be alive and
+/// holding an outcome it could not record (a `sent` among them), and gets
+/// that long to record it before anyone sends the message again.
 static CLAIM_SQL: LazyLock<Sql> = LazyLock::new(|| {
     Sql::new(&format!(
         "\
@@ -131,6 +135,8 @@ WITH room AS (
         SELECT o.message_id, o.next_attempt_at FROM outbox o
         WHERE o.session_id = room.session_id AND o.next_attempt_at <= now()
             AND (o.locked_until IS NULL OR o.locked_until <= now())
+            AND (o.locked_until IS NULL OR o.locked_until > pg_postmaster_start_time()
+                OR now() >= pg_postmaster_start_time() + make_interval(secs => $3))
             AND NOT EXISTS (
                 SELECT 1 FROM outbox e
                 WHERE e.session_id = o.session_id AND e.remote = o.remote

@@ -670,3 +670,49 @@ async fn an_entry_no_process_can_read_is_failed_after_a_few_claims() {
         "the reason says what could not be read"
     );
 }
+
+#[tokio::test]
+async fn an_entry_whose_lease_ended_while_the_database_was_down_waits_a_lease_after_its_start() {
+    let f = fixture();
+    let ws = workspace(&f, "Acme").await;
+    let s = session(&f, ws, "s1").await;
+    let m = outbound(&s, "6281234567890", "held");
+    enqueue(&f, &m).await;
+    let jobs = f
+        .store
+        .claim("a", 10, LEASE, &UNPACED)
+        .await
+        .expect("claim");
+    assert_eq!(jobs.len(), 1);
+    // As if the lease had run out while the database was down: it ended
+    // before the server's start.
+    f.sql(&format!(
+        "UPDATE outbox SET locked_until = pg_postmaster_start_time() - interval '1 second', \
+         next_attempt_at = pg_postmaster_start_time() - interval '1 second' \
+         WHERE message_id = '{}'",
+        m.id
+    ));
+    let uptime =
+        f.count("SELECT extract(epoch FROM now() - pg_postmaster_start_time())::bigint AS n");
+    // Within a lease of the start, nobody else may claim it: its holder
+    // may still record what it could not.
+    let within = Duration::from_secs(u64::try_from(uptime).expect("uptime") + 600);
+    assert!(
+        f.store
+            .claim("b", 10, within, &UNPACED)
+            .await
+            .expect("claim")
+            .is_empty(),
+        "claimed during its holder's grace"
+    );
+    // Once a lease has passed since the start, it is due as any other.
+    let jobs = f
+        .store
+        .claim("b", 10, Duration::from_secs(1), &UNPACED)
+        .await
+        .expect("claim");
+    assert_eq!(
+        jobs.iter().map(|j| j.message.id).collect::<Vec<_>>(),
+        [m.id]
+    );
+}
