@@ -14,7 +14,7 @@ use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 use crate::helpers::{Spawned, free_port, json_of, server_command, spawn_app_with, wait_ready};
 
 /// Answers like the Cloud API, with a new message id each time.
-struct Accept(Arc<AtomicU64>);
+pub(crate) struct Accept(pub(crate) Arc<AtomicU64>);
 
 impl Respond for Accept {
     fn respond(&self, _: &Request) -> ResponseTemplate {
@@ -38,7 +38,7 @@ async fn accepting_provider() -> MockServer {
 }
 
 /// The text bodies the provider received, with how often each came.
-async fn received_texts(server: &MockServer) -> BTreeMap<String, usize> {
+pub(crate) async fn received_texts(server: &MockServer) -> BTreeMap<String, usize> {
     let mut counts = BTreeMap::new();
     for r in server.received_requests().await.unwrap_or_default() {
         let body: Value = serde_json::from_slice(&r.body).expect("json body");
@@ -259,7 +259,7 @@ const SHORT_LEASE: &[(&str, &str)] = &[
     ("MAVERAA__DATABASE__STATEMENT_TIMEOUT_MS", "300"),
 ];
 
-fn serve(db_url: &str, provider: &str, port: u16, extra: &[(&str, &str)]) -> Spawned {
+pub(crate) fn serve(db_url: &str, provider: &str, port: u16, extra: &[(&str, &str)]) -> Spawned {
     let mut cmd = server_command(db_url, port);
     cmd.arg("serve")
         .env("MAVERAA__BOOTSTRAP__DEFAULT_WORKSPACE", "false")
