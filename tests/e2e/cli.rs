@@ -8,22 +8,9 @@ use maveraa_storage::testing::{TEST_SECRETS_KEY, TestDatabase};
 use reqwest::Method;
 use serde_json::Value;
 
-use crate::helpers::{Spawned, error_of, free_port, server_command, spawn_app, wait_ready};
-
-fn maveraa(db_url: &str, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_maveraa"))
-        .args(args)
-        .env("MAVERAA__DATABASE__URL", db_url)
-        .env("MAVERAA__SECRETS__KEY", TEST_SECRETS_KEY)
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("run maveraa");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use crate::helpers::{
+    Spawned, error_of, free_port, maveraa, server_command, spawn_app, wait_ready,
+};
 
 fn one_json_line(stdout: &str) -> Value {
     let lines: Vec<&str> = stdout.lines().collect();
@@ -240,12 +227,8 @@ fn migrate_applies_nothing_on_a_migrated_database() {
 }
 
 /// Starts `maveraa` with no subcommand, as `cargo run` in the README does
-/// (`serve` is the default), with the first-start bootstrap on.
-fn start(db_url: &str, port: u16) -> Spawned {
-    start_logging(db_url, port, "warn", Stdio::null())
-}
-
-/// As [`start`], with the log at `level` going to `log`.
+/// (`serve` is the default), with the first-start bootstrap on, its log at
+/// `level` going to `log`.
 fn start_logging(db_url: &str, port: u16, level: &str, log: Stdio) -> Spawned {
     Spawned(
         server_command(db_url, port)
@@ -260,27 +243,59 @@ fn start_logging(db_url: &str, port: u16, level: &str, log: Stdio) -> Spawned {
 /// What the server prints from its start until it says it serves (after
 /// the first-start bootstrap; then it is stopped).
 fn printed_by_a_start(db_url: &str) -> String {
+    printed_and_logged_by_a_start(db_url).0
+}
+
+/// What the server prints (stdout, a pipe) and logs (stderr, at `info`)
+/// from its start until it says it serves; then it is stopped.
+fn printed_and_logged_by_a_start(db_url: &str) -> (String, String) {
     let mut child = start_logging(db_url, free_port(), "info", Stdio::piped());
     // The port takes connections before the bootstrap is done: wait for
     // the log line that comes after it.
     let log = BufReader::new(child.stderr.take().expect("stderr"));
-    let serving = log
-        .lines()
-        .map_while(Result::ok)
-        .any(|line| line.contains("maveraa is serving"));
-    assert!(serving, "the server never said it serves");
+    let mut logged = String::new();
+    let mut serving = false;
+    for line in log.lines().map_while(Result::ok) {
+        logged.push_str(&line);
+        logged.push('\n');
+        if line.contains("maveraa is serving") {
+            serving = true;
+            break;
+        }
+    }
+    assert!(serving, "the server never said it serves: {logged}");
     let _ = child.kill();
     let _ = child.wait();
     let mut printed = String::new();
     std::io::Read::read_to_string(&mut child.stdout.take().expect("stdout"), &mut printed)
         .expect("read");
-    printed
+    (printed, logged)
 }
 
-/// Starts the server, reads the key and URL a first start prints, checks
-/// that they work, and stops it.
+/// Starts `maveraa` as [`start_logging`] does, with its stdout a terminal (a
+/// pseudo-terminal made by util-linux `script`), as when a user runs it.
+/// Killing `script` hangs the terminal up, which ends the server.
+fn start_on_terminal(db_url: &str, port: u16) -> Spawned {
+    Spawned(
+        Command::new("script")
+            .args(["-qefc", env!("CARGO_BIN_EXE_maveraa"), "/dev/null"])
+            .env("MAVERAA__DATABASE__URL", db_url)
+            .env("MAVERAA__SECRETS__KEY", TEST_SECRETS_KEY)
+            .env("MAVERAA__SERVER__PORT", port.to_string())
+            .env("MAVERAA__SERVER__WORKERS", "1")
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn script (util-linux) for a terminal"),
+    )
+}
+
+/// Starts the server on a terminal, reads the key and URL a first start
+/// prints, checks that they work, and stops it.
 fn first_start_key(db_url: &str) -> String {
-    let mut child = start(db_url, free_port());
+    let mut child = start_on_terminal(db_url, free_port());
     let stdout = child.stdout.take().expect("stdout");
     // Read on a thread: a server that prints no key keeps running, and a
     // blocking read would wait for it forever instead of failing.
@@ -331,6 +346,145 @@ fn first_start_creates_a_default_workspace_and_prints_a_working_key() {
     // A second start finds the workspace and its key: it prints no key.
     let printed = printed_by_a_start(db.url());
     assert!(!printed.contains("mvr_live_"), "{printed}");
+}
+
+#[test]
+fn a_first_start_without_a_terminal_prints_no_key_but_how_to_make_one() {
+    let db = TestDatabase::create();
+    // Output to a pipe, as in a container whose logs Docker keeps.
+    let (printed, log) = printed_and_logged_by_a_start(db.url());
+    for text in [&printed, &log] {
+        assert!(!text.contains("mvr_live_"), "a key in the output: {text}");
+    }
+    let (ok, out, _) = maveraa(db.url(), &["workspace", "list"]);
+    assert!(ok);
+    let workspace = one_json_line(&out)["id"].as_str().expect("id").to_owned();
+    let command = format!("maveraa api-key create --workspace {workspace}");
+    assert!(printed.contains(&command), "no way to a key: {printed}");
+    let (_, keys, _) = maveraa(db.url(), &["api-key", "list", "--workspace", &workspace]);
+    assert!(keys.is_empty(), "a key nobody saw: {keys}");
+
+    // The printed command gives a working key; the next start prints nothing.
+    let (ok, out, err) = maveraa(db.url(), &["api-key", "create", "--workspace", &workspace]);
+    assert!(ok, "{err}");
+    assert!(
+        one_json_line(&out)["key"]
+            .as_str()
+            .is_some_and(|k| k.starts_with("mvr_live_"))
+    );
+    let (printed, _) = printed_and_logged_by_a_start(db.url());
+    assert!(!printed.contains("api-key create"), "{printed}");
+}
+
+#[test]
+fn request_logs_name_the_route_and_never_a_number_or_message_text() {
+    let db = TestDatabase::create();
+    let (ok, out, err) = maveraa(db.url(), &["workspace", "create", "--name", "Acme"]);
+    assert!(ok, "{err}");
+    let workspace = one_json_line(&out)["id"].as_str().expect("id").to_owned();
+    let (ok, out, err) = maveraa(db.url(), &["api-key", "create", "--workspace", &workspace]);
+    assert!(ok, "{err}");
+    let key = one_json_line(&out)["key"].as_str().expect("key").to_owned();
+    let (ok, _, err) = maveraa(
+        db.url(),
+        &[
+            "session",
+            "create",
+            "--workspace",
+            &workspace,
+            "--id",
+            "sim",
+            "--provider",
+            "simulator",
+        ],
+    );
+    assert!(ok, "{err}");
+
+    let port = free_port();
+    let mut child = start_logging(db.url(), port, "info", Stdio::piped());
+    let stderr = child.stderr.take().expect("stderr");
+    // Read on a thread, so the server never blocks on a full pipe.
+    let reader = std::thread::spawn(move || {
+        let mut log = String::new();
+        std::io::Read::read_to_string(&mut BufReader::new(stderr), &mut log).map(|_| log)
+    });
+    wait_ready(port);
+    const NUMBER: &str = "6281298765432";
+    const TEXT: &str = "my-private-otp-4567";
+    let base = format!("http://127.0.0.1:{port}");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("rt");
+    rt.block_on(async {
+        let client = reqwest::Client::new();
+        let send = client
+            .post(format!("{base}/api/public/inbox/send?to={NUMBER}"))
+            .header("X-API-Key", &key)
+            .json(&serde_json::json!({"sessionId": "sim", "targetNumber": NUMBER, "message": TEXT}))
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(send.status(), 202, "the send is accepted");
+        let contact = client
+            .post(format!("{base}/api/public/contacts"))
+            .header("X-API-Key", &key)
+            .json(&serde_json::json!({"name": "Jane", "phone": NUMBER}))
+            .send()
+            .await
+            .expect("contact");
+        assert_eq!(contact.status(), 201);
+        let jid = format!("{NUMBER}@s.whatsapp.net");
+        let messages = client
+            .get(format!(
+                "{base}/api/public/inbox/conversations/{jid}/messages?sessionId=sim"
+            ))
+            .header("X-API-Key", &key)
+            .send()
+            .await
+            .expect("messages");
+        assert_eq!(messages.status(), 200);
+        // Failures too: an unknown path, a refused key, a bad body.
+        for (path, key) in [
+            (format!("/api/public/nothing/{NUMBER}"), key.as_str()),
+            (
+                format!("/api/public/inbox/conversations/{jid}/messages?number={NUMBER}"),
+                key.as_str(),
+            ),
+            (
+                format!("/api/public/inbox/conversations/{jid}/messages"),
+                "mvr_live_wrong",
+            ),
+        ] {
+            let res = client
+                .get(format!("{base}{path}"))
+                .header("X-API-Key", key)
+                .send()
+                .await
+                .expect("request");
+            assert!(res.status().is_client_error(), "{path}");
+        }
+        let bad = client
+            .post(format!("{base}/api/public/inbox/send"))
+            .header("X-API-Key", &key)
+            .json(
+                &serde_json::json!({"sessionId": "nope", "targetNumber": NUMBER, "message": TEXT}),
+            )
+            .send()
+            .await
+            .expect("bad send");
+        assert!(bad.status().is_client_error());
+    });
+    child.stop_gracefully();
+    let log = reader.join().expect("reader").expect("log read");
+    assert!(
+        log.contains("/api/public/inbox/conversations/{remoteJid}/messages"),
+        "the route template is logged: {log}"
+    );
+    assert!(log.contains("/api/public/inbox/send"), "{log}");
+    for secret in [NUMBER, TEXT, key.as_str()] {
+        assert!(!log.contains(secret), "{secret} in the info log: {log}");
+    }
 }
 
 #[test]

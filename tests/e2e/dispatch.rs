@@ -16,7 +16,7 @@ use crate::helpers::{
 };
 
 /// Answers like the Cloud API, with a new message id each time.
-struct Accept(Arc<AtomicU64>);
+pub(crate) struct Accept(pub(crate) Arc<AtomicU64>);
 
 impl Respond for Accept {
     fn respond(&self, _: &Request) -> ResponseTemplate {
@@ -40,7 +40,7 @@ async fn accepting_provider() -> MockServer {
 }
 
 /// The text bodies the provider received, with how often each came.
-async fn received_texts(server: &MockServer) -> BTreeMap<String, usize> {
+pub(crate) async fn received_texts(server: &MockServer) -> BTreeMap<String, usize> {
     let mut counts = BTreeMap::new();
     for r in server.received_requests().await.unwrap_or_default() {
         let body: Value = serde_json::from_slice(&r.body).expect("json body");

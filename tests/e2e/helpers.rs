@@ -82,6 +82,23 @@ pub fn server_command(db_url: &str, port: u16) -> std::process::Command {
     cmd
 }
 
+/// Runs a `maveraa` command on `db_url` (with the tests' secrets key):
+/// whether it succeeded, its stdout and its stderr.
+pub fn maveraa(db_url: &str, args: &[&str]) -> (bool, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_maveraa"))
+        .args(args)
+        .env("MAVERAA__DATABASE__URL", db_url)
+        .env("MAVERAA__SECRETS__KEY", TEST_SECRETS_KEY)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run maveraa");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// A port nothing listens on now.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

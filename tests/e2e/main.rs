@@ -6,6 +6,7 @@ mod cli;
 mod contacts;
 mod dispatch;
 mod errors;
+mod faults;
 mod helpers;
 mod messaging;
 mod pace;

@@ -169,6 +169,96 @@ async fn signatures_are_checked_on_the_raw_body() {
     assert_eq!(convs["conversations"][0]["unreadCount"], 1);
 }
 
+/// Sends only the head of a webhook POST that announces a body of
+/// almost 4 MiB (within the limit), and returns the status line the
+/// server answers without that body, waiting 5 s at most: well under the
+/// body timeout (30 s), so a server that waited for the body fails.
+async fn answer_without_body(app: &TestApp, path: &str, signature: Option<&str>) -> String {
+    let address = app.address.trim_start_matches("http://").to_owned();
+    let mut head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\n\
+         Content-Length: 4000000\r\n"
+    );
+    if let Some(signature) = signature {
+        head.push_str(&format!("X-Hub-Signature-256: {signature}\r\n"));
+    }
+    head.push_str("\r\n");
+    let path = path.to_owned();
+    tokio::task::spawn_blocking(move || {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(&address).expect("connect");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        stream.write_all(head.as_bytes()).expect("write");
+        let mut answer = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            assert!(
+                !left.is_zero(),
+                "{path}: no answer within 5 s without the body"
+            );
+            stream.set_read_timeout(Some(left)).expect("timeout");
+            match stream.read(&mut buf) {
+                Ok(0) => panic!("{path}: closed without an answer"),
+                Ok(n) => answer.extend_from_slice(&buf[..n]),
+                Err(e) => panic!("{path}: no answer within 5 s without the body ({e})"),
+            }
+        }
+        let text = String::from_utf8_lossy(&answer).into_owned();
+        text.lines().next().unwrap_or_default().to_owned()
+    })
+    .await
+    .expect("reader")
+}
+
+#[tokio::test]
+async fn unsigned_posts_and_unknown_ids_are_refused_before_the_body_is_read() {
+    let app = spawn_app().await;
+    let uuid = app.cloud_session("real", SECRET, "v").await;
+    let signature = sign(b"{}");
+    let missing = answer_without_body(&app, &format!("/webhooks/whatsapp/{uuid}"), None).await;
+    assert!(missing.contains(" 401 "), "no signature: {missing}");
+    let malformed = answer_without_body(
+        &app,
+        &format!("/webhooks/whatsapp/{uuid}"),
+        Some("sha256=not-hex"),
+    )
+    .await;
+    assert!(
+        malformed.contains(" 401 "),
+        "a malformed signature: {malformed}"
+    );
+    let unknown = uuid::Uuid::now_v7();
+    let unknown = answer_without_body(
+        &app,
+        &format!("/webhooks/whatsapp/{unknown}"),
+        Some(&signature),
+    )
+    .await;
+    assert!(unknown.contains(" 404 "), "an unknown id: {unknown}");
+    let garbage = answer_without_body(&app, "/webhooks/whatsapp/not-an-id", Some(&signature)).await;
+    assert!(garbage.contains(" 404 "), "a malformed id: {garbage}");
+
+    // A signed delivery to the session is still read and checked whole.
+    let body = serde_json::to_vec(&inbound_payload(
+        "wamid.1",
+        "6281234567890",
+        "John",
+        json!({"type": "text", "text": {"body": "hi"}}),
+    ))
+    .expect("json");
+    let res = post_raw(&app, &uuid, &body, Some(sign(&body))).await;
+    assert_eq!(res.status(), 200);
+    let wrong = post_raw(
+        &app,
+        &uuid,
+        &body,
+        Some(format!("sha256={}", "0".repeat(64))),
+    )
+    .await;
+    assert_eq!(wrong.status(), 401);
+}
+
 #[tokio::test]
 async fn a_redelivered_webhook_is_stored_once() {
     let app = spawn_app().await;

@@ -291,6 +291,17 @@ impl<T: DeserializeOwned + 'static> FromRequest for ApiJson<T> {
 #[derive(Debug)]
 pub struct RawBody(pub web::Bytes);
 
+impl RawBody {
+    /// Reads the body of `req` from `payload`, as the extractor does; for
+    /// handlers that decide whether to read it at all from the headers.
+    ///
+    /// # Errors
+    /// As the extractor: `413` over the limit, `408` when it is too slow.
+    pub async fn read(req: &HttpRequest, payload: web::Payload) -> Result<Self, ApiError> {
+        read_body(req, &mut payload.into_inner()).await.map(Self)
+    }
+}
+
 impl FromRequest for RawBody {
     type Error = ApiError;
     type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;

@@ -10,6 +10,10 @@ use tracing::Instrument;
 /// The header that carries a request's id, both ways.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
+/// The route logged for a request no route matched (its path may carry
+/// anything).
+const UNMATCHED: &str = "(no route)";
+
 /// A caller's own id is kept when it is short and printable, so ids can
 /// follow a request across systems.
 fn usable(id: &HeaderValue) -> Option<String> {
@@ -33,14 +37,19 @@ pub async fn request_context(
         .get(REQUEST_ID_HEADER)
         .and_then(usable)
         .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+    // The route's template, never the path: paths and queries carry
+    // customers' numbers (`/inbox/conversations/{remoteJid}/...`). It is
+    // known once routed, so it is recorded after the call.
     let span = tracing::info_span!(
         "request",
         request_id = %id,
         method = %req.method(),
-        path = %req.path()
+        route = tracing::field::Empty,
     );
     let started = Instant::now();
     let mut res = next.call(req).instrument(span.clone()).await?;
+    let route = res.request().match_pattern();
+    span.record("route", route.as_deref().unwrap_or(UNMATCHED));
     if let Ok(value) = HeaderValue::from_str(&id) {
         res.headers_mut()
             .insert(HeaderName::from_static(REQUEST_ID_HEADER), value);

@@ -72,17 +72,25 @@ pub async fn verify(
         .body(answer))
 }
 
-/// `POST /webhooks/whatsapp/{uuid}`: hands the exact bytes received, with
-/// the headers, to the inbox, which has the session's provider check and
-/// decode them. Answers `200 {"received": N}`; any other answer makes the
-/// provider deliver again later.
+/// `POST /webhooks/whatsapp/{uuid}`: first has the inbox resolve the
+/// session and its provider check the headers, so an unknown session or an
+/// unsigned request is refused before its body is read; then hands the
+/// exact bytes received, with the headers, to the inbox, which has the
+/// provider check and decode them. Answers `200 {"received": N}`; any other
+/// answer makes the provider deliver again later.
 pub async fn receive(
     state: web::Data<ApiState>,
     req: HttpRequest,
-    body: RawBody,
+    payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let id = session(&req)?;
     let headers = headers(&req);
+    let intake = state
+        .inbox
+        .webhook_intake(id, &headers)
+        .await
+        .map_err(|e| webhook_error(id, e))?;
+    let body = RawBody::read(&req, payload).await?;
     let request = WebhookRequest {
         query: &[],
         headers: &headers,
@@ -90,7 +98,7 @@ pub async fn receive(
     };
     let received = state
         .inbox
-        .webhook_delivery(id, &request)
+        .webhook_delivery(intake, &request)
         .await
         .map_err(|e| webhook_error(id, e))?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "received": received })))

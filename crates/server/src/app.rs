@@ -2,7 +2,7 @@
 
 use std::net::TcpListener;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix_web::dev::Server;
 use actix_web::middleware::{Compress, from_fn};
@@ -18,7 +18,7 @@ use maveraa_domain::usecases::{
 use maveraa_http_api::{ApiState, HttpSettings, request_context};
 use maveraa_storage::{
     Database, LocalPostgres, PgStore, RevocationEvent, SealReport, SecretCipher, SecretKey,
-    run_migrations, seal_sessions, spawn_revocation_listener,
+    StorageError, run_migrations, seal_sessions, spawn_revocation_listener,
 };
 use maveraa_whatsapp_transport::{
     CloudApiConfig, Simulator, SimulatorConfig, Transports, build_http_client,
@@ -188,7 +188,8 @@ impl Services {
     fn connect_checked(settings: &Settings, strict: bool) -> anyhow::Result<Self> {
         let cipher = secret_cipher(settings)?;
         let url = database_url(settings)?;
-        let applied = run_migrations(&url).context("applying database migrations")?;
+        let wait = Duration::from_secs(settings.database.startup_wait_secs);
+        let applied = migrate_when_reachable(&url, wait)?;
         if !applied.is_empty() {
             tracing::info!(?applied, "migrations applied");
         }
@@ -270,6 +271,49 @@ impl Services {
             store,
             database_url: url.into(),
         })
+    }
+}
+
+/// Applies pending migrations, first waiting up to `wait` for PostgreSQL
+/// to accept connections: a server started with (or before) its database,
+/// or while it restarts, comes up by itself instead of exiting into a
+/// restart loop. Only a refused connection is waited for; any other error
+/// stops the start at once. Blocking.
+fn migrate_when_reachable(url: &str, wait: Duration) -> anyhow::Result<Vec<String>> {
+    let started = Instant::now();
+    let mut delay = Duration::from_millis(250);
+    loop {
+        match run_migrations(url) {
+            Ok(applied) => return Ok(applied),
+            Err(StorageError::Connection(e)) if started.elapsed() < wait => {
+                let left = wait.saturating_sub(started.elapsed());
+                let pause = delay.min(left);
+                // The error names host and port, never the password; libpq
+                // writes it on several lines, a log line is one.
+                let error = e
+                    .to_string()
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                tracing::warn!(
+                    %error,
+                    retry_in_ms = pause.as_millis() as u64,
+                    gives_up_in_secs = left.as_secs(),
+                    "waiting for PostgreSQL (database.url) to accept connections"
+                );
+                std::thread::sleep(pause);
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+            Err(StorageError::Connection(e)) => {
+                return Err(anyhow::anyhow!(e)).with_context(|| {
+                    format!(
+                        "PostgreSQL did not accept connections within database.startup_wait_secs ({} s)",
+                        wait.as_secs()
+                    )
+                });
+            }
+            Err(e) => return Err(e).context("applying database migrations"),
+        }
     }
 }
 

@@ -466,8 +466,13 @@ where
         .block_on(action(services))
 }
 
-/// On a start with no workspace, creates "Default" and prints a key for it.
+/// On a start with no workspace, creates "Default" and, when stdout is a
+/// terminal, a key for it, printed there once. Otherwise stdout is a log
+/// someone keeps (`docker compose logs`, a journal) and a key printed there
+/// would stay readable: no key is made, and the output says how to make one
+/// (`maveraa api-key create`), on every start until the workspace has one.
 async fn bootstrap(services: &Services, port: u16, host: &str) -> anyhow::Result<()> {
+    use std::io::IsTerminal;
     let workspace = match services
         .workspaces
         .create_first("Default")
@@ -480,17 +485,28 @@ async fn bootstrap(services: &Services, port: u16, host: &str) -> anyhow::Result
             None => return Ok(()),
         },
     };
+    let id = workspace.id;
+    if !std::io::stdout().is_terminal() {
+        println!(
+            "\nFirst start: the workspace \"Default\" ({id}) has no API key yet.\n\
+             No key is printed here, since this output is not a terminal and may be kept\n\
+             in logs. Create one with:\n\n    \
+             maveraa api-key create --workspace {id}\n\n\
+             (in a container: docker compose exec maveraa maveraa api-key create --workspace {id})\n"
+        );
+        tracing::info!(workspace = %id, "first start: no API key printed (stdout is not a terminal); create one with `maveraa api-key create`");
+        return Ok(());
+    }
     let (_, secret) = services
         .api_keys
-        .create(workspace.id, Some("bootstrap"))
+        .create(id, Some("bootstrap"))
         .await
         .map_err(|e| key_failure(e, None))?;
     let key = secret.expose();
     println!(
         "\nFirst start: created the workspace \"Default\" ({id}) and an API key for it.\n\
          This key is shown once; keep it safe:\n\n    {key}\n\n\
-         Try it:\n    curl -H \"X-API-Key: {key}\" http://{host}:{port}/api/public/contacts\n",
-        id = workspace.id
+         Try it:\n    curl -H \"X-API-Key: {key}\" http://{host}:{port}/api/public/contacts\n"
     );
     Ok(())
 }

@@ -158,6 +158,9 @@ pub struct DatabaseSettings {
     pub acquire_timeout_ms: u64,
     /// Statement timeout, in ms.
     pub statement_timeout_ms: u64,
+    /// How long a start waits for PostgreSQL to accept connections, in
+    /// seconds; 0 gives up at the first refusal.
+    pub startup_wait_secs: u64,
     /// The local server.
     pub local: LocalDatabaseSettings,
 }

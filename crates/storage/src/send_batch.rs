@@ -105,10 +105,11 @@ impl SendQueue {
                 queue: self.clone(),
                 ran: false,
             };
+            // A flush that found its connection dead fails, so the pool
+            // retires the connection instead of handing it out again.
             let flush = db.run(move |conn| {
                 job.ran = true;
-                job.queue.flush(conn);
-                Ok(())
+                job.queue.flush(conn)
             });
             // Our answer may come from the first batch while our job goes
             // on storing later ones: answer then, and let the job finish on
@@ -189,8 +190,11 @@ impl SendQueue {
     }
 
     /// Stores batches until the queue is empty. Runs as a job counted in
-    /// `flushers`, and uncounts itself when it stops (or panics).
-    fn flush(&self, conn: &mut PgConnection) {
+    /// `flushers`, and uncounts itself when it stops (or panics). Stops
+    /// early, with an error that retires the connection, when a batch
+    /// showed the connection dead (the server restarted): every later
+    /// batch would fail on it too.
+    fn flush(&self, conn: &mut PgConnection) -> Result<(), StorageError> {
         let mut flushing = Flushing {
             queue: self,
             counted: true,
@@ -204,16 +208,25 @@ impl SendQueue {
                     // after this finds one job fewer and schedules its own.
                     queue.flushers -= 1;
                     flushing.counted = false;
-                    return;
+                    return Ok(());
                 }
                 batch
             };
-            Self::store(conn, batch);
+            if Self::store(conn, batch) {
+                // `flushing` uncounts this job; sends still queued go to
+                // another job, or fail if none is left.
+                return Err(StorageError::Query(diesel::result::Error::DatabaseError(
+                    diesel::result::DatabaseErrorKind::ClosedConnection,
+                    Box::new("the connection was lost while storing sends".to_owned()),
+                )));
+            }
         }
     }
 
-    /// Stores `batch` and answers each of its sends.
-    fn store(conn: &mut PgConnection, batch: Vec<Pending>) {
+    /// Stores `batch` and answers each of its sends; whether an answer
+    /// showed the connection dead.
+    fn store(conn: &mut PgConnection, batch: Vec<Pending>) -> bool {
+        let mut gone = false;
         // A lone send goes straight to the one-by-one path: the same
         // statement, and it already deals with a held key.
         let stored = (batch.len() > 1).then(|| {
@@ -229,8 +242,10 @@ impl SendQueue {
                 // batch failed: this send by itself, with its own answer.
                 _ => enqueue_one(conn, &p.message, p.key.as_ref()),
             };
+            gone |= result.as_ref().is_err_and(StorageError::connection_is_gone);
             let _ = p.reply.send(result);
         }
+        gone
     }
 }
 

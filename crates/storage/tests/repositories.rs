@@ -641,6 +641,65 @@ async fn a_connection_the_server_closed_is_replaced_not_reused() {
     assert_ne!(second, first);
 }
 
+// A send is stored by a group-commit job on a pooled connection: a job
+// that found that connection dead must retire it too, or every later send
+// fails on it ("no connection to the server") after a database restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_send_on_a_connection_the_server_ended_retires_it() {
+    use diesel::RunQueryDsl;
+    use maveraa_domain::messaging::ProviderSettings;
+    use maveraa_domain::ports::{MessageRepository, SessionRepository};
+    use maveraa_storage::testing::{new_session, outbound};
+    let db = TestDatabase::create();
+    let one = PoolSettings {
+        max_size: 1,
+        min_idle: 1,
+        ..PoolSettings::default()
+    };
+    let store = Arc::new(PgStore::new(
+        Database::connect(db.url(), &one).expect("pool"),
+    ));
+    let ws = WorkspaceService::new(store.clone(), Arc::new(SystemClock))
+        .create("Acme")
+        .await
+        .expect("workspace")
+        .id;
+    let session = new_session(ws, "s1", ProviderSettings::Simulator);
+    SessionRepository::insert(store.as_ref(), &session)
+        .await
+        .expect("session");
+    let send = |text: &str| {
+        let m = outbound(&session, "6281234567890", text);
+        let store = store.clone();
+        async move { store.enqueue(&m, None).await }
+    };
+    send("before").await.expect("stored");
+    // What a fast shutdown does to every connection: the server ends it
+    // (FATAL "terminating connection due to administrator command").
+    let admin = Database::connect(db.url(), &one).expect("admin pool");
+    let ended = admin
+        .run(|conn| {
+            Ok(diesel::sql_query(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                 WHERE datname = current_database() AND pid <> pg_backend_pid()",
+            )
+            .execute(conn)?)
+        })
+        .await
+        .expect("terminate");
+    assert_eq!(ended, 1, "the store's one connection");
+    let failed = send("during")
+        .await
+        .expect_err("the dead connection fails once");
+    assert!(
+        matches!(failed, RepositoryError::Unavailable(_)),
+        "a 503, worth retrying: {failed}"
+    );
+    send("after")
+        .await
+        .expect("a new connection stores the next send");
+}
+
 #[tokio::test]
 async fn a_revoked_keys_last_uses_still_count() {
     let f = fixture();

@@ -102,6 +102,18 @@ impl WebhookProtocol for CloudApiWebhooks {
         }
     }
 
+    fn precheck(&self, session: &Session, headers: &[(&str, &str)]) -> Result<(), WebhookRefusal> {
+        let settings = settings(session).ok_or(WebhookRefusal::BadSignature)?;
+        let signature = headers
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case(SIGNATURE_HEADER))
+            .map(|(_, value)| *value);
+        if settings.app_secret.expose().is_empty() || !signature_shaped(signature) {
+            return Err(WebhookRefusal::BadSignature);
+        }
+        Ok(())
+    }
+
     fn open(
         &self,
         session: &Session,
@@ -124,6 +136,14 @@ impl WebhookProtocol for CloudApiWebhooks {
             _ => false,
         }
     }
+}
+
+/// Whether `signature` has the shape of Meta's (`sha256=` and 64 hex
+/// digits), so it could verify once the body is read.
+fn signature_shaped(signature: Option<&str>) -> bool {
+    signature
+        .and_then(|s| s.trim().strip_prefix(SIGNATURE_PREFIX))
+        .is_some_and(|hex| hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 /// Whether `signature` (`sha256=<hex>`) is the HMAC-SHA-256 of `body` under

@@ -629,6 +629,38 @@ fn a_delivery_is_opened_only_with_the_sessions_signature() {
 }
 
 #[test]
+fn precheck_refuses_headers_that_cannot_carry_a_signature() {
+    let s = cloud_session(NUMBER, SECRET);
+    let good = sign(SECRET, b"any body");
+    let pre = |headers: &[(&str, &str)]| decoder().precheck(&s, headers);
+    // The headers alone cannot tell a right signature from a wrong one:
+    // any well-formed one passes, and `open` decides.
+    assert_eq!(pre(&[("x-hub-signature-256", &good)]), Ok(()));
+    assert_eq!(pre(&[("X-Hub-Signature-256", &good)]), Ok(()));
+    for headers in [
+        vec![],
+        vec![("content-type", "application/json")],
+        vec![("x-hub-signature-256", "")],
+        vec![("x-hub-signature-256", "sha1=abc")],
+        vec![("x-hub-signature-256", "sha256=")],
+        vec![("x-hub-signature-256", "sha256=zz")],
+        vec![("x-hub-signature", good.as_str())],
+    ] {
+        assert_eq!(
+            pre(&headers),
+            Err(WebhookRefusal::BadSignature),
+            "{headers:?}"
+        );
+    }
+    // A session without an app secret can verify nothing.
+    let unsigned = cloud_session(NUMBER, "");
+    assert_eq!(
+        decoder().precheck(&unsigned, &[("x-hub-signature-256", &good)]),
+        Err(WebhookRefusal::BadSignature)
+    );
+}
+
+#[test]
 fn events_are_grouped_by_the_account_they_concern() {
     let change = |number: Option<&str>, id: &str| {
         let mut value = json!({

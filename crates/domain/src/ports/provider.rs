@@ -173,6 +173,15 @@ pub trait WebhookProtocol: Send + Sync + 'static {
         request: &WebhookRequest<'_>,
     ) -> Result<String, WebhookRefusal>;
 
+    /// Checks what a delivery's headers alone can tell (names in lower
+    /// case), before its body is read: a delivery that lacks the
+    /// provider's proof of origin is refused without costing a body read.
+    ///
+    /// # Errors
+    /// [`WebhookRefusal::BadSignature`] when the headers cannot carry a
+    /// valid signature.
+    fn precheck(&self, session: &Session, headers: &[(&str, &str)]) -> Result<(), WebhookRefusal>;
+
     /// Authenticates a delivery addressed to `session` and decodes it,
     /// grouped by the provider account each event concerns.
     ///

@@ -15,6 +15,22 @@ use crate::ports::{
     WebhookProtocol, WebhookRefusal, WebhookRequest,
 };
 
+/// A webhook delivery whose session is known and whose headers its
+/// provider accepted ([`InboxService::webhook_intake`]); its body is still
+/// to be read.
+pub struct WebhookIntake {
+    session: Session,
+    protocol: Arc<dyn WebhookProtocol>,
+}
+
+impl std::fmt::Debug for WebhookIntake {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookIntake")
+            .field("session", &self.session.id)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Receives what providers report and serves the conversations.
 #[derive(Clone)]
 pub struct InboxService {
@@ -156,21 +172,41 @@ impl InboxService {
         Ok(protocol.handshake(&session, request)?)
     }
 
-    /// A webhook delivery to session `session`: its provider's protocol
-    /// authenticates and decodes it, and its events are stored through the
-    /// session of the account each concerns (NUL characters in the
-    /// provider's text are dropped). Returns how many events were stored.
+    /// The first step of a webhook delivery to session `session`, before
+    /// its body is read: resolves the session and has its provider check
+    /// the request's headers, so an unknown session or an unsigned request
+    /// costs no body read. Hand the result to [`Self::webhook_delivery`]
+    /// with the body.
     ///
     /// # Errors
-    /// [`InboxError::SessionNotFound`], [`InboxError::BadSignature`] (nothing
-    /// stored), [`InboxError::MalformedWebhook`], [`InboxError::Repository`]
-    /// (the provider should deliver again).
-    pub async fn webhook_delivery(
+    /// [`InboxError::SessionNotFound`], [`InboxError::BadSignature`],
+    /// [`InboxError::Repository`].
+    pub async fn webhook_intake(
         &self,
         session: SessionId,
+        headers: &[(&str, &str)],
+    ) -> Result<WebhookIntake, InboxError> {
+        let (session, protocol) = self.webhook_session(session).await?;
+        protocol.precheck(&session, headers)?;
+        Ok(WebhookIntake { session, protocol })
+    }
+
+    /// A webhook delivery accepted by [`Self::webhook_intake`], with its
+    /// body: the session's provider protocol authenticates and decodes it,
+    /// and its events are stored through the session of the account each
+    /// concerns (NUL characters in the provider's text are dropped).
+    /// Returns how many events were stored.
+    ///
+    /// # Errors
+    /// [`InboxError::BadSignature`] (nothing stored),
+    /// [`InboxError::MalformedWebhook`], [`InboxError::Repository`] (the
+    /// provider should deliver again).
+    pub async fn webhook_delivery(
+        &self,
+        intake: WebhookIntake,
         request: &WebhookRequest<'_>,
     ) -> Result<usize, InboxError> {
-        let (session, protocol) = self.webhook_session(session).await?;
+        let WebhookIntake { session, protocol } = intake;
         let groups = protocol.open(&session, request)?;
         let own = session.provider.account_id();
         let mut others: Option<Vec<Session>> = None;

@@ -11,7 +11,7 @@ mod workspaces;
 pub use api_keys::ApiKeyService;
 pub use contacts::ContactService;
 pub use dispatcher::{Dispatcher, DispatcherSettings, RetryPolicy};
-pub use inbox::InboxService;
+pub use inbox::{InboxService, WebhookIntake};
 pub use messages::{MessagingService, SendOutcome};
 pub use sessions::SessionService;
 pub use workspaces::WorkspaceService;

@@ -105,6 +105,14 @@ impl WebhookProtocol for Providers {
         }
     }
 
+    fn precheck(&self, _session: &Session, headers: &[(&str, &str)]) -> Result<(), WebhookRefusal> {
+        if headers.iter().any(|(k, _)| *k == "x-hub-signature-256") {
+            Ok(())
+        } else {
+            Err(WebhookRefusal::BadSignature)
+        }
+    }
+
     fn open(
         &self,
         session: &Session,
