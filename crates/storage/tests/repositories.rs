@@ -894,3 +894,168 @@ async fn two_patches_of_one_contact_at_once_keep_both_changes() {
     assert_eq!(stored.name.as_str(), "Renamed meanwhile");
     assert_eq!(stored.labels.to_vec(), vec!["VIP".to_owned()]);
 }
+
+use diesel::Connection as _;
+
+/// The stored count and `count(*)` of the workspace's contacts.
+fn counts(f: &Fixture, ws: WorkspaceId) -> (i64, i64) {
+    let stored = f.count(&format!(
+        "SELECT contact_count AS n FROM workspaces WHERE id = '{ws}'"
+    ));
+    let real = f.count(&format!(
+        "SELECT count(*) AS n FROM contacts WHERE workspace_id = '{ws}'"
+    ));
+    (stored, real)
+}
+
+/// `n` contacts of `ws` with phones from `first`, in one INSERT.
+fn insert_many(ws: WorkspaceId, first: i64, n: i64) -> String {
+    format!(
+        "INSERT INTO contacts (id, workspace_id, name, phone, labels, created_at, updated_at) \
+         SELECT gen_random_uuid(), '{ws}', 'Bulk ' || i, (6281000000000 + i)::text, '{{}}', now(), now() \
+         FROM generate_series({first}, {first} + {n} - 1) AS i"
+    )
+}
+
+#[tokio::test]
+async fn twenty_thousand_contacts_in_one_statement_are_counted_once_each() {
+    let f = fixture();
+    let ws = workspace(&f, "Acme").await;
+    let other = workspace(&f, "Other").await;
+    assert_eq!(f.sql(&insert_many(ws, 0, 20_000)), 20_000);
+    assert_eq!(counts(&f, ws), (20_000, 20_000));
+    // One transaction of several statements, over two workspaces, with a
+    // delete and a refused duplicate in it.
+    f.store
+        .database()
+        .run_blocking(move |conn| {
+            conn.transaction(|conn| {
+                use diesel::RunQueryDsl;
+                diesel::sql_query(insert_many(ws, 20_000, 5_000)).execute(conn)?;
+                diesel::sql_query(insert_many(other, 0, 300)).execute(conn)?;
+                diesel::sql_query(format!(
+                    "DELETE FROM contacts WHERE workspace_id IN ('{ws}', '{other}') \
+                     AND phone LIKE '%7'"
+                ))
+                .execute(conn)?;
+                diesel::sql_query(format!(
+                    "{} ON CONFLICT DO NOTHING",
+                    insert_many(ws, 24_990, 20)
+                ))
+                .execute(conn)?;
+                Ok::<_, diesel::result::Error>(())
+            })?;
+            Ok(())
+        })
+        .expect("transaction");
+    // 25,000 minus the 2,500 ending in 7, plus 11 of the last 20
+    // (25,000..25,009, and 24,997, deleted before).
+    assert_eq!(counts(&f, ws), (22_511, 22_511));
+    assert_eq!(counts(&f, other), (270, 270));
+    // A transaction rolled back counts nothing.
+    let rolled_back = f.store.database().run_blocking(move |conn| {
+        conn.transaction(|conn| {
+            use diesel::RunQueryDsl;
+            diesel::sql_query(insert_many(ws, 100_000, 1_000)).execute(conn)?;
+            Err::<(), _>(diesel::result::Error::RollbackTransaction)
+        })?;
+        Ok(())
+    });
+    assert!(rolled_back.is_err());
+    assert_eq!(counts(&f, ws), (22_511, 22_511));
+    let page = contacts(&f)
+        .list(ws, &ContactQuery::default())
+        .await
+        .expect("list");
+    assert_eq!(page.total, 22_511, "the list reads the stored count");
+    // Deleting the workspace removes its contacts in one cascaded
+    // statement; the other workspace's count is untouched.
+    f.sql(&format!("DELETE FROM workspaces WHERE id = '{ws}'"));
+    assert_eq!(counts(&f, other), (270, 270));
+}
+
+#[tokio::test]
+async fn concurrent_creates_and_deletes_in_one_workspace_keep_the_count_exact() {
+    let f = Fixture::with_pool(&PoolSettings {
+        max_size: 8,
+        ..PoolSettings::default()
+    });
+    let ws = workspace(&f, "Acme").await;
+    let svc = Arc::new(contacts(&f));
+    let writers: Vec<_> = (0..8u64)
+        .map(|w| {
+            let svc = Arc::clone(&svc);
+            tokio::spawn(async move {
+                let mut kept = 0u64;
+                for i in 0..30u64 {
+                    let phone = format!("62812{:08}", w * 1_000 + i);
+                    let c = svc
+                        .create(ws, new_contact("Racer", &phone, ""))
+                        .await
+                        .expect("create");
+                    // Every third is deleted again while others insert.
+                    if i % 3 == 0 {
+                        svc.delete(ws, c.id).await.expect("delete");
+                    } else {
+                        kept += 1;
+                    }
+                }
+                kept
+            })
+        })
+        .collect();
+    // A bulk insert of the same workspace runs meanwhile.
+    let bulk = {
+        let db = f.store.database().clone();
+        tokio::task::spawn_blocking(move || {
+            db.run_blocking(move |conn| {
+                use diesel::RunQueryDsl;
+                Ok(diesel::sql_query(insert_many(ws, 0, 2_000)).execute(conn)?)
+            })
+        })
+    };
+    let mut kept = 0;
+    for w in writers {
+        kept += w.await.expect("writer");
+    }
+    assert_eq!(bulk.await.expect("bulk").expect("bulk insert"), 2_000);
+    let expected = i64::try_from(kept).expect("small") + 2_000;
+    assert_eq!(kept, 8 * 20);
+    assert_eq!(counts(&f, ws), (expected, expected));
+}
+
+#[test]
+fn migrating_where_pg_trgm_cannot_be_created_says_what_to_run() {
+    use diesel::{Connection, PgConnection, RunQueryDsl};
+    // A role that may create tables but not extensions, as a hosted
+    // database's application role often is.
+    let db = TestDatabase::create_unmigrated();
+    let role = format!("maveraa_noext_{}", uuid::Uuid::new_v4().simple());
+    let mut admin = PgConnection::establish(db.url()).expect("admin connection");
+    for statement in [
+        format!("CREATE ROLE {role} LOGIN PASSWORD 'noext'"),
+        format!("GRANT CREATE ON SCHEMA public TO {role}"),
+    ] {
+        diesel::sql_query(statement)
+            .execute(&mut admin)
+            .expect("set up the role");
+    }
+    let (scheme, rest) = db.url().split_once("://").expect("a URL");
+    let host = rest.split_once('@').map_or(rest, |(_, host)| host);
+    let url = format!("{scheme}://{role}:noext@{host}");
+    let result = run_migrations(&url);
+    drop(db);
+    diesel::sql_query(format!("DROP ROLE {role}"))
+        .execute(&mut PgConnection::establish(fixture().url()).expect("admin"))
+        .expect("drop the role");
+    let message = match result {
+        Err(maveraa_storage::StorageError::Migration(m)) => m,
+        other => panic!("expected a migration failure, got {other:?}"),
+    };
+    assert!(
+        message.contains("CREATE EXTENSION pg_trgm;")
+            && message.contains("superuser")
+            && message.contains("permission denied"),
+        "{message}"
+    );
+}

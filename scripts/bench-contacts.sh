@@ -1,0 +1,141 @@
+#!/usr/bin/env bash
+# Contact search at scale: builds the release binary, seeds one workspace
+# with SEED contacts (default 1,000,000) in its own local PostgreSQL, and
+# times name-substring, phone-part and label-filter searches: the median of
+# REQUESTS requests sent one after another by one client (curl), beside
+# pgbench running the same statements (prepared, one client) for the
+# database's own cost of the same work.
+#
+#   scripts/bench-contacts.sh
+#   SEED=100000 REQUESTS=51 scripts/bench-contacts.sh
+#
+# Prints a Markdown table. Nothing is left running afterwards.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SEED=${SEED:-1000000}
+REQUESTS=${REQUESTS:-101}
+PGBENCH_SECS=${PGBENCH_SECS:-10}
+PORT=${BENCH_PORT:-18081}
+PG_PORT=${BENCH_PG_PORT:-55435}
+
+for tool in psql pgbench curl; do
+  command -v $tool >/dev/null || { echo "$tool is needed (Debian: postgresql-client, curl)"; exit 1; }
+done
+
+echo "== building the release binary"
+cargo build --release -p maveraa-server --quiet
+BIN=target/release/maveraa
+
+export MAVERAA__DATABASE__URL=""
+export MAVERAA__DATABASE__LOCAL__DIR=.data/bench-contacts-postgres
+export MAVERAA__DATABASE__LOCAL__PORT=$PG_PORT
+export MAVERAA__DATABASE__LOCAL__DATABASE=maveraa_bench_contacts
+export MAVERAA__SERVER__PORT=$PORT
+export MAVERAA__BOOTSTRAP__DEFAULT_WORKSPACE=false
+export MAVERAA__DISPATCHER__WORKERS=0
+export RUST_LOG=warn
+
+SERVER=""
+cleanup() {
+  set +e
+  [ -n "$SERVER" ] && { kill "$SERVER"; wait "$SERVER"; } 2>/dev/null
+  $BIN local-db stop >/dev/null 2>&1
+}
+trap cleanup EXIT
+
+echo "== preparing PostgreSQL on port $PG_PORT"
+DB_URL=$($BIN local-db start | sed -E 's/.*"url":"([^"]+)".*/\1/')
+ADMIN_URL="postgres://postgres@127.0.0.1:$PG_PORT/postgres"
+psql -q "$ADMIN_URL" -c "DROP DATABASE IF EXISTS maveraa_bench_contacts WITH (FORCE)" \
+  -c "CREATE DATABASE maveraa_bench_contacts"
+$BIN migrate >/dev/null
+WS=$($BIN workspace create --name bench | sed -E 's/.*"id":"([^"]+)".*/\1/')
+KEY=$($BIN api-key create --workspace "$WS" --name bench | sed -E 's/.*"key":"([^"]+)".*/\1/')
+
+# Names "Contact <8 hex digits>", phones 6281200000001.., 2% labelled VIP,
+# a third Lead. One statement: the count is kept once for all of it.
+echo "== seeding $SEED contacts (one INSERT, with the indexes in place)"
+SEED_START=$(date +%s.%N)
+psql -q "$DB_URL" <<SQL
+INSERT INTO contacts (id, workspace_id, name, phone, labels, created_at, updated_at)
+SELECT gen_random_uuid(), '$WS', 'Contact ' || substr(md5(i::text), 1, 8), (6281200000000 + i)::text,
+       CASE WHEN i % 50 = 0 THEN ARRAY['VIP', 'Lead'] WHEN i % 3 = 0 THEN ARRAY['Lead'] ELSE ARRAY[]::text[] END,
+       now() - make_interval(secs => $SEED - i), now()
+FROM generate_series(1, $SEED) AS i;
+SQL
+SEED_SECS=$(awk -v a="$SEED_START" -v b="$(date +%s.%N)" 'BEGIN {printf "%.1f", b - a}')
+psql -q "$DB_URL" -c "VACUUM ANALYZE contacts"
+STORED=$(psql -At "$DB_URL" -c "SELECT contact_count FROM workspaces WHERE id = '$WS'")
+[ "$STORED" = "$SEED" ] || { echo "stored count $STORED, expected $SEED"; exit 1; }
+echo "   seeded in $SEED_SECS s; stored count $STORED"
+
+# Part of one contact's name (5 of its 8 hex digits), and of a phone.
+NAME_PART=$(psql -At "$DB_URL" -c "SELECT substr(md5('12345'), 2, 5)")
+PHONE_PART=81200012345
+
+echo "== starting the server on port $PORT"
+$BIN serve >> /tmp/maveraa-bench-contacts.log 2>&1 &
+SERVER=$!
+for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$PORT/ready" >/dev/null && break; sleep 0.1; done
+curl -fs "http://127.0.0.1:$PORT/ready" >/dev/null || { cat /tmp/maveraa-bench-contacts.log; exit 1; }
+
+BASE="http://127.0.0.1:$PORT/api/public/contacts"
+declare -a ROWS
+# median_ms QUERY: the median of REQUESTS sequential requests, in ms.
+median_ms() {
+  local url="$BASE?$1"
+  curl -fs -H "X-API-Key: $KEY" "$url" >/dev/null || { echo "$url failed" >&2; exit 1; }
+  for _ in $(seq 1 "$REQUESTS"); do
+    curl -s -o /dev/null -H "X-API-Key: $KEY" -w '%{time_total}\n' "$url"
+  done | sort -n | awk '{a[NR] = $1} END {printf "%.2f", a[int((NR + 1) / 2)] * 1000}'
+}
+# pgbench_ms SQL: pgbench's average latency for SQL (one client, prepared).
+pgbench_ms() {
+  local script; script=$(mktemp --suffix=.sql)
+  printf '%s\n' "$1" > "$script"
+  pgbench -n -M prepared -c 1 -T "$PGBENCH_SECS" -f "$script" "$DB_URL" 2>/dev/null |
+    awk '/latency average/ {print $4}'
+  rm -f "$script"
+}
+# The list's statements as the server runs a filtered page: planned for the
+# search's own text (see ContactRepository::list), the count, the page.
+statements() {
+  local where=$1 offset=$2
+  cat <<SQL
+BEGIN READ ONLY;
+SET LOCAL plan_cache_mode = force_custom_plan;
+SELECT count(*) FROM contacts WHERE workspace_id = '$WS' AND $where;
+SELECT id, name, phone, labels, created_at, nullif(updated_at, created_at) FROM contacts
+ WHERE workspace_id = '$WS' AND $where ORDER BY created_at DESC, id DESC LIMIT 50 OFFSET $offset;
+COMMIT;
+SQL
+}
+# measure NAME QUERY WHERE OFFSET
+measure() {
+  local server pg matches
+  server=$(median_ms "$2")
+  pg=$(pgbench_ms "$(statements "$3" "$4")")
+  matches=$(curl -fs -H "X-API-Key: $KEY" "$BASE?$2" | sed -E 's/.*"total":([0-9]+).*/\1/')
+  echo "   $1: $matches matches, server median $server ms, pgbench $pg ms"
+  ROWS+=("| $1 | \`$2\` | $matches | $server | $pg |")
+}
+
+NAME_WHERE="name ILIKE '%$NAME_PART%'"
+PHONE_WHERE="(name ILIKE '%$PHONE_PART%' OR phone LIKE '%$PHONE_PART%')"
+LABEL_WHERE="contact_labels_lower(labels) @> ARRAY[lower('VIP')]"
+echo "== measuring ($REQUESTS requests each, pgbench ${PGBENCH_SECS}s each)"
+measure "name part" "search=$NAME_PART&limit=50" "$NAME_WHERE" 0
+measure "phone part" "search=$PHONE_PART&limit=50" "$PHONE_WHERE" 0
+measure "label" "label=VIP&limit=50" "$LABEL_WHERE" 0
+measure "label, deep page" "label=VIP&limit=50&offset=15000" "$LABEL_WHERE" 15000
+measure "label, common" "label=lead&limit=50" "contact_labels_lower(labels) @> ARRAY[lower('lead')]" 0
+
+CPU=$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)
+echo
+echo "Measured $(date -u +%Y-%m-%d) on $(nproc) cores ($CPU); server, PostgreSQL and the client share the machine."
+echo "$SEED contacts in one workspace (seeded by one INSERT in $SEED_SECS s); release build; median of $REQUESTS sequential requests from one client; pgbench -M prepared -c 1 -T $PGBENCH_SECS, average latency."
+echo
+echo "| search | query | matches | server median ms | pgbench ms |"
+echo "|---|---|---|---|---|"
+printf '%s\n' "${ROWS[@]}"
