@@ -1,4 +1,4 @@
-use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use diesel::result::{DatabaseErrorInformation, DatabaseErrorKind, Error as DieselError};
 use maveraa_domain::RepositoryError;
 
 /// Failures of the storage adapters.
@@ -69,7 +69,7 @@ impl StorageError {
     /// not reused. A statement timeout leaves it alive.
     pub fn connection_is_gone(&self) -> bool {
         matches!(self, Self::Query(DieselError::DatabaseError(kind, info))
-            if connection_gone(kind, info.message()))
+            if connection_gone(kind, info.as_ref()))
     }
 
     /// Whether a row referred to another that does not exist (any more).
@@ -84,66 +84,61 @@ impl StorageError {
     }
 }
 
-// diesel 2.3 does not expose a PostgreSQL error's SQLSTATE, only the kinds
-// it maps (unique and foreign-key violations, 40001, 25006, a closed
-// connection): the other classes are recognised by the server's English
-// messages, as libpq words them. A server that reports in another language
-// (`lc_messages`) leaves those to the callers' own caution: the dispatcher
-// keeps any outcome storage did not refuse for good.
+// Errors are classified by their SQLSTATE where PostgreSQL sent one (any
+// server language); libpq's own connection failures carry none and are
+// recognised by diesel's kind or libpq's wording.
 
 /// Whether a database error means the connection it ran on is dead.
-fn connection_gone(kind: &DatabaseErrorKind, message: &str) -> bool {
-    matches!(
+fn connection_gone(kind: &DatabaseErrorKind, info: &dyn DatabaseErrorInformation) -> bool {
+    if matches!(
         kind,
         DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand
-    ) || [
-        // 57P01-57P03 (operator intervention) and class 08 (connection).
-        "terminating connection",
-        "server closed the connection",
-        "no connection to the server",
-        "could not receive data",
-        "could not send data",
-        "connection to server",
-        "SSL SYSCALL error",
-        "SSL connection has been closed",
-        "SSL error",
-    ]
-    .iter()
-    .any(|m| message.contains(m))
+    ) {
+        return true;
+    }
+    match info.sqlstate() {
+        // Class 08 (connection exception); 57P01-57P03: the server ends
+        // the session (admin shutdown, crash shutdown, cannot connect now).
+        Some(code) => {
+            code.class().as_str() == "08" || matches!(code.as_str(), "57P01" | "57P02" | "57P03")
+        }
+        // Detected by libpq, not sent by the server.
+        None => [
+            "server closed the connection",
+            "no connection to the server",
+            "could not receive data",
+            "could not send data",
+            "connection to server",
+            "SSL SYSCALL error",
+            "SSL connection has been closed",
+            "SSL error",
+        ]
+        .iter()
+        .any(|m| info.message().contains(m)),
+    }
 }
 
 /// Whether a database error is worth a retry elsewhere or later, not that
 /// the query was wrong: the connection or the server went away or is
-/// starting or stopping (classes 08, 57P), a statement was cancelled or ran
+/// starting or stopping (class 08, 57P0x), a statement was cancelled or ran
 /// out of time (57014), the server ran out of a resource (class 53: disk,
-/// memory, connections) or hit an I/O error (58030), a lock was not had
-/// (55P03, 40P01 deadlock, 40001 serialization), or the server is a
-/// read-only standby after a failover (25006).
-fn is_transient(kind: &DatabaseErrorKind, message: &str) -> bool {
-    connection_gone(kind, message)
-        || matches!(
+/// memory, connections) or failed at the system level (class 58: I/O), a
+/// lock was not had (55P03; class 40: deadlock, serialization), or the
+/// server is a read-only standby after a failover (25006).
+fn is_transient(kind: &DatabaseErrorKind, info: &dyn DatabaseErrorInformation) -> bool {
+    if connection_gone(kind, info) {
+        return true;
+    }
+    match info.sqlstate() {
+        Some(code) => {
+            matches!(code.class().as_str(), "40" | "53" | "57" | "58")
+                || matches!(code.as_str(), "25006" | "55P03")
+        }
+        None => matches!(
             kind,
             DatabaseErrorKind::SerializationFailure | DatabaseErrorKind::ReadOnlyTransaction
-        )
-        || [
-            "canceling statement due to",
-            "the database system is",
-            "cannot connect now",
-            "deadlock detected",
-            "could not serialize access",
-            "could not obtain lock",
-            "read-only transaction",
-            "could not extend file",
-            "No space left on device",
-            "out of memory",
-            "too many connections",
-            "remaining connection slots are reserved",
-            "could not write to file",
-            "could not read from file",
-            "could not fsync",
-        ]
-        .iter()
-        .any(|m| message.contains(m))
+        ),
+    }
 }
 
 impl From<StorageError> for RepositoryError {
@@ -155,7 +150,7 @@ impl From<StorageError> for RepositoryError {
             | StorageError::Contended(_) => Self::Unavailable(err.to_string()),
             _ if err.is_unique_violation() => Self::Duplicate { existing: None },
             StorageError::Query(DieselError::DatabaseError(kind, info))
-                if is_transient(kind, info.message()) =>
+                if is_transient(kind, info.as_ref()) =>
             {
                 Self::Unavailable(err.to_string())
             }
@@ -167,95 +162,104 @@ impl From<StorageError> for RepositoryError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use diesel::result::SqlState;
 
-    fn db_error(kind: DatabaseErrorKind, message: &str) -> StorageError {
+    /// A server error with `code` and a message in another language, so
+    /// that only the code can tell what it is.
+    #[derive(Debug)]
+    struct Reported(&'static [u8; 5]);
+
+    impl DatabaseErrorInformation for Reported {
+        fn message(&self) -> &str {
+            "FEHLER: etwas ist passiert"
+        }
+        fn details(&self) -> Option<&str> {
+            None
+        }
+        fn hint(&self) -> Option<&str> {
+            None
+        }
+        fn table_name(&self) -> Option<&str> {
+            None
+        }
+        fn column_name(&self) -> Option<&str> {
+            None
+        }
+        fn constraint_name(&self) -> Option<&str> {
+            None
+        }
+        fn statement_position(&self) -> Option<i32> {
+            None
+        }
+        fn sqlstate(&self) -> Option<SqlState> {
+            SqlState::new(*self.0)
+        }
+    }
+
+    fn reported(code: &'static [u8; 5]) -> StorageError {
+        StorageError::Query(DieselError::DatabaseError(
+            DatabaseErrorKind::Unknown,
+            Box::new(Reported(code)),
+        ))
+    }
+
+    fn libpq(kind: DatabaseErrorKind, message: &str) -> StorageError {
         StorageError::Query(DieselError::DatabaseError(
             kind,
             Box::new(message.to_owned()),
         ))
     }
 
-    fn mapped(kind: DatabaseErrorKind, message: &str) -> RepositoryError {
-        db_error(kind, message).into()
-    }
-
     #[test]
-    fn failures_that_may_pass_are_unavailable() {
-        use DatabaseErrorKind::{ReadOnlyTransaction, SerializationFailure, Unknown};
-        for (kind, message) in [
-            (Unknown, "deadlock detected"),
-            (Unknown, "canceling statement due to statement timeout"),
-            (Unknown, "canceling statement due to user request"),
-            (Unknown, "canceling statement due to conflict with recovery"),
-            (
-                Unknown,
-                "could not extend file \"base/16384/2619\": No space left on device",
-            ),
-            (Unknown, "out of memory"),
-            (Unknown, "sorry, too many connections for role \"maveraa\""),
-            (Unknown, "the database system is in recovery mode"),
-            (Unknown, "the database system is shutting down"),
-            (
-                Unknown,
-                "could not obtain lock on row in relation \"outbox\"",
-            ),
-            (Unknown, "SSL SYSCALL error: EOF detected"),
-            (
-                Unknown,
-                "could not write to file \"pg_wal/xlogtemp\": I/O error",
-            ),
-            (
-                ReadOnlyTransaction,
-                "cannot execute INSERT in a read-only transaction",
-            ),
-            (
-                SerializationFailure,
-                "could not serialize access due to concurrent update",
-            ),
+    fn failures_that_may_pass_are_unavailable_by_their_sqlstate() {
+        for code in [
+            b"40P01", // deadlock
+            b"40001", // serialization
+            b"57014", // statement timeout, cancel
+            b"57P01", // admin shutdown
+            b"57P03", // cannot connect now
+            b"53100", // disk full
+            b"53200", // out of memory
+            b"53300", // too many connections
+            b"58030", // I/O error
+            b"55P03", // lock not available
+            b"25006", // read-only transaction (a standby)
+            b"08006", // connection failure
         ] {
+            let mapped: RepositoryError = reported(code).into();
             assert!(
-                matches!(mapped(kind, message), RepositoryError::Unavailable(_)),
-                "{message}"
+                matches!(mapped, RepositoryError::Unavailable(_)),
+                "{}: {mapped:?}",
+                String::from_utf8_lossy(code)
             );
         }
     }
 
     #[test]
     fn broken_rules_and_wrong_queries_are_not_unavailable() {
-        use DatabaseErrorKind::{CheckViolation, Unknown};
-        assert!(matches!(
-            mapped(DatabaseErrorKind::UniqueViolation, "duplicate key value"),
-            RepositoryError::Duplicate { .. }
-        ));
-        for (kind, message) in [
-            (CheckViolation, "new row violates check constraint"),
-            (Unknown, "syntax error at or near \"SELEC\""),
-            (Unknown, "column \"nope\" does not exist"),
-        ] {
+        for code in [b"42601", b"42703", b"23514", b"22P02", b"XX000"] {
+            let mapped: RepositoryError = reported(code).into();
             assert!(
-                matches!(mapped(kind, message), RepositoryError::Internal(_)),
-                "{message}"
+                matches!(mapped, RepositoryError::Internal(_)),
+                "{}: {mapped:?}",
+                String::from_utf8_lossy(code)
             );
         }
+        assert!(matches!(
+            RepositoryError::from(libpq(DatabaseErrorKind::UniqueViolation, "duplicate key")),
+            RepositoryError::Duplicate { .. }
+        ));
     }
 
     #[test]
     fn only_lost_connections_are_dropped_from_the_pool() {
         use DatabaseErrorKind::{ClosedConnection, Unknown};
-        assert!(db_error(ClosedConnection, "server closed the connection").connection_is_gone());
-        assert!(
-            db_error(
-                Unknown,
-                "terminating connection due to administrator command"
-            )
-            .connection_is_gone()
-        );
-        assert!(
-            db_error(Unknown, "SSL connection has been closed unexpectedly").connection_is_gone()
-        );
-        assert!(
-            !db_error(Unknown, "canceling statement due to statement timeout").connection_is_gone()
-        );
-        assert!(!db_error(Unknown, "deadlock detected").connection_is_gone());
+        assert!(libpq(ClosedConnection, "server closed the connection").connection_is_gone());
+        assert!(libpq(Unknown, "SSL connection has been closed unexpectedly").connection_is_gone());
+        assert!(reported(b"57P01").connection_is_gone());
+        assert!(reported(b"08006").connection_is_gone());
+        assert!(!reported(b"57014").connection_is_gone(), "a timeout");
+        assert!(!reported(b"40P01").connection_is_gone(), "a deadlock");
+        assert!(!libpq(Unknown, "syntax error").connection_is_gone());
     }
 }

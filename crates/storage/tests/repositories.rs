@@ -1059,3 +1059,38 @@ fn migrating_where_pg_trgm_cannot_be_created_says_what_to_run() {
         "{message}"
     );
 }
+
+#[tokio::test]
+async fn server_errors_are_classified_by_their_sqlstate() {
+    let f = Fixture::with_pool(&PoolSettings {
+        statement_timeout: std::time::Duration::from_millis(100),
+        ..PoolSettings::default()
+    });
+    let run = |sql: &'static str| {
+        let db = f.store.database().clone();
+        async move {
+            let result = db
+                .run(move |conn| {
+                    use diesel::RunQueryDsl;
+                    Ok(diesel::sql_query(sql).execute(conn)?)
+                })
+                .await;
+            maveraa_domain::RepositoryError::from(result.expect_err(sql))
+        }
+    };
+    // 57014: worth trying again, whatever language the server speaks.
+    assert!(
+        matches!(
+            run("SELECT pg_sleep(2)").await,
+            RepositoryError::Unavailable(_)
+        ),
+        "a statement timeout"
+    );
+    // 40P01 raised as the server would: the code decides, not the words.
+    assert!(matches!(
+        run("DO $$ BEGIN RAISE EXCEPTION 'Verklemmung' USING ERRCODE = '40P01'; END $$").await,
+        RepositoryError::Unavailable(_)
+    ));
+    // 42601: a wrong query stays an internal error.
+    assert!(matches!(run("SELEC 1").await, RepositoryError::Internal(_)));
+}
