@@ -17,8 +17,9 @@ use maveraa_domain::usecases::{
 };
 use maveraa_http_api::{ApiState, HttpSettings, request_context};
 use maveraa_storage::{
-    Database, LocalPostgres, PgStore, RevocationEvent, SealReport, SecretCipher, SecretKey,
-    StorageError, run_migrations, seal_sessions, spawn_revocation_listener,
+    Database, LocalPostgres, PgStore, RevocationEvent, RevocationListener, SealReport,
+    SecretCipher, SecretKey, StorageError, run_migrations, seal_sessions,
+    spawn_revocation_listener,
 };
 use maveraa_whatsapp_transport::{
     CloudApiConfig, Simulator, SimulatorConfig, Transports, build_http_client,
@@ -427,6 +428,8 @@ pub struct Application {
     server: Server,
     signals: StopSignals,
     stop: Arc<Notify>,
+    /// Stopped and joined when the application ends.
+    _revocations: RevocationListener,
     services: Services,
     dispatch_workers: usize,
     idle_poll: Duration,
@@ -462,13 +465,14 @@ impl Application {
     pub fn with_services(settings: &Settings, services: Services) -> anyhow::Result<Self> {
         // Verified keys are remembered only while revocations can be heard.
         let keys = services.api_keys.clone();
-        spawn_revocation_listener(services.database_url.expose().to_owned(), move |event| {
-            match event {
-                RevocationEvent::Listening => keys.enable_cache(),
-                RevocationEvent::Revoked(id) => keys.forget(id),
-                RevocationEvent::Lost => keys.disable_cache(),
-            }
-        })?;
+        let revocations =
+            spawn_revocation_listener(services.database_url.expose().to_owned(), move |event| {
+                match event {
+                    RevocationEvent::Listening => keys.enable_cache(),
+                    RevocationEvent::Revoked(id) => keys.forget(id),
+                    RevocationEvent::Lost => keys.disable_cache(),
+                }
+            })?;
         let address = format!("{}:{}", settings.server.host, settings.server.port);
         let signals = StopSignals::install().context("installing the SIGINT/SIGTERM handlers")?;
         let listener = TcpListener::bind(&address).with_context(|| format!("binding {address}"))?;
@@ -508,6 +512,7 @@ impl Application {
             server,
             signals,
             stop: Arc::new(Notify::new()),
+            _revocations: revocations,
             services,
             dispatch_workers: settings.dispatcher.workers,
             idle_poll: Duration::from_millis(settings.dispatcher.idle_poll_ms.max(1)),

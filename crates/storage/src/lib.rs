@@ -36,7 +36,9 @@ pub use local_pg::LocalPostgres;
 pub use migrate::{MIGRATIONS, run_migrations};
 pub use outbox::UNREADABLE_CODE;
 pub use pool::{Database, PoolSettings};
-pub use revocations::{CHANNEL as REVOCATION_CHANNEL, RevocationEvent, spawn_revocation_listener};
+pub use revocations::{
+    CHANNEL as REVOCATION_CHANNEL, RevocationEvent, RevocationListener, spawn_revocation_listener,
+};
 pub use sealing::{SealReport, seal_sessions};
 pub use secrets::{SecretCipher, SecretError, SecretKey};
 pub use store::PgStore;

@@ -2,6 +2,7 @@
 //! PostgreSQL's LISTEN/NOTIFY, so a server may remember verified keys and
 //! still refuse a revoked one at once.
 
+use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
@@ -23,31 +24,71 @@ pub enum RevocationEvent {
     Lost,
 }
 
+/// The listening thread; dropping it stops the thread and waits for it,
+/// so that no connection attempt outlives its owner (a process exiting
+/// while a thread is inside libpq can crash in libpq's teardown).
+#[derive(Debug)]
+pub struct RevocationListener {
+    stop: Option<mpsc::Sender<()>>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl Drop for RevocationListener {
+    fn drop(&mut self) {
+        // Disconnecting the channel is the stop signal.
+        self.stop.take();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
 /// Starts a thread that listens on `url` and calls `on_event`. It
-/// reconnects by itself; it ends with the process.
+/// reconnects by itself until the returned [`RevocationListener`] is
+/// dropped.
 ///
 /// # Errors
 /// When the thread cannot be started.
 pub fn spawn_revocation_listener(
     url: String,
     on_event: impl Fn(RevocationEvent) + Send + 'static,
-) -> std::io::Result<()> {
-    thread::Builder::new()
+) -> std::io::Result<RevocationListener> {
+    let (stop, stopped) = mpsc::channel::<()>();
+    let thread = thread::Builder::new()
         .name("maveraa-revocations".into())
         .spawn(move || {
             loop {
-                match listen(&url, &on_event) {
-                    Ok(()) => {}
+                match listen(&url, &on_event, &stopped) {
+                    // Asked to stop.
+                    Ok(()) => return,
                     Err(e) => tracing::warn!(error = %e, "revocation listener lost its connection"),
                 }
                 on_event(RevocationEvent::Lost);
-                thread::sleep(Duration::from_secs(1));
+                if stop_requested(&stopped, Duration::from_secs(1)) {
+                    return;
+                }
             }
-        })
-        .map(|_| ())
+        })?;
+    Ok(RevocationListener {
+        stop: Some(stop),
+        thread: Some(thread),
+    })
 }
 
-fn listen(url: &str, on_event: &impl Fn(RevocationEvent)) -> Result<(), crate::StorageError> {
+/// Waits up to `wait`; whether the owner asked the thread to stop.
+fn stop_requested(stopped: &mpsc::Receiver<()>, wait: Duration) -> bool {
+    matches!(
+        stopped.recv_timeout(wait),
+        Err(mpsc::RecvTimeoutError::Disconnected) | Ok(())
+    )
+}
+
+/// Listens until asked to stop (`Ok`) or the connection fails.
+fn listen(
+    url: &str,
+    on_event: &impl Fn(RevocationEvent),
+    stopped: &mpsc::Receiver<()>,
+) -> Result<(), crate::StorageError> {
     let mut conn = crate::pool::establish(url)?;
     conn.batch_execute(&format!("LISTEN {CHANNEL}"))?;
     on_event(RevocationEvent::Listening);
@@ -60,7 +101,9 @@ fn listen(url: &str, on_event: &impl Fn(RevocationEvent)) -> Result<(), crate::S
                 on_event(RevocationEvent::Revoked(id));
             }
         }
-        thread::sleep(Duration::from_millis(2));
+        if stop_requested(stopped, Duration::from_millis(2)) {
+            return Ok(());
+        }
         idle_polls += 1;
         // A dead peer is only noticed on a write: probe now and then.
         if idle_polls >= 500 {

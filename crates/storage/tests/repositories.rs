@@ -1094,3 +1094,22 @@ async fn server_errors_are_classified_by_their_sqlstate() {
     // 42601: a wrong query stays an internal error.
     assert!(matches!(run("SELEC 1").await, RepositoryError::Internal(_)));
 }
+
+#[test]
+fn a_dropped_revocation_listener_stops_and_its_thread_is_gone() {
+    use maveraa_storage::{RevocationEvent, spawn_revocation_listener};
+    use std::sync::mpsc;
+    let f = fixture();
+    let (events, heard) = mpsc::channel();
+    let listener = spawn_revocation_listener(f.url().to_owned(), move |event| {
+        let _ = events.send(event);
+    })
+    .expect("spawn");
+    assert_eq!(
+        heard.recv_timeout(std::time::Duration::from_secs(10)),
+        Ok(RevocationEvent::Listening)
+    );
+    drop(listener);
+    // Joined: the thread, and with it the callback, is gone.
+    assert_eq!(heard.try_recv(), Err(mpsc::TryRecvError::Disconnected));
+}
