@@ -12,7 +12,7 @@ use maveraa_domain::{MessageId, RepositoryError, SessionId, WorkspaceId};
 
 use crate::messages::inbound::{SessionColumns, record_inbound};
 use crate::messages::rows::{MessageRow, encode_content};
-use crate::messages::{conversations, retry, rows, status};
+use crate::messages::{conversations, reports, retry, rows};
 use crate::store::PgStore;
 
 #[async_trait]
@@ -96,7 +96,7 @@ impl MessageRepository for PgStore {
         let update = update.clone();
         Ok(self
             .db
-            .run(move |conn| status::apply_status(conn, session.as_uuid(), &update))
+            .run(move |conn| reports::apply_status(conn, session.as_uuid(), &update))
             .await?)
     }
 

@@ -4,7 +4,6 @@
 //! `FOR UPDATE SKIP LOCKED` and moves them to the end of its lease, so they
 //! are neither claimed twice nor lost when a dispatcher dies.
 
-use std::collections::BTreeMap;
 use std::sync::LazyLock;
 use std::time::Duration;
 
@@ -16,13 +15,14 @@ use diesel::sql_types::{
     Array, Double, Integer, Jsonb, Nullable, Text, Timestamptz, Uuid as SqlUuid,
 };
 use maveraa_domain::RepositoryError;
-use maveraa_domain::messaging::{DeliveryError, Message, MessageStatus};
+use maveraa_domain::messaging::{Message, MessageStatus};
 use maveraa_domain::ports::{Claim, DispatchOutcome, Outbox, OutboxJob, SessionPace};
 use uuid::Uuid;
 
 use crate::error::StorageError;
 use crate::messages::rows::{MESSAGE_COLUMNS, MessageRow};
-use crate::messages::status::{parse_status, provider_id_lock_sql, rank_sql};
+use crate::messages::sent::{IdRow, record_sent};
+use crate::messages::status::rank_sql;
 use crate::secrets::SecretCipher;
 use crate::sessions::session_from_columns;
 use crate::sql::Sql;
@@ -240,191 +240,6 @@ SELECT id, 'failed', now(), $4, message FROM failed",
     )
 });
 
-/// Takes the provider-id locks (see [`provider_id_lock_sql`]), removes the
-/// entries and moves their messages to `sent` (`$3`: when) unless they are
-/// further already; keeps the first provider id a message got. Returns the
-/// messages it changed. Unlike other outcomes, a `sent` counts whichever
-/// claim it comes from, even when its entry is gone: a message another
-/// claim failed without reaching the provider (no provider id) is `sent`
-/// after all, its error cleared (the history keeps both).
-static SENT_SQL: LazyLock<Sql> = LazyLock::new(|| {
-    let moves = format!(
-        "({rank} < {sent} OR (m.status = 'failed' AND m.provider_message_id IS NULL))",
-        rank = rank_sql("m.status"),
-        sent = MessageStatus::Sent.rank(),
-    );
-    Sql::new(&format!(
-        "\
-WITH locked AS (
-    SELECT i.id, i.pid, {lock} AS locked
-    FROM (SELECT i.id, i.pid, m.session_id
-          FROM unnest($1::uuid[], $2::text[]) AS i(id, pid) JOIN messages m ON m.id = i.id
-          ORDER BY m.session_id, i.pid) AS i
-), dequeued AS (
-    DELETE FROM outbox o USING locked l WHERE o.message_id = l.id
-), sent AS (
-    UPDATE messages m SET
-        status = CASE WHEN {moves} THEN 'sent' ELSE m.status END,
-        error_code = CASE WHEN {moves} THEN NULL ELSE m.error_code END,
-        error_message = CASE WHEN {moves} THEN NULL ELSE m.error_message END,
-        provider_message_id = COALESCE(m.provider_message_id, l.pid),
-        updated_at = CASE WHEN {moves} THEN GREATEST(m.updated_at, $3) ELSE m.updated_at END
-    FROM locked l
-    WHERE m.id = l.id AND ({moves} OR m.provider_message_id IS NULL)
-    RETURNING m.id, m.status
-), history AS (
-    INSERT INTO message_status_history (message_id, status, at)
-    SELECT id, 'sent', $3 FROM sent WHERE status = 'sent'
-)
-SELECT id FROM sent",
-        lock = provider_id_lock_sql("i.session_id", "i.pid"),
-    ))
-});
-
-/// Takes the statuses that arrived for these messages' provider ids
-/// before the ids were recorded. Runs after [`SENT_SQL`] in the same
-/// transaction, so its snapshot is taken under the locks: a status stored
-/// by `apply_status` before that is seen here, one stored after finds the
-/// provider id committed.
-static TAKE_PENDING_SQL: LazyLock<Sql> = LazyLock::new(|| {
-    Sql::new(
-        "\
-DELETE FROM pending_statuses p USING messages m
-WHERE m.id = ANY($1) AND p.session_id = m.session_id
-    AND p.provider_message_id = m.provider_message_id
-RETURNING p.id, m.id AS message_id, m.status AS message_status, p.status, p.at,
-    p.error_code, p.error_message",
-    )
-});
-
-/// Applies statuses taken from `pending_statuses`: the messages' final
-/// status, and a history row for each status that moved them on.
-static APPLY_PENDING_SQL: LazyLock<Sql> = LazyLock::new(|| {
-    Sql::new(
-        "\
-WITH moved AS (
-    UPDATE messages m SET status = i.status, updated_at = GREATEST(m.updated_at, i.at),
-        error_code = i.code, error_message = i.message
-    FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::text[], $5::text[])
-        AS i(id, status, at, code, message)
-    WHERE m.id = i.id
-)
-INSERT INTO message_status_history (message_id, status, at, error_code, error_message)
-SELECT * FROM unnest($6::uuid[], $7::text[], $8::timestamptz[], $9::text[], $10::text[])",
-    )
-});
-
-#[derive(Debug, QueryableByName)]
-struct IdRow {
-    #[diesel(sql_type = SqlUuid)]
-    id: Uuid,
-}
-
-#[derive(Debug, QueryableByName)]
-struct PendingRow {
-    #[diesel(sql_type = diesel::sql_types::BigInt)]
-    id: i64,
-    #[diesel(sql_type = SqlUuid)]
-    message_id: Uuid,
-    #[diesel(sql_type = Text)]
-    message_status: String,
-    #[diesel(sql_type = Text)]
-    status: String,
-    #[diesel(sql_type = Timestamptz)]
-    at: DateTime<Utc>,
-    #[diesel(sql_type = Nullable<Text>)]
-    error_code: Option<String>,
-    #[diesel(sql_type = Nullable<Text>)]
-    error_message: Option<String>,
-}
-
-/// Columns of rows to write, one vector per column (bound as arrays).
-#[derive(Debug, Default)]
-struct StatusColumns {
-    ids: Vec<Uuid>,
-    statuses: Vec<String>,
-    ats: Vec<DateTime<Utc>>,
-    codes: Vec<Option<String>>,
-    messages: Vec<Option<String>>,
-}
-
-impl StatusColumns {
-    fn push(
-        &mut self,
-        id: Uuid,
-        status: MessageStatus,
-        at: DateTime<Utc>,
-        error: Option<&DeliveryError>,
-    ) {
-        self.ids.push(id);
-        self.statuses.push(status.as_str().to_owned());
-        self.ats.push(at);
-        self.codes.push(error.and_then(|e| e.code.clone()));
-        self.messages.push(error.map(|e| e.message.clone()));
-    }
-}
-
-/// Applies, in the order they happened, the pending statuses of messages
-/// the caller holds row locks on.
-fn apply_pending(conn: &mut PgConnection, ids: Vec<Uuid>) -> Result<(), StorageError> {
-    let mut taken: Vec<PendingRow> = TAKE_PENDING_SQL
-        .query()
-        .bind::<Array<SqlUuid>, _>(ids)
-        .load(conn)?;
-    if taken.is_empty() {
-        return Ok(());
-    }
-    taken.sort_by_key(|r| (r.message_id, r.at, r.id));
-    let mut by_message: BTreeMap<Uuid, Vec<PendingRow>> = BTreeMap::new();
-    for row in taken {
-        by_message.entry(row.message_id).or_default().push(row);
-    }
-    let mut finals = StatusColumns::default();
-    let mut history = StatusColumns::default();
-    for (id, rows) in by_message {
-        let Some(first) = rows.first() else { continue };
-        let mut current = parse_status(&first.message_status)?;
-        let mut last: Option<(DateTime<Utc>, Option<DeliveryError>)> = None;
-        for row in rows {
-            // A status this version does not know is dropped, as a webhook
-            // carrying it would be.
-            let Some(status) = MessageStatus::parse(&row.status) else {
-                continue;
-            };
-            if !current.can_advance_to(status) {
-                continue;
-            }
-            let error = (status == MessageStatus::Failed).then(|| DeliveryError {
-                code: row.error_code,
-                message: row.error_message.unwrap_or_default(),
-            });
-            history.push(id, status, row.at, error.as_ref());
-            current = status;
-            last = Some((row.at, error));
-        }
-        if let Some((at, error)) = last {
-            finals.push(id, current, at, error.as_ref());
-        }
-    }
-    if finals.ids.is_empty() {
-        return Ok(());
-    }
-    APPLY_PENDING_SQL
-        .query()
-        .bind::<Array<SqlUuid>, _>(finals.ids)
-        .bind::<Array<Text>, _>(finals.statuses)
-        .bind::<Array<Timestamptz>, _>(finals.ats)
-        .bind::<Array<Nullable<Text>>, _>(finals.codes)
-        .bind::<Array<Nullable<Text>>, _>(finals.messages)
-        .bind::<Array<SqlUuid>, _>(history.ids)
-        .bind::<Array<Text>, _>(history.statuses)
-        .bind::<Array<Timestamptz>, _>(history.ats)
-        .bind::<Array<Nullable<Text>>, _>(history.codes)
-        .bind::<Array<Nullable<Text>>, _>(history.messages)
-        .execute(conn)?;
-    Ok(())
-}
-
 /// The outcomes of one `record` call, by kind, as bindable columns.
 #[derive(Debug, Default)]
 struct Outcomes {
@@ -528,27 +343,6 @@ impl Outcomes {
         }
         Ok(())
     }
-}
-
-/// Records messages `sent` with their provider ids (see [`SENT_SQL`]) and
-/// applies the statuses that were waiting for those ids. The caller runs it
-/// in a transaction.
-pub(crate) fn record_sent(
-    conn: &mut PgConnection,
-    ids: Vec<Uuid>,
-    provider_ids: Vec<String>,
-    at: DateTime<Utc>,
-) -> Result<(), StorageError> {
-    let changed: Vec<IdRow> = SENT_SQL
-        .query()
-        .bind::<Array<SqlUuid>, _>(ids)
-        .bind::<Array<Text>, _>(provider_ids)
-        .bind::<Timestamptz, _>(at)
-        .load(conn)?;
-    if !changed.is_empty() {
-        apply_pending(conn, changed.into_iter().map(|r| r.id).collect())?;
-    }
-    Ok(())
 }
 
 #[async_trait]

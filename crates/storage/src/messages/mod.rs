@@ -12,6 +12,8 @@
 pub(crate) mod conversations;
 pub(crate) mod enqueue;
 pub(crate) mod inbound;
+pub(crate) mod reports;
 pub(crate) mod retry;
 pub(crate) mod rows;
+pub(crate) mod sent;
 pub(crate) mod status;
