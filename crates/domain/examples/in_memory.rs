@@ -12,8 +12,7 @@ use maveraa_domain::ports::{ConditionalUpdate, ContactRepository};
 use maveraa_domain::usecases::ContactService;
 use maveraa_domain::{
     Contact, ContactError, ContactId, ContactName, ContactPage, ContactPatch, ContactQuery,
-    ContactStream, Labels,
-    NewContact, PhoneNumber, RepositoryError, SystemClock, WorkspaceId,
+    ContactStream, Labels, NewContact, PhoneNumber, RepositoryError, SystemClock, WorkspaceId,
 };
 
 /// Contacts in a vector behind a mutex: enough for tests and demos.

@@ -122,7 +122,9 @@ impl PgStore {
             Err(_) => {
                 return Err(match rx.recv().await {
                     Some(Err(e)) => e,
-                    _ => RepositoryError::Internal("the contact stream ended before its count".into()),
+                    _ => RepositoryError::Internal(
+                        "the contact stream ended before its count".into(),
+                    ),
                 });
             }
         };
@@ -178,8 +180,7 @@ fn read_all(
                     .unwrap_or(0)
             } else {
                 // As the paged search: planned for this search's own text.
-                diesel::sql_query("SET LOCAL plan_cache_mode = force_custom_plan")
-                    .execute(conn)?;
+                diesel::sql_query("SET LOCAL plan_cache_mode = force_custom_plan").execute(conn)?;
                 filtered(ws, query).count().get_result(conn)?
             };
             let offset = i64::try_from(query.offset).unwrap_or(i64::MAX);
@@ -198,8 +199,7 @@ fn read_all(
                 let last = rows.len() < BATCH_ROWS;
                 if !rows.is_empty() {
                     let batch = rows.into_iter().map(|r| r.into_contact(ws)).collect();
-                    match runtime.block_on(tokio::time::timeout(SEND_TIMEOUT, tx.send(Ok(batch))))
-                    {
+                    match runtime.block_on(tokio::time::timeout(SEND_TIMEOUT, tx.send(Ok(batch)))) {
                         Ok(Ok(())) => {}
                         Ok(Err(_)) => {
                             tracing::debug!("the reader left: contact stream stopped");
