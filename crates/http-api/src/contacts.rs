@@ -71,7 +71,7 @@ pub async fn export(
     let body = streamed_body(
         CONTACT_CSV_HEADER.to_vec(),
         stream.batches,
-        |batch| contact_batch_csv(batch),
+        contact_batch_csv,
         b"",
     );
     Ok(HttpResponse::Ok()
