@@ -199,7 +199,10 @@ fn read_all(
                 let last = rows.len() < BATCH_ROWS;
                 if !rows.is_empty() {
                     let batch = rows.into_iter().map(|r| r.into_contact(ws)).collect();
-                    match runtime.block_on(tokio::time::timeout(SEND_TIMEOUT, tx.send(Ok(batch)))) {
+                    // The timer is made inside `block_on`, in the runtime's context.
+                    let send =
+                        async { tokio::time::timeout(SEND_TIMEOUT, tx.send(Ok(batch))).await };
+                    match runtime.block_on(send) {
                         Ok(Ok(())) => {}
                         Ok(Err(_)) => {
                             tracing::debug!("the reader left: contact stream stopped");
