@@ -224,11 +224,10 @@ async fn a_big_workspace_streams_whole_and_a_client_that_leaves_stops_the_query(
     .await;
     let killed = count(
         &app,
-        format!(
-            "SELECT count(*) AS n FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-             WHERE datname = current_database() AND query LIKE 'FETCH % FROM contacts_stream' \
-             AND state <> 'idle') AS t"
-        ),
+        "SELECT count(*) AS n FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND query LIKE 'FETCH % FROM contacts_stream' \
+         AND state <> 'idle') AS t"
+            .into(),
     )
     .await;
     assert_eq!(killed, 1);
