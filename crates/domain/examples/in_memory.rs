@@ -11,8 +11,8 @@ use chrono::{DateTime, Utc};
 use maveraa_domain::ports::{ConditionalUpdate, ContactRepository};
 use maveraa_domain::usecases::ContactService;
 use maveraa_domain::{
-    Contact, ContactError, ContactId, ContactName, ContactPage, ContactPatch, ContactQuery, Labels,
-    NewContact, PhoneNumber, RepositoryError, SystemClock, WorkspaceId,
+    Contact, ContactError, ContactId, ContactName, ContactPage, ContactPatch, ContactQuery,
+    ContactStream, Labels, NewContact, PhoneNumber, RepositoryError, SystemClock, WorkspaceId,
 };
 
 /// Contacts in a vector behind a mutex: enough for tests and demos.
@@ -120,6 +120,23 @@ impl ContactRepository for InMemoryContacts {
         Ok(ContactPage {
             total,
             contacts: page,
+        })
+    }
+
+    async fn stream(
+        &self,
+        workspace: WorkspaceId,
+        query: &ContactQuery,
+    ) -> Result<ContactStream, RepositoryError> {
+        // Held in memory anyway: the whole list, as one batch.
+        let all = ContactQuery {
+            limit: None,
+            ..query.clone()
+        };
+        let page = self.list(workspace, &all).await?;
+        Ok(ContactStream {
+            total: page.total,
+            batches: Box::pin(futures_util::stream::iter([Ok(page.contacts)])),
         })
     }
 

@@ -2,6 +2,9 @@
 
 use chrono::{DateTime, Utc};
 
+use futures_util::stream::BoxStream;
+
+use crate::error::RepositoryError;
 use crate::ids::{ContactId, WorkspaceId};
 use crate::values::{ContactName, Labels, PhoneNumber};
 
@@ -74,6 +77,27 @@ impl ContactQuery {
     /// Whether no filter narrows the workspace's contacts.
     pub fn is_unfiltered(&self) -> bool {
         self.search.is_none() && self.label.is_none()
+    }
+}
+
+/// Every contact a query matches, as storage reads them: how many there
+/// are, known before the first contact, then the contacts in batches, newest
+/// first. Dropping it stops the reading (storage frees what it held).
+pub struct ContactStream {
+    /// How many contacts match in all, counted in the same snapshot as
+    /// the contacts the batches carry.
+    pub total: u64,
+    /// The contacts, a batch at a time. It ends after the last one; an
+    /// error (storage failed midway) is its last item. A stream that ends
+    /// without an error has carried every matching contact.
+    pub batches: BoxStream<'static, Result<Vec<Contact>, RepositoryError>>,
+}
+
+impl std::fmt::Debug for ContactStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ContactStream")
+            .field("total", &self.total)
+            .finish_non_exhaustive()
     }
 }
 

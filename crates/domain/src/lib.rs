@@ -45,7 +45,7 @@ pub mod validation {
 
 pub use api_key::{ApiKey, ApiKeyHash, ApiKeySecret, AuthContext};
 pub use clock::{Clock, SystemClock};
-pub use contact::{Contact, ContactPage, ContactPatch, ContactQuery, NewContact};
+pub use contact::{Contact, ContactPage, ContactPatch, ContactQuery, ContactStream, NewContact};
 pub use error::{
     ApiKeyError, AuthError, ContactError, InboxError, MessagingError, RepositoryError,
     SessionError, WorkspaceError,

@@ -5,7 +5,9 @@ use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel::sql_types::{Bool, Text};
 use maveraa_domain::ports::{ConditionalUpdate, ContactRepository};
-use maveraa_domain::{Contact, ContactId, ContactPage, ContactQuery, RepositoryError, WorkspaceId};
+use maveraa_domain::{
+    Contact, ContactId, ContactPage, ContactQuery, ContactStream, RepositoryError, WorkspaceId,
+};
 use uuid::Uuid;
 
 use crate::columns::{LabelsColumn, NameColumn, PhoneColumn};
@@ -46,7 +48,7 @@ impl From<&Contact> for ContactRow {
 /// encodes each non-NULL column of a row in its own 1 KiB buffer, and past
 /// seven of them (an array counts one more per element) every row costs it
 /// a fresh memory block (docs/storage-tuning.md).
-type ReadColumns = (
+pub(crate) type ReadColumns = (
     contacts::id,
     contacts::name,
     contacts::phone,
@@ -62,7 +64,7 @@ diesel::define_sql_function! {
     fn nullif(a: diesel::sql_types::Timestamptz, b: diesel::sql_types::Timestamptz) -> diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>;
 }
 
-fn read_columns() -> ReadColumns {
+pub(crate) fn read_columns() -> ReadColumns {
     (
         contacts::id,
         contacts::name,
@@ -74,7 +76,7 @@ fn read_columns() -> ReadColumns {
 }
 
 #[derive(Debug, Queryable)]
-struct ReadRow {
+pub(crate) struct ReadRow {
     id: Uuid,
     name: NameColumn,
     phone: PhoneColumn,
@@ -84,7 +86,7 @@ struct ReadRow {
 }
 
 impl ReadRow {
-    fn into_contact(self, workspace: Uuid) -> Contact {
+    pub(crate) fn into_contact(self, workspace: Uuid) -> Contact {
         Contact {
             id: ContactId::from_uuid(self.id),
             workspace_id: WorkspaceId::from_uuid(workspace),
@@ -122,7 +124,7 @@ fn phone_digits(search: &str) -> Option<String> {
 }
 
 /// The contacts of `workspace` that match the query's filters.
-fn filtered(workspace: Uuid, query: &ContactQuery) -> contacts::BoxedQuery<'static, Pg> {
+pub(crate) fn filtered(workspace: Uuid, query: &ContactQuery) -> contacts::BoxedQuery<'static, Pg> {
     let mut q = contacts::table
         .filter(contacts::workspace_id.eq(workspace))
         .into_boxed();
@@ -343,6 +345,14 @@ impl ContactRepository for PgStore {
             total: u64::try_from(total).unwrap_or(0),
             contacts: rows,
         })
+    }
+
+    async fn stream(
+        &self,
+        workspace: WorkspaceId,
+        query: &ContactQuery,
+    ) -> Result<ContactStream, RepositoryError> {
+        self.stream_contacts(workspace, query).await
     }
 
     async fn update(&self, contact: &Contact) -> Result<bool, RepositoryError> {

@@ -9,6 +9,7 @@
 
 mod api_keys;
 mod columns;
+mod contact_stream;
 mod contacts;
 mod error;
 pub mod local_pg;

@@ -822,6 +822,13 @@ impl ContactRepository for RenamedMeanwhile {
     ) -> Result<maveraa_domain::ContactPage, RepositoryError> {
         ContactRepository::list(self.store.as_ref(), ws, q).await
     }
+    async fn stream(
+        &self,
+        ws: WorkspaceId,
+        q: &ContactQuery,
+    ) -> Result<maveraa_domain::ContactStream, RepositoryError> {
+        ContactRepository::stream(self.store.as_ref(), ws, q).await
+    }
     async fn update(&self, c: &maveraa_domain::Contact) -> Result<bool, RepositoryError> {
         ContactRepository::update(self.store.as_ref(), c).await
     }

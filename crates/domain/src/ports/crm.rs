@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::api_key::{ApiKey, ApiKeyHash, ApiKeySecret};
-use crate::contact::{Contact, ContactPage, ContactQuery};
+use crate::contact::{Contact, ContactPage, ContactQuery, ContactStream};
 use crate::error::RepositoryError;
 use crate::ids::{ApiKeyId, ContactId, WorkspaceId};
 use crate::workspace::Workspace;
@@ -40,6 +40,21 @@ pub trait ContactRepository: Send + Sync + 'static {
         workspace: WorkspaceId,
         query: &ContactQuery,
     ) -> Result<ContactPage, RepositoryError>;
+
+    /// Every contact of `workspace` that matches `query`'s filters (its
+    /// `offset` honoured, its `limit` not), newest first, streamed: the
+    /// answer comes once the count is known, and the contacts follow in
+    /// batches as they are read, so no more than a few batches are held
+    /// however many there are. Dropping the stream stops the reading.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Internal` when storage fails before the first
+    /// batch; later failures end the stream with an error item.
+    async fn stream(
+        &self,
+        workspace: WorkspaceId,
+        query: &ContactQuery,
+    ) -> Result<ContactStream, RepositoryError>;
 
     /// Replaces the stored name, phone, labels and `updated_at` of
     /// `contact` (matched by id and workspace). Returns `false` when no such

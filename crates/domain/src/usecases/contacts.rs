@@ -1,7 +1,7 @@
 use std::sync::Arc;
 
 use crate::clock::Clock;
-use crate::contact::{Contact, ContactPage, ContactPatch, ContactQuery, NewContact};
+use crate::contact::{Contact, ContactPage, ContactPatch, ContactQuery, ContactStream, NewContact};
 use crate::error::{ContactError, RepositoryError};
 use crate::ids::{ContactId, WorkspaceId};
 use crate::ports::{ConditionalUpdate, ContactRepository};
@@ -107,20 +107,26 @@ impl ContactService {
             )
             .into());
         }
-        // Names and labels hold no control characters, so a filter with one
-        // matches nothing; refused, it cannot reach storage (PostgreSQL's
-        // text cannot even hold a NUL).
-        for (field, value) in [("search", &query.search), ("label", &query.label)] {
-            if value
-                .as_deref()
-                .is_some_and(|v| v.chars().any(char::is_control))
-            {
-                return Err(
-                    ValidationError::new(field, "must not contain control characters").into(),
-                );
-            }
-        }
+        check_filters(query)?;
         Ok(self.repo.list(workspace, query).await?)
+    }
+
+    /// Every contact of `workspace` matching `query`'s filters (its
+    /// `offset` honoured, its `limit` ignored), newest first, streamed in
+    /// batches as storage reads them: for lists of any size, held a few
+    /// batches at a time. Dropping the stream stops the reading.
+    ///
+    /// # Errors
+    /// [`ContactError::Validation`] on a `search` or `label` with control
+    /// characters; [`ContactError::Repository`] when storage fails before
+    /// the first batch (later failures are the stream's last item).
+    pub async fn stream(
+        &self,
+        workspace: WorkspaceId,
+        query: &ContactQuery,
+    ) -> Result<ContactStream, ContactError> {
+        check_filters(query)?;
+        Ok(self.repo.stream(workspace, query).await?)
     }
 
     /// Applies `patch` to the contact `id` of `workspace`.
@@ -185,4 +191,19 @@ impl ContactService {
             Err(ContactError::NotFound)
         }
     }
+}
+
+/// Names and labels hold no control characters, so a filter with one
+/// matches nothing; refused, it cannot reach storage (PostgreSQL's text
+/// cannot even hold a NUL).
+fn check_filters(query: &ContactQuery) -> Result<(), ContactError> {
+    for (field, value) in [("search", &query.search), ("label", &query.label)] {
+        if value
+            .as_deref()
+            .is_some_and(|v| v.chars().any(char::is_control))
+        {
+            return Err(ValidationError::new(field, "must not contain control characters").into());
+        }
+    }
+    Ok(())
 }

@@ -65,6 +65,84 @@ pub fn contact_page_json(page: ContactPage) -> Vec<u8> {
     body
 }
 
+/// The start of the streamed list, `{"total":N,"contacts":[`: the same
+/// bytes as [`contact_page_json`] writes before the first contact.
+pub fn contact_list_head(total: u64) -> Vec<u8> {
+    let mut head = Vec::with_capacity(40);
+    head.extend_from_slice(b"{");
+    json_writer::key(&mut head, "total");
+    json_writer::uint(&mut head, total);
+    head.push(b',');
+    json_writer::key(&mut head, "contacts");
+    head.push(b'[');
+    head
+}
+
+/// The end of the streamed list.
+pub const CONTACT_LIST_TAIL: &[u8] = b"]}";
+
+/// A batch of the streamed list: its contacts, comma-separated, with a
+/// comma before the first unless it is the list's `first`.
+pub fn contact_batch_json(batch: &[Contact], first: bool) -> Vec<u8> {
+    let mut out = Vec::with_capacity(batch.len() * CONTACT_JSON_BYTES);
+    for (i, c) in batch.iter().enumerate() {
+        if i > 0 || !first {
+            out.push(b',');
+        }
+        write_contact(&mut out, c);
+    }
+    out
+}
+
+/// The export's header row. Lines end in CRLF, as RFC 4180 writes them.
+pub const CONTACT_CSV_HEADER: &[u8] = b"name,phone,labels\r\n";
+
+/// A batch of the export: a CSV row per contact, `name,phone,labels`, the
+/// labels in one cell as the reference writes them (`Lead, Website`).
+pub fn contact_batch_csv(batch: &[Contact]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(batch.len() * 64);
+    let mut labels = String::new();
+    for c in batch {
+        csv_field(&mut out, c.name.as_str());
+        out.push(b',');
+        csv_field(&mut out, c.phone.as_str());
+        out.push(b',');
+        labels.clear();
+        for (i, label) in c.labels.iter().enumerate() {
+            if i > 0 {
+                labels.push_str(", ");
+            }
+            labels.push_str(label);
+        }
+        csv_field(&mut out, &labels);
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
+
+/// Appends `s` as an RFC 4180 field: in quotes, its quotes doubled, when it
+/// holds a comma, quote or line break, or starts or ends with a space (which
+/// some readers trim); as it is otherwise. Values are written as stored: a
+/// name starting with `=` or `+` is not escaped against spreadsheet formula
+/// injection, since the export must read back unchanged.
+fn csv_field(out: &mut Vec<u8>, s: &str) {
+    let quote = s.starts_with(' ')
+        || s.ends_with(' ')
+        || s.bytes().any(|b| matches!(b, b',' | b'"' | b'\r' | b'\n'));
+    if !quote {
+        out.extend_from_slice(s.as_bytes());
+        return;
+    }
+    out.push(b'"');
+    for part in s.split_inclusive('"') {
+        out.extend_from_slice(part.as_bytes());
+        if part.ends_with('"') {
+            out.push(b'"');
+        }
+    }
+    out.push(b'"');
+}
+
 /// About the size of one contact's JSON, to size bodies up front.
 const CONTACT_JSON_BYTES: usize = 160;
 
