@@ -272,9 +272,14 @@ impl LocalPostgres {
 
     /// The URL of `database` on this server, with its password.
     fn url(&self, password: &str, database: &str) -> String {
-        // The password is hex: nothing in it needs escaping in a URL.
+        // The password is hex: nothing in it needs escaping in a URL. The
+        // cluster is on loopback without TLS: asking for it (libpq's
+        // default `prefer`) only brings OpenSSL into every connection, and
+        // a process that exits while a connection is being made can crash
+        // in OpenSSL's exit handlers, as it did in Kerberos' (see
+        // `pool::connection_url`).
         format!(
-            "postgres://postgres:{password}@127.0.0.1:{}/{database}",
+            "postgres://postgres:{password}@127.0.0.1:{}/{database}?sslmode=disable",
             self.port
         )
     }

@@ -92,7 +92,10 @@ fn a_set_up_killed_half_way_is_made_again_with_our_settings() {
         "C.UTF-8 élodie",
         "case folds beyond ASCII"
     );
-    assert!(url.ends_with("/maveraa_local_test"), "{url}");
+    assert!(
+        url.ends_with("/maveraa_local_test?sslmode=disable"),
+        "{url}"
+    );
     let conf = std::fs::read_to_string(folder.0.join("data/postgresql.conf")).expect("conf");
     assert!(
         conf.contains("# maveraa local server") && conf.contains("max_connections = 300"),
