@@ -11,6 +11,7 @@ mod api_keys;
 mod columns;
 mod contacts;
 mod error;
+mod keyset;
 pub mod local_pg;
 mod message_repository;
 mod messages;
