@@ -10,6 +10,7 @@ mod faults;
 mod helpers;
 mod messaging;
 mod pace;
+mod paging;
 mod secrets;
 mod service;
 mod webhooks;
