@@ -481,6 +481,56 @@ mod tests {
         assert_eq!(like_escape("50%_off\\"), "50\\%\\_off\\\\");
     }
 
+    /// A page after a position reads the `(workspace_id, created_at DESC,
+    /// id DESC)` index from the position on: the row comparison is the
+    /// index scan's bound (`Index Cond`), not a filter over the rows
+    /// before it, so a deep page costs what the first does.
+    #[tokio::test]
+    async fn a_page_after_a_position_is_bounded_on_the_index() {
+        use diesel::prelude::*;
+        use maveraa_domain::{ContactId, ContactPosition};
+
+        use super::{after_contact, read_columns};
+        use crate::keyset::explain::plan;
+        use crate::schema::contacts;
+        use crate::testing::{fixture, now, workspace};
+
+        let f = fixture();
+        let ws = workspace(&f, "Acme").await.as_uuid();
+        f.sql(&format!(
+            "INSERT INTO contacts (id, workspace_id, name, phone, labels, created_at, updated_at) \
+             SELECT gen_random_uuid(), '{ws}', 'Name ' || i, (6281000000000 + i)::text, '{{}}', \
+                    now() - i * interval '1 second', now() \
+             FROM generate_series(1, 5000) AS i"
+        ));
+        f.sql("ANALYZE contacts");
+        let position = ContactPosition {
+            at: now(),
+            key: ContactId::new(),
+        };
+        let plan = f
+            .store
+            .database()
+            .run_blocking(move |conn| {
+                Ok(plan(
+                    conn,
+                    contacts::table
+                        .filter(contacts::workspace_id.eq(ws))
+                        .filter(after_contact(&position))
+                        .order((contacts::created_at.desc(), contacts::id.desc()))
+                        .select(read_columns())
+                        .limit(51),
+                )?)
+            })
+            .expect("explain");
+        assert!(plan.contains("contacts_workspace_created_idx"), "{plan}");
+        let bound = plan
+            .lines()
+            .find(|l| l.contains("Index Cond"))
+            .unwrap_or_default();
+        assert!(bound.contains("ROW(created_at, id) <"), "{plan}");
+    }
+
     /// The plans of the search and label filter as `list` makes them
     /// (custom plans, sequential scans off as on every pooled connection),
     /// on a seeded table: each uses its index instead of reading the

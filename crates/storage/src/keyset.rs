@@ -110,3 +110,46 @@ where
 {
     type IsAggregate = <L::IsAggregate as MixedAggregates<R::IsAggregate>>::Output;
 }
+
+/// `EXPLAIN` of a real query with its real parameters, planned as the read
+/// pool plans (generic plans, no sequential scans): for tests that check a
+/// page is read through its index.
+#[cfg(test)]
+pub(crate) mod explain {
+    use diesel::connection::SimpleConnection;
+    use diesel::pg::{Pg, PgConnection};
+    use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
+    use diesel::sql_types::Text;
+    use diesel::{QueryResult, RunQueryDsl};
+
+    struct Explain<Q>(Q);
+
+    impl<Q: QueryFragment<Pg>> QueryFragment<Pg> for Explain<Q> {
+        fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+            out.push_sql("EXPLAIN ");
+            self.0.walk_ast(out.reborrow())
+        }
+    }
+
+    impl<Q> QueryId for Explain<Q> {
+        type QueryId = ();
+        const HAS_STATIC_QUERY_ID: bool = false;
+    }
+
+    impl<Q> Query for Explain<Q> {
+        type SqlType = Text;
+    }
+
+    impl<Q, C> RunQueryDsl<C> for Explain<Q> {}
+
+    /// The plan of `query`, one line per row.
+    pub(crate) fn plan<Q: QueryFragment<Pg>>(
+        conn: &mut PgConnection,
+        query: Q,
+    ) -> QueryResult<String> {
+        conn.batch_execute("SET plan_cache_mode = force_generic_plan; SET enable_seqscan = off")?;
+        let lines = Explain(query).load::<String>(conn);
+        conn.batch_execute("RESET plan_cache_mode; RESET enable_seqscan")?;
+        Ok(lines?.join("\n"))
+    }
+}

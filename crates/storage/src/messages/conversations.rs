@@ -223,10 +223,44 @@ pub(crate) fn messages(
     Ok((rows, more))
 }
 
+/// `$q` in the conversation list's order, `$fetch` rows: `last_message_at`
+/// descending, then `session_id` and `remote` ascending, the order of the
+/// indexes `conversations_workspace_idx` and `conversations_session_idx`.
+macro_rules! ordered {
+    ($q:expr, $fetch:expr) => {
+        $q.order((
+            conversations::last_message_at.desc(),
+            conversations::session_id.asc(),
+            conversations::remote.asc(),
+        ))
+        .limit($fetch)
+        .select(ConversationRow::as_select())
+    };
+}
+
+/// `$q`'s conversations after the position `$p`: those older than its
+/// time, and those of its time whose (session, remote) comes after its
+/// own. The order mixes directions, so this is not one row comparison;
+/// `last_message_at <=` bounds the index scan at the position, and only
+/// the position's own group of equal times is filtered out, so the cost is
+/// the same at any depth.
+macro_rules! after {
+    ($q:expr, $p:expr) => {{
+        let p: &ConversationPosition = $p;
+        $q.filter(conversations::last_message_at.le(p.at)).filter(
+            conversations::last_message_at.lt(p.at).or(row_gt(
+                (conversations::session_id, conversations::remote),
+                (
+                    p.key.session.as_uuid().into_sql::<SqlUuid>(),
+                    p.key.remote.as_str().to_owned().into_sql::<Text>(),
+                ),
+            )),
+        )
+    }};
+}
+
 /// Up to `fetch` conversations of `workspace` (and `session`) from `start`
-/// in the list's order: `last_message_at` descending, then `session_id`
-/// and `remote` ascending, the order of the indexes
-/// `conversations_workspace_idx` and `conversations_session_idx`.
+/// in the list's order (see [`ordered!`]).
 fn conversation_rows(
     conn: &mut PgConnection,
     workspace: WorkspaceId,
@@ -246,39 +280,12 @@ fn conversation_rows(
     macro_rules! page {
         ($q:expr) => {{
             let mut rows = Vec::with_capacity(capacity);
-            for row in $q
-                .order((
-                    conversations::last_message_at.desc(),
-                    conversations::session_id.asc(),
-                    conversations::remote.asc(),
-                ))
-                .limit(fetch)
-                .select(ConversationRow::as_select())
+            for row in ordered!($q, fetch)
                 .load_iter::<ConversationRow, diesel::connection::DefaultLoadingMode>(conn)?
             {
                 rows.push(row?);
             }
             rows
-        }};
-    }
-    // After a position: rows older than its time, and those of its time
-    // whose (session, remote) comes after its own. The order mixes
-    // directions, so this is not one row comparison; `last_message_at <=`
-    // bounds the index scan at the position, and only the position's own
-    // group of equal times is filtered out, so the cost is the same at any
-    // depth.
-    macro_rules! after {
-        ($q:expr, $p:expr) => {{
-            let p: &ConversationPosition = $p;
-            $q.filter(conversations::last_message_at.le(p.at)).filter(
-                conversations::last_message_at.lt(p.at).or(row_gt(
-                    (conversations::session_id, conversations::remote),
-                    (
-                        p.key.session.as_uuid().into_sql::<SqlUuid>(),
-                        p.key.remote.as_str().to_owned().into_sql::<Text>(),
-                    ),
-                )),
-            )
         }};
     }
     Ok(match (session, start) {
@@ -401,4 +408,89 @@ pub(crate) fn mark_read(
     .returning(conversations::last_inbound_provider_id)
     .get_result::<Option<String>>(conn)
     .optional()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use diesel::prelude::*;
+    use diesel::sql_types::{BigInt, Text, Timestamptz, Uuid as SqlUuid};
+    use maveraa_domain::{ConversationKey, ConversationPosition, SessionId};
+
+    use super::{AFTER_IN_CONVERSATION_SQL, ConversationRow, row_gt};
+    use crate::keyset::explain::plan;
+    use crate::schema::conversations;
+    use crate::testing::{fixture, now, session, wa, workspace};
+
+    /// The first line of `plan` with an index scan's bound.
+    fn bound(plan: &str) -> &str {
+        plan.lines()
+            .find(|l| l.contains("Index Cond"))
+            .unwrap_or_default()
+    }
+
+    /// Pages after a position read the list's index from the position on
+    /// (its bound is the scan's `Index Cond`), as the read pool plans them.
+    #[tokio::test]
+    async fn pages_after_a_position_are_bounded_on_their_indexes() {
+        let f = fixture();
+        let ws = workspace(&f, "Acme").await;
+        let s = session(&f, ws, "s1").await;
+        let (w, sid) = (ws.as_uuid(), s.id.as_uuid());
+        f.sql(&format!(
+            "INSERT INTO conversations (session_id, remote, workspace_id, last_message, last_message_at) \
+             SELECT '{sid}', (6281000000000 + i)::text, '{w}', 'hi', now() - i * interval '1 second' \
+             FROM generate_series(1, 3000) AS i"
+        ));
+        f.sql(&format!(
+            "INSERT INTO messages (id, workspace_id, session_id, remote, direction, type, body, status, created_at, updated_at) \
+             SELECT gen_random_uuid(), '{w}', '{sid}', '6281000000001', 'inbound', 'text', 'hi', 'received', \
+                    now() - i * interval '1 second', now() \
+             FROM generate_series(1, 3000) AS i"
+        ));
+        f.sql("ANALYZE conversations");
+        f.sql("ANALYZE messages");
+        let position = ConversationPosition {
+            at: now(),
+            key: ConversationKey {
+                session: SessionId::from_uuid(sid),
+                remote: wa("6281000000500"),
+            },
+        };
+        let (conversations_plan, messages_plan) = f
+            .store
+            .database()
+            .run_blocking(move |conn| {
+                let all = conversations::table.filter(conversations::workspace_id.eq(w));
+                let conversations_plan = plan(conn, ordered!(after!(all, &position), 51_i64))?;
+                let messages_plan = plan(
+                    conn,
+                    AFTER_IN_CONVERSATION_SQL
+                        .query()
+                        .bind::<SqlUuid, _>(w)
+                        .bind::<SqlUuid, _>(sid)
+                        .bind::<Text, _>("6281000000001")
+                        .bind::<BigInt, _>(51_i64)
+                        .bind::<Timestamptz, _>(now())
+                        .bind::<SqlUuid, _>(uuid::Uuid::new_v4()),
+                )?;
+                Ok((conversations_plan, messages_plan))
+            })
+            .expect("explain");
+        assert!(
+            conversations_plan.contains("conversations_workspace_idx"),
+            "{conversations_plan}"
+        );
+        assert!(
+            bound(&conversations_plan).contains("last_message_at <="),
+            "{conversations_plan}"
+        );
+        assert!(
+            messages_plan.contains("messages_conversation_idx"),
+            "{messages_plan}"
+        );
+        assert!(
+            bound(&messages_plan).contains("ROW(created_at, id) <"),
+            "{messages_plan}"
+        );
+    }
 }
