@@ -491,7 +491,7 @@ mod tests {
         use maveraa_domain::{ContactId, ContactPosition};
 
         use super::{after_contact, read_columns};
-        use crate::keyset::explain::plan;
+        use crate::keyset::explain::generic_plan;
         use crate::schema::contacts;
         use crate::testing::{fixture, now, workspace};
 
@@ -508,19 +508,22 @@ mod tests {
             at: now(),
             key: ContactId::new(),
         };
+        let args = format!(
+            "'{ws}', '{}', '{}', 51",
+            position.at.to_rfc3339(),
+            position.key
+        );
         let plan = f
             .store
             .database()
             .run_blocking(move |conn| {
-                Ok(plan(
-                    conn,
-                    contacts::table
-                        .filter(contacts::workspace_id.eq(ws))
-                        .filter(after_contact(&position))
-                        .order((contacts::created_at.desc(), contacts::id.desc()))
-                        .select(read_columns())
-                        .limit(51),
-                )?)
+                let page = contacts::table
+                    .filter(contacts::workspace_id.eq(ws))
+                    .filter(after_contact(&position))
+                    .order((contacts::created_at.desc(), contacts::id.desc()))
+                    .select(read_columns())
+                    .limit(51);
+                Ok(generic_plan(conn, &page, &args)?)
             })
             .expect("explain");
         assert!(plan.contains("contacts_workspace_created_idx"), "{plan}");

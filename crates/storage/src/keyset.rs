@@ -111,45 +111,43 @@ where
     type IsAggregate = <L::IsAggregate as MixedAggregates<R::IsAggregate>>::Output;
 }
 
-/// `EXPLAIN` of a real query with its real parameters, planned as the read
-/// pool plans (generic plans, no sequential scans): for tests that check a
-/// page is read through its index.
+/// The generic plan of a real query, as the read pool plans it
+/// (`force_generic_plan`, no sequential scans): for tests that check a page
+/// is read through its index whatever the position.
 #[cfg(test)]
 pub(crate) mod explain {
     use diesel::connection::SimpleConnection;
     use diesel::pg::{Pg, PgConnection};
-    use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
+    use diesel::query_builder::QueryFragment;
     use diesel::sql_types::Text;
-    use diesel::{QueryResult, RunQueryDsl};
+    use diesel::{QueryResult, QueryableByName, RunQueryDsl};
 
-    struct Explain<Q>(Q);
-
-    impl<Q: QueryFragment<Pg>> QueryFragment<Pg> for Explain<Q> {
-        fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
-            out.push_sql("EXPLAIN ");
-            self.0.walk_ast(out.reborrow())
-        }
+    #[derive(QueryableByName)]
+    struct Line {
+        #[diesel(sql_type = Text, column_name = "QUERY PLAN")]
+        line: String,
     }
 
-    impl<Q> QueryId for Explain<Q> {
-        type QueryId = ();
-        const HAS_STATIC_QUERY_ID: bool = false;
-    }
-
-    impl<Q> Query for Explain<Q> {
-        type SqlType = Text;
-    }
-
-    impl<Q, C> RunQueryDsl<C> for Explain<Q> {}
-
-    /// The plan of `query`, one line per row.
-    pub(crate) fn plan<Q: QueryFragment<Pg>>(
+    /// The plan of `query` prepared (its parameters stay parameters) and
+    /// executed with `args`, one line per row.
+    pub(crate) fn generic_plan<Q: QueryFragment<Pg>>(
         conn: &mut PgConnection,
-        query: Q,
+        query: &Q,
+        args: &str,
     ) -> QueryResult<String> {
-        conn.batch_execute("SET plan_cache_mode = force_generic_plan; SET enable_seqscan = off")?;
-        let lines = Explain(query).load::<String>(conn);
-        conn.batch_execute("RESET plan_cache_mode; RESET enable_seqscan")?;
-        Ok(lines?.join("\n"))
+        let sql = diesel::debug_query::<Pg, _>(query).to_string();
+        let sql = sql.split(" -- binds: ").next().unwrap_or_default();
+        conn.batch_execute(&format!(
+            "SET plan_cache_mode = force_generic_plan; SET enable_seqscan = off; \
+             PREPARE keyset_plan AS {sql}"
+        ))?;
+        let lines =
+            diesel::sql_query(format!("EXPLAIN EXECUTE keyset_plan({args})")).load::<Line>(conn);
+        conn.batch_execute("DEALLOCATE keyset_plan; RESET plan_cache_mode; RESET enable_seqscan")?;
+        Ok(lines?
+            .into_iter()
+            .map(|l| l.line)
+            .collect::<Vec<_>>()
+            .join("\n"))
     }
 }

@@ -417,7 +417,7 @@ mod tests {
     use maveraa_domain::{ConversationKey, ConversationPosition, SessionId};
 
     use super::{AFTER_IN_CONVERSATION_SQL, ConversationRow, row_gt};
-    use crate::keyset::explain::plan;
+    use crate::keyset::explain::generic_plan;
     use crate::schema::conversations;
     use crate::testing::{fixture, now, session, wa, workspace};
 
@@ -456,23 +456,29 @@ mod tests {
                 remote: wa("6281000000500"),
             },
         };
+        let at = now().to_rfc3339();
+        let conversation_args = format!("'{w}', '{at}', '{at}', '{sid}', '6281000000500', 51");
+        // diesel numbers parameters in the order they appear in the text.
+        let message_args = format!(
+            "'{w}', '{sid}', '6281000000001', '{at}', '{}', 51",
+            uuid::Uuid::new_v4()
+        );
         let (conversations_plan, messages_plan) = f
             .store
             .database()
             .run_blocking(move |conn| {
                 let all = conversations::table.filter(conversations::workspace_id.eq(w));
-                let conversations_plan = plan(conn, ordered!(after!(all, &position), 51_i64))?;
-                let messages_plan = plan(
-                    conn,
-                    AFTER_IN_CONVERSATION_SQL
-                        .query()
-                        .bind::<SqlUuid, _>(w)
-                        .bind::<SqlUuid, _>(sid)
-                        .bind::<Text, _>("6281000000001")
-                        .bind::<BigInt, _>(51_i64)
-                        .bind::<Timestamptz, _>(now())
-                        .bind::<SqlUuid, _>(uuid::Uuid::new_v4()),
-                )?;
+                let page = ordered!(after!(all, &position), 51_i64);
+                let conversations_plan = generic_plan(conn, &page, &conversation_args)?;
+                let page = AFTER_IN_CONVERSATION_SQL
+                    .query()
+                    .bind::<SqlUuid, _>(w)
+                    .bind::<SqlUuid, _>(sid)
+                    .bind::<Text, _>("6281000000001")
+                    .bind::<BigInt, _>(51_i64)
+                    .bind::<Timestamptz, _>(now())
+                    .bind::<SqlUuid, _>(uuid::Uuid::new_v4());
+                let messages_plan = generic_plan(conn, &page, &message_args)?;
                 Ok((conversations_plan, messages_plan))
             })
             .expect("explain");
