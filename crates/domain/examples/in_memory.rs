@@ -249,6 +249,22 @@ async fn run() -> Result<(), ContactError> {
     assert_eq!(first.contacts[0].id, john.id);
     assert_ne!(second.contacts[0].id, john.id);
     assert_eq!(second.next, None, "the last page");
+    // A position says where the page starts: an offset on top is refused.
+    let both = service
+        .list(
+            acme,
+            &ContactQuery {
+                limit: Some(1),
+                offset: 1,
+                after: first.next.clone(),
+                ..ContactQuery::default()
+            },
+        )
+        .await;
+    assert!(
+        matches!(both, Err(ContactError::Validation(ref e)) if e.field == "after"),
+        "{both:?}"
+    );
 
     let renamed = service
         .update(

@@ -232,6 +232,9 @@ async fn conversation_and_message_pages_after_a_position_hold_every_row_once() {
         assert!(all.len() > 3);
         let mut seen = Vec::new();
         let mut start = PageStart::Newest;
+        // The oldest conversation, deleted after the first page.
+        let gone = all.last().cloned().expect("conversations");
+        let mut first = true;
         loop {
             // A first page keeps a group of equal times whole (for
             // `before` callers); a page after a position never exceeds the
@@ -248,13 +251,29 @@ async fn conversation_and_message_pages_after_a_position_hold_every_row_once() {
                     .iter()
                     .map(|c| (c.session_id, c.remote.as_str().to_owned())),
             );
+            if first {
+                // Between the pages: a new conversation and a deleted one
+                // not read yet.
+                first = false;
+                let n = if session.is_some() { 60 } else { 50 };
+                enqueue(
+                    &f,
+                    &outbound_at(&s1, &format!("628100000{n:04}"), "new", now()),
+                )
+                .await;
+                f.sql(&format!(
+                    "DELETE FROM conversations WHERE session_id = '{}' AND remote = '{}'",
+                    gone.0, gone.1
+                ));
+            }
             match page.next {
                 Some(next) => start = PageStart::After(next),
                 None => break,
             }
             assert!(seen.len() < 40, "paging makes progress");
         }
-        assert_once_in_order(&seen, &all);
+        let throughout: Vec<_> = all.iter().filter(|c| **c != gone).cloned().collect();
+        assert_once_in_order(&seen, &throughout);
     }
 
     // A conversation's messages: 11, in groups of three stored at one
