@@ -49,6 +49,13 @@ async fn seed(app: &TestApp, n: u32, pad: usize) {
     assert_eq!(inserted, i64::from(n));
 }
 
+/// The streamed list as a page holding all of it writes it: the same bytes
+/// with `"next":null` (a page's cursor; the unpaged list has none).
+fn as_last_page(streamed: &str) -> String {
+    let body = streamed.strip_suffix('}').expect("an object");
+    format!("{body},\"next\":null}}")
+}
+
 async fn get_raw(app: &TestApp, path: &str) -> (reqwest::header::HeaderMap, String) {
     let res = app
         .request(Method::GET, path)
@@ -94,7 +101,7 @@ async fn the_streamed_list_has_the_paged_lists_bytes() {
         Some(&b"application/json"[..])
     );
     let (_, paged) = get_raw(&app, "/api/public/contacts?limit=1000").await;
-    assert_eq!(streamed, paged);
+    assert_eq!(as_last_page(&streamed), paged);
     let mut items = Vec::new();
     for id in ids.iter().rev() {
         items.push(get_raw(&app, &format!("/api/public/contacts/{id}")).await.1);
@@ -116,7 +123,7 @@ async fn the_streamed_list_has_the_paged_lists_bytes() {
         let (headers, streamed) = get_raw(&app, &format!("/api/public/contacts?{query}")).await;
         assert!(is_chunked(&headers), "{query}");
         let (_, paged) = get_raw(&app, &format!("/api/public/contacts?{query}&limit=1000")).await;
-        assert_eq!(streamed, paged, "{query}");
+        assert_eq!(as_last_page(&streamed), paged, "{query}");
     }
     let smith: Value =
         serde_json::from_str(&get_raw(&app, "/api/public/contacts?search=smith").await.1)

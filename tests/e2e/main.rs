@@ -11,6 +11,7 @@ mod faults;
 mod helpers;
 mod messaging;
 mod pace;
+mod paging;
 mod secrets;
 mod service;
 mod webhooks;

@@ -142,7 +142,11 @@ async fn bad_sends_name_the_field_and_store_nothing() {
         200,
     )
     .await;
-    assert_eq!(convs, json!({"conversations": []}), "nothing was stored");
+    assert_eq!(
+        convs,
+        json!({"conversations": [], "next": null}),
+        "nothing was stored"
+    );
 }
 
 #[tokio::test]
@@ -247,7 +251,9 @@ async fn inbound_messages_make_conversations_in_the_reference_shape() {
         200,
     )
     .await;
-    assert_eq!(keys(&convs), vec!["conversations"]);
+    // The reference's field, and our cursor of the next page.
+    assert_eq!(keys(&convs), vec!["conversations", "next"]);
+    assert_eq!(convs["next"], Value::Null, "one page holds both");
     let list = convs["conversations"].as_array().expect("array");
     assert_eq!(list.len(), 2);
     let john = &list[1];
@@ -475,7 +481,7 @@ async fn another_workspace_sees_none_of_the_sessions_messages_or_conversations()
             200
         )
         .await,
-        json!({"conversations": []})
+        json!({"conversations": [], "next": null})
     );
     error_of(
         get("/api/public/inbox/conversations?sessionId=s1".into())

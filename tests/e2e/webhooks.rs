@@ -153,7 +153,7 @@ async fn signatures_are_checked_on_the_raw_body() {
     .await;
     assert_eq!(
         conversations(&app).await,
-        json!({"conversations": []}),
+        json!({"conversations": [], "next": null}),
         "nothing stored"
     );
 

@@ -11,8 +11,9 @@ use chrono::{DateTime, Utc};
 use maveraa_domain::ports::{ConditionalUpdate, ContactRepository};
 use maveraa_domain::usecases::ContactService;
 use maveraa_domain::{
-    Contact, ContactError, ContactId, ContactName, ContactPage, ContactPatch, ContactQuery,
-    ContactStream, Labels, NewContact, PhoneNumber, RepositoryError, SystemClock, WorkspaceId,
+    Contact, ContactError, ContactId, ContactName, ContactPage, ContactPatch, ContactPosition,
+    ContactQuery, ContactStream, Labels, NewContact, PhoneNumber, RepositoryError, SystemClock,
+    WorkspaceId,
 };
 
 /// Contacts in a vector behind a mutex: enough for tests and demos.
@@ -112,14 +113,28 @@ impl ContactRepository for InMemoryContacts {
             .collect();
         matching.sort_by_key(|c| std::cmp::Reverse((c.created_at, c.id)));
         let total = matching.len() as u64;
-        let page = matching
+        // Keyset: the rows strictly after the position, newest first.
+        let after = query.after.as_ref().map(|p| (p.at, p.key));
+        let limit = query.limit.map_or(usize::MAX, |l| l as usize);
+        let mut page: Vec<Contact> = matching
             .into_iter()
+            .filter(|c| after.is_none_or(|a| (c.created_at, c.id) < a))
             .skip(usize::try_from(query.offset).unwrap_or(usize::MAX))
-            .take(query.limit.map_or(usize::MAX, |l| l as usize))
+            .take(limit.saturating_add(1))
             .collect();
+        let next = if page.len() > limit {
+            page.truncate(limit);
+            page.last().map(|c| ContactPosition {
+                at: c.created_at,
+                key: c.id,
+            })
+        } else {
+            None
+        };
         Ok(ContactPage {
             total,
             contacts: page,
+            next,
         })
     }
 
@@ -227,6 +242,47 @@ async fn run() -> Result<(), ContactError> {
         )
         .await?;
     assert_eq!(vip.total, 1);
+
+    // Paging by position: the first page of one names where the second
+    // starts, and the second is the last.
+    let first = service
+        .list(
+            acme,
+            &ContactQuery {
+                limit: Some(1),
+                ..ContactQuery::default()
+            },
+        )
+        .await?;
+    let second = service
+        .list(
+            acme,
+            &ContactQuery {
+                limit: Some(1),
+                after: first.next.clone(),
+                ..ContactQuery::default()
+            },
+        )
+        .await?;
+    assert_eq!(first.contacts[0].id, john.id);
+    assert_ne!(second.contacts[0].id, john.id);
+    assert_eq!(second.next, None, "the last page");
+    // A position says where the page starts: an offset on top is refused.
+    let both = service
+        .list(
+            acme,
+            &ContactQuery {
+                limit: Some(1),
+                offset: 1,
+                after: first.next.clone(),
+                ..ContactQuery::default()
+            },
+        )
+        .await;
+    assert!(
+        matches!(both, Err(ContactError::Validation(ref e)) if e.field == "after"),
+        "{both:?}"
+    );
 
     let renamed = service
         .update(

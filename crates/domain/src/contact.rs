@@ -6,6 +6,7 @@ use futures_util::stream::BoxStream;
 
 use crate::error::RepositoryError;
 use crate::ids::{ContactId, WorkspaceId};
+use crate::paging::ContactPosition;
 use crate::values::{ContactName, Labels, PhoneNumber};
 
 /// A contact of a workspace. Its phone number is unique within the
@@ -64,6 +65,10 @@ pub struct ContactQuery {
     pub limit: Option<u32>,
     /// How many matching contacts to skip.
     pub offset: u64,
+    /// Start just after this contact (keyset paging): the page is read
+    /// through the `(created_at, id)` index, whatever its depth. Needs a
+    /// `limit`, and excludes `offset`.
+    pub after: Option<ContactPosition>,
     /// Case-insensitive substring of the name, or digits of the phone.
     pub search: Option<String>,
     /// Only contacts that have this label (compared case-insensitively).
@@ -108,4 +113,8 @@ pub struct ContactPage {
     pub total: u64,
     /// The contacts of this page, newest first.
     pub contacts: Vec<Contact>,
+    /// Where the next page starts (the last contact of this one) when
+    /// more contacts match; `None` on the last page and for a list
+    /// without `limit`.
+    pub next: Option<ContactPosition>,
 }

@@ -29,6 +29,7 @@ pub mod contact;
 pub mod error;
 pub mod ids;
 pub mod messaging;
+pub mod paging;
 pub mod ports;
 pub mod transport;
 pub mod usecases;
@@ -51,6 +52,10 @@ pub use error::{
     SessionError, WorkspaceError,
 };
 pub use ids::{ApiKeyId, ContactId, IdParseError, MessageId, SessionId, WorkspaceId};
+pub use paging::{
+    ContactPosition, ConversationKey, ConversationPosition, MessagePosition, Page, PageStart,
+    Position,
+};
 pub use values::{
     ContactName, JID_SUFFIX, Label, Labels, PhoneNumber, ValidationError, WorkspaceName,
 };

@@ -54,7 +54,7 @@ pub async fn list(
     let page = state.contacts.list(auth.0.workspace_id, &query).await?;
     Ok(json_writer::response(
         HttpResponse::Ok(),
-        contact_page_json(page),
+        contact_page_json(page, &query),
     ))
 }
 

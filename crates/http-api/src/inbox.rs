@@ -4,6 +4,7 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use maveraa_domain::messaging::WaId;
 
+use crate::cursor::Scope;
 use crate::error::ApiError;
 use crate::extract::Authenticated;
 use crate::json_writer;
@@ -22,26 +23,35 @@ fn remote(req: &HttpRequest) -> Result<WaId, ApiError> {
     Ok(WaId::parse("remoteJid", raw)?)
 }
 
-/// `GET /api/public/inbox/conversations[?sessionId=&limit=&before=]`,
-/// newest first.
+/// `GET /api/public/inbox/conversations[?sessionId=&limit=&before=|after=]`,
+/// newest first, with the cursor of the next page in `next`.
 pub async fn conversations(
     auth: Authenticated,
     state: web::Data<ApiState>,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let q = InboxQuery::parse(req.query_string())?;
-    let list = state
+    let page = state
         .inbox
-        .conversations(auth.0.workspace_id, q.session.as_ref(), q.before, q.limit)
+        .conversations(
+            auth.0.workspace_id,
+            q.session.as_ref(),
+            q.conversations_start()?,
+            q.limit,
+        )
         .await?;
+    let next = page
+        .next
+        .as_ref()
+        .map(|p| q.conversations_scope().encode_conversation(p));
     Ok(json_writer::response(
         HttpResponse::Ok(),
-        conversation_list_json(&list),
+        conversation_list_json(&page.items, next.as_deref()),
     ))
 }
 
 /// `GET /api/public/inbox/conversations/{remoteJid}/messages?sessionId=`,
-/// newest first.
+/// newest first, with the cursor of the next page in `next`.
 pub async fn messages(
     auth: Authenticated,
     state: web::Data<ApiState>,
@@ -49,18 +59,24 @@ pub async fn messages(
 ) -> Result<HttpResponse, ApiError> {
     let remote = remote(&req)?;
     let q = InboxQuery::parse(req.query_string())?;
-    let list = state
+    let session = q.required_session()?;
+    let page = state
         .inbox
         .conversation_messages(
             auth.0.workspace_id,
-            q.required_session()?,
+            session,
             &remote,
-            q.before,
+            q.messages_start(session, &remote)?,
             q.limit,
         )
         .await?;
+    let next = page
+        .next
+        .as_ref()
+        .map(|p| Scope::messages(session, &remote).encode_message(p));
     Ok(HttpResponse::Ok().json(MessageList {
-        messages: list.iter().map(MessageBody::listed).collect(),
+        messages: page.items.iter().map(MessageBody::listed).collect(),
+        next,
     }))
 }
 

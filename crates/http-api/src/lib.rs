@@ -18,6 +18,7 @@
 //! imports from no other handler module.
 
 pub mod contacts;
+mod cursor;
 pub mod error;
 pub mod extract;
 mod health;

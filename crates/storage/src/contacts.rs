@@ -1,17 +1,20 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use diesel::dsl::AsExprOf;
 use diesel::dsl::sql;
 use diesel::pg::Pg;
 use diesel::prelude::*;
-use diesel::sql_types::{Bool, Text};
+use diesel::sql_types::{Bool, Text, Timestamptz, Uuid as SqlUuid};
 use maveraa_domain::ports::{ConditionalUpdate, ContactRepository};
 use maveraa_domain::{
-    Contact, ContactId, ContactPage, ContactQuery, ContactStream, RepositoryError, WorkspaceId,
+    Contact, ContactId, ContactPage, ContactPosition, ContactQuery, ContactStream, RepositoryError,
+    WorkspaceId,
 };
 use uuid::Uuid;
 
 use crate::columns::{LabelsColumn, NameColumn, PhoneColumn};
 use crate::error::StorageError;
+use crate::keyset::{Lt, RowCmp, row_lt};
 use crate::schema::{contacts, workspaces};
 use crate::store::PgStore;
 
@@ -153,6 +156,43 @@ pub(crate) fn filtered(workspace: Uuid, query: &ContactQuery) -> contacts::Boxed
     q
 }
 
+/// `(created_at, id) < (position)`: the contacts after `position` in the
+/// list's order, newest first. A bound on `contacts_workspace_created_idx`
+/// (`workspace_id, created_at DESC, id DESC`), so a page after any
+/// position costs what the first page costs.
+type AfterContact = RowCmp<
+    (contacts::created_at, contacts::id),
+    (
+        AsExprOf<DateTime<Utc>, Timestamptz>,
+        AsExprOf<Uuid, SqlUuid>,
+    ),
+    Lt,
+>;
+
+fn after_contact(position: &ContactPosition) -> AfterContact {
+    row_lt(
+        (contacts::created_at, contacts::id),
+        (
+            position.at.into_sql::<Timestamptz>(),
+            position.key.as_uuid().into_sql::<SqlUuid>(),
+        ),
+    )
+}
+
+/// Keeps `limit` of `rows` read with one more, and the position of the last
+/// kept one when that extra row was there (more follow the page).
+fn split_next(rows: &mut Vec<Contact>, limit: Option<u32>) -> Option<ContactPosition> {
+    let limit = usize::try_from(limit?).ok()?;
+    if rows.len() <= limit {
+        return None;
+    }
+    rows.truncate(limit);
+    rows.last().map(|c| ContactPosition {
+        at: c.created_at,
+        key: c.id,
+    })
+}
+
 /// The id of the contact of `workspace` that has `phone`.
 fn owner_of_phone(
     conn: &mut PgConnection,
@@ -263,43 +303,57 @@ impl ContactRepository for PgStore {
         query: &ContactQuery,
     ) -> Result<ContactPage, RepositoryError> {
         let query = query.clone();
+        let limit = query.limit;
         let ws = workspace.as_uuid();
-        let (total, rows) = self
+        let (total, mut rows) = self
             .reads
             .run(move |conn| {
                 let offset = i64::try_from(query.offset).unwrap_or(i64::MAX);
-                let limit = query.limit.map_or(i64::MAX, i64::from);
+                // One row more than the page: it tells whether another
+                // page follows (`next`).
+                let limit = query.limit.map_or(i64::MAX, |l| i64::from(l) + 1);
                 if query.is_unfiltered() {
                     // The workspace keeps its contact count (a trigger): read
                     // it in the same statement as the page, so an unfiltered
                     // list is one round trip and no count(*). Rows are
                     // collected one by one into a vector sized from that
                     // count, not into one that doubles as it grows.
-                    let page = contacts::table
-                        .filter(contacts::workspace_id.eq(ws))
-                        .order((contacts::created_at.desc(), contacts::id.desc()))
-                        .select((
-                            read_columns(),
-                            workspaces::table
-                                .find(ws)
-                                .select(workspaces::contact_count)
-                                .single_value(),
-                        ))
-                        .limit(limit)
-                        .offset(offset);
+                    macro_rules! counted_page {
+                        ($q:expr) => {
+                            $q.order((contacts::created_at.desc(), contacts::id.desc()))
+                                .select((
+                                    read_columns(),
+                                    workspaces::table
+                                        .find(ws)
+                                        .select(workspaces::contact_count)
+                                        .single_value(),
+                                ))
+                                .limit(limit)
+                                .offset(offset)
+                        };
+                    }
+                    let all = contacts::table.filter(contacts::workspace_id.eq(ws));
                     // A bounded page comes in one result (row-by-row mode
                     // costs libpq a result per row); the unbounded list row
                     // by row, so the whole workspace is never held twice.
-                    let (total, rows) = if query.limit.is_some() {
+                    let (total, rows) = if let Some(after) = &query.after {
                         collect_counted(
-                            page.load_iter::<(ReadRow, Option<i64>), diesel::connection::DefaultLoadingMode>(conn)?,
+                            counted_page!(all.filter(after_contact(after)))
+                                .load_iter::<(ReadRow, Option<i64>), diesel::connection::DefaultLoadingMode>(conn)?,
+                            ws,
+                            offset,
+                            limit,
+                        )?
+                    } else if query.limit.is_some() {
+                        collect_counted(
+                            counted_page!(all).load_iter::<(ReadRow, Option<i64>), diesel::connection::DefaultLoadingMode>(conn)?,
                             ws,
                             offset,
                             limit,
                         )?
                     } else {
                         collect_counted(
-                            page.load_iter::<(ReadRow, Option<i64>), diesel::pg::PgRowByRowLoadingMode>(conn)?,
+                            counted_page!(all).load_iter::<(ReadRow, Option<i64>), diesel::pg::PgRowByRowLoadingMode>(conn)?,
                             ws,
                             offset,
                             limit,
@@ -328,8 +382,11 @@ impl ContactRepository for PgStore {
                     let rows = if total == 0 {
                         Vec::new()
                     } else {
-                        filtered(ws, &query)
-                            .order((contacts::created_at.desc(), contacts::id.desc()))
+                        let mut page = filtered(ws, &query);
+                        if let Some(after) = &query.after {
+                            page = page.filter(after_contact(after));
+                        }
+                        page.order((contacts::created_at.desc(), contacts::id.desc()))
                             .select(read_columns())
                             .limit(limit)
                             .offset(offset)
@@ -341,9 +398,11 @@ impl ContactRepository for PgStore {
                 })
             })
             .await?;
+        let next = split_next(&mut rows, limit);
         Ok(ContactPage {
             total: u64::try_from(total).unwrap_or(0),
             contacts: rows,
+            next,
         })
     }
 
@@ -429,6 +488,59 @@ mod tests {
     #[test]
     fn like_wildcards_are_escaped() {
         assert_eq!(like_escape("50%_off\\"), "50\\%\\_off\\\\");
+    }
+
+    /// A page after a position reads the `(workspace_id, created_at DESC,
+    /// id DESC)` index from the position on: the row comparison is the
+    /// index scan's bound (`Index Cond`), not a filter over the rows
+    /// before it, so a deep page costs what the first does.
+    #[tokio::test]
+    async fn a_page_after_a_position_is_bounded_on_the_index() {
+        use diesel::prelude::*;
+        use maveraa_domain::{ContactId, ContactPosition};
+
+        use super::{after_contact, read_columns};
+        use crate::keyset::explain::generic_plan;
+        use crate::schema::contacts;
+        use crate::testing::{fixture, now, workspace};
+
+        let f = fixture();
+        let ws = workspace(&f, "Acme").await.as_uuid();
+        f.sql(&format!(
+            "INSERT INTO contacts (id, workspace_id, name, phone, labels, created_at, updated_at) \
+             SELECT gen_random_uuid(), '{ws}', 'Name ' || i, (6281000000000 + i)::text, '{{}}', \
+                    now() - i * interval '1 second', now() \
+             FROM generate_series(1, 5000) AS i"
+        ));
+        f.sql("ANALYZE contacts");
+        let position = ContactPosition {
+            at: now(),
+            key: ContactId::new(),
+        };
+        let args = format!(
+            "'{ws}', '{}', '{}', 51",
+            position.at.to_rfc3339(),
+            position.key
+        );
+        let plan = f
+            .store
+            .database()
+            .run_blocking(move |conn| {
+                let page = contacts::table
+                    .filter(contacts::workspace_id.eq(ws))
+                    .filter(after_contact(&position))
+                    .order((contacts::created_at.desc(), contacts::id.desc()))
+                    .select(read_columns())
+                    .limit(51);
+                Ok(generic_plan(conn, &page, &args)?)
+            })
+            .expect("explain");
+        assert!(plan.contains("contacts_workspace_created_idx"), "{plan}");
+        let bound = plan
+            .lines()
+            .find(|l| l.contains("Index Cond"))
+            .unwrap_or_default();
+        assert!(bound.contains("ROW(created_at, id) <"), "{plan}");
     }
 
     /// The plans of the search and label filter as `list` makes them

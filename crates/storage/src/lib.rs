@@ -12,6 +12,7 @@ mod columns;
 mod contact_stream;
 mod contacts;
 mod error;
+mod keyset;
 pub mod local_pg;
 mod message_repository;
 mod messages;

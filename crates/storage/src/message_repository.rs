@@ -8,7 +8,10 @@ use maveraa_domain::messaging::{
     StatusUpdate, WaId,
 };
 use maveraa_domain::ports::{EnqueueOutcome, MessageRepository};
-use maveraa_domain::{MessageId, RepositoryError, SessionId, WorkspaceId};
+use maveraa_domain::{
+    ConversationKey, MessageId, MessagePosition, Page, PageStart, RepositoryError, SessionId,
+    WorkspaceId,
+};
 
 use crate::messages::inbound::{SessionColumns, record_inbound};
 use crate::messages::rows::{MessageRow, encode_content};
@@ -44,20 +47,29 @@ impl MessageRepository for PgStore {
         workspace: WorkspaceId,
         session: SessionId,
         remote: &WaId,
-        before: Option<DateTime<Utc>>,
+        start: PageStart<MessageId>,
         limit: u32,
-    ) -> Result<Vec<Message>, RepositoryError> {
+    ) -> Result<Page<Message, MessageId>, RepositoryError> {
         let remote = remote.as_str().to_owned();
-        let rows: Vec<MessageRow> = self
+        let (rows, more): (Vec<MessageRow>, bool) = self
             .db
             .run(move |conn| {
-                conversations::messages(conn, workspace, session, &remote, before, limit)
+                conversations::messages(conn, workspace, session, &remote, start, limit)
             })
             .await?;
-        Ok(rows
+        let items: Vec<Message> = rows
             .into_iter()
             .map(Message::try_from)
-            .collect::<Result<_, _>>()?)
+            .collect::<Result<_, _>>()?;
+        let next = if more {
+            items.last().map(|m| MessagePosition {
+                at: m.created_at,
+                key: m.id,
+            })
+        } else {
+            None
+        };
+        Ok(Page { items, next })
     }
 
     async fn record_inbound(
@@ -104,13 +116,14 @@ impl MessageRepository for PgStore {
         &self,
         workspace: WorkspaceId,
         query: &ConversationQuery,
-    ) -> Result<Vec<Conversation>, RepositoryError> {
+    ) -> Result<Page<Conversation, ConversationKey>, RepositoryError> {
         let query = query.clone();
         let names = self.session_names.clone();
-        Ok(self
+        let (items, next) = self
             .reads
             .run(move |conn| conversations::list(conn, &names, workspace, &query))
-            .await?)
+            .await?;
+        Ok(Page { items, next })
     }
 
     async fn mark_conversation_read(

@@ -7,12 +7,17 @@ mod common;
 use chrono::{DateTime, TimeDelta, Utc};
 use diesel::RunQueryDsl;
 use maveraa_domain::messaging::{Conversation, ConversationQuery, Session};
-use maveraa_domain::{MessageId, SessionId, WorkspaceId};
+use maveraa_domain::{MessageId, PageStart, SessionId, WorkspaceId};
 use maveraa_storage::testing::{
     Fixture, fixture, now, outbound, outbound_at, session, wa, workspace,
 };
 
 use common::{all_conversations, enqueue, inbound};
+
+/// From the newest, or before a time.
+fn from_before<K>(before: Option<DateTime<Utc>>) -> PageStart<K> {
+    before.map_or(PageStart::Newest, PageStart::Before)
+}
 
 async fn conversations_page(
     f: &Fixture,
@@ -26,12 +31,13 @@ async fn conversations_page(
             ws,
             &ConversationQuery {
                 session,
-                before,
+                start: from_before(before),
                 limit,
             },
         )
         .await
         .expect("list")
+        .items
 }
 
 #[tokio::test]
@@ -90,9 +96,10 @@ async fn conversations_list_newest_first_by_page_and_session() {
         let s1 = s1.clone();
         async move {
             f.messages()
-                .list_for_conversation(ws, s1.id, &wa("6281000000001"), before, limit)
+                .list_for_conversation(ws, s1.id, &wa("6281000000001"), from_before(before), limit)
                 .await
                 .expect("list")
+                .items
                 .into_iter()
                 .filter_map(|m| m.content.text().map(str::to_owned))
                 .collect::<Vec<_>>()
@@ -179,9 +186,10 @@ async fn pages_never_end_inside_a_group_of_equal_times() {
     loop {
         let list = f
             .messages()
-            .list_for_conversation(ws, s1.id, &wa(c), before, 1)
+            .list_for_conversation(ws, s1.id, &wa(c), from_before(before), 1)
             .await
-            .expect("list");
+            .expect("list")
+            .items;
         let Some(last) = list.last() else { break };
         before = Some(last.created_at);
         seen.extend(
@@ -209,6 +217,7 @@ async fn conversation_lists_name_sessions_through_deletes_and_names_never_change
             .list_conversations(ws, &all_conversations())
             .await
             .expect("list")
+            .items
             .into_iter()
             .map(|c| {
                 (
@@ -289,9 +298,10 @@ async fn another_workspace_sees_no_messages_or_conversations() {
     assert_eq!(f.messages().get(other, m.id).await.expect("get"), None);
     assert!(
         f.messages()
-            .list_for_conversation(other, s.id, &m.remote, None, 10)
+            .list_for_conversation(other, s.id, &m.remote, PageStart::Newest, 10)
             .await
             .expect("list")
+            .items
             .is_empty()
     );
     assert!(
@@ -299,6 +309,7 @@ async fn another_workspace_sees_no_messages_or_conversations() {
             .list_conversations(other, &all_conversations())
             .await
             .expect("list")
+            .items
             .is_empty()
     );
     assert!(
@@ -312,6 +323,7 @@ async fn another_workspace_sees_no_messages_or_conversations() {
             )
             .await
             .expect("list")
+            .items
             .is_empty()
     );
     assert_eq!(
@@ -325,6 +337,7 @@ async fn another_workspace_sees_no_messages_or_conversations() {
         .messages()
         .list_conversations(ws, &all_conversations())
         .await
-        .expect("list")[0];
+        .expect("list")
+        .items[0];
     assert_eq!(c.unread_count, 1, "untouched");
 }

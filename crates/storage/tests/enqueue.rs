@@ -8,10 +8,10 @@ use std::time::{Duration, Instant};
 use chrono::TimeDelta;
 use diesel::RunQueryDsl;
 use diesel::sql_types::BigInt;
-use maveraa_domain::RepositoryError;
 use maveraa_domain::messaging::{MediaInfo, Message, MessageContent, MessageStatus};
 use maveraa_domain::ports::{EnqueueOutcome, MessageRepository};
 use maveraa_domain::transport::MediaKind;
+use maveraa_domain::{PageStart, RepositoryError};
 use maveraa_storage::testing::{Fixture, fixture, now, outbound, outbound_at, session, workspace};
 use maveraa_storage::{Database, PoolSettings};
 
@@ -46,7 +46,8 @@ async fn enqueue_stores_the_message_its_history_outbox_entry_and_conversation() 
         .messages()
         .list_conversations(ws, &all_conversations())
         .await
-        .expect("conversations");
+        .expect("conversations")
+        .items;
     assert_eq!(conversations.len(), 1);
     let c = &conversations[0];
     assert_eq!(
@@ -59,9 +60,10 @@ async fn enqueue_stores_the_message_its_history_outbox_entry_and_conversation() 
 
     let listed = f
         .messages()
-        .list_for_conversation(ws, s.id, &m.remote, None, 10)
+        .list_for_conversation(ws, s.id, &m.remote, PageStart::Newest, 10)
         .await
-        .expect("list");
+        .expect("list")
+        .items;
     assert_eq!(listed.len(), 1);
     assert_eq!(
         listed[0],

@@ -8,6 +8,7 @@ use std::sync::atomic::AtomicU64;
 
 use async_trait::async_trait;
 use chrono::TimeDelta;
+use maveraa_domain::PageStart;
 use maveraa_domain::messaging::{
     DeliveryError, Direction, MessageStatus, ProviderEvent, Session, SessionName, SessionStatus,
     StatusUpdate,
@@ -128,7 +129,8 @@ async fn inbound_messages_are_stored_once_and_update_the_conversation() {
         .messages()
         .list_conversations(ws, &all_conversations())
         .await
-        .expect("list")[0];
+        .expect("list")
+        .items[0];
     assert_eq!(
         (
             c.push_name.as_deref(),
@@ -154,7 +156,8 @@ async fn inbound_messages_are_stored_once_and_update_the_conversation() {
         .messages()
         .list_conversations(ws, &all_conversations())
         .await
-        .expect("list")[0];
+        .expect("list")
+        .items[0];
     assert_eq!(
         (
             c.push_name.as_deref(),
@@ -173,7 +176,8 @@ async fn inbound_messages_are_stored_once_and_update_the_conversation() {
         .messages()
         .list_conversations(ws, &all_conversations())
         .await
-        .expect("list")[0];
+        .expect("list")
+        .items[0];
     assert_eq!((c.unread_count, c.last_message.as_str()), (3, "yes!"));
 
     assert_eq!(
@@ -188,7 +192,8 @@ async fn inbound_messages_are_stored_once_and_update_the_conversation() {
         .messages()
         .list_conversations(ws, &all_conversations())
         .await
-        .expect("list")[0];
+        .expect("list")
+        .items[0];
     assert_eq!(c.unread_count, 0);
     assert_eq!(
         f.messages()
@@ -201,9 +206,10 @@ async fn inbound_messages_are_stored_once_and_update_the_conversation() {
 
     let listed = f
         .messages()
-        .list_for_conversation(ws, s.id, &wa(from), None, 10)
+        .list_for_conversation(ws, s.id, &wa(from), PageStart::Newest, 10)
         .await
-        .expect("list");
+        .expect("list")
+        .items;
     assert_eq!(listed.len(), 4);
 }
 
@@ -248,7 +254,8 @@ async fn ten_concurrent_redeliveries_store_one_message() {
         .messages()
         .list_conversations(ws, &all_conversations())
         .await
-        .expect("list")[0];
+        .expect("list")
+        .items[0];
     assert_eq!(c.unread_count, 1);
 }
 

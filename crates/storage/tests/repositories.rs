@@ -140,6 +140,7 @@ async fn listing_filters_pages_and_counts() {
         label: label.map(str::to_owned),
         limit,
         offset,
+        after: None,
     };
     let alice = svc
         .list(ws, &q(Some("ALICE"), None, None, 0))

@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 
 use crate::ids::{MessageId, SessionId, WorkspaceId};
 use crate::messaging::{Caption, FileName, SessionName, SessionStatus};
+use crate::paging::{ConversationKey, PageStart};
 use crate::transport::{MediaKind, OutboundContent};
 use crate::values::{JID_SUFFIX, PhoneNumber, ValidationError};
 
@@ -476,10 +477,11 @@ pub struct Conversation {
 pub struct ConversationQuery {
     /// Only this session's.
     pub session: Option<SessionId>,
-    /// Only those whose latest message is older than this (the next page).
-    pub before: Option<DateTime<Utc>>,
-    /// Page size (a page may hold more to keep a group of equal times
-    /// whole: see `MessageRepository::list_conversations`).
+    /// Where the page starts: the newest, before a time (a page may then
+    /// hold more than `limit` to keep a group of equal times whole: see
+    /// `MessageRepository::list_conversations`), or after a position.
+    pub start: PageStart<ConversationKey>,
+    /// Page size.
     pub limit: u32,
 }
 

@@ -30,8 +30,9 @@ pub trait ContactRepository: Send + Sync + 'static {
         id: ContactId,
     ) -> Result<Option<Contact>, RepositoryError>;
 
-    /// The contacts of `workspace` that match `query`, newest first, and
-    /// how many match in all.
+    /// The contacts of `workspace` that match `query`, newest first (by
+    /// `created_at`, then id), how many match in all and, for a page with
+    /// a `limit`, the position of its last contact when more follow it.
     ///
     /// # Errors
     /// `Unavailable` or `Internal` when storage fails.

@@ -9,6 +9,7 @@ use crate::messaging::{
     Conversation, ConversationQuery, IdempotencyKey, InboundMessage, Message, Session, SessionName,
     SessionStatus, StatusUpdate, WaId,
 };
+use crate::paging::{ConversationKey, Page, PageStart};
 
 /// Stores WhatsApp sessions.
 #[async_trait]
@@ -115,11 +116,14 @@ pub trait MessageRepository: Send + Sync + 'static {
         id: MessageId,
     ) -> Result<Option<Message>, RepositoryError>;
 
-    /// Messages exchanged with `remote` through `session`, newest first,
-    /// older than `before` when given; at most `limit`, except that a page
-    /// never ends inside a group of messages stored at the same instant (it
-    /// holds the whole group), so that the next page, asked for with
-    /// `before` = the last message's `created_at`, misses none.
+    /// Messages exchanged with `remote` through `session`, newest first
+    /// (by `created_at`, then id), from `start`, with the position of the
+    /// page's last message when more follow it. At most `limit`, except
+    /// that a page read from [`PageStart::Newest`] or
+    /// [`PageStart::Before`] never ends inside a group of messages stored
+    /// at the same instant (it holds the whole group), so that the next
+    /// page, asked for with `before` = the last message's `created_at`,
+    /// misses none. A page from [`PageStart::After`] holds at most `limit`.
     ///
     /// # Errors
     /// `Unavailable` or `Internal` when storage fails.
@@ -128,9 +132,9 @@ pub trait MessageRepository: Send + Sync + 'static {
         workspace: WorkspaceId,
         session: SessionId,
         remote: &WaId,
-        before: Option<DateTime<Utc>>,
+        start: PageStart<MessageId>,
         limit: u32,
-    ) -> Result<Vec<Message>, RepositoryError>;
+    ) -> Result<Page<Message, MessageId>, RepositoryError>;
 
     /// Stores an inbound message unless the session has one with the same
     /// provider id; when new, updates the conversation (last message, push
@@ -166,11 +170,15 @@ pub trait MessageRepository: Send + Sync + 'static {
         update: &StatusUpdate,
     ) -> Result<bool, RepositoryError>;
 
-    /// The conversations of `workspace` matching `query`, newest first; at
-    /// most `query.limit`, except that a page never ends inside a group of
-    /// conversations with the same `last_message_at` (it holds the whole
-    /// group), so that the next page, asked for with `before` = the last
-    /// one's time, misses none.
+    /// The conversations of `workspace` matching `query`, newest first (by
+    /// `last_message_at`, then session and remote), with the position of
+    /// the page's last conversation when more follow it. At most
+    /// `query.limit`, except that a page read from [`PageStart::Newest`]
+    /// or [`PageStart::Before`] never ends inside a group of conversations
+    /// with the same `last_message_at` (it holds the whole group), so that
+    /// the next page, asked for with `before` = the last one's time,
+    /// misses none. A page from [`PageStart::After`] holds at most
+    /// `query.limit`.
     ///
     /// # Errors
     /// `Unavailable` or `Internal` when storage fails.
@@ -178,7 +186,7 @@ pub trait MessageRepository: Send + Sync + 'static {
         &self,
         workspace: WorkspaceId,
         query: &ConversationQuery,
-    ) -> Result<Vec<Conversation>, RepositoryError>;
+    ) -> Result<Page<Conversation, ConversationKey>, RepositoryError>;
 
     /// Queues the message `id` of `workspace` again when it can be
     /// ([`Message::can_retry`], checked as it is written): its status

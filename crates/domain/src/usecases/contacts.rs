@@ -91,8 +91,9 @@ impl ContactService {
     ///
     /// # Errors
     /// [`ContactError::Validation`] on a `limit` outside 1 to
-    /// [`ContactQuery::MAX_LIMIT`], or a `search` or `label` with control
-    /// characters; [`ContactError::Repository`] when storage fails.
+    /// [`ContactQuery::MAX_LIMIT`], a `search` or `label` with control
+    /// characters, or an `after` without a `limit` or with an `offset`;
+    /// [`ContactError::Repository`] when storage fails.
     pub async fn list(
         &self,
         workspace: WorkspaceId,
@@ -106,6 +107,16 @@ impl ContactService {
                 format!("must be between 1 and {}", ContactQuery::MAX_LIMIT),
             )
             .into());
+        }
+        if query.after.is_some() {
+            // A position already says where the page starts; an offset on
+            // top would be ambiguous (from the start, or from there?).
+            if query.offset > 0 {
+                return Err(ValidationError::new("after", "cannot be combined with offset").into());
+            }
+            if query.limit.is_none() {
+                return Err(ValidationError::new("after", "needs a limit").into());
+            }
         }
         check_filters(query)?;
         Ok(self.repo.list(workspace, query).await?)

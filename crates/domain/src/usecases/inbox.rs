@@ -1,7 +1,6 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
 
 use crate::clock::Clock;
 use crate::error::{InboxError, RepositoryError};
@@ -10,6 +9,7 @@ use crate::messaging::{
     Conversation, ConversationQuery, InboundMessage, Message, MessageContent, ProviderEvent,
     ProviderSettings, Session, SessionName, WaId,
 };
+use crate::paging::{ConversationKey, Page, PageStart};
 use crate::ports::{
     AccountEvents, MessageRepository, ProviderEventSink, SessionRepository, TransportFactory,
     WebhookProtocol, WebhookRefusal, WebhookRequest,
@@ -304,7 +304,8 @@ impl InboxService {
             .ok_or(InboxError::SessionNotFound)
     }
 
-    /// Conversations of `workspace`, newest first, optionally of one session.
+    /// Conversations of `workspace`, newest first, optionally of one
+    /// session, from `start`.
     ///
     /// # Errors
     /// [`InboxError::SessionNotFound`], [`InboxError::Repository`].
@@ -312,22 +313,23 @@ impl InboxService {
         &self,
         workspace: WorkspaceId,
         session: Option<&SessionName>,
-        before: Option<DateTime<Utc>>,
+        start: PageStart<ConversationKey>,
         limit: u32,
-    ) -> Result<Vec<Conversation>, InboxError> {
+    ) -> Result<Page<Conversation, ConversationKey>, InboxError> {
         let session = match session {
             Some(name) => Some(self.session_by_name(workspace, name).await?.id),
             None => None,
         };
         let query = ConversationQuery {
             session,
-            before,
+            start,
             limit: limit.clamp(1, ConversationQuery::MAX_LIMIT),
         };
         Ok(self.messages.list_conversations(workspace, &query).await?)
     }
 
-    /// Messages with `remote` through the session `session`, newest first.
+    /// Messages with `remote` through the session `session`, newest first,
+    /// from `start`.
     ///
     /// # Errors
     /// [`InboxError::SessionNotFound`], [`InboxError::Repository`].
@@ -336,9 +338,9 @@ impl InboxService {
         workspace: WorkspaceId,
         session: &SessionName,
         remote: &WaId,
-        before: Option<DateTime<Utc>>,
+        start: PageStart<MessageId>,
         limit: u32,
-    ) -> Result<Vec<Message>, InboxError> {
+    ) -> Result<Page<Message, MessageId>, InboxError> {
         let session = self.session_by_name(workspace, session).await?;
         Ok(self
             .messages
@@ -346,7 +348,7 @@ impl InboxService {
                 workspace,
                 session.id,
                 remote,
-                before,
+                start,
                 limit.clamp(1, ConversationQuery::MAX_LIMIT),
             )
             .await?)

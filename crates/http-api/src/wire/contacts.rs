@@ -10,6 +10,7 @@ use maveraa_domain::{
 use serde::Deserialize;
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
 
+use crate::cursor::{self, Scope};
 use crate::error::ApiError;
 use crate::json_writer;
 use crate::query;
@@ -49,9 +50,11 @@ pub fn contact_json(c: &Contact) -> Vec<u8> {
     body
 }
 
-/// The answer to `GET /api/public/contacts`: `{"total", "contacts"}`.
-/// Takes the page to free it as soon as its JSON is written.
-pub fn contact_page_json(page: ContactPage) -> Vec<u8> {
+/// The answer to `GET /api/public/contacts`: `{"total", "contacts"}`, and
+/// for a page asked for with `limit`, `"next"`: the cursor of the next page
+/// or `null` on the last. Takes the page to free it as soon as its JSON is
+/// written.
+pub fn contact_page_json(page: ContactPage, query: &ContactQuery) -> Vec<u8> {
     // Sized up front: growing by doubling would hold up to three copies of
     // a 10,000-contact body at once.
     let mut body = Vec::with_capacity(64 + page.contacts.len() * CONTACT_JSON_BYTES);
@@ -61,6 +64,18 @@ pub fn contact_page_json(page: ContactPage) -> Vec<u8> {
     body.push(b',');
     json_writer::key(&mut body, "contacts");
     json_writer::array(&mut body, &page.contacts, write_contact);
+    // The whole list (no `limit`) has no next page, and keeps the
+    // reference's two fields.
+    if query.limit.is_some() {
+        body.push(b',');
+        json_writer::key(&mut body, "next");
+        match &page.next {
+            Some(next) => {
+                json_writer::string(&mut body, &contact_scope(query).encode_contact(next))
+            }
+            None => body.extend_from_slice(b"null"),
+        }
+    }
     body.push(b'}');
     body
 }
@@ -141,6 +156,11 @@ fn csv_field(out: &mut Vec<u8>, s: &str) {
         }
     }
     out.push(b'"');
+}
+
+/// The scope of the contact list's cursors: its filters.
+fn contact_scope(query: &ContactQuery) -> Scope {
+    Scope::contacts(query.search.as_deref(), query.label.as_deref())
 }
 
 /// About the size of one contact's JSON, to size bodies up front.
@@ -280,17 +300,26 @@ impl UpdateContactRequest {
 /// Longest `search` accepted.
 const MAX_SEARCH_CHARS: usize = 200;
 
-/// Reads `limit`, `offset`, `search` and `label` from a query string;
-/// others are ignored.
+/// Reads `limit`, `offset`, `after`, `search` and `label` from a query
+/// string; others are ignored.
 ///
 /// # Errors
-/// `400 validation_failed` on the parameter at fault.
+/// `400 validation_failed` on the parameter at fault: on `after` when it
+/// is not a cursor of the contact list with these filters, or comes with
+/// `offset` or without `limit`.
 pub fn contact_query(query_string: &str) -> Result<ContactQuery, ApiError> {
     let mut query = ContactQuery::default();
+    let mut after = None;
+    let mut offset_given = false;
     for (key, value) in query::pairs(query_string)? {
         match key.as_str() {
+            // Blank counts as absent: `after=${next ?? ""}` reads the
+            // first page.
+            "after" if value.trim().is_empty() => after = None,
+            "after" => after = Some(value),
             "limit" => query.limit = Some(query::limit(&value, ContactQuery::MAX_LIMIT)?),
             "offset" => {
+                offset_given = true;
                 query.offset = value
                     .trim()
                     .parse::<u64>()
@@ -317,6 +346,22 @@ pub fn contact_query(query_string: &str) -> Result<ContactQuery, ApiError> {
             // Unknown parameters are ignored, as most APIs do.
             _ => {}
         }
+    }
+    if let Some(after) = after {
+        // Even `offset=0`: a request that names both is confused.
+        if offset_given {
+            return Err(ApiError::validation(
+                cursor::FIELD,
+                "after cannot be combined with offset: page with one or the other",
+            ));
+        }
+        if query.limit.is_none() {
+            return Err(ApiError::validation(
+                cursor::FIELD,
+                "after needs limit (the whole list has no pages)",
+            ));
+        }
+        query.after = Some(contact_scope(&query).decode_contact(&after)?);
     }
     Ok(query)
 }

@@ -2,18 +2,20 @@
 //! endpoints.
 
 use chrono::{DateTime, Utc};
-use maveraa_domain::JID_SUFFIX;
-use maveraa_domain::messaging::{Conversation, ConversationQuery, SessionName};
+use maveraa_domain::messaging::{Conversation, ConversationQuery, SessionName, WaId};
+use maveraa_domain::{ConversationKey, JID_SUFFIX, MessageId, PageStart};
 use serde::Serialize;
 
 use super::messages::MessageBody;
+use crate::cursor::{self, Scope};
 use crate::error::ApiError;
 use crate::json_writer;
 use crate::query;
 use crate::timefmt::Rfc3339;
 
 /// The query parameters of the inbox endpoints: `sessionId`, `limit`
-/// (default 50, 1 to 500) and `before` (an RFC 3339 timestamp; the next
+/// (default 50, 1 to 500), and where the page starts: `after` (the cursor
+/// a list answered in `next`) or `before` (an RFC 3339 timestamp; the next
 /// page starts below the last item's `timestamp`/`createdAt`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InboxQuery {
@@ -21,6 +23,10 @@ pub struct InboxQuery {
     pub session: Option<SessionName>,
     /// Only items older than this.
     pub before: Option<DateTime<Utc>>,
+    /// The cursor to start after, as sent; read by
+    /// [`InboxQuery::conversations_start`] or
+    /// [`InboxQuery::messages_start`], which know its list.
+    pub after: Option<String>,
     /// Page size.
     pub limit: u32,
 }
@@ -34,6 +40,7 @@ impl InboxQuery {
         let mut out = Self {
             session: None,
             before: None,
+            after: None,
             limit: ConversationQuery::DEFAULT_LIMIT,
         };
         for (key, value) in query::pairs(query_string)? {
@@ -42,10 +49,58 @@ impl InboxQuery {
                 "sessionId" => out.session = Some(SessionName::parse("sessionId", &value)?),
                 "limit" => out.limit = query::limit(&value, ConversationQuery::MAX_LIMIT)?,
                 "before" => out.before = Some(query::timestamp("before", &value)?),
+                // Blank counts as absent, as for `sessionId`.
+                "after" if value.trim().is_empty() => out.after = None,
+                "after" => out.after = Some(value),
                 _ => {}
             }
         }
+        if out.after.is_some() && out.before.is_some() {
+            return Err(ApiError::validation(
+                cursor::FIELD,
+                "after cannot be combined with before: page with one or the other",
+            ));
+        }
         Ok(out)
+    }
+
+    /// The scope of the conversation list's cursors.
+    pub(crate) fn conversations_scope(&self) -> Scope {
+        Scope::conversations(self.session.as_ref())
+    }
+
+    /// Where a page of the conversation list starts.
+    ///
+    /// # Errors
+    /// `400 validation_failed` on `after` when it is not a cursor of the
+    /// conversation list with this `sessionId`.
+    pub fn conversations_start(&self) -> Result<PageStart<ConversationKey>, ApiError> {
+        Ok(match (&self.after, self.before) {
+            (Some(after), _) => {
+                PageStart::After(self.conversations_scope().decode_conversation(after)?)
+            }
+            (None, Some(before)) => PageStart::Before(before),
+            (None, None) => PageStart::Newest,
+        })
+    }
+
+    /// Where a page of the messages with `remote` through `session` starts.
+    ///
+    /// # Errors
+    /// `400 validation_failed` on `after` when it is not a cursor of this
+    /// conversation's messages.
+    pub fn messages_start(
+        &self,
+        session: &SessionName,
+        remote: &WaId,
+    ) -> Result<PageStart<MessageId>, ApiError> {
+        Ok(match (&self.after, self.before) {
+            (Some(after), _) => {
+                PageStart::After(Scope::messages(session, remote).decode_message(after)?)
+            }
+            (None, Some(before)) => PageStart::Before(before),
+            (None, None) => PageStart::Newest,
+        })
     }
 
     /// The session, for the endpoints that require one.
@@ -91,12 +146,19 @@ fn write_conversation(out: &mut Vec<u8>, c: &Conversation) {
 }
 
 /// The answer to `GET /api/public/inbox/conversations`, written by hand:
-/// it is among the API's largest.
-pub fn conversation_list_json(list: &[Conversation]) -> Vec<u8> {
-    let mut body = Vec::with_capacity(32 + list.len() * 192);
+/// it is among the API's largest. `next` is the cursor of the next page,
+/// `None` (`null`) on the last.
+pub fn conversation_list_json(list: &[Conversation], next: Option<&str>) -> Vec<u8> {
+    let mut body = Vec::with_capacity(64 + list.len() * 192);
     body.extend_from_slice(b"{");
     json_writer::key(&mut body, "conversations");
     json_writer::array(&mut body, list, write_conversation);
+    body.push(b',');
+    json_writer::key(&mut body, "next");
+    match next {
+        Some(next) => json_writer::string(&mut body, next),
+        None => body.extend_from_slice(b"null"),
+    }
     body.push(b'}');
     body
 }
@@ -106,6 +168,8 @@ pub fn conversation_list_json(list: &[Conversation]) -> Vec<u8> {
 pub struct MessageList<'a> {
     /// The messages, without their histories.
     pub messages: Vec<MessageBody<'a>>,
+    /// The cursor of the next page; `null` on the last.
+    pub next: Option<String>,
 }
 
 /// The answer to marking a conversation read.
@@ -172,6 +236,7 @@ mod tests {
             ("limit=x", "limit"),
             ("before=2023-10-01", "before"),
             ("sessionId=a%20b", "sessionId"),
+            ("after=x&before=2023-10-01T12%3A05%3A00Z", "after"),
         ] {
             let err = InboxQuery::parse(query).expect_err(query);
             assert_eq!(err.field(), Some(field), "{query}");

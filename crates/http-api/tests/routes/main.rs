@@ -8,6 +8,7 @@
 mod common;
 mod inbox;
 mod messages;
+mod paging;
 mod sessions;
 mod webhooks;
 

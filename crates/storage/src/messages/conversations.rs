@@ -1,6 +1,9 @@
 //! Conversations: their list, marking one read, and the messages of one.
-//! Both lists are paged by time, newest first, and a page never ends inside
-//! a group of rows with one time (see [`complete_tie`]).
+//! Both lists are newest first. A page read after a position (a cursor) is
+//! a keyset page: the rows strictly after that row in the list's order,
+//! bounded on the list's index. A page read from the newest or `before` a
+//! time never ends inside a group of rows with one time (see
+//! [`complete_tie`]), as `before` callers need.
 
 use std::sync::LazyLock;
 
@@ -9,11 +12,14 @@ use diesel::pg::{Pg, PgConnection};
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text, Timestamptz, Uuid as SqlUuid};
 use maveraa_domain::messaging::{Conversation, ConversationQuery, WaId};
-use maveraa_domain::{SessionId, WorkspaceId};
+use maveraa_domain::{
+    ConversationKey, ConversationPosition, MessageId, PageStart, SessionId, WorkspaceId,
+};
 use uuid::Uuid;
 
 use crate::columns::WaIdColumn;
 use crate::error::StorageError;
+use crate::keyset::row_gt;
 use crate::messages::rows::{MESSAGE_COLUMNS, MessageRow};
 use crate::schema::conversations;
 use crate::session_names::SessionNames;
@@ -81,6 +87,16 @@ static BEFORE_IN_CONVERSATION_SQL: LazyLock<Sql> = LazyLock::new(|| {
     in_conversation("AND m.created_at < $5 ORDER BY m.created_at DESC, m.id DESC LIMIT $4")
 });
 
+/// As [`CONVERSATION_MESSAGES_SQL`], only messages after message (`$5`
+/// created_at, `$6` id) in the history's order: a keyset page, bounded on
+/// `messages_conversation_idx` (`session_id, remote, created_at DESC, id
+/// DESC`).
+static AFTER_IN_CONVERSATION_SQL: LazyLock<Sql> = LazyLock::new(|| {
+    in_conversation(
+        "AND (m.created_at, m.id) < ($5, $6) ORDER BY m.created_at DESC, m.id DESC LIMIT $4",
+    )
+});
+
 /// The rest of a group of messages stored at the same instant (`$4`) after
 /// message `$5` in the history's order: see [`complete_tie`].
 static TIED_IN_CONVERSATION_SQL: LazyLock<Sql> =
@@ -108,17 +124,58 @@ fn complete_tie<R>(
     tied
 }
 
-/// A page of the messages of one conversation, newest first, older than
-/// `before` if given: `limit` of them, more when the page would otherwise
+/// Up to `fetch` messages of one conversation after the message at
+/// (`at`, `id`) in the history's order.
+fn messages_after(
+    conn: &mut PgConnection,
+    workspace: WorkspaceId,
+    session: SessionId,
+    remote: &str,
+    (at, id): (DateTime<Utc>, Uuid),
+    fetch: i64,
+) -> QueryResult<Vec<MessageRow>> {
+    AFTER_IN_CONVERSATION_SQL
+        .query()
+        .bind::<SqlUuid, _>(workspace.as_uuid())
+        .bind::<SqlUuid, _>(session.as_uuid())
+        .bind::<Text, _>(remote)
+        .bind::<BigInt, _>(fetch)
+        .bind::<Timestamptz, _>(at)
+        .bind::<SqlUuid, _>(id)
+        .load(conn)
+}
+
+/// A page of the messages of one conversation, newest first, from
+/// `start`, and whether more messages follow it. After a position:
+/// `limit` of them at most. Otherwise: `limit`, more when the page would
 /// end inside a group stored at one instant.
 pub(crate) fn messages(
     conn: &mut PgConnection,
     workspace: WorkspaceId,
     session: SessionId,
     remote: &str,
-    before: Option<DateTime<Utc>>,
+    start: PageStart<MessageId>,
     limit: u32,
-) -> Result<Vec<MessageRow>, StorageError> {
+) -> Result<(Vec<MessageRow>, bool), StorageError> {
+    let fetch = i64::from(limit) + 1;
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    let before = match start {
+        PageStart::After(position) => {
+            let mut rows = messages_after(
+                conn,
+                workspace,
+                session,
+                remote,
+                (position.at, position.key.as_uuid()),
+                fetch,
+            )?;
+            let more = rows.len() > limit;
+            rows.truncate(limit);
+            return Ok((rows, more));
+        }
+        PageStart::Before(before) => Some(before),
+        PageStart::Newest => None,
+    };
     // Two statements rather than `($4 IS NULL OR ...)`: each
     // keeps a plan that bounds the index scan.
     let sql = if before.is_some() {
@@ -131,13 +188,13 @@ pub(crate) fn messages(
         .bind::<SqlUuid, _>(workspace.as_uuid())
         .bind::<SqlUuid, _>(session.as_uuid())
         .bind::<Text, _>(remote)
-        .bind::<BigInt, _>(i64::from(limit) + 1);
+        .bind::<BigInt, _>(fetch);
     let query = match before {
         Some(before) => query.bind::<Timestamptz, _>(before),
         None => query,
     };
     let mut rows: Vec<MessageRow> = query.load(conn)?;
-    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    let mut more = rows.len() > limit;
     if let Some(at) = complete_tie(&mut rows, limit, |r| r.created_at)
         && let Some(last) = rows.last().map(|r| r.id)
     {
@@ -150,18 +207,67 @@ pub(crate) fn messages(
             .bind::<SqlUuid, _>(last)
             .load(conn)?;
         rows.extend(tied);
+        // The group may have been the rest of the history: look once more.
+        if let Some(last) = rows.last() {
+            more = !messages_after(
+                conn,
+                workspace,
+                session,
+                remote,
+                (last.created_at, last.id),
+                1,
+            )?
+            .is_empty();
+        }
     }
-    Ok(rows)
+    Ok((rows, more))
 }
 
-/// A page of the conversations of `workspace` (see [`ConversationQuery`]),
-/// each named after its session.
-pub(crate) fn list(
+/// `$q` in the conversation list's order, `$fetch` rows: `last_message_at`
+/// descending, then `session_id` and `remote` ascending, the order of the
+/// indexes `conversations_workspace_idx` and `conversations_session_idx`.
+macro_rules! ordered {
+    ($q:expr, $fetch:expr) => {
+        $q.order((
+            conversations::last_message_at.desc(),
+            conversations::session_id.asc(),
+            conversations::remote.asc(),
+        ))
+        .limit($fetch)
+        .select(ConversationRow::as_select())
+    };
+}
+
+/// `$q`'s conversations after the position `$p`: those older than its
+/// time, and those of its time whose (session, remote) comes after its
+/// own. The order mixes directions, so this is not one row comparison;
+/// `last_message_at <=` bounds the index scan at the position, and only
+/// the position's own group of equal times is filtered out, so the cost is
+/// the same at any depth.
+macro_rules! after {
+    ($q:expr, $p:expr) => {{
+        let p: &ConversationPosition = $p;
+        $q.filter(conversations::last_message_at.le(p.at)).filter(
+            conversations::last_message_at.lt(p.at).or(row_gt(
+                (conversations::session_id, conversations::remote),
+                (
+                    p.key.session.as_uuid().into_sql::<SqlUuid>(),
+                    p.key.remote.as_str().to_owned().into_sql::<Text>(),
+                ),
+            )),
+        )
+    }};
+}
+
+/// Up to `fetch` conversations of `workspace` (and `session`) from `start`
+/// in the list's order (see [`ordered!`]).
+fn conversation_rows(
     conn: &mut PgConnection,
-    names: &SessionNames,
     workspace: WorkspaceId,
-    query: &ConversationQuery,
-) -> Result<Vec<Conversation>, StorageError> {
+    session: Option<SessionId>,
+    start: &PageStart<ConversationKey>,
+    fetch: i64,
+) -> QueryResult<Vec<ConversationRow>> {
     // No join with `sessions`: names come from `SessionNames`.
     let all = conversations::table.filter(conversations::workspace_id.eq(workspace.as_uuid()));
     // One fixed statement per combination of filters, not one
@@ -170,21 +276,11 @@ pub(crate) fn list(
     // Rows go straight into a vector of the page's size: one
     // allocation, not a chain of reallocations (each large one
     // makes glibc's malloc sweep its free lists).
-    // One row more than the page: it tells whether the page
-    // ends inside a group of conversations with one timestamp.
-    let limit = usize::try_from(query.limit).unwrap_or(0);
-    let capacity = limit + 1;
+    let capacity = usize::try_from(fetch).unwrap_or(0);
     macro_rules! page {
         ($q:expr) => {{
             let mut rows = Vec::with_capacity(capacity);
-            for row in $q
-                .order((
-                    conversations::last_message_at.desc(),
-                    conversations::session_id.asc(),
-                    conversations::remote.asc(),
-                ))
-                .limit(i64::from(query.limit) + 1)
-                .select(ConversationRow::as_select())
+            for row in ordered!($q, fetch)
                 .load_iter::<ConversationRow, diesel::connection::DefaultLoadingMode>(conn)?
             {
                 rows.push(row?);
@@ -192,20 +288,50 @@ pub(crate) fn list(
             rows
         }};
     }
-    let mut rows = match (query.session, query.before) {
-        (None, None) => page!(all),
-        (Some(session), None) => {
+    Ok(match (session, start) {
+        (None, PageStart::Newest) => page!(all),
+        (Some(session), PageStart::Newest) => {
             page!(all.filter(conversations::session_id.eq(session.as_uuid())))
         }
-        (None, Some(before)) => {
-            page!(all.filter(conversations::last_message_at.lt(before)))
+        (None, PageStart::Before(before)) => {
+            page!(all.filter(conversations::last_message_at.lt(*before)))
         }
-        (Some(session), Some(before)) => page!(
+        (Some(session), PageStart::Before(before)) => page!(
             all.filter(conversations::session_id.eq(session.as_uuid()))
-                .filter(conversations::last_message_at.lt(before))
+                .filter(conversations::last_message_at.lt(*before))
         ),
-    };
-    if let Some(at) = complete_tie(&mut rows, limit, |r| r.last_message_at)
+        (None, PageStart::After(p)) => page!(after!(all, p)),
+        (Some(session), PageStart::After(p)) => page!(after!(
+            all.filter(conversations::session_id.eq(session.as_uuid())),
+            p
+        )),
+    })
+}
+
+/// A page of the conversations of `workspace` (see [`ConversationQuery`]),
+/// each named after its session, and where the next page starts (`None` on
+/// the last page).
+pub(crate) fn list(
+    conn: &mut PgConnection,
+    names: &SessionNames,
+    workspace: WorkspaceId,
+    query: &ConversationQuery,
+) -> Result<(Vec<Conversation>, Option<ConversationPosition>), StorageError> {
+    // One row more than the page: it tells whether another page follows
+    // and, from the newest or `before`, whether the page ends inside a
+    // group of conversations with one timestamp.
+    let limit = usize::try_from(query.limit).unwrap_or(0);
+    let mut rows = conversation_rows(
+        conn,
+        workspace,
+        query.session,
+        &query.start,
+        i64::from(query.limit) + 1,
+    )?;
+    let mut more = rows.len() > limit;
+    if matches!(query.start, PageStart::After(_)) {
+        rows.truncate(limit);
+    } else if let Some(at) = complete_tie(&mut rows, limit, |r| r.last_message_at)
         && let Some(last) = rows.last()
     {
         let tied = tied_conversations(
@@ -217,7 +343,19 @@ pub(crate) fn list(
             last.remote.as_str(),
         )?;
         rows.extend(tied);
+        // The group may have been the rest of the list: look once more.
+        if let Some(last) = rows.last() {
+            let position = PageStart::After(position_of(last));
+            more = !conversation_rows(conn, workspace, query.session, &position, 1)?.is_empty();
+        }
     }
+    // The position of the last row read, even when its session is gone
+    // (below): the next page starts after it all the same.
+    let next = if more {
+        rows.last().map(position_of)
+    } else {
+        None
+    };
     let ids: Vec<Uuid> = rows.iter().map(|r| r.session_id).collect();
     let session_names = names.resolve(conn, &ids)?;
     // A session deleted since the page was read has no name:
@@ -237,7 +375,18 @@ pub(crate) fn list(
             unread_count: u32::try_from(r.unread_count).unwrap_or(0),
         });
     }
-    Ok(page)
+    Ok((page, next))
+}
+
+/// A conversation row's place in the list.
+fn position_of(row: &ConversationRow) -> ConversationPosition {
+    ConversationPosition {
+        at: row.last_message_at,
+        key: ConversationKey {
+            session: SessionId::from_uuid(row.session_id),
+            remote: row.remote.clone(),
+        },
+    }
 }
 
 /// Sets a conversation's unread count to 0; `None` when there is no such
@@ -259,4 +408,95 @@ pub(crate) fn mark_read(
     .returning(conversations::last_inbound_provider_id)
     .get_result::<Option<String>>(conn)
     .optional()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use diesel::prelude::*;
+    use diesel::sql_types::{BigInt, Text, Timestamptz, Uuid as SqlUuid};
+    use maveraa_domain::{ConversationKey, ConversationPosition, SessionId};
+
+    use super::{AFTER_IN_CONVERSATION_SQL, ConversationRow, row_gt};
+    use crate::keyset::explain::generic_plan;
+    use crate::schema::conversations;
+    use crate::testing::{fixture, now, session, wa, workspace};
+
+    /// The first line of `plan` with an index scan's bound.
+    fn bound(plan: &str) -> &str {
+        plan.lines()
+            .find(|l| l.contains("Index Cond"))
+            .unwrap_or_default()
+    }
+
+    /// Pages after a position read the list's index from the position on
+    /// (its bound is the scan's `Index Cond`), as the read pool plans them.
+    #[tokio::test]
+    async fn pages_after_a_position_are_bounded_on_their_indexes() {
+        let f = fixture();
+        let ws = workspace(&f, "Acme").await;
+        let s = session(&f, ws, "s1").await;
+        let (w, sid) = (ws.as_uuid(), s.id.as_uuid());
+        f.sql(&format!(
+            "INSERT INTO conversations (session_id, remote, workspace_id, last_message, last_message_at) \
+             SELECT '{sid}', (6281000000000 + i)::text, '{w}', 'hi', now() - i * interval '1 second' \
+             FROM generate_series(1, 3000) AS i"
+        ));
+        f.sql(&format!(
+            "INSERT INTO messages (id, workspace_id, session_id, remote, direction, type, body, status, created_at, updated_at) \
+             SELECT gen_random_uuid(), '{w}', '{sid}', '6281000000001', 'inbound', 'text', 'hi', 'received', \
+                    now() - i * interval '1 second', now() \
+             FROM generate_series(1, 3000) AS i"
+        ));
+        f.sql("ANALYZE conversations");
+        f.sql("ANALYZE messages");
+        let position = ConversationPosition {
+            at: now(),
+            key: ConversationKey {
+                session: SessionId::from_uuid(sid),
+                remote: wa("6281000000500"),
+            },
+        };
+        let at = now().to_rfc3339();
+        let conversation_args = format!("'{w}', '{at}', '{at}', '{sid}', '6281000000500', 51");
+        // diesel numbers parameters in the order they appear in the text.
+        let message_args = format!(
+            "'{w}', '{sid}', '6281000000001', '{at}', '{}', 51",
+            uuid::Uuid::new_v4()
+        );
+        let (conversations_plan, messages_plan) = f
+            .store
+            .database()
+            .run_blocking(move |conn| {
+                let all = conversations::table.filter(conversations::workspace_id.eq(w));
+                let page = ordered!(after!(all, &position), 51_i64);
+                let conversations_plan = generic_plan(conn, &page, &conversation_args)?;
+                let page = AFTER_IN_CONVERSATION_SQL
+                    .query()
+                    .bind::<SqlUuid, _>(w)
+                    .bind::<SqlUuid, _>(sid)
+                    .bind::<Text, _>("6281000000001")
+                    .bind::<BigInt, _>(51_i64)
+                    .bind::<Timestamptz, _>(now())
+                    .bind::<SqlUuid, _>(uuid::Uuid::new_v4());
+                let messages_plan = generic_plan(conn, &page, &message_args)?;
+                Ok((conversations_plan, messages_plan))
+            })
+            .expect("explain");
+        assert!(
+            conversations_plan.contains("conversations_workspace_idx"),
+            "{conversations_plan}"
+        );
+        assert!(
+            bound(&conversations_plan).contains("last_message_at <="),
+            "{conversations_plan}"
+        );
+        assert!(
+            messages_plan.contains("messages_conversation_idx"),
+            "{messages_plan}"
+        );
+        assert!(
+            bound(&messages_plan).contains("ROW(created_at, id) <"),
+            "{messages_plan}"
+        );
+    }
 }

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use chrono::DateTime;
 use chrono::Utc;
+use maveraa_domain::PageStart;
 use maveraa_domain::messaging::{
     CloudApiSettings, ConversationQuery, IdempotencyKey, InboundMessage, Message, MessageContent,
     MessageStatus, ProviderSettings, SecretString, Session, StatusUpdate,
@@ -145,7 +146,7 @@ pub async fn wait_for_lease_end(f: &Fixture, m: &Message) {
 pub fn all_conversations() -> ConversationQuery {
     ConversationQuery {
         session: None,
-        before: None,
+        start: PageStart::Newest,
         limit: ConversationQuery::DEFAULT_LIMIT,
     }
 }
