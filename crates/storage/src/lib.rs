@@ -19,6 +19,7 @@ mod messages;
 mod migrate;
 mod outbox;
 mod pool;
+mod private_file;
 mod revocations;
 mod schema;
 mod sealing;

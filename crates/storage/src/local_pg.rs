@@ -9,9 +9,8 @@
 //! A cluster an older version set up letting every local connection in
 //! (`trust`) is given a password and switched over at its next start.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::fs::{self, File};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -19,6 +18,7 @@ use diesel::sql_types::{Bool, Text};
 use diesel::{QueryableByName, RunQueryDsl};
 
 use crate::error::StorageError;
+use crate::private_file::create_private;
 
 /// Where and how to run the local server.
 #[derive(Debug, Clone)]
@@ -462,29 +462,15 @@ fn load_or_create_password(path: &Path) -> Result<String, StorageError> {
     let mut bytes = [0u8; 24];
     getrandom::fill(&mut bytes).map_err(|e| err(format!("no randomness available: {e}")))?;
     let password = hex::encode(bytes);
-    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
-    let _ = fs::remove_file(&tmp);
-    let write = || -> std::io::Result<()> {
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        file.write_all(password.as_bytes())?;
-        file.write_all(b"\n")?;
-        file.sync_all()
+    let owner = if is_root() {
+        Some(ids_of_postgres_user()?)
+    } else {
+        None
     };
-    write().map_err(|e| err(format!("cannot write {}: {e}", tmp.display())))?;
-    if is_root() {
-        let (uid, gid) = ids_of_postgres_user()?;
-        std::os::unix::fs::chown(&tmp, Some(uid), Some(gid))
-            .map_err(|e| err(format!("cannot chown {}: {e}", tmp.display())))?;
-    }
-    let linked = fs::hard_link(&tmp, path);
-    let _ = fs::remove_file(&tmp);
-    match linked {
-        Ok(()) => Ok(password),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => read(path),
+    match create_private(path, &password, owner) {
+        Ok(true) => Ok(password),
+        // Another process created it first: use theirs.
+        Ok(false) => read(path),
         Err(e) => Err(err(format!("cannot create {}: {e}", path.display()))),
     }
 }

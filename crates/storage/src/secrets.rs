@@ -10,9 +10,8 @@
 //! to another row or field does not open there.
 
 use std::fmt;
-use std::fs::{self, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -22,6 +21,8 @@ use chacha20poly1305::aead::{Aead, Payload};
 use chacha20poly1305::{KeyInit, XChaCha20Poly1305, XNonce};
 use sha2::{Digest, Sha256};
 use zeroize::{Zeroize, Zeroizing};
+
+use crate::private_file::create_private;
 
 /// The format tag that starts every sealed value.
 const FORMAT: &str = "mvs1";
@@ -193,26 +194,10 @@ impl SecretKey {
                 .map_err(|e| file_err(format!("cannot create its folder: {e}")))?;
         }
         let (_, text) = Self::generate()?;
-        let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
-        let _ = fs::remove_file(&tmp);
-        let write = || -> std::io::Result<()> {
-            let mut file = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&tmp)?;
-            file.write_all(text.as_bytes())?;
-            file.write_all(b"\n")?;
-            file.sync_all()
-        };
-        let linked = write().and_then(|()| fs::hard_link(&tmp, path));
-        let _ = fs::remove_file(&tmp);
-        match linked {
-            Ok(()) => Ok((Self::from_file(path)?, true)),
+        match create_private(path, &text, None) {
+            Ok(true) => Ok((Self::from_file(path)?, true)),
             // Another process created it first: use theirs.
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                Ok((Self::from_file(path)?, false))
-            }
+            Ok(false) => Ok((Self::from_file(path)?, false)),
             Err(e) => Err(file_err(format!("cannot create it: {e}"))),
         }
     }
