@@ -18,7 +18,11 @@ use crate::error::StorageError;
 pub struct PoolSettings {
     /// Most connections open at once.
     pub max_size: u32,
-    /// Connections kept open while idle.
+    /// Connections kept open while idle. r2d2 opens them in the background;
+    /// a process that exits while one is being made can crash in libcrypto's
+    /// exit handlers (SCRAM authentication runs OpenSSL's HMAC), so the
+    /// default is none: short-lived pools (tests, commands) make only the
+    /// connections they wait for. The server sets it from its config.
     pub min_idle: u32,
     /// How long a caller waits for a free connection before giving up.
     pub acquire_timeout: Duration,
@@ -34,7 +38,7 @@ impl Default for PoolSettings {
     fn default() -> Self {
         Self {
             max_size: 16,
-            min_idle: 2,
+            min_idle: 0,
             acquire_timeout: Duration::from_secs(5),
             statement_timeout: Duration::from_secs(15),
             generic_plans: false,
