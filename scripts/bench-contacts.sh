@@ -46,7 +46,8 @@ trap cleanup EXIT
 
 echo "== preparing PostgreSQL on port $PG_PORT"
 DB_URL=$($BIN local-db start | sed -E 's/.*"url":"([^"]+)".*/\1/')
-ADMIN_URL="postgres://postgres@127.0.0.1:$PG_PORT/postgres"
+# The local server takes only its password: the admin URL is the same one, on the postgres database.
+ADMIN_URL="${DB_URL%/*}/postgres"
 psql -q "$ADMIN_URL" -c "DROP DATABASE IF EXISTS maveraa_bench_contacts WITH (FORCE)" \
   -c "CREATE DATABASE maveraa_bench_contacts"
 $BIN migrate >/dev/null
