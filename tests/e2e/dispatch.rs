@@ -50,6 +50,13 @@ pub(crate) async fn received_texts(server: &MockServer) -> BTreeMap<String, usiz
     counts
 }
 
+/// Meta's answer to a send with an expired access token.
+fn expired_token() -> ResponseTemplate {
+    ResponseTemplate::new(401).set_body_json(json!({"error": {
+        "message": "Error validating access token: Session has expired",
+        "type": "OAuthException", "code": 190}}))
+}
+
 /// Sends `text` through the session "real" to 6281234567890; the message id.
 async fn send_text(app: &crate::helpers::TestApp, text: &str) -> String {
     let queued = json_of(
@@ -222,8 +229,7 @@ async fn a_400_fails_at_once_with_the_providers_error() {
 async fn refused_credentials_mark_the_session_failed_until_a_send_succeeds() {
     let provider = MockServer::start().await;
     let refused = Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(401).set_body_json(json!({"error": {
-            "message": "Error validating access token: Session has expired", "type": "OAuthException", "code": 190}})))
+        .respond_with(expired_token())
         .mount_as_scoped(&provider)
         .await;
     let uri = provider.uri();
@@ -489,8 +495,7 @@ async fn a_server_killed_with_queued_messages_sends_them_after_restart() {
 async fn failed_messages_are_retried_once_the_cause_is_fixed() {
     let provider = MockServer::start().await;
     let refused = Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(401).set_body_json(json!({"error": {
-            "message": "Error validating access token: Session has expired", "type": "OAuthException", "code": 190}})))
+        .respond_with(expired_token())
         .mount_as_scoped(&provider)
         .await;
     let uri = provider.uri();

@@ -7,9 +7,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
-use sha2::Sha256;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpSocket, TcpStream};
 use wiremock::matchers::method;
@@ -17,6 +15,7 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::dispatch::serve;
 use crate::helpers::{free_port, json_of, spawn_app_with, wait_ready};
+use crate::webhooks::{SECRET, sign};
 
 /// What the stand-in saw.
 #[derive(Default)]
@@ -195,14 +194,6 @@ async fn count(url: &str, sql: &'static str) -> i64 {
     tokio::task::spawn_blocking(move || maveraa_storage::testing::count_at(&url, sql))
         .await
         .expect("count")
-}
-
-const SECRET: &str = "app-secret-123";
-
-fn sign(body: &[u8]) -> String {
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(SECRET.as_bytes()).expect("key");
-    mac.update(body);
-    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
 
 /// A provider that takes the request and answers after our timeout; Meta's

@@ -8,9 +8,11 @@ use sha2::Sha256;
 
 use crate::helpers::{TestApp, error_of, json_of, spawn_app};
 
-const SECRET: &str = "app-secret-123";
+/// The app secret of the tests' Cloud API sessions.
+pub(crate) const SECRET: &str = "app-secret-123";
 
-fn sign(body: &[u8]) -> String {
+/// Meta's signature of `body` under [`SECRET`].
+pub(crate) fn sign(body: &[u8]) -> String {
     let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(SECRET.as_bytes()).expect("key");
     mac.update(body);
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
