@@ -8,12 +8,13 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use futures_util::StreamExt;
 use maveraa_domain::ports::{ConditionalUpdate, ContactRepository};
 use maveraa_domain::usecases::ContactService;
 use maveraa_domain::{
     Contact, ContactError, ContactId, ContactName, ContactPage, ContactPatch, ContactPosition,
-    ContactQuery, ContactStream, Labels, NewContact, PhoneNumber, RepositoryError, SystemClock,
-    WorkspaceId,
+    ContactQuery, ContactStream, ImportRow, ImportTally, ImportedContact, ImportedContacts, Labels,
+    NewContact, OnDuplicate, PhoneNumber, RepositoryError, SystemClock, WorkspaceId,
 };
 
 /// Contacts in a vector behind a mutex: enough for tests and demos.
@@ -173,6 +174,48 @@ impl ContactRepository for InMemoryContacts {
         rows.retain(|c| !(c.workspace_id == workspace && c.id == id));
         Ok(rows.len() != before)
     }
+
+    async fn import(
+        &self,
+        workspace: WorkspaceId,
+        on_duplicate: OnDuplicate,
+        mut rows: ImportedContacts,
+    ) -> Result<Option<ImportTally>, RepositoryError> {
+        // Applied to a copy, kept only when the source ends well: one
+        // transaction.
+        let mut copy = self.rows()?.clone();
+        let mut tally = ImportTally::default();
+        while let Some(batch) = rows.next().await {
+            let Ok(batch) = batch else { return Ok(None) };
+            for ImportedContact { row, contact } in batch {
+                let stored = copy
+                    .iter_mut()
+                    .find(|c| c.workspace_id == workspace && c.phone == contact.phone);
+                match (stored, on_duplicate) {
+                    (None, _) => {
+                        copy.push(contact);
+                        tally.created += 1;
+                    }
+                    (Some(c), OnDuplicate::Update)
+                        if (&c.name, &c.labels) != (&contact.name, &contact.labels) =>
+                    {
+                        (c.name, c.labels, c.updated_at) =
+                            (contact.name, contact.labels, contact.updated_at);
+                        tally.updated += 1;
+                    }
+                    (Some(_), OnDuplicate::Error) => {
+                        tally.duplicates += 1;
+                        if tally.duplicate_rows.len() < ImportTally::ROWS_KEPT {
+                            tally.duplicate_rows.push(row);
+                        }
+                    }
+                    (Some(_), _) => tally.skipped += 1,
+                }
+            }
+        }
+        *self.rows()? = copy;
+        Ok(Some(tally))
+    }
 }
 
 fn new_contact(name: &str, phone: &str, labels: &str) -> Result<NewContact, ContactError> {
@@ -230,6 +273,42 @@ async fn run() -> Result<(), ContactError> {
         .await?;
     let page = service.list(acme, &ContactQuery::default()).await?;
     assert_eq!(page.total, 2);
+
+    // An import: John's row renames him, the other creates a contact.
+    let rows = vec![
+        ImportRow {
+            row: 2,
+            contact: new_contact("Johnny Doe", "6281234567890", "VIP")?,
+        },
+        ImportRow {
+            row: 3,
+            contact: new_contact("Ann Lee", "6281111111111", "")?,
+        },
+    ];
+    let tally = service
+        .import(
+            acme,
+            OnDuplicate::Update,
+            futures_util::stream::iter([Ok(rows)]).boxed(),
+        )
+        .await?
+        .expect("the rows ended well");
+    assert_eq!((tally.created, tally.updated), (1, 1));
+    println!(
+        "imported: {} created, {} updated",
+        tally.created, tally.updated
+    );
+    let page = service.list(acme, &ContactQuery::default()).await?;
+    assert_eq!(page.total, 3);
+    assert_eq!(
+        page.contacts[0].name.as_str(),
+        "Ann Lee",
+        "the last row is newest"
+    );
+    assert_eq!(
+        service.get(acme, john.id).await?.name.as_str(),
+        "Johnny Doe"
+    );
     assert_eq!(page.contacts[0].id, john.id, "newest first");
 
     let vip = service

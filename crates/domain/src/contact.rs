@@ -7,7 +7,7 @@ use futures_util::stream::BoxStream;
 use crate::error::RepositoryError;
 use crate::ids::{ContactId, WorkspaceId};
 use crate::paging::ContactPosition;
-use crate::values::{ContactName, Labels, PhoneNumber};
+use crate::values::{ContactName, Labels, PhoneNumber, ValidationError};
 
 /// A contact of a workspace. Its phone number is unique within the
 /// workspace.
@@ -117,4 +117,91 @@ pub struct ContactPage {
     /// more contacts match; `None` on the last page and for a list
     /// without `limit`.
     pub next: Option<ContactPosition>,
+}
+
+/// What an import does with a row whose phone the workspace has already
+/// (in storage, or in an earlier row of the same import).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum OnDuplicate {
+    /// Leave the stored contact as it is; the row counts as skipped.
+    #[default]
+    Skip,
+    /// Give the stored contact the row's name and labels (a row identical
+    /// to the stored contact changes nothing and counts as skipped).
+    Update,
+    /// Report the row as an error; the stored contact stays as it is.
+    Error,
+}
+
+impl OnDuplicate {
+    /// `skip`, `update` or `error`, as the API spells them.
+    ///
+    /// # Errors
+    /// A [`ValidationError`] on `field` for any other text.
+    pub fn parse(field: &str, text: &str) -> Result<Self, ValidationError> {
+        match text.trim() {
+            "skip" => Ok(Self::Skip),
+            "update" => Ok(Self::Update),
+            "error" => Ok(Self::Error),
+            _ => Err(ValidationError::new(
+                field,
+                "must be one of skip, update, error",
+            )),
+        }
+    }
+}
+
+/// A valid row of an import, as the use case hands it to storage: where
+/// it was in the source (for the report) and the contact it makes (new
+/// id and times; an update keeps the stored contact's id and creation).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportedContact {
+    /// Its row number in the source, as the caller counts them.
+    pub row: u64,
+    /// The contact it creates, or whose name and labels it gives to the
+    /// stored contact with the same phone.
+    pub contact: Contact,
+}
+
+/// A valid row of an import as the caller reads it: its row number and
+/// the contact it asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportRow {
+    /// Its row number in the source (the report names rows by it).
+    pub row: u64,
+    /// The contact.
+    pub contact: NewContact,
+}
+
+/// Why an import's source broke off (the client went away, its body was
+/// malformed beyond a row): everything the import wrote is rolled back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ImportAborted;
+
+/// The rows of an import, in batches as they are read. An `Err` ends the
+/// import with nothing written.
+pub type ImportRows = BoxStream<'static, Result<Vec<ImportRow>, ImportAborted>>;
+
+/// The rows of an import with their contacts made, as storage takes them.
+pub type ImportedContacts = BoxStream<'static, Result<Vec<ImportedContact>, ImportAborted>>;
+
+/// What an import wrote, counted over all its valid rows.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImportTally {
+    /// Rows that created a contact.
+    pub created: u64,
+    /// Rows that changed a stored contact ([`OnDuplicate::Update`]).
+    pub updated: u64,
+    /// Rows whose phone the workspace had, left as they were.
+    pub skipped: u64,
+    /// Rows refused as duplicates ([`OnDuplicate::Error`]).
+    pub duplicates: u64,
+    /// The row numbers of the first [`ImportTally::ROWS_KEPT`] duplicates,
+    /// in order.
+    pub duplicate_rows: Vec<u64>,
+}
+
+impl ImportTally {
+    /// How many duplicate rows are named by number; the rest are counted.
+    pub const ROWS_KEPT: usize = 100;
 }

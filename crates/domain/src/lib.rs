@@ -46,7 +46,10 @@ pub mod validation {
 
 pub use api_key::{ApiKey, ApiKeyHash, ApiKeySecret, AuthContext};
 pub use clock::{Clock, SystemClock};
-pub use contact::{Contact, ContactPage, ContactPatch, ContactQuery, ContactStream, NewContact};
+pub use contact::{
+    Contact, ContactPage, ContactPatch, ContactQuery, ContactStream, ImportAborted, ImportRow,
+    ImportRows, ImportTally, ImportedContact, ImportedContacts, NewContact, OnDuplicate,
+};
 pub use error::{
     ApiKeyError, AuthError, ContactError, InboxError, MessagingError, RepositoryError,
     SessionError, WorkspaceError,

@@ -6,12 +6,17 @@ use actix_web::http::header;
 use actix_web::web::Bytes;
 use actix_web::{HttpRequest, HttpResponse, web};
 use futures_util::stream::{self, BoxStream, Stream, StreamExt};
-use maveraa_domain::{Contact, ContactId, RepositoryError};
+use maveraa_domain::{
+    Contact, ContactId, ImportAborted, ImportRow, ImportRows, OnDuplicate, RepositoryError,
+};
+use tokio::sync::mpsc;
 
 use crate::ApiState;
 use crate::error::ApiError;
-use crate::extract::{ApiJson, Authenticated};
+use crate::extract::{ApiJson, Authenticated, encoded};
 use crate::json_writer;
+use crate::query;
+use crate::wire::contact_import::{ImportFormat, ReadReport, RowReader, report_json};
 use crate::wire::contacts::{
     CONTACT_CSV_HEADER, CONTACT_LIST_TAIL, CreateContactRequest, UpdateContactRequest,
     contact_batch_csv, contact_batch_json, contact_json, contact_list_head, contact_page_json,
@@ -181,4 +186,142 @@ pub async fn delete(
         .delete(auth.0.workspace_id, contact_id(&req)?)
         .await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// Rows handed to storage at a time: one statement each.
+const IMPORT_BATCH_ROWS: usize = 5000;
+
+/// Most rows one import takes (an import is one transaction).
+const MAX_IMPORT_ROWS: u64 = 2_000_000;
+
+/// How long an import waits for the client's next bytes.
+const IMPORT_IDLE: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// `POST /api/public/contacts/import?onDuplicate=skip|update|error`: CSV or
+/// NDJSON read as it arrives and written in batches, in one transaction.
+/// Invalid rows are reported and skipped; a body that breaks off or cannot
+/// be read on writes nothing.
+pub async fn import(
+    auth: Authenticated,
+    state: web::Data<ApiState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    if let Some(refused) = encoded(&req) {
+        return Err(refused);
+    }
+    let format = ImportFormat::from_content_type(
+        req.headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok()),
+    )?;
+    let mut on_duplicate = OnDuplicate::default();
+    for (key, value) in query::pairs(req.query_string())? {
+        if key == "onDuplicate" {
+            on_duplicate = OnDuplicate::parse("onDuplicate", &value)?;
+        }
+    }
+    // Two batches in flight: the body is read while the last is written.
+    let (tx, rx) = mpsc::channel(2);
+    let rows: ImportRows = stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|batch| (batch, rx))
+    })
+    .boxed();
+    let reading = std::pin::pin!(read_import(format, payload, tx));
+    let writing = std::pin::pin!(
+        state
+            .contacts
+            .import(auth.0.workspace_id, on_duplicate, rows)
+    );
+    let (read, written) = match futures_util::future::select(reading, writing).await {
+        futures_util::future::Either::Left((read, writing)) => (read, writing.await),
+        // Storage ended first: it failed (the reading is dropped with the
+        // rest of the body), or took the last batch as the reading ended.
+        futures_util::future::Either::Right((written, reading)) => match written {
+            Err(e) => return Err(e.into()),
+            Ok(written) => (reading.await, Ok(written)),
+        },
+    };
+    let tally = written?;
+    let report = read?;
+    let tally = tally.ok_or_else(|| ApiError::internal(&"the import's rows broke off"))?;
+    Ok(json_writer::response(
+        HttpResponse::Ok(),
+        report_json(&tally, report),
+    ))
+}
+
+/// Reads the body into batches of rows for storage. On a failure it sends
+/// [`ImportAborted`], so that storage rolls back, and answers the error.
+async fn read_import(
+    format: ImportFormat,
+    mut payload: web::Payload,
+    tx: mpsc::Sender<Result<Vec<ImportRow>, ImportAborted>>,
+) -> Result<ReadReport, ApiError> {
+    let mut reader = RowReader::new(format);
+    let mut report = ReadReport::default();
+    let mut batch = Vec::with_capacity(IMPORT_BATCH_ROWS);
+    let mut rows = 0u64;
+    let result = async {
+        loop {
+            let chunk = match actix_web::rt::time::timeout(IMPORT_IDLE, payload.next()).await {
+                Err(_) => {
+                    return Err(ApiError::new(
+                        actix_web::http::StatusCode::REQUEST_TIMEOUT,
+                        "request_timeout",
+                        format!(
+                            "the body stalled for {} s; nothing was imported",
+                            IMPORT_IDLE.as_secs()
+                        ),
+                    ));
+                }
+                Ok(None) => break,
+                Ok(Some(Err(e))) => {
+                    return Err(ApiError::new(
+                        actix_web::http::StatusCode::BAD_REQUEST,
+                        "bad_request",
+                        format!("cannot read the body ({e}); nothing was imported"),
+                    ));
+                }
+                Ok(Some(Ok(chunk))) => chunk,
+            };
+            reader.feed(&chunk, &mut batch, &mut report)?;
+            if batch.len() >= IMPORT_BATCH_ROWS {
+                rows += batch.len() as u64;
+                send(&tx, &mut batch, rows).await?;
+            }
+        }
+        reader.finish(&mut batch, &mut report)?;
+        rows += batch.len() as u64;
+        send(&tx, &mut batch, rows).await
+    }
+    .await;
+    if result.is_err() {
+        // Storage may be gone already; then there is nothing to roll back.
+        let _ = tx.send(Err(ImportAborted)).await;
+    }
+    result.map(|()| report)
+}
+
+/// Hands `batch` to storage (emptying it), unless past the row limit.
+async fn send(
+    tx: &mpsc::Sender<Result<Vec<ImportRow>, ImportAborted>>,
+    batch: &mut Vec<ImportRow>,
+    rows: u64,
+) -> Result<(), ApiError> {
+    if rows > MAX_IMPORT_ROWS {
+        return Err(ApiError::new(
+            actix_web::http::StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("an import takes at most {MAX_IMPORT_ROWS} rows; split the file"),
+        ));
+    }
+    if batch.is_empty() {
+        return Ok(());
+    }
+    let full = std::mem::replace(batch, Vec::with_capacity(IMPORT_BATCH_ROWS));
+    // Storage stopped taking rows: it failed, and says why itself.
+    tx.send(Ok(full))
+        .await
+        .map_err(|_| ApiError::unavailable(&"storage stopped the import"))
 }

@@ -113,7 +113,7 @@ fn not_json(req: &HttpRequest) -> Option<&'static str> {
 
 /// Refuses a compressed body: none is decompressed, and reading one as it
 /// is would answer a misleading `400`.
-fn encoded(req: &HttpRequest) -> Option<ApiError> {
+pub(crate) fn encoded(req: &HttpRequest) -> Option<ApiError> {
     let encoding = req.headers().get(header::CONTENT_ENCODING)?;
     let identity = encoding
         .to_str()

@@ -138,10 +138,13 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: ApiState, settings: HttpSe
                         .route(get_or_head().to(contacts::list))
                         .route(web::post().to(contacts::create)),
                 )
-                // Before `/contacts/{id}`, which would take "export" for an id.
+                // Before `/contacts/{id}`, which would take "export" or "import" for an id.
                 .service(
                     resource("/contacts/export", "GET, HEAD")
                         .route(get_or_head().to(contacts::export)),
+                )
+                .service(
+                    resource("/contacts/import", "POST").route(web::post().to(contacts::import)),
                 )
                 .service(
                     resource("/contacts/{id}", "GET, HEAD, PATCH, DELETE")

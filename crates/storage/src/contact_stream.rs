@@ -18,9 +18,9 @@ use tokio::runtime::Handle;
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
-use crate::contacts::{ReadRow, filtered, read_columns};
+use crate::contacts::{ReadRow, StoredCount, filtered, read_columns};
 use crate::error::StorageError;
-use crate::schema::{contacts, workspaces};
+use crate::schema::contacts;
 use crate::store::PgStore;
 
 /// Contacts per `FETCH`: about 200 KB of JSON, few enough round trips that
@@ -172,11 +172,8 @@ fn read_all(
         .run(|conn| {
             let total: i64 = if query.is_unfiltered() {
                 // Kept by a trigger in the same transactions as the rows.
-                workspaces::table
-                    .find(ws)
-                    .select(workspaces::contact_count)
-                    .first(conn)
-                    .optional()?
+                diesel::select(StoredCount(ws))
+                    .get_result::<Option<i64>>(conn)?
                     .unwrap_or(0)
             } else {
                 // As the paged search: planned for this search's own text.

@@ -7,15 +7,15 @@ use diesel::prelude::*;
 use diesel::sql_types::{Bool, Text, Timestamptz, Uuid as SqlUuid};
 use maveraa_domain::ports::{ConditionalUpdate, ContactRepository};
 use maveraa_domain::{
-    Contact, ContactId, ContactPage, ContactPosition, ContactQuery, ContactStream, RepositoryError,
-    WorkspaceId,
+    Contact, ContactId, ContactPage, ContactPosition, ContactQuery, ContactStream, ImportTally,
+    ImportedContacts, OnDuplicate, RepositoryError, WorkspaceId,
 };
 use uuid::Uuid;
 
 use crate::columns::{LabelsColumn, NameColumn, PhoneColumn};
 use crate::error::StorageError;
 use crate::keyset::{Lt, RowCmp, row_lt};
-use crate::schema::{contacts, workspaces};
+use crate::schema::contacts;
 use crate::store::PgStore;
 
 /// A contact as it is written.
@@ -193,6 +193,47 @@ fn split_next(rows: &mut Vec<Contact>, limit: Option<u32>) -> Option<ContactPosi
     })
 }
 
+/// The workspace's contact count, as one scalar subquery: the count its
+/// row keeps plus the changes recorded beside it while another transaction
+/// (a bulk import) held the row (migration `contact_count_deltas`); NULL
+/// when there is no such workspace. Written by hand so that the statements
+/// that read it stay prepared (a `sql` literal would make them
+/// uncacheable).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct StoredCount(pub(crate) Uuid);
+
+impl Expression for StoredCount {
+    type SqlType = diesel::sql_types::Nullable<diesel::sql_types::BigInt>;
+}
+
+impl<QS> AppearsOnTable<QS> for StoredCount {}
+
+impl<QS> SelectableExpression<QS> for StoredCount {}
+
+impl diesel::expression::ValidGrouping<()> for StoredCount {
+    type IsAggregate = diesel::expression::is_aggregate::Never;
+}
+
+impl diesel::query_builder::QueryId for StoredCount {
+    type QueryId = Self;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl diesel::query_builder::QueryFragment<Pg> for StoredCount {
+    fn walk_ast<'b>(
+        &'b self,
+        mut out: diesel::query_builder::AstPass<'_, 'b, Pg>,
+    ) -> QueryResult<()> {
+        out.push_sql(
+            "(SELECT w.contact_count + coalesce((SELECT sum(d.delta) FROM contact_count_deltas d \
+             WHERE d.workspace_id = w.id), 0) FROM workspaces w WHERE w.id = ",
+        );
+        out.push_bind_param::<SqlUuid, _>(&self.0)?;
+        out.push_sql(")");
+        Ok(())
+    }
+}
+
 /// The id of the contact of `workspace` that has `phone`.
 fn owner_of_phone(
     conn: &mut PgConnection,
@@ -323,10 +364,7 @@ impl ContactRepository for PgStore {
                             $q.order((contacts::created_at.desc(), contacts::id.desc()))
                                 .select((
                                     read_columns(),
-                                    workspaces::table
-                                        .find(ws)
-                                        .select(workspaces::contact_count)
-                                        .single_value(),
+                                    StoredCount(ws),
                                 ))
                                 .limit(limit)
                                 .offset(offset)
@@ -362,11 +400,8 @@ impl ContactRepository for PgStore {
                     let total = match total {
                         Some(t) => t,
                         // An empty page (past the end, or no contacts).
-                        None => workspaces::table
-                            .find(ws)
-                            .select(workspaces::contact_count)
-                            .first(conn)
-                            .optional()?
+                        None => diesel::select(StoredCount(ws))
+                            .get_result::<Option<i64>>(conn)?
                             .unwrap_or(0),
                     };
                     return Ok((total, rows));
@@ -427,6 +462,15 @@ impl ContactRepository for PgStore {
         read_updated_at: DateTime<Utc>,
     ) -> Result<ConditionalUpdate, RepositoryError> {
         self.write(contact, Some(read_updated_at)).await
+    }
+
+    async fn import(
+        &self,
+        workspace: WorkspaceId,
+        on_duplicate: OnDuplicate,
+        rows: ImportedContacts,
+    ) -> Result<Option<ImportTally>, RepositoryError> {
+        self.import_contacts(workspace, on_duplicate, rows).await
     }
 
     async fn delete(&self, workspace: WorkspaceId, id: ContactId) -> Result<bool, RepositoryError> {

@@ -11,6 +11,15 @@ diesel::table! {
 }
 
 diesel::table! {
+    /// Keyless: read and written only by SQL (the count triggers and
+    /// `contacts::StoredCount`); declared so the drift check sees it.
+    contact_count_deltas (workspace_id) {
+        workspace_id -> Uuid,
+        delta -> Int4,
+    }
+}
+
+diesel::table! {
     api_keys (id) {
         id -> Uuid,
         workspace_id -> Uuid,
@@ -131,6 +140,7 @@ diesel::joinable!(conversations -> sessions (session_id));
 diesel::joinable!(pending_statuses -> sessions (session_id));
 diesel::allow_tables_to_appear_in_same_query!(
     workspaces,
+    contact_count_deltas,
     api_keys,
     contacts,
     sessions,
@@ -165,6 +175,7 @@ mod tests {
         }
         check!(
             workspaces,
+            contact_count_deltas,
             api_keys,
             contacts,
             sessions,

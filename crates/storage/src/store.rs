@@ -27,6 +27,8 @@ pub struct PgStore {
     /// [`PgStore::new`]), a session with credentials can be neither stored
     /// nor read back: nothing is ever stored in clear.
     pub(crate) secrets: Option<SecretCipher>,
+    /// Turns for bulk imports (see `contact_import`): one at a time.
+    pub(crate) imports: Arc<tokio::sync::Semaphore>,
 }
 
 impl PgStore {
@@ -38,6 +40,7 @@ impl PgStore {
             sends: Arc::default(),
             session_names: Arc::default(),
             secrets: None,
+            imports: Arc::new(tokio::sync::Semaphore::new(1)),
         }
     }
 

@@ -851,6 +851,14 @@ impl ContactRepository for RenamedMeanwhile {
         }
         self.store.update_if_unchanged(c, read).await
     }
+    async fn import(
+        &self,
+        ws: WorkspaceId,
+        on_duplicate: maveraa_domain::OnDuplicate,
+        rows: maveraa_domain::ImportedContacts,
+    ) -> Result<Option<maveraa_domain::ImportTally>, RepositoryError> {
+        ContactRepository::import(self.store.as_ref(), ws, on_duplicate, rows).await
+    }
     async fn delete(
         &self,
         ws: WorkspaceId,
@@ -905,10 +913,13 @@ async fn two_patches_of_one_contact_at_once_keep_both_changes() {
 
 use diesel::Connection as _;
 
-/// The stored count and `count(*)` of the workspace's contacts.
+/// The stored count (the workspace's row and the changes recorded beside
+/// it while another transaction held the row) and `count(*)` of the
+/// workspace's contacts.
 fn counts(f: &Fixture, ws: WorkspaceId) -> (i64, i64) {
     let stored = f.count(&format!(
-        "SELECT contact_count AS n FROM workspaces WHERE id = '{ws}'"
+        "SELECT (contact_count + coalesce((SELECT sum(delta) FROM contact_count_deltas \
+         WHERE workspace_id = '{ws}'), 0))::bigint AS n FROM workspaces WHERE id = '{ws}'"
     ));
     let real = f.count(&format!(
         "SELECT count(*) AS n FROM contacts WHERE workspace_id = '{ws}'"

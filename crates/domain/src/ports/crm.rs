@@ -4,7 +4,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::api_key::{ApiKey, ApiKeyHash, ApiKeySecret};
-use crate::contact::{Contact, ContactPage, ContactQuery, ContactStream};
+use crate::contact::{
+    Contact, ContactPage, ContactQuery, ContactStream, ImportTally, ImportedContacts, OnDuplicate,
+};
 use crate::error::RepositoryError;
 use crate::ids::{ApiKeyId, ContactId, WorkspaceId};
 use crate::workspace::Workspace;
@@ -85,6 +87,23 @@ pub trait ContactRepository: Send + Sync + 'static {
     /// # Errors
     /// `Unavailable` or `Internal` when storage fails.
     async fn delete(&self, workspace: WorkspaceId, id: ContactId) -> Result<bool, RepositoryError>;
+
+    /// Writes an import's contacts into `workspace` as their batches come,
+    /// all in one transaction: every row, or none when storage fails or
+    /// `rows` ends in an error (then `Ok(None)`). A row whose phone the
+    /// workspace has (stored, or from an earlier row) is handled as
+    /// `on_duplicate` says; for an update, the stored contact keeps its id
+    /// and `created_at`. Writers of the workspace's other contacts never
+    /// wait for the import's end, and counts stay exact.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Internal` when storage fails; nothing is written.
+    async fn import(
+        &self,
+        workspace: WorkspaceId,
+        on_duplicate: OnDuplicate,
+        rows: ImportedContacts,
+    ) -> Result<Option<ImportTally>, RepositoryError>;
 }
 
 /// Stores workspaces.

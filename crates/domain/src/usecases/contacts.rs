@@ -1,7 +1,12 @@
 use std::sync::Arc;
 
 use crate::clock::Clock;
-use crate::contact::{Contact, ContactPage, ContactPatch, ContactQuery, ContactStream, NewContact};
+use futures_util::StreamExt;
+
+use crate::contact::{
+    Contact, ContactPage, ContactPatch, ContactQuery, ContactStream, ImportRows, ImportTally,
+    ImportedContact, NewContact, OnDuplicate,
+};
 use crate::error::{ContactError, RepositoryError};
 use crate::ids::{ContactId, WorkspaceId};
 use crate::ports::{ConditionalUpdate, ContactRepository};
@@ -188,6 +193,44 @@ impl ContactService {
         Err(ContactError::Repository(RepositoryError::Unavailable(
             "the contact kept changing under concurrent updates; try again".into(),
         )))
+    }
+
+    /// Imports `rows` into `workspace`: each valid row creates a contact,
+    /// or meets a stored one with its phone as `on_duplicate` says. One
+    /// transaction: `Ok(None)` when `rows` broke off, with nothing
+    /// written. Rows get increasing ids and one creation time, so the list
+    /// (newest first) shows the source's last row first.
+    ///
+    /// # Errors
+    /// [`ContactError::Repository`] when storage fails; nothing is written.
+    pub async fn import(
+        &self,
+        workspace: WorkspaceId,
+        on_duplicate: OnDuplicate,
+        rows: ImportRows,
+    ) -> Result<Option<ImportTally>, ContactError> {
+        let now = self.clock.now();
+        let contacts = rows
+            .map(move |batch| {
+                batch.map(|rows| {
+                    rows.into_iter()
+                        .map(|r| ImportedContact {
+                            row: r.row,
+                            contact: Contact {
+                                id: ContactId::new(),
+                                workspace_id: workspace,
+                                name: r.contact.name,
+                                phone: r.contact.phone,
+                                labels: r.contact.labels,
+                                created_at: now,
+                                updated_at: now,
+                            },
+                        })
+                        .collect()
+                })
+            })
+            .boxed();
+        Ok(self.repo.import(workspace, on_duplicate, contacts).await?)
     }
 
     /// Deletes the contact `id` of `workspace`.

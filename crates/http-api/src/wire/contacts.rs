@@ -225,6 +225,15 @@ pub struct CreateContactRequest {
 }
 
 impl CreateContactRequest {
+    /// A body of these fields, as an import's row gives them.
+    pub fn new(name: Option<String>, phone: Option<String>, labels: Option<LabelsInput>) -> Self {
+        Self {
+            name,
+            phone,
+            labels,
+        }
+    }
+
     /// The domain's new contact.
     ///
     /// # Errors

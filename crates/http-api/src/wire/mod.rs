@@ -7,7 +7,9 @@
 //! conversation lists, the largest bodies, are written by hand
 //! (`json_writer`); the rest by serde.
 
+pub mod contact_import;
 pub mod contacts;
+pub mod csv_reader;
 pub mod health;
 pub mod inbox;
 pub mod messages;

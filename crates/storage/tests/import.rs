@@ -1,0 +1,266 @@
+//! Bulk imports against a real PostgreSQL: what each row does, one
+//! transaction for all of them, and writers of the same workspace that do
+//! not wait for it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use maveraa_domain::usecases::ContactService;
+use maveraa_domain::{
+    ContactName, ContactQuery, ImportAborted, ImportRow, ImportRows, ImportTally, Labels,
+    NewContact, OnDuplicate, PhoneNumber, SystemClock, WorkspaceId,
+};
+use maveraa_storage::PoolSettings;
+use maveraa_storage::testing::{Fixture, fixture, workspace};
+use tokio::sync::mpsc;
+
+fn contacts(f: &Fixture) -> ContactService {
+    ContactService::new(f.store.clone(), Arc::new(SystemClock))
+}
+
+fn row(row: u64, name: &str, phone: &str, labels: &str) -> ImportRow {
+    ImportRow {
+        row,
+        contact: NewContact {
+            name: ContactName::parse("name", name).expect("name"),
+            phone: PhoneNumber::parse("phone", phone).expect("phone"),
+            labels: Labels::parse_csv("labels", labels).expect("labels"),
+        },
+    }
+}
+
+fn batches(batches: Vec<Vec<ImportRow>>) -> ImportRows {
+    futures_util::stream::iter(batches.into_iter().map(Ok)).boxed()
+}
+
+/// The stored count (the workspace's row and the deltas beside it) and
+/// `count(*)` of the workspace's contacts.
+fn counts(f: &Fixture, ws: WorkspaceId) -> (i64, i64) {
+    let stored = f.count(&format!(
+        "SELECT (contact_count + coalesce((SELECT sum(delta) FROM contact_count_deltas \
+         WHERE workspace_id = '{ws}'), 0))::bigint AS n FROM workspaces WHERE id = '{ws}'"
+    ));
+    let real = f.count(&format!(
+        "SELECT count(*) AS n FROM contacts WHERE workspace_id = '{ws}'"
+    ));
+    (stored, real)
+}
+
+async fn import(
+    f: &Fixture,
+    ws: WorkspaceId,
+    on_duplicate: OnDuplicate,
+    rows: Vec<Vec<ImportRow>>,
+) -> ImportTally {
+    contacts(f)
+        .import(ws, on_duplicate, batches(rows))
+        .await
+        .expect("import")
+        .expect("the rows ended well")
+}
+
+#[tokio::test]
+async fn each_mode_meets_stored_phones_and_repeated_rows_as_it_says() {
+    let f = fixture();
+    let ws = workspace(&f, "Acme").await;
+    let svc = contacts(&f);
+    let jane = svc
+        .create(ws, row(0, "Jane", "6281000000001", "Lead").contact)
+        .await
+        .expect("create");
+
+    // Skip: the stored phone and a repeat within one batch are skipped.
+    let tally = import(
+        &f,
+        ws,
+        OnDuplicate::Skip,
+        vec![vec![
+            row(2, "Jane again", "6281000000001", ""),
+            row(3, "Ann", "6281000000002", "VIP, Lead"),
+            row(4, "Ann twice", "6281000000002", ""),
+        ]],
+    )
+    .await;
+    assert_eq!(
+        (
+            tally.created,
+            tally.updated,
+            tally.skipped,
+            tally.duplicates
+        ),
+        (1, 0, 2, 0)
+    );
+    let stored = svc.get(ws, jane.id).await.expect("jane");
+    assert_eq!(
+        stored.name.as_str(),
+        "Jane",
+        "skip leaves the stored contact"
+    );
+
+    // Update: changed rows update (keeping id and creation), an identical
+    // one is skipped, a repeat updates what the earlier row wrote.
+    let tally = import(
+        &f,
+        ws,
+        OnDuplicate::Update,
+        vec![
+            vec![
+                row(2, "Jane Smith", "6281000000001", "Customer"),
+                row(3, "Ann", "6281000000002", "VIP, Lead"),
+                row(4, "Bob", "6281000000003", ""),
+            ],
+            vec![row(5, "Bob Jones", "6281000000003", "")],
+        ],
+    )
+    .await;
+    assert_eq!(
+        (tally.created, tally.updated, tally.skipped),
+        (1, 2, 1),
+        "{tally:?}"
+    );
+    let stored = svc.get(ws, jane.id).await.expect("jane");
+    assert_eq!(stored.name.as_str(), "Jane Smith");
+    assert_eq!(stored.labels.to_vec(), vec!["Customer".to_owned()]);
+    assert_eq!(stored.created_at, jane.created_at);
+    assert!(stored.updated_at > jane.updated_at);
+
+    // Error: stored phones and repeats are refused by row number.
+    let tally = import(
+        &f,
+        ws,
+        OnDuplicate::Error,
+        vec![vec![
+            row(7, "Jane", "6281000000001", ""),
+            row(8, "Cy", "6281000000004", ""),
+            row(9, "Cy again", "6281000000004", ""),
+        ]],
+    )
+    .await;
+    assert_eq!((tally.created, tally.duplicates), (1, 2));
+    assert_eq!(tally.duplicate_rows, vec![7, 9]);
+
+    let page = svc.list(ws, &ContactQuery::default()).await.expect("list");
+    assert_eq!(page.total, 4);
+    assert_eq!(counts(&f, ws), (4, 4));
+    let names: Vec<&str> = page.contacts.iter().map(|c| c.name.as_str()).collect();
+    // One import's rows share a creation time; the later row is newer.
+    assert_eq!(names, vec!["Cy", "Bob Jones", "Ann", "Jane Smith"]);
+}
+
+#[tokio::test]
+async fn a_source_that_breaks_off_writes_nothing() {
+    let f = fixture();
+    let ws = workspace(&f, "Acme").await;
+    let rows: ImportRows = futures_util::stream::iter(vec![
+        Ok(vec![row(2, "Ann", "6281000000002", "")]),
+        Ok(vec![row(3, "Bob", "6281000000003", "")]),
+        Err(ImportAborted),
+    ])
+    .boxed();
+    let outcome = contacts(&f)
+        .import(ws, OnDuplicate::Skip, rows)
+        .await
+        .expect("no storage failure");
+    assert_eq!(outcome, None);
+    assert_eq!(counts(&f, ws), (0, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writers_of_the_workspace_do_not_wait_for_an_open_import_and_counts_stay_exact() {
+    let f = Fixture::with_pool(&PoolSettings {
+        max_size: 4,
+        ..PoolSettings::default()
+    });
+    let ws = workspace(&f, "Acme").await;
+    let svc = contacts(&f);
+    for keep_it in [true, false] {
+        let before = counts(&f, ws).1;
+        let base = if keep_it {
+            6281210000000u64
+        } else {
+            6281220000000
+        };
+        // An import whose first batch is written, then held open.
+        let (tx, rx) = mpsc::channel(1);
+        let rows: ImportRows =
+            futures_util::stream::unfold(
+                rx,
+                |mut rx| async move { rx.recv().await.map(|b| (b, rx)) },
+            )
+            .boxed();
+        let importing = {
+            let svc = svc.clone();
+            tokio::spawn(async move { svc.import(ws, OnDuplicate::Skip, rows).await })
+        };
+        let first: Vec<ImportRow> = (0..1000)
+            .map(|i| row(i + 2, "Imported", &(base + i).to_string(), ""))
+            .collect();
+        tx.send(Ok(first)).await.expect("send");
+        // Once the first batch is in, the import holds the workspace's row.
+        let held = tokio::time::timeout(Duration::from_secs(10), async {
+            while f.count(&format!(
+                "SELECT count(*) AS n FROM pg_locks l JOIN pg_class c ON c.oid = l.relation \
+                 WHERE c.relname = 'contacts' AND l.mode = 'RowExclusiveLock' AND l.granted \
+                 AND l.pid <> pg_backend_pid()"
+            )) == 0
+            {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await;
+        assert!(held.is_ok(), "the import never started writing");
+        // Creates and deletes of the same workspace finish meanwhile.
+        let writes = tokio::time::timeout(Duration::from_secs(10), async {
+            let mut ids = Vec::new();
+            for i in 0..20u64 {
+                let phone = format!("62813{:08}", i + if keep_it { 0 } else { 100 });
+                let c = svc
+                    .create(ws, row(0, "Meanwhile", &phone, "").contact)
+                    .await
+                    .expect("create");
+                ids.push(c.id);
+            }
+            for id in ids.iter().take(5) {
+                svc.delete(ws, *id).await.expect("delete");
+            }
+        })
+        .await;
+        assert!(writes.is_ok(), "writers waited for the open import");
+        // The open import is not seen; the writes are.
+        let listed = svc
+            .list(ws, &ContactQuery::default())
+            .await
+            .expect("list")
+            .total;
+        assert_eq!(listed, u64::try_from(before).expect("count") + 15);
+        if keep_it {
+            drop(tx);
+        } else {
+            tx.send(Err(ImportAborted)).await.expect("abort");
+        }
+        let outcome = importing.await.expect("task").expect("import");
+        assert_eq!(outcome.is_some(), keep_it);
+        let expected = before + 15 + if keep_it { 1000 } else { 0 };
+        assert_eq!(counts(&f, ws), (expected, expected));
+        let listed = svc
+            .list(ws, &ContactQuery::default())
+            .await
+            .expect("list")
+            .total;
+        assert_eq!(listed, u64::try_from(expected).expect("count"));
+    }
+    // The next write that takes the workspace's row folds what was kept
+    // beside it.
+    svc.create(ws, row(0, "Later", "6281399999999", "").contact)
+        .await
+        .expect("create");
+    assert_eq!(
+        f.count(&format!(
+            "SELECT count(*) AS n FROM contact_count_deltas WHERE workspace_id = '{ws}'"
+        )),
+        0
+    );
+    let (stored, real) = counts(&f, ws);
+    assert_eq!(stored, real);
+}
