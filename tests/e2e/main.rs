@@ -4,6 +4,7 @@
 mod auth;
 mod cli;
 mod contacts;
+mod contacts_import;
 mod contacts_stream;
 mod dispatch;
 mod errors;

@@ -303,7 +303,7 @@ async fn run() -> Result<(), ContactError> {
     assert_eq!(
         page.contacts[0].name.as_str(),
         "Ann Lee",
-        "the last row is newest"
+        "imported after John was created"
     );
     assert_eq!(
         service.get(acme, john.id).await?.name.as_str(),

@@ -159,7 +159,9 @@ pub struct ImportedContact {
     /// Its row number in the source, as the caller counts them.
     pub row: u64,
     /// The contact it creates, or whose name and labels it gives to the
-    /// stored contact with the same phone.
+    /// stored contact with the same phone. A created contact's
+    /// `updated_at` is stored as its `created_at` (it was never changed);
+    /// an updated one gets `updated_at`.
     pub contact: Contact,
 }
 

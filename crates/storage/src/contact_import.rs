@@ -1,7 +1,7 @@
 //! Bulk import: one database thread writes an import's batches as the
 //! request's body yields them, all in one transaction, a statement per
-//! batch (`INSERT .. SELECT FROM unnest(..) ON CONFLICT`: five bound arrays
-//! whatever the batch's size). The contact count's trigger runs once per
+//! batch (`INSERT .. SELECT FROM unnest(..) ON CONFLICT`: the same seven
+//! parameters whatever the batch's size). The contact count's trigger runs once per
 //! statement and, while this transaction holds the workspace's row, other
 //! writers record their changes beside it instead of waiting (migration
 //! `contact_count_deltas`).
@@ -63,15 +63,17 @@ fn insert_sql(on_duplicate: OnDuplicate) -> String {
             // Only a row that changes something is written (and counted
             // as updated); an identical one is left as it is.
             "DO UPDATE SET name = excluded.name, labels = excluded.labels, \
-             updated_at = excluded.updated_at \
+             updated_at = $7 \
              WHERE (contacts.name, contacts.labels) IS DISTINCT FROM (excluded.name, excluded.labels)"
         }
         OnDuplicate::Skip | OnDuplicate::Error => "DO NOTHING",
     };
     format!(
         "INSERT INTO contacts (id, workspace_id, name, phone, labels, created_at, updated_at) \
-         SELECT u.id, $1, u.name, u.phone, string_to_array(u.labels, chr(31)), $6, $6 \
-         FROM unnest($2::uuid[], $3::text[], $4::text[], $5::text[]) AS u(id, name, phone, labels) \
+         SELECT u.id, $1, u.name, u.phone, string_to_array(u.labels, chr(31)), u.created_at, \
+         u.created_at \
+         FROM unnest($2::uuid[], $3::text[], $4::text[], $5::text[], $6::timestamptz[]) \
+         AS u(id, name, phone, labels, created_at) \
          ON CONFLICT (workspace_id, phone) {conflict} \
          RETURNING phone, (xmax = 0) AS created"
     )
@@ -89,11 +91,13 @@ fn write_chunk(
         return Ok(());
     };
     let mut ids = Vec::with_capacity(rows.len());
+    let mut created = Vec::with_capacity(rows.len());
     let mut names = Vec::with_capacity(rows.len());
     let mut phones = Vec::with_capacity(rows.len());
     let mut labels = Vec::with_capacity(rows.len());
     for r in rows {
         ids.push(r.contact.id.as_uuid());
+        created.push(r.contact.created_at);
         names.push(r.contact.name.as_str());
         phones.push(r.contact.phone.as_str());
         let mut joined = String::new();
@@ -111,7 +115,8 @@ fn write_chunk(
         .bind::<Array<Text>, _>(&names)
         .bind::<Array<Text>, _>(&phones)
         .bind::<Array<Text>, _>(&labels)
-        .bind::<Timestamptz, _>(first.contact.created_at)
+        .bind::<Array<Timestamptz>, _>(&created)
+        .bind::<Timestamptz, _>(first.contact.updated_at)
         .load(conn)?;
     let created = written.iter().filter(|w| w.created).count() as u64;
     let updated = written.len() as u64 - created;

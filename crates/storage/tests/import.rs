@@ -144,8 +144,36 @@ async fn each_mode_meets_stored_phones_and_repeated_rows_as_it_says() {
     assert_eq!(page.total, 4);
     assert_eq!(counts(&f, ws), (4, 4));
     let names: Vec<&str> = page.contacts.iter().map(|c| c.name.as_str()).collect();
-    // One import's rows share a creation time; the later row is newer.
+    // Newest first: each import's contacts are newer than the earlier
+    // ones'; an update keeps the contact's place.
     assert_eq!(names, vec!["Cy", "Bob Jones", "Ann", "Jane Smith"]);
+
+    // Within one import the first row is the newest: the list shows its
+    // rows in the source's order.
+    let other = workspace(&f, "Other").await;
+    import(
+        &f,
+        other,
+        OnDuplicate::Skip,
+        vec![
+            vec![
+                row(2, "First", "6281000000011", ""),
+                row(3, "Second", "6281000000012", ""),
+            ],
+            vec![row(4, "Third", "6281000000013", "")],
+        ],
+    )
+    .await;
+    let page = svc
+        .list(other, &ContactQuery::default())
+        .await
+        .expect("list");
+    let names: Vec<&str> = page.contacts.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, vec!["First", "Second", "Third"]);
+    assert!(
+        page.contacts.iter().all(|c| c.updated_at == c.created_at),
+        "a created contact was never changed"
+    );
 }
 
 #[tokio::test]
@@ -199,11 +227,11 @@ async fn writers_of_the_workspace_do_not_wait_for_an_open_import_and_counts_stay
         tx.send(Ok(first)).await.expect("send");
         // Once the first batch is in, the import holds the workspace's row.
         let held = tokio::time::timeout(Duration::from_secs(10), async {
-            while f.count(&format!(
+            while f.count(
                 "SELECT count(*) AS n FROM pg_locks l JOIN pg_class c ON c.oid = l.relation \
                  WHERE c.relname = 'contacts' AND l.mode = 'RowExclusiveLock' AND l.granted \
-                 AND l.pid <> pg_backend_pid()"
-            )) == 0
+                 AND l.pid <> pg_backend_pid()",
+            ) == 0
             {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }

@@ -198,8 +198,10 @@ impl ContactService {
     /// Imports `rows` into `workspace`: each valid row creates a contact,
     /// or meets a stored one with its phone as `on_duplicate` says. One
     /// transaction: `Ok(None)` when `rows` broke off, with nothing
-    /// written. Rows get increasing ids and one creation time, so the list
-    /// (newest first) shows the source's last row first.
+    /// written. The rows are created in the instant before the import, a
+    /// microsecond apart and the first row newest, so that the list and
+    /// the export (newest first) show them in the source's order: an
+    /// export imported elsewhere exports the same.
     ///
     /// # Errors
     /// [`ContactError::Repository`] when storage fails; nothing is written.
@@ -210,21 +212,28 @@ impl ContactService {
         rows: ImportRows,
     ) -> Result<Option<ImportTally>, ContactError> {
         let now = self.clock.now();
+        let mut seen: i64 = 0;
         let contacts = rows
             .map(move |batch| {
                 batch.map(|rows| {
                     rows.into_iter()
-                        .map(|r| ImportedContact {
-                            row: r.row,
-                            contact: Contact {
-                                id: ContactId::new(),
-                                workspace_id: workspace,
-                                name: r.contact.name,
-                                phone: r.contact.phone,
-                                labels: r.contact.labels,
-                                created_at: now,
-                                updated_at: now,
-                            },
+                        .map(|r| {
+                            seen += 1;
+                            let created_at = now - chrono::TimeDelta::microseconds(seen);
+                            ImportedContact {
+                                row: r.row,
+                                contact: Contact {
+                                    id: ContactId::new(),
+                                    workspace_id: workspace,
+                                    name: r.contact.name,
+                                    phone: r.contact.phone,
+                                    labels: r.contact.labels,
+                                    created_at,
+                                    // An update stamps the stored contact with
+                                    // the import's time.
+                                    updated_at: now,
+                                },
+                            }
                         })
                         .collect()
                 })

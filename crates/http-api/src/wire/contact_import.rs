@@ -347,8 +347,19 @@ fn header(r: Record<'_>, report: &mut ReadReport) -> Result<Columns, ApiError> {
 
 /// An NDJSON line: a create's JSON body. Blank lines are skipped.
 fn ndjson_line(row: u64, line: &[u8], rows: &mut Vec<ImportRow>, report: &mut ReadReport) {
-    if line.iter().all(u8::is_ascii_whitespace) {
-        return;
+    match line.iter().find(|b| !b.is_ascii_whitespace()) {
+        None => return,
+        // serde would read an array into the fields by position.
+        Some(b'{') => {}
+        Some(_) => {
+            report.refuse(
+                row,
+                "body",
+                "malformed_row",
+                "is not a JSON object".to_owned(),
+            );
+            return;
+        }
     }
     let request: CreateContactRequest = match serde_json::from_slice(line) {
         Ok(request) => request,

@@ -215,7 +215,7 @@ mod tests {
         let mut out = Vec::new();
         let mut take = |r: Record<'_>| {
             let fields = (0..r.len())
-                .map(|i| String::from_utf8(r.field(i).unwrap_or_default().to_vec()).unwrap())
+                .map(|i| String::from_utf8(r.field(i).unwrap_or_default().to_vec()).expect("utf-8"))
                 .collect();
             out.push((r.line, fields));
         };
@@ -245,14 +245,18 @@ mod tests {
             (7, fields(&["last", "6282222222222", "x"])),
         ];
         for chunk in [1, 2, 3, 7, 1000] {
-            assert_eq!(read(input, chunk).unwrap(), want, "chunks of {chunk}");
+            assert_eq!(
+                read(input, chunk).expect("reads"),
+                want,
+                "chunks of {chunk}"
+            );
         }
     }
 
     #[test]
     fn empty_fields_and_a_trailing_comma_are_fields() {
         assert_eq!(
-            read(b"a,,\n,b\n", 4).unwrap(),
+            read(b"a,,\n,b\n", 4).expect("reads"),
             vec![(1, fields(&["a", "", ""])), (2, fields(&["", "b"]))]
         );
     }
