@@ -9,7 +9,10 @@
 #   scripts/bench-contacts.sh
 #   SEED=100000 REQUESTS=51 scripts/bench-contacts.sh
 #
-# Prints a Markdown table. Nothing is left running afterwards.
+# Then streams the unpaged list of all of them and imports as many from a
+# CSV through the API, with the server's peak RSS during each.
+#
+# Prints Markdown tables. Nothing is left running afterwards.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -132,6 +135,44 @@ measure "label" "label=VIP&limit=50" "$LABEL_WHERE" 0
 measure "label, deep page" "label=VIP&limit=50&offset=15000" "$LABEL_WHERE" 15000
 measure "label, common" "label=lead&limit=50" "contact_labels_lower(labels) @> ARRAY[lower('lead')]" 0
 
+# The server's peak RSS from here on: clear_refs 5 resets VmHWM (Linux,
+# the process's owner or root).
+reset_peak() { echo 5 > "/proc/$SERVER/clear_refs"; }
+peak_mb() { awk '/VmHWM/ {printf "%.1f", $2 / 1024}' "/proc/$SERVER/status"; }
+
+echo "== the unpaged list of all $SEED contacts (streamed)"
+reset_peak
+read -r LIST_SECS LIST_BYTES < <(curl -s -o /dev/null -H "X-API-Key: $KEY" -w '%{time_total} %{size_download}\n' "$BASE")
+LIST_RSS=$(peak_mb)
+LIST_MB=$(awk -v b="$LIST_BYTES" 'BEGIN {printf "%.0f", b / 1e6}')
+echo "   $LIST_MB MB in $LIST_SECS s; server peak RSS meanwhile $LIST_RSS MB"
+
+# An import of SEED new contacts through the API, into a workspace of its
+# own (no duplicates), beside the database's own cost for as many rows (the
+# seed above: one INSERT .. SELECT, the same indexes, nothing to parse).
+echo "== importing $SEED contacts from a CSV through the API"
+WS2=$($BIN workspace create --name bench-import | sed -E 's/.*"id":"([^"]+)".*/\1/')
+KEY2=$($BIN api-key create --workspace "$WS2" --name bench | sed -E 's/.*"key":"([^"]+)".*/\1/')
+CSV=$(mktemp --suffix=.csv)
+REPORT=$(mktemp)
+awk -v n="$SEED" 'BEGIN {
+  print "name,phone,labels"
+  for (i = 1; i <= n; i++) printf "Imported %08x,%d,\"Lead, Import\"\n", i * 2654435761 % 4294967296, 6281200000000 + i
+}' > "$CSV"
+CSV_MB=$(du -m "$CSV" | cut -f1)
+reset_peak
+IMPORT_START=$(date +%s.%N)
+STATUS=$(curl -s -o "$REPORT" -w '%{http_code}' -H "X-API-Key: $KEY2" -H 'Content-Type: text/csv' \
+  --data-binary @"$CSV" "$BASE/import")
+IMPORT_SECS=$(awk -v a="$IMPORT_START" -v b="$(date +%s.%N)" 'BEGIN {printf "%.1f", b - a}')
+IMPORT_RSS=$(peak_mb)
+[ "$STATUS" = 200 ] || { echo "import answered $STATUS: $(cat "$REPORT")"; exit 1; }
+CREATED=$(sed -E 's/.*"created":([0-9]+).*/\1/' "$REPORT")
+[ "$CREATED" = "$SEED" ] || { echo "import created $CREATED of $SEED: $(cat "$REPORT")"; exit 1; }
+STORED2=$(psql -At "$DB_URL" -c "SELECT count(*) FROM contacts WHERE workspace_id = '$WS2'")
+echo "   $CREATED created ($STORED2 stored) from $CSV_MB MB in $IMPORT_SECS s; server peak RSS meanwhile $IMPORT_RSS MB"
+rm -f "$CSV" "$REPORT"
+
 CPU=$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)
 echo
 echo "Measured $(date -u +%Y-%m-%d) on $(nproc) cores ($CPU); server, PostgreSQL and the client share the machine."
@@ -140,3 +181,9 @@ echo
 echo "| search | query | matches | server median ms | pgbench ms |"
 echo "|---|---|---|---|---|"
 printf '%s\n' "${ROWS[@]}"
+echo
+echo "| work | size | seconds | server peak RSS MB |"
+echo "|---|---|---|---|"
+echo "| unpaged list, streamed | $SEED contacts, $LIST_MB MB of JSON | $LIST_SECS | $LIST_RSS |"
+echo "| import through the API (CSV, one transaction) | $SEED rows, $CSV_MB MB | $IMPORT_SECS | $IMPORT_RSS |"
+echo "| the same number of rows in one INSERT .. SELECT (psql, the seed) | $SEED rows | $SEED_SECS | - |"
