@@ -157,7 +157,7 @@ CSV=$(mktemp --suffix=.csv)
 REPORT=$(mktemp)
 awk -v n="$SEED" 'BEGIN {
   print "name,phone,labels"
-  for (i = 1; i <= n; i++) printf "Imported %08x,%d,\"Lead, Import\"\n", i * 2654435761 % 4294967296, 6281200000000 + i
+  for (i = 1; i <= n; i++) printf "Imported %08x,%.0f,\"Lead, Import\"\n", i * 2654435761 % 4294967296, 6281200000000 + i
 }' > "$CSV"
 CSV_MB=$(du -m "$CSV" | cut -f1)
 reset_peak
@@ -166,9 +166,9 @@ STATUS=$(curl -s -o "$REPORT" -w '%{http_code}' -H "X-API-Key: $KEY2" -H 'Conten
   --data-binary @"$CSV" "$BASE/import")
 IMPORT_SECS=$(awk -v a="$IMPORT_START" -v b="$(date +%s.%N)" 'BEGIN {printf "%.1f", b - a}')
 IMPORT_RSS=$(peak_mb)
-[ "$STATUS" = 200 ] || { echo "import answered $STATUS: $(cat "$REPORT")"; exit 1; }
+[ "$STATUS" = 200 ] || { echo "import answered $STATUS: $(head -c 600 "$REPORT")"; exit 1; }
 CREATED=$(sed -E 's/.*"created":([0-9]+).*/\1/' "$REPORT")
-[ "$CREATED" = "$SEED" ] || { echo "import created $CREATED of $SEED: $(cat "$REPORT")"; exit 1; }
+[ "$CREATED" = "$SEED" ] || { echo "import created $CREATED of $SEED: $(head -c 600 "$REPORT")"; exit 1; }
 STORED2=$(psql -At "$DB_URL" -c "SELECT count(*) FROM contacts WHERE workspace_id = '$WS2'")
 echo "   $CREATED created ($STORED2 stored) from $CSV_MB MB in $IMPORT_SECS s; server peak RSS meanwhile $IMPORT_RSS MB"
 rm -f "$CSV" "$REPORT"

@@ -152,7 +152,16 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: ApiState, settings: HttpSe
                         .route(web::patch().to(contacts::update))
                         .route(web::delete().to(contacts::delete)),
                 )
-                .service(resource("/sessions", "GET, HEAD").route(get_or_head().to(sessions::list)))
+                .service(
+                    resource("/sessions", "GET, HEAD, POST")
+                        .route(get_or_head().to(sessions::list))
+                        .route(web::post().to(sessions::create)),
+                )
+                .service(
+                    resource("/sessions/{sessionId}", "GET, HEAD, DELETE")
+                        .route(get_or_head().to(sessions::get))
+                        .route(web::delete().to(sessions::delete)),
+                )
                 .service(
                     resource("/sessions/{sessionId}/simulate/inbound", "POST")
                         .route(web::post().to(sessions::simulate_inbound)),

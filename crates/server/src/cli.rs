@@ -213,6 +213,18 @@ fn session_failure(err: SessionError, workspace: &str, id: &str) -> anyhow::Erro
         SessionError::WorkspaceNotFound => anyhow::anyhow!("no workspace with id {workspace}"),
         SessionError::Duplicate => anyhow::anyhow!("the workspace has a session {id:?} already"),
         SessionError::NotFound => anyhow::anyhow!("no session {id:?} in workspace {workspace}"),
+        // The domain names fields as the API does; here they are flags.
+        SessionError::Validation(v) => {
+            let flag = match v.field.as_str() {
+                "phoneNumberId" => "--phone-number-id",
+                "accessToken" => "--access-token",
+                "appSecret" => "--app-secret",
+                "verifyToken" => "--verify-token",
+                "sessionId" => "--id",
+                other => other,
+            };
+            anyhow::anyhow!("{flag} {}", v.message)
+        }
         other => anyhow::anyhow!(other),
     }
 }

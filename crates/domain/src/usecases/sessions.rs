@@ -47,11 +47,12 @@ impl SessionService {
         provider: ProviderSettings,
     ) -> Result<Session, SessionError> {
         if let ProviderSettings::CloudApi(s) = &provider {
+            // Named as the public API names them.
             for (field, value) in [
-                ("phone-number-id", s.phone_number_id.as_str()),
-                ("access-token", s.access_token.expose()),
-                ("app-secret", s.app_secret.expose()),
-                ("verify-token", s.verify_token.expose()),
+                ("phoneNumberId", s.phone_number_id.as_str()),
+                ("accessToken", s.access_token.expose()),
+                ("appSecret", s.app_secret.expose()),
+                ("verifyToken", s.verify_token.expose()),
             ] {
                 if value.trim().is_empty() {
                     return Err(

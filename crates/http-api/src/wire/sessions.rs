@@ -1,6 +1,8 @@
 //! A session as the API shows it, and the simulated inbound message.
 
-use maveraa_domain::messaging::{MessageText, ProviderSettings, Session, WaId};
+use maveraa_domain::messaging::{
+    CloudApiSettings, MessageText, ProviderSettings, SecretString, Session, SessionName, WaId,
+};
 use maveraa_domain::{ContactName, ValidationError};
 use serde::{Deserialize, Serialize};
 
@@ -41,6 +43,80 @@ impl<'a> From<&'a Session> for SessionBody<'a> {
 pub struct SessionList<'a> {
     /// The workspace's sessions.
     pub sessions: Vec<SessionBody<'a>>,
+}
+
+/// `POST /api/public/sessions` body: the list's field names, and the
+/// provider's settings. Fields are optional here so that a missing one is
+/// reported by name.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateSessionRequest {
+    session_id: Option<String>,
+    provider: Option<String>,
+    phone_number_id: Option<String>,
+    access_token: Option<String>,
+    app_secret: Option<String>,
+    verify_token: Option<String>,
+}
+
+impl CreateSessionRequest {
+    /// The session's name and provider settings. A credential given to a
+    /// provider that takes none is refused, not dropped.
+    ///
+    /// # Errors
+    /// A [`ValidationError`] on `sessionId`, `provider` or a setting.
+    pub fn try_into_domain(self) -> Result<(SessionName, ProviderSettings), ValidationError> {
+        let name = SessionName::parse(
+            "sessionId",
+            self.session_id
+                .as_deref()
+                .ok_or_else(|| ValidationError::new("sessionId", "is required"))?,
+        )?;
+        let provider = self
+            .provider
+            .ok_or_else(|| ValidationError::new("provider", "is required"))?;
+        let cloud = [
+            ("phoneNumberId", self.phone_number_id),
+            ("accessToken", self.access_token),
+            ("appSecret", self.app_secret),
+            ("verifyToken", self.verify_token),
+        ];
+        let settings = match provider.trim() {
+            "simulator" => {
+                if let Some((field, _)) = cloud.iter().find(|(_, v)| v.is_some()) {
+                    return Err(ValidationError::new(
+                        *field,
+                        "is a cloud-api setting; a simulator session takes none",
+                    ));
+                }
+                ProviderSettings::Simulator
+            }
+            "cloud-api" => {
+                let [phone, access, secret, verify] = cloud.map(|(field, v)| {
+                    v.ok_or_else(|| ValidationError::new(field, "is required for cloud-api"))
+                });
+                ProviderSettings::CloudApi(CloudApiSettings {
+                    phone_number_id: phone?.trim().to_owned(),
+                    access_token: SecretString::new(access?),
+                    app_secret: SecretString::new(secret?),
+                    verify_token: SecretString::new(verify?),
+                })
+            }
+            "whatsapp-web" => {
+                return Err(ValidationError::new(
+                    "provider",
+                    "whatsapp-web sessions are not available in this version yet; use cloud-api or simulator",
+                ));
+            }
+            _ => {
+                return Err(ValidationError::new(
+                    "provider",
+                    "must be one of cloud-api, simulator",
+                ));
+            }
+        };
+        Ok((name, settings))
+    }
 }
 
 /// `POST .../simulate/inbound` body.

@@ -40,7 +40,7 @@ async fn other_methods_are_405() {
     for req in [
         TestRequest::delete().uri("/api/public/contacts"),
         TestRequest::delete().uri("/api/public/inbox/send"),
-        TestRequest::post().uri("/api/public/sessions"),
+        TestRequest::put().uri("/api/public/sessions"),
         TestRequest::put().uri("/api/public/inbox/conversations"),
         TestRequest::delete().uri("/api/public/messages/x"),
         TestRequest::get().uri("/api/public/inbox/conversations/1/read"),
