@@ -18,7 +18,7 @@ use tokio::runtime::Handle;
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
-use crate::contacts::{ReadRow, StoredCount, filtered, read_columns};
+use crate::contacts::{ReadRow, StoredCount, count_matching, filtered, read_columns};
 use crate::error::StorageError;
 use crate::schema::contacts;
 use crate::store::PgStore;
@@ -178,7 +178,7 @@ fn read_all(
             } else {
                 // As the paged search: planned for this search's own text.
                 diesel::sql_query("SET LOCAL plan_cache_mode = force_custom_plan").execute(conn)?;
-                filtered(ws, query).count().get_result(conn)?
+                count_matching(conn, ws, query)?
             };
             let offset = i64::try_from(query.offset).unwrap_or(i64::MAX);
             DeclareCursor(

@@ -20,6 +20,16 @@ diesel::table! {
 }
 
 diesel::table! {
+    /// Keyless: written by the label triggers, read by
+    /// `contacts::count_matching`.
+    contact_label_counts (workspace_id, label) {
+        workspace_id -> Uuid,
+        label -> Text,
+        n -> Int8,
+    }
+}
+
+diesel::table! {
     api_keys (id) {
         id -> Uuid,
         workspace_id -> Uuid,
@@ -141,6 +151,7 @@ diesel::joinable!(pending_statuses -> sessions (session_id));
 diesel::allow_tables_to_appear_in_same_query!(
     workspaces,
     contact_count_deltas,
+    contact_label_counts,
     api_keys,
     contacts,
     sessions,
@@ -176,6 +187,7 @@ mod tests {
         check!(
             workspaces,
             contact_count_deltas,
+            contact_label_counts,
             api_keys,
             contacts,
             sessions,

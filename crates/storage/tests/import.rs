@@ -222,7 +222,7 @@ async fn writers_of_the_workspace_do_not_wait_for_an_open_import_and_counts_stay
             tokio::spawn(async move { svc.import(ws, OnDuplicate::Skip, rows).await })
         };
         let first: Vec<ImportRow> = (0..1000)
-            .map(|i| row(i + 2, "Imported", &(base + i).to_string(), ""))
+            .map(|i| row(i + 2, "Imported", &(base + i).to_string(), "Lead, Bulk"))
             .collect();
         tx.send(Ok(first)).await.expect("send");
         // Once the first batch is in, the import holds the workspace's row.
@@ -244,7 +244,7 @@ async fn writers_of_the_workspace_do_not_wait_for_an_open_import_and_counts_stay
             for i in 0..20u64 {
                 let phone = format!("62813{:08}", i + if keep_it { 0 } else { 100 });
                 let c = svc
-                    .create(ws, row(0, "Meanwhile", &phone, "").contact)
+                    .create(ws, row(0, "Meanwhile", &phone, "lead").contact)
                     .await
                     .expect("create");
                 ids.push(c.id);
@@ -271,6 +271,7 @@ async fn writers_of_the_workspace_do_not_wait_for_an_open_import_and_counts_stay
         assert_eq!(outcome.is_some(), keep_it);
         let expected = before + 15 + if keep_it { 1000 } else { 0 };
         assert_eq!(counts(&f, ws), (expected, expected));
+        assert_label_counts(&f, ws).await;
         let listed = svc
             .list(ws, &ContactQuery::default())
             .await
@@ -291,4 +292,149 @@ async fn writers_of_the_workspace_do_not_wait_for_an_open_import_and_counts_stay
     );
     let (stored, real) = counts(&f, ws);
     assert_eq!(stored, real);
+}
+
+/// Every label's kept count (what a label-filtered list answers as its
+/// `total`) equals the contacts that carry it, compared case-insensitively.
+async fn assert_label_counts(f: &Fixture, ws: WorkspaceId) {
+    let svc = contacts(f);
+    let labels: Vec<String> = {
+        let url = f.url().to_owned();
+        let sql = format!(
+            "SELECT DISTINCT lower(l) FROM contacts, unnest(labels) l WHERE workspace_id = '{ws}' \
+             UNION SELECT label FROM contact_label_counts WHERE workspace_id = '{ws}'"
+        );
+        tokio::task::spawn_blocking(move || {
+            use diesel::{Connection, RunQueryDsl};
+            #[derive(diesel::QueryableByName)]
+            struct L {
+                #[diesel(sql_type = diesel::sql_types::Text)]
+                lower: String,
+            }
+            let mut conn = diesel::PgConnection::establish(&url).expect("connect");
+            diesel::sql_query(sql)
+                .load::<L>(&mut conn)
+                .expect("labels")
+                .into_iter()
+                .map(|l| l.lower)
+                .collect()
+        })
+        .await
+        .expect("labels")
+    };
+    for label in labels {
+        let real = f.count(&format!(
+            "SELECT count(*) AS n FROM contacts WHERE workspace_id = '{ws}' \
+             AND contact_labels_lower(labels) @> ARRAY['{label}']"
+        ));
+        let listed = svc
+            .list(
+                ws,
+                &ContactQuery {
+                    label: Some(label.to_uppercase()),
+                    limit: Some(1),
+                    ..ContactQuery::default()
+                },
+            )
+            .await
+            .expect("list")
+            .total;
+        assert_eq!(listed, u64::try_from(real).expect("count"), "label {label}");
+        let streamed = svc
+            .stream(
+                ws,
+                &ContactQuery {
+                    label: Some(label.clone()),
+                    ..ContactQuery::default()
+                },
+            )
+            .await
+            .expect("stream")
+            .total;
+        assert_eq!(streamed, listed, "label {label}, streamed");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn label_counts_follow_creates_relabels_deletes_and_imports_at_once() {
+    let f = Fixture::with_pool(&PoolSettings {
+        max_size: 8,
+        ..PoolSettings::default()
+    });
+    let ws = workspace(&f, "Acme").await;
+    let other = workspace(&f, "Other").await;
+    let svc = contacts(&f);
+    // Eight writers at once: each creates contacts with overlapping labels
+    // in two workspaces, relabels some and deletes others.
+    let writers: Vec<_> = (0..8u64)
+        .map(|w| {
+            let svc = svc.clone();
+            tokio::spawn(async move {
+                for i in 0..15u64 {
+                    let phone = format!("62812{:08}", w * 1_000 + i);
+                    let labels = ["VIP, Lead", "lead", "Customer, vip", ""][(i % 4) as usize];
+                    let ws = if i % 5 == 0 { other } else { ws };
+                    let c = svc
+                        .create(ws, row(0, "Racer", &phone, labels).contact)
+                        .await
+                        .expect("create");
+                    match i % 3 {
+                        0 => svc.delete(ws, c.id).await.expect("delete"),
+                        1 => {
+                            let patch = maveraa_domain::ContactPatch {
+                                labels: Some(
+                                    Labels::parse_csv("labels", "Lead, New").expect("labels"),
+                                ),
+                                ..Default::default()
+                            };
+                            svc.update(ws, c.id, patch)
+                                .await
+                                .map(|_| ())
+                                .expect("update");
+                        }
+                        _ => {}
+                    }
+                }
+            })
+        })
+        .collect();
+    // An import of the same labels meanwhile.
+    let rows: Vec<ImportRow> = (0..3000)
+        .map(|i| {
+            row(
+                i + 2,
+                "Imported",
+                &(6281300000000 + i).to_string(),
+                "VIP, Imported",
+            )
+        })
+        .collect();
+    let tally = import(
+        &f,
+        ws,
+        OnDuplicate::Skip,
+        rows.chunks(700).map(<[_]>::to_vec).collect(),
+    )
+    .await;
+    assert_eq!(tally.created, 3000);
+    for w in writers {
+        w.await.expect("writer");
+    }
+    assert_label_counts(&f, ws).await;
+    assert_label_counts(&f, other).await;
+    // An update import relabels: the counts move with it.
+    let relabel: Vec<ImportRow> = (0..500)
+        .map(|i| row(i + 2, "Imported", &(6281300000000 + i).to_string(), "Moved"))
+        .collect();
+    let tally = import(&f, ws, OnDuplicate::Update, vec![relabel]).await;
+    assert_eq!(tally.updated, 500);
+    assert_label_counts(&f, ws).await;
+    // Deleting a workspace takes its counts along.
+    f.sql(&format!("DELETE FROM workspaces WHERE id = '{other}'"));
+    assert_eq!(
+        f.count(&format!(
+            "SELECT count(*) AS n FROM contact_label_counts WHERE workspace_id = '{other}'"
+        )),
+        0
+    );
 }
