@@ -102,38 +102,52 @@ pgbench_ms() {
     awk '/latency average/ {print $4}'
   rm -f "$script"
 }
-# The list's statements as the server runs a filtered page: planned for the
-# search's own text (see ContactRepository::list), the count, the page.
+# The list's statements as the server runs a filtered page: planned for
+# the search's own text (see ContactRepository::list), the total (a count,
+# or a label's kept count), the page.
 statements() {
-  local where=$1 offset=$2
+  local count=$1 where=$2 offset=$3
   cat <<SQL
 BEGIN READ ONLY;
 SET LOCAL plan_cache_mode = force_custom_plan;
-SELECT count(*) FROM contacts WHERE workspace_id = '$WS' AND $where;
+$count;
 SELECT id, name, phone, labels, created_at, nullif(updated_at, created_at) FROM contacts
- WHERE workspace_id = '$WS' AND $where ORDER BY created_at DESC, id DESC LIMIT 50 OFFSET $offset;
+ WHERE workspace_id = '$WS' AND $where ORDER BY created_at DESC, id DESC LIMIT 51 OFFSET $offset;
 COMMIT;
 SQL
 }
-# measure NAME QUERY WHERE OFFSET
+# measure NAME QUERY COUNT WHERE OFFSET
 measure() {
   local server pg matches
   server=$(median_ms "$2")
-  pg=$(pgbench_ms "$(statements "$3" "$4")")
+  pg=$(pgbench_ms "$(statements "$3" "$4" "$5")")
   matches=$(curl -fs -H "X-API-Key: $KEY" "$BASE?$2" | sed -E 's/.*"total":([0-9]+).*/\1/')
   echo "   $1: $matches matches, server median $server ms, pgbench $pg ms"
-  ROWS+=("| $1 | \`$2\` | $matches | $server | $pg |")
+  ROWS+=("| $1 | \`${2:0:60}\` | $matches | $server | $pg |")
 }
+counted() { echo "SELECT count(*) FROM contacts WHERE workspace_id = '$WS' AND $1"; }
+label_count() { echo "SELECT coalesce(sum(n), 0) FROM contact_label_counts WHERE workspace_id = '$WS' AND label = lower('$1')"; }
 
+# A phone part is looked up by its groups of 4 digits (contacts_phone_grams_idx).
+PHONE_GRAMS=$(awk -v d="$PHONE_PART" 'BEGIN {for (i = 1; i + 3 <= length(d); i++) g[substr(d, i, 4)]; s = ""; for (k in g) s = s (s == "" ? "" : ",") "\"" k "\""; print s}')
 NAME_WHERE="name ILIKE '%$NAME_PART%'"
-PHONE_WHERE="(name ILIKE '%$PHONE_PART%' OR phone LIKE '%$PHONE_PART%')"
+PHONE_WHERE="(name ILIKE '%$PHONE_PART%' OR (contact_phone_grams(phone) @> '{$PHONE_GRAMS}'::text[] AND phone LIKE '%$PHONE_PART%'))"
 LABEL_WHERE="contact_labels_lower(labels) @> ARRAY[lower('VIP')]"
+# A page 300 pages deep (the 15,000th VIP contact on), read by cursor:
+# walk there with each page's "next", as a client would.
+AFTER=""
+for _ in $(seq 1 300); do
+  AFTER=$(curl -fs -H "X-API-Key: $KEY" "$BASE?label=VIP&limit=50${AFTER:+&after=$AFTER}" | sed -E 's/.*"next":"([^"]+)".*/\1/')
+done
+IFS='|' read -r AFTER_AT AFTER_ID < <(psql -At -F '|' "$DB_URL" -c "SELECT created_at, id FROM contacts WHERE workspace_id = '$WS' AND $LABEL_WHERE ORDER BY created_at DESC, id DESC OFFSET 14999 LIMIT 1")
+AFTER_WHERE="$LABEL_WHERE AND (created_at, id) < ('$AFTER_AT', '$AFTER_ID')"
 echo "== measuring ($REQUESTS requests each, pgbench ${PGBENCH_SECS}s each)"
-measure "name part" "search=$NAME_PART&limit=50" "$NAME_WHERE" 0
-measure "phone part" "search=$PHONE_PART&limit=50" "$PHONE_WHERE" 0
-measure "label" "label=VIP&limit=50" "$LABEL_WHERE" 0
-measure "label, deep page" "label=VIP&limit=50&offset=15000" "$LABEL_WHERE" 15000
-measure "label, common" "label=lead&limit=50" "contact_labels_lower(labels) @> ARRAY[lower('lead')]" 0
+measure "name part" "search=$NAME_PART&limit=50" "$(counted "$NAME_WHERE")" "$NAME_WHERE" 0
+measure "phone part" "search=$PHONE_PART&limit=50" "$(counted "$PHONE_WHERE")" "$PHONE_WHERE" 0
+measure "label" "label=VIP&limit=50" "$(label_count VIP)" "$LABEL_WHERE" 0
+measure "label, page 301 by cursor" "label=VIP&limit=50&after=$AFTER" "$(label_count VIP)" "$AFTER_WHERE" 0
+measure "label, page 301 by offset" "label=VIP&limit=50&offset=15000" "$(label_count VIP)" "$LABEL_WHERE" 15000
+measure "label, common" "label=lead&limit=50" "$(label_count lead)" "contact_labels_lower(labels) @> ARRAY[lower('lead')]" 0
 
 # The server's peak RSS from here on: clear_refs 5 resets VmHWM (Linux,
 # the process's owner or root).

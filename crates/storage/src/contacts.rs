@@ -128,11 +128,10 @@ fn phone_digits(search: &str) -> Option<String> {
 
 /// The digit groups a phone part is looked up by in
 /// `contacts_phone_grams_idx` (migration `contact_phone_grams`): its
-/// distinct groups of 4 digits, or itself at 3 digits; none below.
+/// distinct groups of 4 digits; none below 4 digits.
 fn phone_grams(digits: &str) -> Vec<String> {
     match digits.len() {
-        0..=2 => Vec::new(),
-        3 => vec![digits.to_owned()],
+        0..=3 => Vec::new(),
         n => {
             let mut grams: Vec<String> = (0..=n - 4).map(|i| digits[i..i + 4].to_owned()).collect();
             grams.sort_unstable();
@@ -585,8 +584,8 @@ mod tests {
 
     #[test]
     fn a_phone_part_is_looked_up_by_its_digit_groups() {
-        assert!(phone_grams("81").is_empty());
-        assert_eq!(phone_grams("812"), ["812"]);
+        assert!(phone_grams("812").is_empty());
+        assert_eq!(phone_grams("8120"), ["8120"]);
         assert_eq!(
             phone_grams("81200012"),
             ["0001", "0012", "1200", "2000", "8120"]
