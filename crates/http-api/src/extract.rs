@@ -38,6 +38,42 @@ fn presented_key(req: &HttpRequest) -> Option<String> {
         .then(|| key.to_owned())
 }
 
+/// The query parameters each method of a resource takes, set on the
+/// resource (`GET` also covers `HEAD`). A parameter not listed is a `400`
+/// naming it, as Stripe answers an unknown parameter, rather than a typo
+/// that silently changes nothing; a resource without this takes none.
+#[derive(Debug, Clone, Copy)]
+pub struct QueryParams(pub &'static [(&'static str, &'static [&'static str])]);
+
+/// Refuses a query parameter the operation does not take.
+fn check_query(req: &HttpRequest) -> Result<(), ApiError> {
+    if req.query_string().is_empty() {
+        return Ok(());
+    }
+    let method = match req.method().as_str() {
+        "HEAD" => "GET",
+        other => other,
+    };
+    let taken: &[&str] = req
+        .app_data::<QueryParams>()
+        .and_then(|q| q.0.iter().find(|(m, _)| *m == method))
+        .map_or(&[], |(_, names)| names);
+    for (key, _) in crate::query::pairs(req.query_string())? {
+        if !taken.contains(&key.as_str()) {
+            let takes = if taken.is_empty() {
+                "this operation takes no query parameters".to_owned()
+            } else {
+                format!("this operation takes {}", taken.join(", "))
+            };
+            return Err(ApiError::validation(
+                key.clone(),
+                format!("unknown query parameter {key}: {takes}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 impl FromRequest for Authenticated {
     type Error = ApiError;
     type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
@@ -51,6 +87,8 @@ impl FromRequest for Authenticated {
             let key = key.ok_or(ApiError::from(AuthError::Missing))?;
             let ctx = state.api_keys.authenticate(&key).await?;
             req.extensions_mut().insert(ctx);
+            // After the key: a stranger learns nothing about parameters.
+            check_query(&req)?;
             Ok(Self(ctx))
         })
     }
@@ -149,7 +187,21 @@ fn json_error(err: &serde_path_to_error::Error<serde_json::Error>) -> ApiError {
     // serde_json appends " at line L column C": useful for syntax, noise
     // here; and it names our Rust types, which mean nothing to a caller.
     let text = inner.to_string();
-    let reason = plain_expectation(text.split(" at line ").next().unwrap_or(&text));
+    let text = text.split(" at line ").next().unwrap_or(&text);
+    // `deny_unknown_fields`: "unknown field `label`, expected one of ...".
+    if let Some(rest) = text.strip_prefix("unknown field `")
+        && let Some((name, expected)) = rest.split_once('`')
+    {
+        // serde_path_to_error's path ends at the unknown key itself.
+        let field = if path == "." {
+            name.to_owned()
+        } else {
+            path.clone()
+        };
+        let expected = expected.trim_start_matches(", ");
+        return ApiError::validation(field.clone(), format!("unknown field {field}: {expected}"));
+    }
+    let reason = plain_expectation(text);
     if path == "." {
         return ApiError::new(
             StatusCode::BAD_REQUEST,

@@ -43,7 +43,12 @@ use maveraa_domain::usecases::{
 };
 
 pub use error::ApiError;
-pub use extract::{API_KEY_HEADER, ApiJson, Authenticated, BodyLimit, BodyTimeout, RawBody};
+pub use extract::{
+    API_KEY_HEADER, ApiJson, Authenticated, BodyLimit, BodyTimeout, QueryParams, RawBody,
+};
+
+/// The paging parameters of the inbox's lists.
+const PAGE_PARAMS: &[&str] = &["sessionId", "limit", "before", "after"];
 pub use request_id::{REQUEST_ID_HEADER, request_context};
 
 /// What the handlers need: the use cases, and a readiness probe.
@@ -135,16 +140,23 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: ApiState, settings: HttpSe
             web::scope("/api/public")
                 .service(
                     resource("/contacts", "GET, HEAD, POST")
+                        .app_data(QueryParams(&[(
+                            "GET",
+                            &["limit", "offset", "after", "search", "label"],
+                        )]))
                         .route(get_or_head().to(contacts::list))
                         .route(web::post().to(contacts::create)),
                 )
                 // Before `/contacts/{id}`, which would take "export" or "import" for an id.
                 .service(
                     resource("/contacts/export", "GET, HEAD")
+                        .app_data(QueryParams(&[("GET", &["search", "label"])]))
                         .route(get_or_head().to(contacts::export)),
                 )
                 .service(
-                    resource("/contacts/import", "POST").route(web::post().to(contacts::import)),
+                    resource("/contacts/import", "POST")
+                        .app_data(QueryParams(&[("POST", &["onDuplicate"])]))
+                        .route(web::post().to(contacts::import)),
                 )
                 .service(
                     resource("/contacts/{id}", "GET, HEAD, PATCH, DELETE")
@@ -169,14 +181,17 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: ApiState, settings: HttpSe
                 .service(resource("/inbox/send", "POST").route(web::post().to(messages::send)))
                 .service(
                     resource("/inbox/conversations", "GET, HEAD")
+                        .app_data(QueryParams(&[("GET", PAGE_PARAMS)]))
                         .route(get_or_head().to(inbox::conversations)),
                 )
                 .service(
                     resource("/inbox/conversations/{remoteJid}/messages", "GET, HEAD")
+                        .app_data(QueryParams(&[("GET", PAGE_PARAMS)]))
                         .route(get_or_head().to(inbox::messages)),
                 )
                 .service(
                     resource("/inbox/conversations/{remoteJid}/read", "POST")
+                        .app_data(QueryParams(&[("POST", &["sessionId"])]))
                         .route(web::post().to(inbox::mark_read)),
                 )
                 .service(
@@ -189,6 +204,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: ApiState, settings: HttpSe
                 )
                 .service(
                     resource("/sessions/{sessionId}/messages/retry", "POST")
+                        .app_data(QueryParams(&[("POST", &["errorCode"])]))
                         .route(web::post().to(messages::retry_failed)),
                 )
                 .default_service(web::to(no_route)),

@@ -366,6 +366,19 @@ fn ndjson_line(row: u64, line: &[u8], rows: &mut Vec<ImportRow>, report: &mut Re
         Err(e) => {
             let why = e.to_string();
             let why = why.split(" at line ").next().unwrap_or(&why).to_owned();
+            // As a create's body: a field it does not take is named.
+            if let Some(rest) = why.strip_prefix("unknown field `")
+                && let Some((name, expected)) = rest.split_once('`')
+            {
+                let expected = expected.trim_start_matches(", ");
+                report.refuse(
+                    row,
+                    name,
+                    "validation_failed",
+                    format!("unknown field {name}: {expected}"),
+                );
+                return;
+            }
             report.refuse(
                 row,
                 "body",

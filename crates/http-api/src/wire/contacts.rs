@@ -218,6 +218,7 @@ impl LabelsInput {
 /// `POST` body. Fields are optional here so that a missing one is reported
 /// by name, not as a parse failure.
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct CreateContactRequest {
     name: Option<String>,
     phone: Option<String>,
@@ -269,6 +270,7 @@ fn present<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
 
 /// `PATCH` body: every field optional; `labels: null` clears the labels.
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct UpdateContactRequest {
     #[serde(default, deserialize_with = "present")]
     name: Option<Option<String>>,
@@ -310,7 +312,8 @@ impl UpdateContactRequest {
 const MAX_SEARCH_CHARS: usize = 200;
 
 /// Reads `limit`, `offset`, `after`, `search` and `label` from a query
-/// string; others are ignored.
+/// string (`Authenticated` has refused any other parameter the route does
+/// not take).
 ///
 /// # Errors
 /// `400 validation_failed` on the parameter at fault: on `after` when it
@@ -352,7 +355,7 @@ pub fn contact_query(query_string: &str) -> Result<ContactQuery, ApiError> {
                 let l = value.trim();
                 query.label = (!l.is_empty()).then(|| l.to_owned());
             }
-            // Unknown parameters are ignored, as most APIs do.
+            // Refused before, by the route's `QueryParams`.
             _ => {}
         }
     }

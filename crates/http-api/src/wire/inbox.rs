@@ -32,7 +32,8 @@ pub struct InboxQuery {
 }
 
 impl InboxQuery {
-    /// Reads the parameters from a query string; others are ignored.
+    /// Reads the parameters from a query string (others were refused by
+    /// the route's `QueryParams`).
     ///
     /// # Errors
     /// `400 validation_failed` on `sessionId`, `limit` or `before`.

@@ -22,7 +22,7 @@ pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
 /// `POST /api/public/inbox/send` body. Fields are optional here so that a
 /// missing one is reported by name, not as a parse failure.
 #[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SendRequest {
     /// The session's name.
     pub session_id: Option<String>,
@@ -36,7 +36,7 @@ pub struct SendRequest {
 
 /// The `media` object of a send.
 #[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct MediaRequest {
     /// `image`, `document`, `audio` or `video`.
     #[serde(rename = "type")]

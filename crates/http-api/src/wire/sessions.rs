@@ -49,7 +49,7 @@ pub struct SessionList<'a> {
 /// provider's settings. Fields are optional here so that a missing one is
 /// reported by name.
 #[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateSessionRequest {
     session_id: Option<String>,
     provider: Option<String>,
@@ -121,7 +121,7 @@ impl CreateSessionRequest {
 
 /// `POST .../simulate/inbound` body.
 #[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SimulateInboundRequest {
     /// The sender: digits with the country code, or a JID.
     pub from: Option<String>,

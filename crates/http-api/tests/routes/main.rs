@@ -64,3 +64,113 @@ async fn other_methods_are_405() {
         assert_eq!(call(&w, req).await.header("Allow"), Some(allow));
     }
 }
+
+/// A field or a query parameter the operation does not take is a `400`
+/// naming it (as Stripe answers an unknown parameter), never a typo that
+/// silently drops what the caller meant.
+#[actix_web::test]
+async fn unknown_fields_and_parameters_are_refused_by_name() {
+    use crate::common::{KEY_A, get, post};
+    use serde_json::json;
+
+    let w = world().await;
+    let created = call(
+        &w,
+        post("/api/public/contacts")
+            .set_json(json!({"name": "Jane", "phone": "6281234567890", "labels": "Lead"})),
+    )
+    .await;
+    assert_eq!(created.status.as_u16(), 201, "{}", created.json);
+    let id = created.json["_id"].as_str().unwrap_or_default().to_owned();
+
+    let patch = |uri: &str| {
+        TestRequest::patch()
+            .uri(uri)
+            .insert_header(("X-API-Key", KEY_A))
+    };
+    for (req, field) in [
+        // The reference's `labels`, misspelt: the contact must not be
+        // created without its labels.
+        (
+            post("/api/public/contacts")
+                .set_json(json!({"name": "Ann", "phone": "6281111111111", "label": "Lead"})),
+            "label",
+        ),
+        (
+            patch(&format!("/api/public/contacts/{id}")).set_json(json!({"nmae": "Jane S."})),
+            "nmae",
+        ),
+        (
+            post("/api/public/inbox/send").set_json(json!({
+                "sessionId": "sim-1", "targetNumber": "6281234567890", "mesage": "hi"
+            })),
+            "mesage",
+        ),
+        (
+            post("/api/public/inbox/send").set_json(json!({
+                "sessionId": "sim-1", "targetNumber": "6281234567890", "message": "hi",
+                "media": {"type": "image", "url": "https://example.com/a.jpg", "caption": "x"}
+            })),
+            "media.caption",
+        ),
+        (
+            post("/api/public/sessions")
+                .set_json(json!({"sessionId": "s2", "provider": "simulator", "token": "x"})),
+            "token",
+        ),
+        (
+            post("/api/public/sessions/sim-1/simulate/inbound")
+                .set_json(json!({"from": "6281234567890", "message": "hi", "name": "Bob"})),
+            "name",
+        ),
+        (get("/api/public/contacts?serch=jane"), "serch"),
+        (get("/api/public/contacts/export?limit=5"), "limit"),
+        (
+            post("/api/public/contacts?search=x")
+                .set_json(json!({"name": "Ann", "phone": "6281111111111"})),
+            "search",
+        ),
+        (
+            get("/api/public/inbox/conversations?limit=5&sort=asc"),
+            "sort",
+        ),
+        (get("/api/public/sessions?all=1"), "all"),
+        (
+            get(&format!("/api/public/contacts/{id}?fields=name")),
+            "fields",
+        ),
+    ] {
+        let a = call(&w, req).await;
+        assert_eq!(
+            a.error(),
+            (400, "validation_failed", Some(field)),
+            "{field}: {}",
+            a.json
+        );
+        let message = a.json["error"]["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains(field),
+            "the message names {field}: {message}"
+        );
+    }
+    // Nothing was written by the refused requests.
+    let list = call(&w, get("/api/public/contacts")).await;
+    assert_eq!(list.json["total"], 1, "{}", list.json);
+    assert_eq!(list.json["contacts"][0]["name"], "Jane");
+    // What each operation takes still works, HEAD as GET.
+    for req in [
+        get("/api/public/contacts?limit=1&search=jane&label=lead"),
+        get("/api/public/contacts/export?search=jane"),
+        get("/api/public/inbox/conversations?sessionId=sim-1&limit=5"),
+        TestRequest::default()
+            .method(actix_web::http::Method::HEAD)
+            .uri("/api/public/contacts?limit=1")
+            .insert_header(("X-API-Key", KEY_A)),
+    ] {
+        let a = call(&w, req).await;
+        assert_eq!(a.status.as_u16(), 200, "{}", a.json);
+    }
+    // A stranger learns nothing of the parameters: the key comes first.
+    let a = call(&w, TestRequest::get().uri("/api/public/contacts?serch=x")).await;
+    assert_eq!(a.error().1, "missing_api_key");
+}
