@@ -282,6 +282,7 @@ fn start_on_terminal(db_url: &str, port: u16) -> Spawned {
             .env("MAVERAA__DATABASE__URL", db_url)
             .env("MAVERAA__SECRETS__KEY", TEST_SECRETS_KEY)
             .env("MAVERAA__SERVER__PORT", port.to_string())
+            .env("MAVERAA__METRICS__ADDRESS", "")
             .env("MAVERAA__SERVER__WORKERS", "1")
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())

@@ -17,6 +17,8 @@ pub struct TestApp {
     pub key: String,
     pub db: Option<TestDatabase>,
     pub db_url: String,
+    /// Where `/metrics` is served, when the settings turned it on.
+    pub metrics_port: Option<u16>,
     stop: StopHandle,
     running: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
@@ -75,6 +77,8 @@ pub fn server_command(db_url: &str, port: u16) -> std::process::Command {
     cmd.env("MAVERAA__DATABASE__URL", db_url)
         .env("MAVERAA__SECRETS__KEY", TEST_SECRETS_KEY)
         .env("MAVERAA__SERVER__PORT", port.to_string())
+        // Tests run servers side by side: no fixed metrics port.
+        .env("MAVERAA__METRICS__ADDRESS", "")
         .env("MAVERAA__SERVER__WORKERS", "1")
         .env("RUST_LOG", "warn")
         .stdout(std::process::Stdio::null())
@@ -88,6 +92,7 @@ pub fn maveraa(db_url: &str, args: &[&str]) -> (bool, String, String) {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_maveraa"))
         .args(args)
         .env("MAVERAA__DATABASE__URL", db_url)
+        .env("MAVERAA__METRICS__ADDRESS", "")
         .env("MAVERAA__SECRETS__KEY", TEST_SECRETS_KEY)
         .env("RUST_LOG", "warn")
         .output()
@@ -141,6 +146,8 @@ pub fn test_settings(db_url: &str) -> Settings {
     settings.dispatcher.backoff_max_secs = 1;
     settings.whatsapp.cloud_api_base_url = "http://127.0.0.1:9".into();
     settings.whatsapp.request_timeout_ms = 2000;
+    // Apps run side by side: no fixed metrics port.
+    settings.metrics.address = String::new();
     settings
 }
 
@@ -157,6 +164,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
     let app = Application::build(settings).await.expect("the app starts");
     let address = format!("http://127.0.0.1:{}", app.port());
     let services = app.services().clone();
+    let metrics_port = app.metrics_port();
     let stop = app.stop_handle();
     let running = Some(tokio::spawn(app.run_until_stopped()));
     let client = reqwest::Client::builder()
@@ -171,6 +179,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
         key: String::new(),
         db: Some(db),
         db_url,
+        metrics_port,
         stop,
         running,
     };

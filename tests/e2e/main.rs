@@ -11,6 +11,7 @@ mod errors;
 mod faults;
 mod helpers;
 mod messaging;
+mod metrics;
 mod pace;
 mod paging;
 mod secrets;

@@ -14,6 +14,7 @@ fn maveraa(db_url: &str, secrets: &[(&str, &str)], args: &[&str]) -> (bool, Stri
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_maveraa"));
     cmd.args(args)
         .env("MAVERAA__DATABASE__URL", db_url)
+        .env("MAVERAA__METRICS__ADDRESS", "")
         .env_remove("MAVERAA__SECRETS__KEY")
         .env_remove("MAVERAA__SECRETS__KEY_FILE")
         .env_remove("MAVERAA__SECRETS__PREVIOUS_KEYS")
@@ -136,6 +137,7 @@ fn the_local_default_keeps_its_key_and_password_in_private_files() {
             .args(args)
             .current_dir(&dir)
             .env("MAVERAA__DATABASE__URL", "")
+            .env("MAVERAA__METRICS__ADDRESS", "")
             .env("MAVERAA__DATABASE__LOCAL__DIR", &pg)
             .env("MAVERAA__DATABASE__LOCAL__PORT", &port)
             .env_remove("MAVERAA__SECRETS__KEY")

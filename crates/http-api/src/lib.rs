@@ -25,6 +25,7 @@ mod health;
 pub mod inbox;
 mod json_writer;
 pub mod messages;
+pub mod metrics;
 mod query;
 mod request_id;
 pub mod sessions;

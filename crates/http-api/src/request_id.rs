@@ -55,7 +55,19 @@ pub async fn request_context(
             .insert(HeaderName::from_static(REQUEST_ID_HEADER), value);
     }
     let status = res.status().as_u16();
-    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let elapsed = started.elapsed();
+    if let Some(metrics) = res
+        .request()
+        .app_data::<actix_web::web::Data<crate::metrics::HttpMetrics>>()
+    {
+        metrics.observe(
+            route.as_deref().unwrap_or(UNMATCHED),
+            res.request().method().as_str(),
+            status,
+            elapsed,
+        );
+    }
+    let elapsed_ms = elapsed.as_secs_f64() * 1000.0;
     span.in_scope(|| {
         if status >= 500 {
             tracing::warn!(status, elapsed_ms, "request failed");

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use actix_web::dev::Server;
 use actix_web::middleware::{Compress, from_fn};
-use actix_web::{App, HttpServer};
+use actix_web::{App, HttpServer, web};
 use anyhow::Context;
 use maveraa_auth::ApiKeyHasher;
 use maveraa_domain::SystemClock;
@@ -15,6 +15,7 @@ use maveraa_domain::usecases::{
     ApiKeyService, ContactService, Dispatcher, DispatcherSettings, InboxService, MessagingService,
     RetryPolicy, SessionService, WorkspaceService,
 };
+use maveraa_http_api::metrics::HttpMetrics;
 use maveraa_http_api::{ApiState, HttpSettings, request_context};
 use maveraa_storage::{
     Database, LocalPostgres, PgStore, RevocationEvent, RevocationListener, SealReport,
@@ -434,6 +435,8 @@ pub struct Application {
     dispatch_workers: usize,
     idle_poll: Duration,
     record_uses_every: Duration,
+    /// `/metrics` on its own address, and its port, unless turned off.
+    metrics: Option<(Server, u16)>,
 }
 
 impl std::fmt::Debug for Application {
@@ -490,9 +493,20 @@ impl Application {
             webhook_body_limit: settings.server.webhook_body_limit_bytes,
             body_timeout: Duration::from_secs(settings.server.body_timeout_secs),
         };
+        let http_metrics = web::Data::new(HttpMetrics::default());
+        let metrics = match settings.metrics.address.trim() {
+            "" => None,
+            address => Some(crate::metrics::server(
+                address,
+                http_metrics.clone(),
+                services.dispatcher.clone(),
+                services.store.clone(),
+            )?),
+        };
         let mut server = HttpServer::new(move || {
             let state = state.clone();
             App::new()
+                .app_data(http_metrics.clone())
                 // gzip/br for clients that ask (a 10,000-contact list shrinks ~10x).
                 .wrap(Compress::default())
                 .wrap(from_fn(request_context))
@@ -517,7 +531,13 @@ impl Application {
             dispatch_workers: settings.dispatcher.workers,
             idle_poll: Duration::from_millis(settings.dispatcher.idle_poll_ms.max(1)),
             record_uses_every: Duration::from_secs(settings.auth.record_uses_secs.max(1)),
+            metrics,
         })
+    }
+
+    /// The port `/metrics` is served on, unless `metrics.address` is empty.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics.as_ref().map(|(_, port)| *port)
     }
 
     /// The port the server listens on.
@@ -559,6 +579,10 @@ impl Application {
             self.record_uses_every,
             stop_rx.clone(),
         ));
+        let metrics = self.metrics.map(|(server, _)| {
+            let handle = server.handle();
+            (handle, tokio::spawn(server))
+        });
         let handle = self.server.handle();
         let stop = self.stop.clone();
         let signals = tokio::spawn(async move {
@@ -571,6 +595,10 @@ impl Application {
         });
         let result = self.server.await;
         signals.abort();
+        if let Some((handle, task)) = metrics {
+            handle.stop(true).await;
+            let _ = task.await;
+        }
         let _ = stop_tx.send(true);
         for l in loops {
             let _ = l.await;

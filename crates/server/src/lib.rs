@@ -7,6 +7,7 @@
 pub mod app;
 pub mod cli;
 pub mod dev_provider;
+pub mod metrics;
 pub mod settings;
 pub mod telemetry;
 

@@ -13,6 +13,7 @@ mod contact_import;
 mod contact_stream;
 mod contacts;
 mod error;
+mod gauges;
 mod keyset;
 pub mod local_pg;
 mod message_repository;
@@ -36,6 +37,7 @@ mod workspaces;
 pub mod testing;
 
 pub use error::StorageError;
+pub use gauges::StoreGauges;
 pub use local_pg::LocalPostgres;
 pub use migrate::{MIGRATIONS, run_migrations};
 pub use outbox::UNREADABLE_CODE;

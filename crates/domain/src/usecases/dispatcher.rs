@@ -1,3 +1,4 @@
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -106,6 +107,30 @@ pub struct Dispatcher {
     settings: DispatcherSettings,
     sessions: Option<Arc<dyn SessionRepository>>,
     unrecorded: Arc<Mutex<Vec<Unrecorded>>>,
+    counts: Arc<Counters>,
+}
+
+/// Send attempts so far, by outcome (shared by a dispatcher's clones).
+#[derive(Debug, Default)]
+struct Counters {
+    sent: AtomicU64,
+    retried: AtomicU64,
+    failed: AtomicU64,
+    unknown: AtomicU64,
+}
+
+/// How this process's send attempts have ended since it started, by
+/// outcome (for metrics).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DispatchCounts {
+    /// The provider took the message.
+    pub sent: u64,
+    /// Failed in a way that may pass: to be tried again.
+    pub retried: u64,
+    /// Failed for good.
+    pub failed: u64,
+    /// No answer told whether the provider took it.
+    pub unknown: u64,
 }
 
 /// Whether storage refused an outcome for good: it breaks a rule it can
@@ -201,6 +226,18 @@ impl Dispatcher {
             settings,
             sessions: None,
             unrecorded: Arc::default(),
+            counts: Arc::default(),
+        }
+    }
+
+    /// How the send attempts of this dispatcher and its clones have ended
+    /// so far.
+    pub fn counts(&self) -> DispatchCounts {
+        DispatchCounts {
+            sent: self.counts.sent.load(Ordering::Relaxed),
+            retried: self.counts.retried.load(Ordering::Relaxed),
+            failed: self.counts.failed.load(Ordering::Relaxed),
+            unknown: self.counts.unknown.load(Ordering::Relaxed),
         }
     }
 
@@ -243,6 +280,13 @@ impl Dispatcher {
 
     async fn dispatch(&self, job: OutboxJob) -> Result<(), RepositoryError> {
         let (outcome, problem) = self.attempt_noting_reach(&job).await;
+        let counter = match &outcome {
+            DispatchOutcome::Sent { .. } => &self.counts.sent,
+            DispatchOutcome::Retry { .. } => &self.counts.retried,
+            DispatchOutcome::Failed(_) => &self.counts.failed,
+            DispatchOutcome::Unknown { .. } => &self.counts.unknown,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
         let now = self.clock.now();
         let session_change = match problem {
             Some(SessionProblem::CredentialsRefused(message)) => {

@@ -10,7 +10,7 @@ mod workspaces;
 
 pub use api_keys::ApiKeyService;
 pub use contacts::ContactService;
-pub use dispatcher::{Dispatcher, DispatcherSettings, RetryPolicy};
+pub use dispatcher::{DispatchCounts, Dispatcher, DispatcherSettings, RetryPolicy};
 pub use inbox::{InboxService, WebhookIntake};
 pub use messages::{MessagingService, SendOutcome};
 pub use sessions::SessionService;

@@ -63,6 +63,8 @@ pub struct Settings {
     pub secrets: SecretsSettings,
     /// Logging.
     pub log: LogSettings,
+    /// The Prometheus endpoint.
+    pub metrics: MetricsSettings,
 }
 
 /// `[server]`
@@ -202,6 +204,15 @@ pub struct AuthSettings {
 pub struct BootstrapSettings {
     /// Create a default workspace and key when there is no workspace.
     pub default_workspace: bool,
+}
+
+/// `[metrics]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSettings {
+    /// Where `/metrics` is served (`host:port`), apart from the public
+    /// port; empty turns it off.
+    pub address: String,
 }
 
 /// `[log]`
