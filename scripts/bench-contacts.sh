@@ -35,6 +35,10 @@ export MAVERAA__DATABASE__LOCAL__DIR=.data/bench-contacts-postgres
 export MAVERAA__DATABASE__LOCAL__PORT=$PG_PORT
 export MAVERAA__DATABASE__LOCAL__DATABASE=maveraa_bench_contacts
 export MAVERAA__SERVER__PORT=$PORT
+# One key drives all the load: no per-key rate limit, and no metrics port.
+export MAVERAA__RATE_LIMITS__REQUESTS_PER_SEC=0
+export MAVERAA__RATE_LIMITS__SENDS_PER_SEC=0
+export MAVERAA__METRICS__ADDRESS=
 export MAVERAA__BOOTSTRAP__DEFAULT_WORKSPACE=false
 export MAVERAA__DISPATCHER__WORKERS=0
 export RUST_LOG=warn

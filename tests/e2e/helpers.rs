@@ -79,6 +79,8 @@ pub fn server_command(db_url: &str, port: u16) -> std::process::Command {
         .env("MAVERAA__SERVER__PORT", port.to_string())
         // Tests run servers side by side: no fixed metrics port.
         .env("MAVERAA__METRICS__ADDRESS", "")
+        .env("MAVERAA__RATE_LIMITS__REQUESTS_PER_SEC", "0")
+        .env("MAVERAA__RATE_LIMITS__SENDS_PER_SEC", "0")
         .env("MAVERAA__SERVER__WORKERS", "1")
         .env("RUST_LOG", "warn")
         .stdout(std::process::Stdio::null())
@@ -148,6 +150,9 @@ pub fn test_settings(db_url: &str) -> Settings {
     settings.whatsapp.request_timeout_ms = 2000;
     // Apps run side by side: no fixed metrics port.
     settings.metrics.address = String::new();
+    // Tests send bursts; the rate limit tests set their own.
+    settings.rate_limits.requests_per_sec = 0;
+    settings.rate_limits.sends_per_sec = 0;
     settings
 }
 

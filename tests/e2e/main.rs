@@ -14,6 +14,7 @@ mod messaging;
 mod metrics;
 mod pace;
 mod paging;
+mod rate_limits;
 mod secrets;
 mod service;
 mod webhooks;

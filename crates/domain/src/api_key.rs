@@ -25,6 +25,18 @@ pub struct ApiKey {
     /// When it last authenticated a request, as last recorded (servers
     /// record uses in batches, so this can be behind by their interval).
     pub last_used_at: Option<DateTime<Utc>>,
+    /// Its own request rates, where they differ from the server's.
+    pub rate_limits: KeyRateLimits,
+}
+
+/// A key's own request rates, in requests per second: `None` takes the
+/// server's default, `Some(0)` is no limit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KeyRateLimits {
+    /// Any request but a send.
+    pub requests_per_sec: Option<u32>,
+    /// Sends (`POST /api/public/inbox/send` and the retries).
+    pub sends_per_sec: Option<u32>,
 }
 
 impl ApiKey {
@@ -86,6 +98,8 @@ pub struct AuthContext {
     pub workspace_id: WorkspaceId,
     /// The key that authenticated the request.
     pub api_key_id: ApiKeyId,
+    /// The key's own request rates.
+    pub rate_limits: KeyRateLimits,
 }
 
 #[cfg(test)]

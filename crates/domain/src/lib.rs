@@ -44,7 +44,7 @@ pub mod validation {
     pub use crate::values::*;
 }
 
-pub use api_key::{ApiKey, ApiKeyHash, ApiKeySecret, AuthContext};
+pub use api_key::{ApiKey, ApiKeyHash, ApiKeySecret, AuthContext, KeyRateLimits};
 pub use clock::{Clock, SystemClock};
 pub use contact::{
     Contact, ContactPage, ContactPatch, ContactQuery, ContactStream, ImportAborted, ImportRow,

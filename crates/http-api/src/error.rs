@@ -20,6 +20,8 @@ pub struct ApiError {
     message: String,
     field: Option<String>,
     existing_id: Option<String>,
+    /// Seconds for `Retry-After` (a 503 says 1 without it).
+    retry_after: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -46,6 +48,22 @@ impl ApiError {
             message: message.into(),
             field: None,
             existing_id: None,
+            retry_after: None,
+        }
+    }
+
+    /// `429 rate_limited`: the key's rate is spent for now; try again in
+    /// `retry_after` seconds.
+    pub fn rate_limited(retry_after: u64) -> Self {
+        Self {
+            retry_after: Some(retry_after),
+            ..Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                format!(
+                    "this API key's request rate is spent; retry in {retry_after} s (RateLimit-* headers tell its limit)"
+                ),
+            )
         }
     }
 
@@ -123,7 +141,9 @@ impl ResponseError for ApiError {
 
     fn error_response(&self) -> HttpResponse {
         let mut res = HttpResponse::build(self.status);
-        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+        if let Some(secs) = self.retry_after {
+            res.insert_header(("Retry-After", secs.to_string()));
+        } else if self.status == StatusCode::SERVICE_UNAVAILABLE {
             res.insert_header(("Retry-After", "1"));
         }
         // HTTP asks a 401 to say how to authenticate.

@@ -12,6 +12,7 @@ use serde::de::DeserializeOwned;
 
 use crate::ApiState;
 use crate::error::ApiError;
+use crate::rate_limit::Class;
 
 /// The header the reference API authenticates with.
 pub const API_KEY_HEADER: &str = "X-API-Key";
@@ -44,6 +45,20 @@ fn presented_key(req: &HttpRequest) -> Option<String> {
 /// that silently changes nothing; a resource without this takes none.
 #[derive(Debug, Clone, Copy)]
 pub struct QueryParams(pub &'static [(&'static str, &'static [&'static str])]);
+
+/// The routes whose requests draw from the sends' bucket.
+const SEND_ROUTES: [&str; 3] = [
+    "/api/public/inbox/send",
+    "/api/public/messages/{messageId}/retry",
+    "/api/public/sessions/{sessionId}/messages/retry",
+];
+
+fn is_send(req: &HttpRequest) -> bool {
+    req.method() == actix_web::http::Method::POST
+        && req
+            .match_pattern()
+            .is_some_and(|p| SEND_ROUTES.contains(&p.as_str()))
+}
 
 /// Refuses a query parameter the operation does not take.
 fn check_query(req: &HttpRequest) -> Result<(), ApiError> {
@@ -89,6 +104,20 @@ impl FromRequest for Authenticated {
             req.extensions_mut().insert(ctx);
             // After the key: a stranger learns nothing about parameters.
             check_query(&req)?;
+            let class = if is_send(&req) {
+                Class::Sends
+            } else {
+                Class::Requests
+            };
+            if let Some(d) = state
+                .rate_limits
+                .take(ctx.api_key_id, ctx.rate_limits, class)
+            {
+                req.extensions_mut().insert(d);
+                if !d.allowed {
+                    return Err(ApiError::rate_limited(d.retry_after_secs));
+                }
+            }
             Ok(Self(ctx))
         })
     }

@@ -27,6 +27,7 @@ mod json_writer;
 pub mod messages;
 pub mod metrics;
 mod query;
+mod rate_limit;
 mod request_id;
 pub mod sessions;
 mod timefmt;
@@ -36,7 +37,7 @@ pub mod wire;
 use std::sync::Arc;
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, ResponseError, guard, web};
+use actix_web::{HttpMessage, HttpRequest, HttpResponse, ResponseError, guard, web};
 use maveraa_domain::messaging::Session;
 use maveraa_domain::ports::HealthCheck;
 use maveraa_domain::usecases::{
@@ -47,6 +48,7 @@ pub use error::ApiError;
 pub use extract::{
     API_KEY_HEADER, ApiJson, Authenticated, BodyLimit, BodyTimeout, QueryParams, RawBody,
 };
+pub use rate_limit::{RateLimitSettings, RateLimiter};
 
 /// The paging parameters of the inbox's lists.
 const PAGE_PARAMS: &[&str] = &["sessionId", "limit", "before", "after"];
@@ -67,6 +69,8 @@ pub struct ApiState {
     pub inbox: InboxService,
     /// One round trip to the database, for `/ready`.
     pub health: Arc<dyn HealthCheck>,
+    /// Request rates per key, shared by every worker of the server.
+    pub rate_limits: Arc<RateLimiter>,
 }
 
 impl std::fmt::Debug for ApiState {
@@ -116,6 +120,34 @@ async fn no_route() -> HttpResponse {
     ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint").error_response()
 }
 
+/// Adds `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset` to
+/// an answer whose key has a limit (the draw `Authenticated` made).
+async fn rate_limit_headers(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody>,
+) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
+    let mut res = next.call(req).await?;
+    let decision = res
+        .request()
+        .extensions()
+        .get::<rate_limit::Decision>()
+        .copied();
+    if let Some(d) = decision {
+        let headers = res.headers_mut();
+        for (name, value) in [
+            ("ratelimit-limit", u64::from(d.limit)),
+            ("ratelimit-remaining", u64::from(d.remaining)),
+            ("ratelimit-reset", d.reset_secs),
+        ] {
+            headers.insert(
+                actix_web::http::header::HeaderName::from_static(name),
+                actix_web::http::header::HeaderValue::from(value),
+            );
+        }
+    }
+    Ok(res)
+}
+
 /// A route for `GET`, and for `HEAD` too (the same answer without its body,
 /// as HTTP asks; load balancers and uptime checks use it).
 fn get_or_head() -> actix_web::Route {
@@ -139,6 +171,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: ApiState, settings: HttpSe
         .service(resource("/ready", "GET, HEAD").route(get_or_head().to(health::ready)))
         .service(
             web::scope("/api/public")
+                .wrap(actix_web::middleware::from_fn(rate_limit_headers))
                 .service(
                     resource("/contacts", "GET, HEAD, POST")
                         .app_data(QueryParams(&[(

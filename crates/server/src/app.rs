@@ -16,7 +16,7 @@ use maveraa_domain::usecases::{
     RetryPolicy, SessionService, WorkspaceService,
 };
 use maveraa_http_api::metrics::HttpMetrics;
-use maveraa_http_api::{ApiState, HttpSettings, request_context};
+use maveraa_http_api::{ApiState, HttpSettings, RateLimiter, request_context};
 use maveraa_storage::{
     Database, LocalPostgres, PgStore, RevocationEvent, RevocationListener, SealReport,
     SecretCipher, SecretKey, StorageError, run_migrations, seal_sessions,
@@ -487,6 +487,7 @@ impl Application {
             messaging: services.messaging.clone(),
             inbox: services.inbox.clone(),
             health: services.store.clone(),
+            rate_limits: Arc::new(RateLimiter::new(settings.rate_limits.limiter())),
         };
         let http = HttpSettings {
             body_limit: settings.server.body_limit_bytes,

@@ -8,7 +8,8 @@ use maveraa_domain::messaging::{
     CloudApiSettings, ProviderSettings, SecretString, Session, SessionName,
 };
 use maveraa_domain::{
-    ApiKey, ApiKeyError, ApiKeyId, SessionError, Workspace, WorkspaceError, WorkspaceId,
+    ApiKey, ApiKeyError, ApiKeyId, KeyRateLimits, SessionError, Workspace, WorkspaceError,
+    WorkspaceId,
 };
 use serde_json::json;
 
@@ -106,6 +107,19 @@ pub enum ApiKeyCommand {
         /// The key's id (from `create` or `list`).
         id: String,
     },
+    /// Set a key's own request rates (per second; 0 is no limit). A rate
+    /// not given returns to the server's default (`rate_limits.*`).
+    /// Running servers apply them from the key's next request.
+    Limits {
+        /// The key's id.
+        id: String,
+        /// Requests per second, sends aside.
+        #[arg(long)]
+        requests_per_sec: Option<u32>,
+        /// Sends per second.
+        #[arg(long)]
+        sends_per_sec: Option<u32>,
+    },
 }
 
 /// Providers a session can use.
@@ -188,6 +202,10 @@ fn key_json(k: &ApiKey) -> serde_json::Value {
         "createdAt": wire_time(k.created_at),
         "revokedAt": k.revoked_at.map(wire_time),
         "lastUsedAt": k.last_used_at.map(wire_time),
+        "rateLimits": {
+            "requestsPerSec": k.rate_limits.requests_per_sec,
+            "sendsPerSec": k.rate_limits.sends_per_sec,
+        },
     })
 }
 
@@ -437,6 +455,29 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                         .map_err(|e| key_failure(e, Some(&workspace)))?;
                     for k in keys {
                         println!("{}", key_json(&k));
+                    }
+                }
+                ApiKeyCommand::Limits {
+                    id,
+                    requests_per_sec,
+                    sends_per_sec,
+                } => {
+                    let key_id: ApiKeyId = id
+                        .parse()
+                        .with_context(|| format!("{id:?} is not an API key id"))?;
+                    let limits = KeyRateLimits {
+                        requests_per_sec,
+                        sends_per_sec,
+                    };
+                    match services.api_keys.set_rate_limits(key_id, limits).await {
+                        Ok(k) => {
+                            // As for a revocation: servers hear it within
+                            // milliseconds.
+                            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                            println!("{}", key_json(&k));
+                        }
+                        Err(ApiKeyError::NotFound) => bail!("no API key with id {id}"),
+                        Err(e) => return Err(key_failure(e, None)),
                     }
                 }
                 ApiKeyCommand::Revoke { id } => {

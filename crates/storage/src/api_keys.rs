@@ -2,7 +2,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use maveraa_domain::ports::ApiKeyRepository;
-use maveraa_domain::{ApiKey, ApiKeyHash, ApiKeyId, RepositoryError, WorkspaceId};
+use maveraa_domain::{ApiKey, ApiKeyHash, ApiKeyId, KeyRateLimits, RepositoryError, WorkspaceId};
 use uuid::Uuid;
 
 use crate::schema::api_keys;
@@ -18,6 +18,8 @@ struct ApiKeyRow {
     created_at: DateTime<Utc>,
     revoked_at: Option<DateTime<Utc>>,
     last_used_at: Option<DateTime<Utc>>,
+    requests_per_sec: Option<i32>,
+    sends_per_sec: Option<i32>,
 }
 
 impl From<ApiKeyRow> for ApiKey {
@@ -30,8 +32,17 @@ impl From<ApiKeyRow> for ApiKey {
             created_at: r.created_at,
             revoked_at: r.revoked_at,
             last_used_at: r.last_used_at,
+            rate_limits: KeyRateLimits {
+                requests_per_sec: r.requests_per_sec.and_then(|n| u32::try_from(n).ok()),
+                sends_per_sec: r.sends_per_sec.and_then(|n| u32::try_from(n).ok()),
+            },
         }
     }
+}
+
+/// A rate as stored: the column is an `integer`.
+fn stored_rate(rate: Option<u32>) -> Option<i32> {
+    rate.map(|n| i32::try_from(n).unwrap_or(i32::MAX))
 }
 
 #[async_trait]
@@ -46,6 +57,8 @@ impl ApiKeyRepository for PgStore {
             api_keys::created_at.eq(key.created_at),
             api_keys::revoked_at.eq(key.revoked_at),
             api_keys::last_used_at.eq(key.last_used_at),
+            api_keys::requests_per_sec.eq(stored_rate(key.rate_limits.requests_per_sec)),
+            api_keys::sends_per_sec.eq(stored_rate(key.rate_limits.sends_per_sec)),
         );
         self.db
             .run(move |conn| {
@@ -124,6 +137,34 @@ impl ApiKeyRepository for PgStore {
                         .bind::<diesel::sql_types::Text, _>(id.to_string())
                         .execute(conn)?;
                     Ok::<_, crate::StorageError>(exists == 1)
+                })
+            })
+            .await?;
+        Ok(found)
+    }
+
+    async fn set_rate_limits(
+        &self,
+        id: ApiKeyId,
+        limits: KeyRateLimits,
+    ) -> Result<bool, RepositoryError> {
+        let found = self
+            .db
+            .run(move |conn| {
+                conn.transaction(|conn| {
+                    let updated = diesel::update(api_keys::table.find(id.as_uuid()))
+                        .set((
+                            api_keys::requests_per_sec.eq(stored_rate(limits.requests_per_sec)),
+                            api_keys::sends_per_sec.eq(stored_rate(limits.sends_per_sec)),
+                        ))
+                        .execute(conn)?;
+                    // As a revocation: every server forgets the key at
+                    // commit, and reads its new rates at its next use.
+                    diesel::sql_query("SELECT pg_notify($1, $2)")
+                        .bind::<diesel::sql_types::Text, _>(crate::revocations::CHANNEL)
+                        .bind::<diesel::sql_types::Text, _>(id.to_string())
+                        .execute(conn)?;
+                    Ok::<_, crate::StorageError>(updated == 1)
                 })
             })
             .await?;

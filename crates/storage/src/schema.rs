@@ -39,6 +39,8 @@ diesel::table! {
         created_at -> Timestamptz,
         revoked_at -> Nullable<Timestamptz>,
         last_used_at -> Nullable<Timestamptz>,
+        requests_per_sec -> Nullable<Int4>,
+        sends_per_sec -> Nullable<Int4>,
     }
 }
 

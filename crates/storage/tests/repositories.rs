@@ -760,6 +760,13 @@ impl ApiKeyRepository for CacheTurnedOnMidLookup {
     ) -> Result<bool, RepositoryError> {
         ApiKeyRepository::revoke(self.store.as_ref(), id, at).await
     }
+    async fn set_rate_limits(
+        &self,
+        id: maveraa_domain::ApiKeyId,
+        limits: maveraa_domain::KeyRateLimits,
+    ) -> Result<bool, RepositoryError> {
+        ApiKeyRepository::set_rate_limits(self.store.as_ref(), id, limits).await
+    }
     async fn record_use(
         &self,
         ids: &[maveraa_domain::ApiKeyId],

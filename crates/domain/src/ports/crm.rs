@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use crate::api_key::{ApiKey, ApiKeyHash, ApiKeySecret};
+use crate::api_key::{ApiKey, ApiKeyHash, ApiKeySecret, KeyRateLimits};
 use crate::contact::{
     Contact, ContactPage, ContactQuery, ContactStream, ImportTally, ImportedContacts, OnDuplicate,
 };
@@ -170,6 +170,18 @@ pub trait ApiKeyRepository: Send + Sync + 'static {
     /// # Errors
     /// `Unavailable` or `Internal` when storage fails.
     async fn revoke(&self, id: ApiKeyId, at: DateTime<Utc>) -> Result<bool, RepositoryError>;
+
+    /// Sets the key's own request rates. Returns `false` when no such key
+    /// exists. Every server forgets what it remembered of the key, as for
+    /// a revocation, so the new rates apply at once.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Internal` when storage fails.
+    async fn set_rate_limits(
+        &self,
+        id: ApiKeyId,
+        limits: KeyRateLimits,
+    ) -> Result<bool, RepositoryError>;
 
     /// Records that the keys `ids` were used by `at`: their `last_used_at`
     /// becomes `at` unless it is later already.

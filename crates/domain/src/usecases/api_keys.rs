@@ -3,7 +3,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::api_key::{ApiKey, ApiKeyHash, ApiKeySecret, AuthContext};
+use crate::api_key::{ApiKey, ApiKeyHash, ApiKeySecret, AuthContext, KeyRateLimits};
 use crate::clock::Clock;
 use crate::error::{ApiKeyError, AuthError};
 use crate::ids::{ApiKeyId, WorkspaceId};
@@ -211,6 +211,7 @@ impl ApiKeyService {
             created_at: self.clock.now(),
             revoked_at: None,
             last_used_at: None,
+            rate_limits: KeyRateLimits::default(),
         };
         self.keys.insert(&key, &hash).await?;
         Ok((key, secret))
@@ -244,6 +245,27 @@ impl ApiKeyService {
         self.keys.get(id).await?.ok_or(ApiKeyError::NotFound)
     }
 
+    /// Sets the key's own request rates (`None`: the server's default,
+    /// `Some(0)`: no limit); every server applies them from its next
+    /// request with the key.
+    ///
+    /// # Errors
+    /// [`ApiKeyError::NotFound`]; [`ApiKeyError::Repository`] when storage
+    /// fails.
+    pub async fn set_rate_limits(
+        &self,
+        id: ApiKeyId,
+        limits: KeyRateLimits,
+    ) -> Result<ApiKey, ApiKeyError> {
+        let found = self.keys.set_rate_limits(id, limits).await;
+        // As for a revocation: what this process remembers goes now.
+        self.forget(id);
+        if !found? {
+            return Err(ApiKeyError::NotFound);
+        }
+        self.keys.get(id).await?.ok_or(ApiKeyError::NotFound)
+    }
+
     /// Verifies a presented key: one hash and one indexed lookup (or none,
     /// while the cache is enabled and remembers the key), never a password
     /// hash (keys carry enough entropy).
@@ -267,6 +289,7 @@ impl ApiKeyService {
                 let ctx = AuthContext {
                     workspace_id: key.workspace_id,
                     api_key_id: key.id,
+                    rate_limits: key.rate_limits,
                 };
                 if let Ok(mut used) = self.cache.used.lock() {
                     used.insert(key.id);

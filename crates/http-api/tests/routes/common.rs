@@ -168,6 +168,7 @@ pub(crate) fn state_over(store: Arc<PgStore>) -> ApiState {
         messaging: MessagingService::new(store.clone(), store.clone(), clock.clone()),
         inbox: InboxService::new(store.clone(), store.clone(), providers, clock),
         health: store,
+        rate_limits: Arc::default(),
     }
 }
 
@@ -209,6 +210,7 @@ pub(crate) async fn world() -> World {
             created_at: Utc::now(),
             revoked_at: None,
             last_used_at: None,
+            rate_limits: maveraa_domain::KeyRateLimits::default(),
         };
         ApiKeyRepository::insert(store.as_ref(), &record, &hash_of(key))
             .await

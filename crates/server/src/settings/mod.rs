@@ -65,6 +65,8 @@ pub struct Settings {
     pub log: LogSettings,
     /// The Prometheus endpoint.
     pub metrics: MetricsSettings,
+    /// Request rates per API key.
+    pub rate_limits: RateLimitsSection,
 }
 
 /// `[server]`
@@ -204,6 +206,29 @@ pub struct AuthSettings {
 pub struct BootstrapSettings {
     /// Create a default workspace and key when there is no workspace.
     pub default_workspace: bool,
+}
+
+/// `[rate_limits]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitsSection {
+    /// Requests per second per key, sends aside; 0 is no limit.
+    pub requests_per_sec: u32,
+    /// Sends per second per key; 0 is no limit.
+    pub sends_per_sec: u32,
+    /// Seconds of its rate a key may spend at once (at least 1).
+    pub burst_secs: u32,
+}
+
+impl RateLimitsSection {
+    /// The limiter's settings.
+    pub fn limiter(&self) -> maveraa_http_api::RateLimitSettings {
+        maveraa_http_api::RateLimitSettings {
+            requests_per_sec: self.requests_per_sec,
+            sends_per_sec: self.sends_per_sec,
+            burst_secs: self.burst_secs.max(1),
+        }
+    }
 }
 
 /// `[metrics]`
