@@ -420,7 +420,7 @@ fn request_logs_name_the_route_and_never_a_number_or_message_text() {
     rt.block_on(async {
         let client = reqwest::Client::new();
         let send = client
-            .post(format!("{base}/api/public/inbox/send?to={NUMBER}"))
+            .post(format!("{base}/api/public/inbox/send"))
             .header("X-API-Key", &key)
             .json(&serde_json::json!({"sessionId": "sim", "targetNumber": NUMBER, "message": TEXT}))
             .send()
@@ -435,6 +435,14 @@ fn request_logs_name_the_route_and_never_a_number_or_message_text() {
             .await
             .expect("contact");
         assert_eq!(contact.status(), 201);
+        // A query that carries the number.
+        let search = client
+            .get(format!("{base}/api/public/contacts?search={NUMBER}"))
+            .header("X-API-Key", &key)
+            .send()
+            .await
+            .expect("search");
+        assert_eq!(search.status(), 200);
         let jid = format!("{NUMBER}@s.whatsapp.net");
         let messages = client
             .get(format!(

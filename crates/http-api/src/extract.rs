@@ -89,18 +89,28 @@ fn check_query(req: &HttpRequest) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// Verifies the request's key alone.
+fn verify_key(req: &HttpRequest) -> impl Future<Output = Result<AuthContext, ApiError>> + 'static {
+    let state = req.app_data::<web::Data<ApiState>>().cloned();
+    let key = presented_key(req);
+    async move {
+        let state = state.ok_or_else(|| ApiError::internal(&"ApiState not configured"))?;
+        let key = key.ok_or(ApiError::from(AuthError::Missing))?;
+        Ok(state.api_keys.authenticate(&key).await?)
+    }
+}
+
 impl FromRequest for Authenticated {
     type Error = ApiError;
     type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let state = req.app_data::<web::Data<ApiState>>().cloned();
-        let key = presented_key(req);
+        let verify = verify_key(req);
         let req = req.clone();
         Box::pin(async move {
             let state = state.ok_or_else(|| ApiError::internal(&"ApiState not configured"))?;
-            let key = key.ok_or(ApiError::from(AuthError::Missing))?;
-            let ctx = state.api_keys.authenticate(&key).await?;
+            let ctx = verify.await?;
             req.extensions_mut().insert(ctx);
             // After the key: a stranger learns nothing about parameters.
             check_query(&req)?;
@@ -324,7 +334,13 @@ impl<T: DeserializeOwned + 'static> FromRequest for ApiJson<T> {
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let not_json = not_json(req);
         let body = read_body(req, payload);
+        // actix polls a handler's extractors together and answers the first
+        // error: a body error must not answer before a key error (a stranger
+        // learns nothing of the body's rules), so the key is verified here
+        // too (a cache hit, or the lookup `Authenticated` makes anyway).
+        let verify = verify_key(req);
         Box::pin(async move {
+            verify.await?;
             if let Some(why) = not_json {
                 return Err(ApiError::new(
                     StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -352,6 +368,16 @@ impl<T: DeserializeOwned + 'static> FromRequest for ApiJson<T> {
                     ));
                 }
             }
+            // Syntax first: a body cut short must read as malformed JSON,
+            // not as whatever field the typed reading met before the cut
+            // (an unknown one, say).
+            serde_json::from_slice::<serde::de::IgnoredAny>(&body).map_err(|e| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "malformed_json",
+                    format!("the request body is not valid JSON: {e}"),
+                )
+            })?;
             let mut de = serde_json::Deserializer::from_slice(&body);
             let value = serde_path_to_error::deserialize(&mut de).map_err(|e| json_error(&e))?;
             de.end().map_err(|e| {
