@@ -176,7 +176,14 @@ fn not_json(req: &HttpRequest) -> Option<&'static str> {
     }
     // JSON is UTF-8 (RFC 8259); a body declared in another charset would be
     // misread, not converted.
-    let other_charset = parts.any(|param| {
+    declares_other_charset(parts)
+        .then_some("JSON bodies are read as UTF-8: send charset=utf-8 or no charset")
+}
+
+/// Whether a `Content-Type`'s parameters (after its type) declare a
+/// charset other than UTF-8.
+pub(crate) fn declares_other_charset<'a>(mut params: impl Iterator<Item = &'a str>) -> bool {
+    params.any(|param| {
         param.split_once('=').is_some_and(|(name, value)| {
             name.trim().eq_ignore_ascii_case("charset")
                 && !matches!(
@@ -184,8 +191,7 @@ fn not_json(req: &HttpRequest) -> Option<&'static str> {
                     "utf-8" | "utf8"
                 )
         })
-    });
-    other_charset.then_some("JSON bodies are read as UTF-8: send charset=utf-8 or no charset")
+    })
 }
 
 /// Refuses a compressed body: none is decompressed, and reading one as it

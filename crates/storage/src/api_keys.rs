@@ -40,6 +40,15 @@ impl From<ApiKeyRow> for ApiKey {
     }
 }
 
+/// Tells every server process, at commit, to forget what it remembers of
+/// the key (see revocations.rs): a revocation, or new rates.
+fn tell_servers_to_forget(conn: &mut PgConnection, id: ApiKeyId) -> QueryResult<usize> {
+    diesel::sql_query("SELECT pg_notify($1, $2)")
+        .bind::<diesel::sql_types::Text, _>(crate::revocations::CHANNEL)
+        .bind::<diesel::sql_types::Text, _>(id.to_string())
+        .execute(conn)
+}
+
 /// A rate as stored: the column is an `integer`.
 fn stored_rate(rate: Option<u32>) -> Option<i32> {
     rate.map(|n| i32::try_from(n).unwrap_or(i32::MAX))
@@ -130,12 +139,7 @@ impl ApiKeyRepository for PgStore {
                         .find(id.as_uuid())
                         .count()
                         .get_result(conn)?;
-                    // Delivered at commit to every server process, which
-                    // then forgets the key (see revocations.rs).
-                    diesel::sql_query("SELECT pg_notify($1, $2)")
-                        .bind::<diesel::sql_types::Text, _>(crate::revocations::CHANNEL)
-                        .bind::<diesel::sql_types::Text, _>(id.to_string())
-                        .execute(conn)?;
+                    tell_servers_to_forget(conn, id)?;
                     Ok::<_, crate::StorageError>(exists == 1)
                 })
             })
@@ -158,12 +162,8 @@ impl ApiKeyRepository for PgStore {
                             api_keys::sends_per_sec.eq(stored_rate(limits.sends_per_sec)),
                         ))
                         .execute(conn)?;
-                    // As a revocation: every server forgets the key at
-                    // commit, and reads its new rates at its next use.
-                    diesel::sql_query("SELECT pg_notify($1, $2)")
-                        .bind::<diesel::sql_types::Text, _>(crate::revocations::CHANNEL)
-                        .bind::<diesel::sql_types::Text, _>(id.to_string())
-                        .execute(conn)?;
+                    // Servers read the new rates at the key's next use.
+                    tell_servers_to_forget(conn, id)?;
                     Ok::<_, crate::StorageError>(updated == 1)
                 })
             })

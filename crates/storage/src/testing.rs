@@ -359,6 +359,23 @@ impl Fixture {
             .expect("sql")
     }
 
+    /// The workspace's stored contact count (its row and the changes
+    /// kept beside it while another transaction held the row) and the
+    /// `count(*)` of its contacts, which must agree.
+    ///
+    /// # Panics
+    /// When a query fails.
+    pub fn contact_counts(&self, ws: WorkspaceId) -> (i64, i64) {
+        let stored = self.count(&format!(
+            "SELECT (contact_count + coalesce((SELECT sum(delta) FROM contact_count_deltas \
+             WHERE workspace_id = '{ws}'), 0))::bigint AS n FROM workspaces WHERE id = '{ws}'"
+        ));
+        let real = self.count(&format!(
+            "SELECT count(*) AS n FROM contacts WHERE workspace_id = '{ws}'"
+        ));
+        (stored, real)
+    }
+
     /// A `count(*) AS n` query's answer.
     ///
     /// # Panics

@@ -34,17 +34,9 @@ fn batches(batches: Vec<Vec<ImportRow>>) -> ImportRows {
     futures_util::stream::iter(batches.into_iter().map(Ok)).boxed()
 }
 
-/// The stored count (the workspace's row and the deltas beside it) and
-/// `count(*)` of the workspace's contacts.
+/// The stored count and `count(*)` of the workspace's contacts.
 fn counts(f: &Fixture, ws: WorkspaceId) -> (i64, i64) {
-    let stored = f.count(&format!(
-        "SELECT (contact_count + coalesce((SELECT sum(delta) FROM contact_count_deltas \
-         WHERE workspace_id = '{ws}'), 0))::bigint AS n FROM workspaces WHERE id = '{ws}'"
-    ));
-    let real = f.count(&format!(
-        "SELECT count(*) AS n FROM contacts WHERE workspace_id = '{ws}'"
-    ));
-    (stored, real)
+    f.contact_counts(ws)
 }
 
 async fn import(

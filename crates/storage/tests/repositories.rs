@@ -920,18 +920,9 @@ async fn two_patches_of_one_contact_at_once_keep_both_changes() {
 
 use diesel::Connection as _;
 
-/// The stored count (the workspace's row and the changes recorded beside
-/// it while another transaction held the row) and `count(*)` of the
-/// workspace's contacts.
+/// The stored count and `count(*)` of the workspace's contacts.
 fn counts(f: &Fixture, ws: WorkspaceId) -> (i64, i64) {
-    let stored = f.count(&format!(
-        "SELECT (contact_count + coalesce((SELECT sum(delta) FROM contact_count_deltas \
-         WHERE workspace_id = '{ws}'), 0))::bigint AS n FROM workspaces WHERE id = '{ws}'"
-    ));
-    let real = f.count(&format!(
-        "SELECT count(*) AS n FROM contacts WHERE workspace_id = '{ws}'"
-    ));
-    (stored, real)
+    f.contact_counts(ws)
 }
 
 /// `n` contacts of `ws` with phones from `first`, in one INSERT.

@@ -47,16 +47,7 @@ impl ImportFormat {
             "application/x-ndjson" | "application/ndjson" | "application/jsonl" => Self::Ndjson,
             _ => return Err(unsupported()),
         };
-        let other_charset = parts.any(|param| {
-            param.split_once('=').is_some_and(|(name, value)| {
-                name.trim().eq_ignore_ascii_case("charset")
-                    && !matches!(
-                        value.trim().trim_matches('"').to_ascii_lowercase().as_str(),
-                        "utf-8" | "utf8"
-                    )
-            })
-        });
-        if other_charset {
+        if crate::extract::declares_other_charset(parts) {
             return Err(unsupported());
         }
         Ok(format)
@@ -165,13 +156,7 @@ impl RowReader {
             Self::Csv { reader, columns } => {
                 let mut fatal = None;
                 reader
-                    .feed(chunk, |r| {
-                        if fatal.is_none()
-                            && let Err(e) = csv_record(r, columns, rows, report)
-                        {
-                            fatal = Some(e);
-                        }
-                    })
+                    .feed(chunk, |r| take_record(r, columns, rows, report, &mut fatal))
                     .map_err(csv_fatal)?;
                 fatal.map_or(Ok(()), Err)
             }
@@ -209,13 +194,7 @@ impl RowReader {
             Self::Csv { reader, columns } => {
                 let mut fatal = None;
                 reader
-                    .finish(|r| {
-                        if fatal.is_none()
-                            && let Err(e) = csv_record(r, columns, rows, report)
-                        {
-                            fatal = Some(e);
-                        }
-                    })
+                    .finish(|r| take_record(r, columns, rows, report, &mut fatal))
                     .map_err(csv_fatal)?;
                 if let Some(e) = fatal {
                     return Err(e);
@@ -237,6 +216,22 @@ impl RowReader {
                 Ok(())
             }
         }
+    }
+}
+
+/// Reads a CSV record unless an earlier one stopped the reading; keeps
+/// the first error that does.
+fn take_record(
+    r: Record<'_>,
+    columns: &mut Option<Columns>,
+    rows: &mut Vec<ImportRow>,
+    report: &mut ReadReport,
+    fatal: &mut Option<ApiError>,
+) {
+    if fatal.is_none()
+        && let Err(e) = csv_record(r, columns, rows, report)
+    {
+        *fatal = Some(e);
     }
 }
 
