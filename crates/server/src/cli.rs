@@ -594,6 +594,9 @@ fn serve(settings: Settings) -> anyhow::Result<()> {
             bootstrap(app.services(), port, &settings.server.host).await?;
         }
         tracing::info!(host = %settings.server.host, port, "maveraa is serving");
+        if let Some(metrics_port) = app.metrics_port() {
+            tracing::info!(port = metrics_port, "metrics at /metrics on their own port");
+        }
         app.run_until_stopped().await?;
         tracing::info!("maveraa stopped");
         Ok(())
