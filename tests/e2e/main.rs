@@ -17,4 +17,5 @@ mod paging;
 mod rate_limits;
 mod secrets;
 mod service;
+mod users;
 mod webhooks;

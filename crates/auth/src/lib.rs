@@ -6,6 +6,13 @@
 //! configured. Keys are high-entropy, so a fast digest is safe and lets the
 //! request path verify a key with one hash and one indexed lookup; no
 //! password hash (argon2) ever runs per request.
+//!
+//! Dashboard passwords: [`Argon2Passwords`], argon2id with OWASP's
+//! parameters, on tokio's blocking pool, a bounded number at a time.
+
+mod passwords;
+
+pub use passwords::Argon2Passwords;
 
 use hmac::{Hmac, Mac};
 use maveraa_domain::ports::ApiKeyCodec;

@@ -81,6 +81,30 @@ pub enum ApiKeyError {
     Repository(#[from] RepositoryError),
 }
 
+/// Failures of the dashboard-user use cases.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UserError {
+    /// The input broke a rule.
+    #[error(transparent)]
+    Validation(#[from] ValidationError),
+    /// The workspace the user would join does not exist.
+    #[error("workspace not found")]
+    WorkspaceNotFound,
+    /// A user with this email exists already.
+    #[error("a user with this email exists already")]
+    Duplicate,
+    /// The email and password do not match a user. Deliberately one
+    /// variant: callers learn nothing about which was wrong.
+    #[error("the email or the password is wrong")]
+    InvalidCredentials,
+    /// Hashing or checking the password failed.
+    #[error("password hashing failed: {0}")]
+    Hashing(String),
+    /// Storage failed.
+    #[error(transparent)]
+    Repository(#[from] RepositoryError),
+}
+
 /// Why a request was not authenticated.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AuthError {

@@ -73,6 +73,10 @@ id_type!(
     /// Identifies an API key record (never the key itself).
     ApiKeyId
 );
+id_type!(
+    /// Identifies a dashboard user.
+    UserId
+);
 
 id_type!(
     /// Identifies a WhatsApp session globally (its webhook URL carries it);

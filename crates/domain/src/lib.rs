@@ -33,6 +33,7 @@ pub mod paging;
 pub mod ports;
 pub mod transport;
 pub mod usecases;
+pub mod user;
 pub mod values;
 pub mod workspace;
 
@@ -52,13 +53,14 @@ pub use contact::{
 };
 pub use error::{
     ApiKeyError, AuthError, ContactError, InboxError, MessagingError, RepositoryError,
-    SessionError, WorkspaceError,
+    SessionError, UserError, WorkspaceError,
 };
-pub use ids::{ApiKeyId, ContactId, IdParseError, MessageId, SessionId, WorkspaceId};
+pub use ids::{ApiKeyId, ContactId, IdParseError, MessageId, SessionId, UserId, WorkspaceId};
 pub use paging::{
     ContactPosition, ConversationKey, ConversationPosition, MessagePosition, Page, PageStart,
     Position,
 };
+pub use user::{Email, Membership, Password, PasswordHash, Role, User};
 pub use values::{
     ContactName, JID_SUFFIX, Label, Labels, PhoneNumber, ValidationError, WorkspaceName,
 };

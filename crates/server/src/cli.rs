@@ -8,8 +8,8 @@ use maveraa_domain::messaging::{
     CloudApiSettings, ProviderSettings, SecretString, Session, SessionName,
 };
 use maveraa_domain::{
-    ApiKey, ApiKeyError, ApiKeyId, KeyRateLimits, SessionError, Workspace, WorkspaceError,
-    WorkspaceId,
+    ApiKey, ApiKeyError, ApiKeyId, Email, KeyRateLimits, Password, Role, SessionError, UserError,
+    Workspace, WorkspaceError, WorkspaceId,
 };
 use serde_json::json;
 
@@ -42,6 +42,9 @@ pub enum Command {
     /// Manage WhatsApp sessions (numbers).
     #[command(subcommand)]
     Session(SessionCommand),
+    /// Manage dashboard users.
+    #[command(subcommand)]
+    User(UserCommand),
     /// Run a local stand-in for Meta's Cloud API that accepts every send
     /// (for load tests; stores nothing).
     #[command(name = "dev-provider")]
@@ -56,6 +59,25 @@ pub enum Command {
     /// Manage the project-local PostgreSQL (used when database.url is empty).
     #[command(subcommand, name = "local-db")]
     LocalDb(LocalDbCommand),
+}
+
+/// `maveraa user ...`
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user who signs in with EMAIL; the password is read from
+    /// standard input (one line), never from a flag, which would stay in
+    /// the shell's history and the process list. Prints {"id", "email"}.
+    Create {
+        /// The sign-in address.
+        #[arg(long)]
+        email: String,
+        /// The workspace the user joins.
+        #[arg(long)]
+        workspace: String,
+        /// owner (manages members, keys and sessions) or member.
+        #[arg(long, default_value = "owner")]
+        role: String,
+    },
 }
 
 /// `maveraa secrets ...`
@@ -430,6 +452,39 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }),
+        Command::User(UserCommand::Create {
+            email,
+            workspace,
+            role,
+        }) => {
+            let ws = parse_workspace(&workspace)?;
+            let email = Email::parse("--email", &email)
+                .map_err(|e| anyhow::anyhow!("{} {}", e.field, e.message))?;
+            let role = Role::parse("--role", &role)
+                .map_err(|e| anyhow::anyhow!("{} {}", e.field, e.message))?;
+            let mut line = String::new();
+            std::io::stdin()
+                .read_line(&mut line)
+                .context("reading the password from standard input")?;
+            let typed = line.strip_suffix('\n').unwrap_or(&line);
+            let typed = typed.strip_suffix('\r').unwrap_or(typed);
+            let password = Password::parse("password", typed)
+                .map_err(|e| anyhow::anyhow!("the password (standard input) {}", e.message))?;
+            admin(&settings, |services| async move {
+                match services.users.create(email, &password, ws, role).await {
+                    Ok(user) => {
+                        println!(
+                            "{}",
+                            json!({"id": user.id.to_string(), "email": user.email.as_str()})
+                        );
+                        Ok(())
+                    }
+                    Err(UserError::WorkspaceNotFound) => bail!("no workspace with id {workspace}"),
+                    Err(UserError::Duplicate) => bail!("a user with this email exists already"),
+                    Err(e) => Err(anyhow::anyhow!(e)),
+                }
+            })
+        }
         Command::ApiKey(cmd) => admin(&settings, |services| async move {
             match cmd {
                 ApiKeyCommand::Create { workspace, name } => {

@@ -31,6 +31,7 @@ mod session_names;
 mod sessions;
 mod sql;
 mod store;
+mod users;
 mod workspaces;
 
 #[cfg(feature = "test-support")]

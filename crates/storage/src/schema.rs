@@ -30,6 +30,24 @@ diesel::table! {
 }
 
 diesel::table! {
+    users (id) {
+        id -> Uuid,
+        email -> Text,
+        password_hash -> Text,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    memberships (user_id, workspace_id) {
+        user_id -> Uuid,
+        workspace_id -> Uuid,
+        role -> Text,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     api_keys (id) {
         id -> Uuid,
         workspace_id -> Uuid,
@@ -154,6 +172,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     workspaces,
     contact_count_deltas,
     contact_label_counts,
+    users,
+    memberships,
     api_keys,
     contacts,
     sessions,
@@ -190,6 +210,8 @@ mod tests {
             workspaces,
             contact_count_deltas,
             contact_label_counts,
+            users,
+            memberships,
             api_keys,
             contacts,
             sessions,

@@ -8,7 +8,8 @@ use crate::contact::{
     Contact, ContactPage, ContactQuery, ContactStream, ImportTally, ImportedContacts, OnDuplicate,
 };
 use crate::error::RepositoryError;
-use crate::ids::{ApiKeyId, ContactId, WorkspaceId};
+use crate::ids::{ApiKeyId, ContactId, UserId, WorkspaceId};
+use crate::user::{Email, Membership, Password, PasswordHash, User};
 use crate::workspace::Workspace;
 
 /// Stores contacts.
@@ -189,6 +190,56 @@ pub trait ApiKeyRepository: Send + Sync + 'static {
     /// # Errors
     /// `Unavailable` or `Internal` when storage fails.
     async fn record_use(&self, ids: &[ApiKeyId], at: DateTime<Utc>) -> Result<(), RepositoryError>;
+}
+
+/// Stores dashboard users, their password hashes and memberships.
+#[async_trait]
+pub trait UserRepository: Send + Sync + 'static {
+    /// Stores a new user with its password hash and first membership, in
+    /// one transaction.
+    ///
+    /// # Errors
+    /// [`RepositoryError::Duplicate`] when a user has this email already;
+    /// `Unavailable` or `Internal` when storage fails.
+    async fn insert(
+        &self,
+        user: &User,
+        hash: &PasswordHash,
+        membership: &Membership,
+    ) -> Result<(), RepositoryError>;
+
+    /// The user signing in with `email`, and its password hash.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Internal` when storage fails.
+    async fn find_by_email(
+        &self,
+        email: &Email,
+    ) -> Result<Option<(User, PasswordHash)>, RepositoryError>;
+
+    /// The user's memberships, oldest first.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Internal` when storage fails.
+    async fn memberships(&self, user: UserId) -> Result<Vec<Membership>, RepositoryError>;
+}
+
+/// Hashes and checks passwords. Deliberately slow work: an implementation
+/// runs it off the async executor, on a bounded pool. Implemented by
+/// `maveraa-auth`.
+#[async_trait]
+pub trait PasswordHasher: Send + Sync + 'static {
+    /// A new salted hash of `password`.
+    ///
+    /// # Errors
+    /// A message when hashing fails (its pool is gone, say).
+    async fn hash(&self, password: &Password) -> Result<PasswordHash, String>;
+
+    /// Whether `password` is the one `hash` was made from.
+    ///
+    /// # Errors
+    /// A message when `hash` cannot be read or the check cannot run.
+    async fn verify(&self, password: &Password, hash: &PasswordHash) -> Result<bool, String>;
 }
 
 /// Makes and hashes API keys. Implemented by `maveraa-auth`.

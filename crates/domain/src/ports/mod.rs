@@ -14,7 +14,7 @@ mod provider;
 pub use crate::clock::Clock;
 pub use crm::{
     ApiKeyCodec, ApiKeyRepository, ConditionalUpdate, ContactRepository, HealthCheck,
-    WorkspaceRepository,
+    PasswordHasher, UserRepository, WorkspaceRepository,
 };
 pub use messaging::{EnqueueOutcome, MessageRepository, SessionRepository};
 pub use outbox::{Claim, DispatchOutcome, Outbox, OutboxJob, SessionPace};

@@ -6,6 +6,7 @@ mod dispatcher;
 mod inbox;
 mod messages;
 mod sessions;
+mod users;
 mod workspaces;
 
 pub use api_keys::ApiKeyService;
@@ -14,4 +15,5 @@ pub use dispatcher::{DispatchCounts, Dispatcher, DispatcherSettings, RetryPolicy
 pub use inbox::{InboxService, WebhookIntake};
 pub use messages::{MessagingService, SendOutcome};
 pub use sessions::SessionService;
+pub use users::UserService;
 pub use workspaces::WorkspaceService;
