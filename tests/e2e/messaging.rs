@@ -536,3 +536,59 @@ async fn another_workspace_sees_none_of_the_sessions_messages_or_conversations()
     .await;
     assert_eq!(convs["conversations"][0]["unreadCount"], 1);
 }
+
+#[tokio::test]
+async fn a_stopped_sessions_sends_wait_and_leave_when_it_starts() {
+    let app = crate::helpers::spawn_app().await;
+    app.simulator_session("sim").await;
+    let stop = app
+        .request(reqwest::Method::POST, "/api/public/sessions/sim/stop")
+        .send()
+        .await
+        .expect("stop");
+    assert_eq!(stop.status(), 200);
+    let queued = crate::helpers::json_of(
+        app.send(serde_json::json!({"sessionId": "sim", "targetNumber": "6281234567890", "message": "later"}))
+            .await,
+        202,
+    )
+    .await;
+    let id = queued["messageId"].as_str().expect("id").to_owned();
+    // A message of a running session, queued after it, is sent: the
+    // dispatch loop has claimed since the stopped one was due.
+    app.simulator_session("running").await;
+    let other = crate::helpers::json_of(
+        app.send(serde_json::json!({"sessionId": "running", "targetNumber": "6281234567890", "message": "now"}))
+            .await,
+        202,
+    )
+    .await;
+    app.wait_for_message(other["messageId"].as_str().expect("id"), |m| {
+        m["status"] != "queued"
+    })
+    .await;
+    let res = app
+        .request(reqwest::Method::GET, &format!("/api/public/messages/{id}"))
+        .send()
+        .await
+        .expect("get");
+    let m: serde_json::Value = res.json().await.expect("json");
+    assert_eq!(m["status"], "queued", "{m}");
+    let url = app.db_url.clone();
+    let claimed = tokio::task::spawn_blocking(move || {
+        maveraa_storage::testing::count_at(
+            &url,
+            "SELECT count(*) AS n FROM outbox WHERE attempts > 0 OR locked_by IS NOT NULL",
+        )
+    })
+    .await
+    .expect("count");
+    assert_eq!(claimed, 0, "never claimed while stopped");
+    let start = app
+        .request(reqwest::Method::POST, "/api/public/sessions/sim/start")
+        .send()
+        .await
+        .expect("start");
+    assert_eq!(start.status(), 200);
+    app.wait_for_message(&id, |m| m["status"] != "queued").await;
+}

@@ -209,6 +209,14 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: ApiState, settings: HttpSe
                         .route(web::delete().to(sessions::delete)),
                 )
                 .service(
+                    resource("/sessions/{sessionId}/stop", "POST")
+                        .route(web::post().to(sessions::stop)),
+                )
+                .service(
+                    resource("/sessions/{sessionId}/start", "POST")
+                        .route(web::post().to(sessions::start)),
+                )
+                .service(
                     resource("/sessions/{sessionId}/simulate/inbound", "POST")
                         .route(web::post().to(sessions::simulate_inbound)),
                 )

@@ -52,6 +52,32 @@ pub async fn get(
     Ok(HttpResponse::Ok().json(SessionBody::from(&session)))
 }
 
+/// `POST /api/public/sessions/{sessionId}/stop`: its messages wait, queued.
+pub async fn stop(
+    auth: Authenticated,
+    state: web::Data<ApiState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let session = state
+        .sessions
+        .stop(auth.0.workspace_id, &session_name(&req)?)
+        .await?;
+    Ok(HttpResponse::Ok().json(SessionBody::from(&session)))
+}
+
+/// `POST /api/public/sessions/{sessionId}/start`: sending again.
+pub async fn start(
+    auth: Authenticated,
+    state: web::Data<ApiState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let session = state
+        .sessions
+        .start(auth.0.workspace_id, &session_name(&req)?)
+        .await?;
+    Ok(HttpResponse::Ok().json(SessionBody::from(&session)))
+}
+
 /// `DELETE /api/public/sessions/{sessionId}`: the session with its
 /// messages, conversations and queued sends.
 pub async fn delete(

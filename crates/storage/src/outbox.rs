@@ -86,7 +86,8 @@ pub const UNREADABLE_CODE: &str = "unreadable";
 /// migrations and test templates and from the provider-id locks.
 const SESSION_CLAIM_LOCK_SPACE: i32 = 0x6d76_7063;
 
-/// The sessions with due entries whose claim lock this transaction got
+/// The sessions with due entries, but stopped ones (their messages wait),
+/// whose claim lock this transaction got
 /// (`pg_try_advisory_xact_lock`: a session another claimer is claiming for
 /// right now is skipped, as `SKIP LOCKED` skips rows). Materialised first,
 /// so that only sessions with due entries are locked (the planner may
@@ -99,7 +100,8 @@ static LOCK_SESSIONS_SQL: LazyLock<Sql> = LazyLock::new(|| {
         "\
 WITH due AS MATERIALIZED (
     SELECT s.id FROM sessions s
-    WHERE EXISTS (SELECT 1 FROM outbox o WHERE o.session_id = s.id AND o.next_attempt_at <= now())
+    WHERE s.status <> 'stopped'
+      AND EXISTS (SELECT 1 FROM outbox o WHERE o.session_id = s.id AND o.next_attempt_at <= now())
 )
 SELECT id FROM due
 WHERE pg_try_advisory_xact_lock({SESSION_CLAIM_LOCK_SPACE}, hashtext(id::text))"

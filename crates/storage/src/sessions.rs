@@ -355,12 +355,49 @@ impl SessionRepository for PgStore {
                     .set(changes)
                     .execute(conn)?;
                 } else {
-                    diesel::update(session).set(changes).execute(conn)?;
+                    // A send that ends after its session was stopped must
+                    // not start it again.
+                    diesel::update(
+                        session.filter(sessions::status.ne(SessionStatus::Stopped.as_str())),
+                    )
+                    .set(changes)
+                    .execute(conn)?;
                 }
                 Ok(())
             })
             .await?;
         Ok(())
+    }
+
+    async fn set_stopped(
+        &self,
+        workspace: WorkspaceId,
+        name: &SessionName,
+        stopped: bool,
+    ) -> Result<bool, RepositoryError> {
+        let name = name.as_str().to_owned();
+        let status = if stopped {
+            SessionStatus::Stopped
+        } else {
+            SessionStatus::Connected
+        };
+        let updated = self
+            .db
+            .run(move |conn| {
+                Ok(diesel::update(
+                    sessions::table
+                        .filter(sessions::workspace_id.eq(workspace.as_uuid()))
+                        .filter(sessions::name.eq(name)),
+                )
+                .set((
+                    sessions::status.eq(status.as_str()),
+                    sessions::last_error.eq(None::<String>),
+                    sessions::updated_at.eq(diesel::dsl::now),
+                ))
+                .execute(conn)?)
+            })
+            .await?;
+        Ok(updated == 1)
     }
 }
 

@@ -69,6 +69,14 @@ impl SessionRepository for DeletedAfterLookup {
     ) -> Result<(), RepositoryError> {
         self.0.set_status(id, status, last_error).await
     }
+    async fn set_stopped(
+        &self,
+        workspace: WorkspaceId,
+        name: &SessionName,
+        stopped: bool,
+    ) -> Result<bool, RepositoryError> {
+        self.0.set_stopped(workspace, name, stopped).await
+    }
 }
 
 #[tokio::test]

@@ -716,3 +716,74 @@ async fn an_entry_whose_lease_ended_while_the_database_was_down_waits_a_lease_af
         [m.id]
     );
 }
+
+#[tokio::test]
+async fn a_stopped_sessions_messages_wait_queued_until_it_starts() {
+    use maveraa_domain::messaging::{SessionName, SessionStatus};
+    let f = fixture();
+    let ws = workspace(&f, "Acme").await;
+    let stopped = session(&f, ws, "paused").await;
+    let other = session(&f, ws, "running").await;
+    let name = SessionName::parse("sessionId", "paused").expect("name");
+    assert!(
+        f.sessions()
+            .set_stopped(ws, &name, true)
+            .await
+            .expect("stop")
+    );
+    let waiting = outbound(&stopped, "6281234567890", "later");
+    enqueue(&f, &waiting).await;
+    let going = outbound(&other, "6281234567890", "now");
+    enqueue(&f, &going).await;
+
+    let jobs = f
+        .outbox()
+        .claim("a", 10, LEASE, &UNPACED)
+        .await
+        .expect("claim");
+    let claimed: Vec<_> = jobs.iter().map(|j| j.message.id).collect();
+    assert_eq!(claimed, vec![going.id], "only the running session's");
+    assert_eq!(get(&f, &waiting).await.status, MessageStatus::Queued);
+    // What a send that ends now finds does not start it again.
+    f.sessions()
+        .set_status(stopped.id, SessionStatus::Connected, None)
+        .await
+        .expect("status");
+    let read = f
+        .sessions()
+        .get_by_name(ws, &name)
+        .await
+        .expect("get")
+        .expect("session");
+    assert_eq!(read.status, SessionStatus::Stopped);
+    assert!(
+        f.outbox()
+            .claim("a", 10, LEASE, &UNPACED)
+            .await
+            .expect("claim")
+            .is_empty(),
+        "still waiting"
+    );
+
+    assert!(
+        f.sessions()
+            .set_stopped(ws, &name, false)
+            .await
+            .expect("start")
+    );
+    let jobs = f
+        .outbox()
+        .claim("a", 10, LEASE, &UNPACED)
+        .await
+        .expect("claim");
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0].message.id, waiting.id);
+    assert_eq!(jobs[0].session.status, SessionStatus::Connected);
+    let missing = SessionName::parse("sessionId", "nope").expect("name");
+    assert!(
+        !f.sessions()
+            .set_stopped(ws, &missing, true)
+            .await
+            .expect("stop")
+    );
+}

@@ -165,6 +165,9 @@ pub enum SessionStatus {
     Disconnected,
     /// The provider refuses the session's credentials; see `last_error`.
     Failed,
+    /// Stopped by its owner: its messages stay queued, none is sent, until
+    /// it is started again. What a provider reports still comes in.
+    Stopped,
 }
 
 impl SessionStatus {
@@ -174,6 +177,7 @@ impl SessionStatus {
             Self::Connected => "connected",
             Self::Disconnected => "disconnected",
             Self::Failed => "failed",
+            Self::Stopped => "stopped",
         }
     }
 
@@ -183,6 +187,7 @@ impl SessionStatus {
             "connected" => Some(Self::Connected),
             "disconnected" => Some(Self::Disconnected),
             "failed" => Some(Self::Failed),
+            "stopped" => Some(Self::Stopped),
             _ => None,
         }
     }

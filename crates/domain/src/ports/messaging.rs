@@ -54,10 +54,11 @@ pub trait SessionRepository: Send + Sync + 'static {
         name: &SessionName,
     ) -> Result<bool, RepositoryError>;
 
-    /// Records the session's status and last error. `Disconnected`
-    /// replaces only `Connected`, checked as it is written: a session that
-    /// failed keeps its error, which tells more, whatever a send that
-    /// started earlier found.
+    /// Records the session's status and last error, as sends found them.
+    /// `Disconnected` replaces only `Connected`, checked as it is written:
+    /// a session that failed keeps its error, which tells more, whatever a
+    /// send that started earlier found. A `Stopped` session stays stopped:
+    /// only [`SessionRepository::set_stopped`] starts it.
     ///
     /// # Errors
     /// `Unavailable` or `Internal` when storage fails.
@@ -67,6 +68,19 @@ pub trait SessionRepository: Send + Sync + 'static {
         status: SessionStatus,
         last_error: Option<String>,
     ) -> Result<(), RepositoryError>;
+
+    /// Stops (`true`: status `stopped`) or starts (`false`: `connected`,
+    /// its last error cleared) the session `name` of `workspace`. Returns
+    /// `false` when there is no such session.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Internal` when storage fails.
+    async fn set_stopped(
+        &self,
+        workspace: WorkspaceId,
+        name: &SessionName,
+        stopped: bool,
+    ) -> Result<bool, RepositoryError>;
 }
 
 /// What [`MessageRepository::enqueue`] did.

@@ -100,6 +100,46 @@ impl SessionService {
             .ok_or(SessionError::NotFound)
     }
 
+    /// Stops the session `name` of `workspace`: its messages stay queued
+    /// and none is sent until it is started; sends are still accepted,
+    /// and what the provider reports still comes in.
+    ///
+    /// # Errors
+    /// [`SessionError::NotFound`], [`SessionError::Repository`].
+    pub async fn stop(
+        &self,
+        workspace: WorkspaceId,
+        name: &SessionName,
+    ) -> Result<Session, SessionError> {
+        self.set_stopped(workspace, name, true).await
+    }
+
+    /// Starts the session `name` of `workspace` again: `connected`, its
+    /// last error cleared, its queued messages sent. Also the way to try a
+    /// `failed` session's credentials again.
+    ///
+    /// # Errors
+    /// [`SessionError::NotFound`], [`SessionError::Repository`].
+    pub async fn start(
+        &self,
+        workspace: WorkspaceId,
+        name: &SessionName,
+    ) -> Result<Session, SessionError> {
+        self.set_stopped(workspace, name, false).await
+    }
+
+    async fn set_stopped(
+        &self,
+        workspace: WorkspaceId,
+        name: &SessionName,
+        stopped: bool,
+    ) -> Result<Session, SessionError> {
+        if !self.sessions.set_stopped(workspace, name, stopped).await? {
+            return Err(SessionError::NotFound);
+        }
+        self.get(workspace, name).await
+    }
+
     /// Deletes the session `name` of `workspace` with its messages.
     ///
     /// # Errors

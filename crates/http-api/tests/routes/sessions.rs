@@ -226,3 +226,37 @@ async fn a_bad_session_body_names_its_field_and_creates_nothing() {
         "session_not_found"
     );
 }
+
+#[actix_web::test]
+async fn a_session_is_stopped_and_started_again() {
+    let w = world().await;
+    let stopped = call(&w, post("/api/public/sessions/sim-1/stop")).await;
+    assert_eq!(stopped.status, StatusCode::OK, "{}", stopped.json);
+    assert_eq!(stopped.json["status"], "stopped");
+    assert_eq!(
+        call(&w, get("/api/public/sessions/sim-1")).await.json["status"],
+        "stopped"
+    );
+    // Sends are still accepted: they wait, queued.
+    let sent = call(
+        &w,
+        post("/api/public/inbox/send").set_json(
+            json!({"sessionId": "sim-1", "targetNumber": "6281234567890", "message": "later"}),
+        ),
+    )
+    .await;
+    assert_eq!(sent.status, StatusCode::ACCEPTED, "{}", sent.json);
+    let started = call(&w, post("/api/public/sessions/sim-1/start")).await;
+    assert_eq!(started.json["status"], "connected");
+    assert_eq!(started.json["lastError"], Value::Null);
+    for path in [
+        "/api/public/sessions/nope/stop",
+        "/api/public/sessions/b-only/start",
+    ] {
+        assert_eq!(
+            call(&w, post(path)).await.error().1,
+            "session_not_found",
+            "{path}"
+        );
+    }
+}
