@@ -1130,3 +1130,60 @@ fn a_dropped_revocation_listener_stops_and_its_thread_is_gone() {
     // Joined: the thread, and with it the callback, is gone.
     assert_eq!(heard.try_recv(), Err(mpsc::TryRecvError::Disconnected));
 }
+
+/// Phone parts of every length find what a plain substring match finds:
+/// 4 digits or more through the digit-group index, fewer by reading.
+#[tokio::test]
+async fn phone_parts_of_any_length_find_every_matching_phone() {
+    let f = fixture();
+    let ws = workspace(&f, "Acme").await;
+    f.sql(&format!(
+        "INSERT INTO contacts (id, workspace_id, name, phone, labels, created_at, updated_at) \
+         SELECT gen_random_uuid(), '{ws}', 'Person ' || i, \
+                (6281200000000 + i * 7919 % 1000003)::text, '{{}}', now(), now() \
+         FROM generate_series(1, 3000) AS i"
+    ));
+    let svc = contacts(&f);
+    for part in [
+        "1",
+        "79",
+        "812",
+        "0791",
+        "12000",
+        "2000079",
+        "6281200007919",
+        "99999999",
+    ] {
+        let expected = f.count(&format!(
+            "SELECT count(*) AS n FROM contacts WHERE workspace_id = '{ws}' \
+             AND (phone LIKE '%{part}%' OR name ILIKE '%{part}%')"
+        ));
+        for (limit, what) in [(Some(1000), "page"), (None, "whole list")] {
+            let page = svc
+                .list(
+                    ws,
+                    &ContactQuery {
+                        search: Some(part.to_owned()),
+                        limit,
+                        ..ContactQuery::default()
+                    },
+                )
+                .await
+                .expect("list");
+            assert_eq!(
+                page.total,
+                u64::try_from(expected).expect("n"),
+                "{part} {what}"
+            );
+            if expected <= 1000 {
+                assert_eq!(page.contacts.len() as i64, expected, "{part} {what}");
+                assert!(
+                    page.contacts
+                        .iter()
+                        .all(|c| c.phone.as_str().contains(part) || c.name.as_str().contains(part)),
+                    "{part}"
+                );
+            }
+        }
+    }
+}
