@@ -196,6 +196,20 @@ fn session_commands_create_list_and_delete_without_showing_secrets() {
         }
     }
 
+    for (command, status) in [("stop", "stopped"), ("start", "connected")] {
+        let (ok, out, err) = maveraa(
+            url,
+            &["session", command, "--workspace", &ws, "--id", "sales"],
+        );
+        assert!(ok, "{err}");
+        assert_eq!(one_json_line(&out)["status"], status, "{command}");
+    }
+    let (ok, _, err) = maveraa(
+        url,
+        &["session", "stop", "--workspace", &ws, "--id", "nope"],
+    );
+    assert!(!ok && err.contains("no session"), "{err}");
+
     let (ok, out, err) = maveraa(
         url,
         &["session", "delete", "--workspace", &ws, "--id", "sales"],

@@ -195,6 +195,24 @@ pub enum SessionCommand {
         #[arg(long)]
         id: String,
     },
+    /// Stop a session: its sends wait, queued, until it is started.
+    Stop {
+        /// The workspace.
+        #[arg(long)]
+        workspace: String,
+        /// The session's id within the workspace.
+        #[arg(long)]
+        id: String,
+    },
+    /// Start a stopped (or failed) session: its queued sends leave.
+    Start {
+        /// The workspace.
+        #[arg(long)]
+        workspace: String,
+        /// The session's id within the workspace.
+        #[arg(long)]
+        id: String,
+    },
 }
 
 /// `maveraa local-db ...`
@@ -448,6 +466,26 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                         .await
                         .map_err(|e| session_failure(e, &workspace, &id))?;
                     println!("{}", json!({"deleted": id}));
+                }
+                SessionCommand::Stop { workspace, id } => {
+                    let ws = parse_workspace(&workspace)?;
+                    let name = SessionName::parse("--id", &id)?;
+                    let session = services
+                        .sessions
+                        .stop(ws, &name)
+                        .await
+                        .map_err(|e| session_failure(e, &workspace, &id))?;
+                    println!("{}", session_json(&session));
+                }
+                SessionCommand::Start { workspace, id } => {
+                    let ws = parse_workspace(&workspace)?;
+                    let name = SessionName::parse("--id", &id)?;
+                    let session = services
+                        .sessions
+                        .start(ws, &name)
+                        .await
+                        .map_err(|e| session_failure(e, &workspace, &id))?;
+                    println!("{}", session_json(&session));
                 }
             }
             Ok(())
