@@ -8,6 +8,7 @@ mod contacts_import;
 mod contacts_stream;
 mod dispatch;
 mod errors;
+mod events;
 mod faults;
 mod helpers;
 mod messaging;

@@ -27,6 +27,7 @@ pub mod api_key;
 pub mod clock;
 pub mod contact;
 pub mod error;
+pub mod event;
 pub mod ids;
 pub mod messaging;
 pub mod paging;
@@ -55,6 +56,7 @@ pub use error::{
     ApiKeyError, AuthError, ContactError, InboxError, MessagingError, RepositoryError,
     SessionError, UserError, WorkspaceError,
 };
+pub use event::{EVENT_TYPES, Event, EventQuery};
 pub use ids::{ApiKeyId, ContactId, IdParseError, MessageId, SessionId, UserId, WorkspaceId};
 pub use paging::{
     ContactPosition, ConversationKey, ConversationPosition, MessagePosition, Page, PageStart,

@@ -196,6 +196,15 @@ impl From<ContactError> for ApiError {
     }
 }
 
+impl From<maveraa_domain::usecases::EventError> for ApiError {
+    fn from(e: maveraa_domain::usecases::EventError) -> Self {
+        match e {
+            maveraa_domain::usecases::EventError::Validation(v) => v.into(),
+            maveraa_domain::usecases::EventError::Repository(r) => r.into(),
+        }
+    }
+}
+
 impl From<AuthError> for ApiError {
     fn from(e: AuthError) -> Self {
         match e {

@@ -20,6 +20,7 @@
 pub mod contacts;
 mod cursor;
 pub mod error;
+pub mod events;
 pub mod extract;
 mod health;
 pub mod inbox;
@@ -41,7 +42,7 @@ use actix_web::{HttpMessage, HttpRequest, HttpResponse, ResponseError, guard, we
 use maveraa_domain::messaging::Session;
 use maveraa_domain::ports::HealthCheck;
 use maveraa_domain::usecases::{
-    ApiKeyService, ContactService, InboxService, MessagingService, SessionService,
+    ApiKeyService, ContactService, EventService, InboxService, MessagingService, SessionService,
 };
 
 pub use error::ApiError;
@@ -71,6 +72,8 @@ pub struct ApiState {
     pub health: Arc<dyn HealthCheck>,
     /// Request rates per key, shared by every worker of the server.
     pub rate_limits: Arc<RateLimiter>,
+    /// The workspace's event log.
+    pub events: EventService,
 }
 
 impl std::fmt::Debug for ApiState {
@@ -219,6 +222,16 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: ApiState, settings: HttpSe
                 .service(
                     resource("/sessions/{sessionId}/simulate/inbound", "POST")
                         .route(web::post().to(sessions::simulate_inbound)),
+                )
+                .service(
+                    resource("/events", "GET, HEAD")
+                        .app_data(QueryParams(&[("GET", &["after", "limit", "types"])]))
+                        .route(get_or_head().to(events::list)),
+                )
+                .service(
+                    resource("/events/stream", "GET")
+                        .app_data(QueryParams(&[("GET", &["after", "types"])]))
+                        .route(web::get().to(events::stream)),
                 )
                 .service(resource("/inbox/send", "POST").route(web::post().to(messages::send)))
                 .service(

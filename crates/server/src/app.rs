@@ -12,8 +12,8 @@ use maveraa_auth::{ApiKeyHasher, Argon2Passwords};
 use maveraa_domain::SystemClock;
 use maveraa_domain::ports::SessionPace;
 use maveraa_domain::usecases::{
-    ApiKeyService, ContactService, Dispatcher, DispatcherSettings, InboxService, MessagingService,
-    RetryPolicy, SessionService, UserService, WorkspaceService,
+    ApiKeyService, ContactService, Dispatcher, DispatcherSettings, EventService, InboxService,
+    MessagingService, RetryPolicy, SessionService, UserService, WorkspaceService,
 };
 use maveraa_http_api::metrics::HttpMetrics;
 use maveraa_http_api::{ApiState, HttpSettings, RateLimiter, request_context};
@@ -47,6 +47,8 @@ pub struct Services {
     pub api_keys: ApiKeyService,
     /// Dashboard users (argon2id passwords, two hashed at a time).
     pub users: UserService,
+    /// The workspaces' event log.
+    pub events: EventService,
     /// WhatsApp sessions.
     pub sessions: SessionService,
     /// Sending and reading messages.
@@ -269,6 +271,7 @@ impl Services {
             contacts: ContactService::new(store.clone(), clock.clone()),
             workspaces: WorkspaceService::new(store.clone(), clock.clone()),
             api_keys: ApiKeyService::new(store.clone(), store.clone(), codec, clock.clone()),
+            events: EventService::new(store.clone()),
             users: UserService::new(
                 store.clone(),
                 store.clone(),
@@ -422,6 +425,41 @@ async fn record_key_uses(keys: ApiKeyService, every: Duration, mut stop: watch::
     }
 }
 
+/// Events placed per sequencing round.
+const SEQUENCE_BATCH: u32 = 5000;
+
+/// Places committed events in the log every `every` (at once again when a
+/// round was full), and deletes those older than `retention` once an hour,
+/// until `stop` turns true. Every server runs it; one places at a time.
+async fn keep_event_log(
+    events: EventService,
+    every: Duration,
+    retention: chrono::TimeDelta,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut last_prune: Option<Instant> = None;
+    loop {
+        match events.sequence(SEQUENCE_BATCH).await {
+            Ok(n) if n as u64 >= u64::from(SEQUENCE_BATCH) => continue,
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "could not place events in the log; trying again"),
+        }
+        if last_prune.is_none_or(|t| t.elapsed() >= Duration::from_secs(3600)) {
+            last_prune = Some(Instant::now());
+            if let Err(e) = events.prune(chrono::Utc::now() - retention).await {
+                tracing::warn!(error = %e, "could not delete old events; trying again in an hour");
+            }
+        }
+        tokio::select! {
+            () = tokio::time::sleep(every) => {}
+            _ = stop.changed() => return,
+        }
+        if *stop.borrow() {
+            return;
+        }
+    }
+}
+
 /// Stops a running [`Application`] as SIGTERM would: requests in flight
 /// are answered and each dispatch loop finishes its batch. For embedders
 /// and tests, which cannot signal their own process.
@@ -449,6 +487,8 @@ pub struct Application {
     record_uses_every: Duration,
     /// `/metrics` on its own address, and its port, unless turned off.
     metrics: Option<(Server, u16)>,
+    event_sequence_every: Duration,
+    event_retention: chrono::TimeDelta,
 }
 
 impl std::fmt::Debug for Application {
@@ -500,6 +540,7 @@ impl Application {
             inbox: services.inbox.clone(),
             health: services.store.clone(),
             rate_limits: Arc::new(RateLimiter::new(settings.rate_limits.limiter())),
+            events: services.events.clone(),
         };
         let http = HttpSettings {
             body_limit: settings.server.body_limit_bytes,
@@ -545,6 +586,10 @@ impl Application {
             idle_poll: Duration::from_millis(settings.dispatcher.idle_poll_ms.max(1)),
             record_uses_every: Duration::from_secs(settings.auth.record_uses_secs.max(1)),
             metrics,
+            event_sequence_every: Duration::from_millis(settings.events.sequence_every_ms.max(1)),
+            event_retention: chrono::TimeDelta::days(i64::from(
+                settings.events.retention_days.max(1),
+            )),
         })
     }
 
@@ -587,6 +632,12 @@ impl Application {
                 ))
             })
             .collect();
+        let event_log = tokio::spawn(keep_event_log(
+            self.services.events.clone(),
+            self.event_sequence_every,
+            self.event_retention,
+            stop_rx.clone(),
+        ));
         let uses = tokio::spawn(record_key_uses(
             self.services.api_keys.clone(),
             self.record_uses_every,
@@ -617,6 +668,7 @@ impl Application {
             let _ = l.await;
         }
         let _ = uses.await;
+        let _ = event_log.await;
         result
     }
 }

@@ -162,6 +162,22 @@ fn write_batch(
     write_chunk(conn, ws, on_duplicate, &batch[start..], tally)
 }
 
+/// The import's one event, `contacts.imported`, with what it did.
+fn imported_event(conn: &mut PgConnection, ws: Uuid, tally: &ImportTally) -> Result<(), Stop> {
+    let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+    diesel::sql_query(
+        "INSERT INTO events (workspace_id, type, data) VALUES ($1, 'contacts.imported', \
+         jsonb_build_object('created', $2, 'updated', $3, 'skipped', $4, 'duplicates', $5))",
+    )
+    .bind::<SqlUuid, _>(ws)
+    .bind::<diesel::sql_types::BigInt, _>(count(tally.created))
+    .bind::<diesel::sql_types::BigInt, _>(count(tally.updated))
+    .bind::<diesel::sql_types::BigInt, _>(count(tally.skipped))
+    .bind::<diesel::sql_types::BigInt, _>(count(tally.duplicates))
+    .execute(conn)?;
+    Ok(())
+}
+
 impl PgStore {
     /// [`maveraa_domain::ports::ContactRepository::import`].
     pub(crate) async fn import_contacts(
@@ -187,6 +203,9 @@ impl PgStore {
                     // longer than the pool's default idle limit allows.
                     diesel::sql_query("SET LOCAL idle_in_transaction_session_timeout = '120s'")
                         .execute(conn)?;
+                    // One event for the whole import, written at its end,
+                    // instead of one per row (migration `events`).
+                    diesel::sql_query("SET LOCAL maveraa.bulk_import = 'on'").execute(conn)?;
                     let mut tally = ImportTally::default();
                     loop {
                         // On this database thread, never on an executor's.
@@ -194,7 +213,10 @@ impl PgStore {
                             tokio::time::timeout(SOURCE_TIMEOUT, rows.next()).await
                         });
                         match next {
-                            Ok(None) => return Ok(tally),
+                            Ok(None) => {
+                                imported_event(conn, ws, &tally)?;
+                                return Ok(tally);
+                            }
                             Ok(Some(Ok(batch))) => {
                                 write_batch(conn, ws, on_duplicate, &batch, &mut tally)?
                             }

@@ -13,6 +13,7 @@ mod contact_import;
 mod contact_stream;
 mod contacts;
 mod error;
+mod events;
 mod gauges;
 mod keyset;
 pub mod local_pg;

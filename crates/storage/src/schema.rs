@@ -48,6 +48,19 @@ diesel::table! {
 }
 
 diesel::table! {
+    /// Written by triggers, read by `events.rs` in SQL.
+    events (seq) {
+        seq -> Int8,
+        pos -> Nullable<Int8>,
+        workspace_id -> Uuid,
+        #[sql_name = "type"]
+        kind -> Text,
+        data -> Jsonb,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     api_keys (id) {
         id -> Uuid,
         workspace_id -> Uuid,
@@ -174,6 +187,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     contact_label_counts,
     users,
     memberships,
+    events,
     api_keys,
     contacts,
     sessions,
@@ -212,6 +226,7 @@ mod tests {
             contact_label_counts,
             users,
             memberships,
+            events,
             api_keys,
             contacts,
             sessions,

@@ -8,6 +8,7 @@ use crate::contact::{
     Contact, ContactPage, ContactQuery, ContactStream, ImportTally, ImportedContacts, OnDuplicate,
 };
 use crate::error::RepositoryError;
+use crate::event::{Event, EventQuery};
 use crate::ids::{ApiKeyId, ContactId, UserId, WorkspaceId};
 use crate::user::{Email, Membership, Password, PasswordHash, User};
 use crate::workspace::Workspace;
@@ -240,6 +241,35 @@ pub trait PasswordHasher: Send + Sync + 'static {
     /// # Errors
     /// A message when `hash` cannot be read or the check cannot run.
     async fn verify(&self, password: &Password, hash: &PasswordHash) -> Result<bool, String>;
+}
+
+/// The event log, written by storage in the same transaction as each
+/// change it records.
+#[async_trait]
+pub trait EventLog: Send + Sync + 'static {
+    /// The events of `workspace` that match `query`, in log order.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Internal` when storage fails.
+    async fn list(
+        &self,
+        workspace: WorkspaceId,
+        query: &EventQuery,
+    ) -> Result<Vec<Event>, RepositoryError>;
+
+    /// Gives up to `batch` committed events their positions, in the order
+    /// they were written; one process at a time does (another's call
+    /// returns 0 meanwhile). Returns how many it placed.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Internal` when storage fails.
+    async fn sequence(&self, batch: u32) -> Result<usize, RepositoryError>;
+
+    /// Deletes the events written before `before`. Returns how many.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Internal` when storage fails.
+    async fn prune(&self, before: DateTime<Utc>) -> Result<usize, RepositoryError>;
 }
 
 /// Makes and hashes API keys. Implemented by `maveraa-auth`.

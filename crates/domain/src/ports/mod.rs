@@ -13,7 +13,7 @@ mod provider;
 
 pub use crate::clock::Clock;
 pub use crm::{
-    ApiKeyCodec, ApiKeyRepository, ConditionalUpdate, ContactRepository, HealthCheck,
+    ApiKeyCodec, ApiKeyRepository, ConditionalUpdate, ContactRepository, EventLog, HealthCheck,
     PasswordHasher, UserRepository, WorkspaceRepository,
 };
 pub use messaging::{EnqueueOutcome, MessageRepository, SessionRepository};

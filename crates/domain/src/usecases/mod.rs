@@ -3,6 +3,7 @@
 mod api_keys;
 mod contacts;
 mod dispatcher;
+mod events;
 mod inbox;
 mod messages;
 mod sessions;
@@ -12,6 +13,7 @@ mod workspaces;
 pub use api_keys::ApiKeyService;
 pub use contacts::ContactService;
 pub use dispatcher::{DispatchCounts, Dispatcher, DispatcherSettings, RetryPolicy};
+pub use events::{EventError, EventService};
 pub use inbox::{InboxService, WebhookIntake};
 pub use messages::{MessagingService, SendOutcome};
 pub use sessions::SessionService;

@@ -10,6 +10,7 @@
 pub mod contact_import;
 pub mod contacts;
 pub mod csv_reader;
+pub mod events;
 pub mod health;
 pub mod inbox;
 pub mod messages;

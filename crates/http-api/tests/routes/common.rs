@@ -167,6 +167,7 @@ pub(crate) fn state_over(store: Arc<PgStore>) -> ApiState {
         sessions: SessionService::new(store.clone(), store.clone(), clock.clone()),
         messaging: MessagingService::new(store.clone(), store.clone(), clock.clone()),
         inbox: InboxService::new(store.clone(), store.clone(), providers, clock),
+        events: maveraa_domain::usecases::EventService::new(store.clone()),
         health: store,
         rate_limits: Arc::default(),
     }

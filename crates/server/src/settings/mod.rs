@@ -67,6 +67,8 @@ pub struct Settings {
     pub metrics: MetricsSettings,
     /// Request rates per API key.
     pub rate_limits: RateLimitsSection,
+    /// The event log.
+    pub events: EventsSection,
 }
 
 /// `[server]`
@@ -206,6 +208,17 @@ pub struct AuthSettings {
 pub struct BootstrapSettings {
     /// Create a default workspace and key when there is no workspace.
     pub default_workspace: bool,
+}
+
+/// `[events]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventsSection {
+    /// Days an event is kept (at least 1).
+    pub retention_days: u32,
+    /// How often committed events are placed in the log, in ms: the most
+    /// an event waits before readers see it.
+    pub sequence_every_ms: u64,
 }
 
 /// `[rate_limits]`

@@ -1,0 +1,100 @@
+//! The event log's reads and upkeep; its writes are the triggers of
+//! migration `events`, in the transactions of the changes themselves.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel::sql_types::{Array, BigInt, Integer, Text, Timestamptz, Uuid as SqlUuid};
+use maveraa_domain::ports::EventLog;
+use maveraa_domain::{Event, EventQuery, RepositoryError, WorkspaceId};
+
+use crate::error::StorageError;
+use crate::store::PgStore;
+
+#[derive(QueryableByName)]
+struct EventRow {
+    #[diesel(sql_type = BigInt)]
+    pos: i64,
+    #[diesel(sql_type = Text)]
+    kind: String,
+    #[diesel(sql_type = Timestamptz)]
+    created_at: DateTime<Utc>,
+    #[diesel(sql_type = Text)]
+    data: String,
+}
+
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = Integer)]
+    n: i32,
+}
+
+#[async_trait]
+impl EventLog for PgStore {
+    async fn list(
+        &self,
+        workspace: WorkspaceId,
+        query: &EventQuery,
+    ) -> Result<Vec<Event>, RepositoryError> {
+        let after = i64::try_from(query.after).unwrap_or(i64::MAX);
+        let limit = i64::from(query.limit);
+        let types = query.types.clone();
+        let rows: Vec<EventRow> = self
+            .reads
+            .run(move |conn| {
+                Ok(diesel::sql_query(
+                    "SELECT pos, type AS kind, created_at, data::text AS data FROM events \
+                     WHERE workspace_id = $1 AND pos > $2 \
+                     AND (cardinality($3::text[]) = 0 OR type = ANY($3)) \
+                     ORDER BY pos LIMIT $4",
+                )
+                .bind::<SqlUuid, _>(workspace.as_uuid())
+                .bind::<BigInt, _>(after)
+                .bind::<Array<Text>, _>(types)
+                .bind::<BigInt, _>(limit)
+                .load(conn)?)
+            })
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| Event {
+                position: u64::try_from(r.pos).unwrap_or(0),
+                kind: r.kind,
+                workspace_id: workspace,
+                created_at: r.created_at,
+                data: r.data,
+            })
+            .collect())
+    }
+
+    async fn sequence(&self, batch: u32) -> Result<usize, RepositoryError> {
+        let batch = i32::try_from(batch).unwrap_or(i32::MAX);
+        let placed = self
+            .db
+            .run(move |conn| {
+                Ok(diesel::sql_query("SELECT sequence_events($1) AS n")
+                    .bind::<Integer, _>(batch)
+                    .get_result::<Count>(conn)?
+                    .n)
+            })
+            .await?;
+        Ok(usize::try_from(placed).unwrap_or(0))
+    }
+
+    async fn prune(&self, before: DateTime<Utc>) -> Result<usize, RepositoryError> {
+        let deleted = self
+            .db
+            .run(move |conn| {
+                // Placed events only: one not yet placed is recent anyway.
+                Ok::<_, StorageError>(
+                    diesel::sql_query(
+                        "DELETE FROM events WHERE pos IS NOT NULL AND created_at < $1",
+                    )
+                    .bind::<Timestamptz, _>(before)
+                    .execute(conn)?,
+                )
+            })
+            .await?;
+        Ok(deleted)
+    }
+}

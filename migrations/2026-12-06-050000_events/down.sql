@@ -1,0 +1,13 @@
+DROP TRIGGER conversations_events_read ON conversations;
+DROP TRIGGER sessions_events_update ON sessions;
+DROP TRIGGER contacts_events_delete ON contacts;
+DROP TRIGGER contacts_events_update ON contacts;
+DROP TRIGGER contacts_events_insert ON contacts;
+DROP FUNCTION conversation_read_event();
+DROP FUNCTION session_event();
+DROP FUNCTION contact_events_deleted();
+DROP FUNCTION contact_events_updated();
+DROP FUNCTION contact_events_inserted();
+DROP FUNCTION contact_event_data(UUID, TEXT, TEXT, TEXT[], TIMESTAMPTZ);
+DROP FUNCTION sequence_events(INTEGER);
+DROP TABLE events;
