@@ -86,12 +86,13 @@ async fn the_feed_tells_what_changed_in_order_and_pages_by_cursor() {
         .expect("stop");
     assert_eq!(stop.status(), 200);
 
-    let page = feed(&app, "", 4).await;
+    let page = feed(&app, "", 5).await;
     assert_eq!(
         kinds(&page),
         [
             "contact.created",
             "contact.updated",
+            "message.received",
             "conversation.read",
             "session.status"
         ]
@@ -114,12 +115,13 @@ async fn the_feed_tells_what_changed_in_order_and_pages_by_cursor() {
         events[1]["data"], contact,
         "contact.updated carries the contact"
     );
+    assert_eq!(events[2]["data"]["text"], "hi");
     assert_eq!(
-        events[2]["data"],
+        events[3]["data"],
         json!({"remoteJid": "6281234567890@s.whatsapp.net", "sessionId": "sim", "unreadCount": 0})
     );
     assert_eq!(
-        events[3]["data"],
+        events[4]["data"],
         json!({"sessionId": "sim", "status": "stopped", "lastError": null})
     );
     assert_eq!(page["next"], Value::Null, "caught up");
@@ -131,8 +133,11 @@ async fn the_feed_tells_what_changed_in_order_and_pages_by_cursor() {
         .as_str()
         .expect("a full page names the next")
         .to_owned();
-    let tail = feed(&app, &format!("?after={next}"), 2).await;
-    assert_eq!(kinds(&tail), ["conversation.read", "session.status"]);
+    let tail = feed(&app, &format!("?after={next}"), 3).await;
+    assert_eq!(
+        kinds(&tail),
+        ["message.received", "conversation.read", "session.status"]
+    );
     let filtered = feed(&app, "?types=session.status,contact.created", 2).await;
     assert_eq!(kinds(&filtered), ["contact.created", "session.status"]);
     let bad = app
@@ -232,4 +237,59 @@ async fn a_stream_resumed_with_last_event_id_misses_nothing_and_repeats_nothing(
         streamed, ids,
         "every event once, in order, across the reconnection"
     );
+}
+
+#[tokio::test]
+async fn messages_are_logged_as_they_are_queued_received_and_move() {
+    let app = spawn_app().await;
+    app.simulator_session("sim").await;
+    let queued = json_of(
+        app.send(json!({"sessionId": "sim", "targetNumber": "6281234567890", "message": "hello"}))
+            .await,
+        202,
+    )
+    .await;
+    let id = queued["messageId"].as_str().expect("id").to_owned();
+    // The simulator reports delivered, then read.
+    let read = app.wait_for_message(&id, |m| m["status"] == "read").await;
+    json_of(
+        app.request(Method::POST, "/api/public/sessions/sim/simulate/inbound")
+            .json(&json!({"from": "6281234567890", "pushName": "Jane", "message": "thanks"}))
+            .send()
+            .await
+            .expect("inbound"),
+        202,
+    )
+    .await;
+    let page = feed(
+        &app,
+        "?types=message.queued,message.status,message.received",
+        5,
+    )
+    .await;
+    assert_eq!(
+        kinds(&page),
+        [
+            "message.queued",
+            "message.status",
+            "message.status",
+            "message.status",
+            "message.received"
+        ]
+    );
+    let events = page["events"].as_array().expect("events");
+    let statuses: Vec<&str> = events[..4]
+        .iter()
+        .map(|e| e["data"]["status"].as_str().expect("status"))
+        .collect();
+    assert_eq!(statuses, ["queued", "sent", "delivered", "read"]);
+    // The last one is the message as the API shows it, its history aside.
+    let mut shown = read.clone();
+    shown.as_object_mut().map(|o| o.remove("statusHistory"));
+    assert_eq!(events[3]["data"], shown);
+    let inbound = &events[4]["data"];
+    assert_eq!(inbound["direction"], "inbound");
+    assert_eq!(inbound["text"], "thanks");
+    assert_eq!(inbound["remoteJid"], "6281234567890@s.whatsapp.net");
+    assert!(inbound["providerTimestamp"].as_str().is_some());
 }

@@ -14,6 +14,9 @@ pub const EVENT_TYPES: &[&str] = &[
     "contacts.imported",
     "session.status",
     "conversation.read",
+    "message.queued",
+    "message.received",
+    "message.status",
 ];
 
 /// One event.
