@@ -11,6 +11,9 @@ use maveraa_domain::{Event, EventQuery, RepositoryError, WorkspaceId};
 use crate::error::StorageError;
 use crate::store::PgStore;
 
+/// Events deleted per statement when pruning.
+const PRUNE_ROUND: i64 = 10_000;
+
 #[derive(QueryableByName)]
 struct EventRow {
     #[diesel(sql_type = BigInt)]
@@ -82,19 +85,30 @@ impl EventLog for PgStore {
     }
 
     async fn prune(&self, before: DateTime<Utc>) -> Result<usize, RepositoryError> {
-        let deleted = self
-            .db
-            .run(move |conn| {
-                // Placed events only: one not yet placed is recent anyway.
-                Ok::<_, StorageError>(
-                    diesel::sql_query(
-                        "DELETE FROM events WHERE pos IS NOT NULL AND created_at < $1",
+        let mut deleted = 0;
+        loop {
+            // Oldest first by seq (the primary key), which follows time,
+            // in rounds that each hold their locks briefly; placed events
+            // only (one not yet placed is recent anyway).
+            let round = self
+                .db
+                .run(move |conn| {
+                    Ok::<_, StorageError>(
+                        diesel::sql_query(
+                            "DELETE FROM events WHERE seq IN (\
+                             SELECT seq FROM events WHERE pos IS NOT NULL ORDER BY seq LIMIT $2) \
+                             AND created_at < $1",
+                        )
+                        .bind::<Timestamptz, _>(before)
+                        .bind::<BigInt, _>(PRUNE_ROUND)
+                        .execute(conn)?,
                     )
-                    .bind::<Timestamptz, _>(before)
-                    .execute(conn)?,
-                )
-            })
-            .await?;
-        Ok(deleted)
+                })
+                .await?;
+            deleted += round;
+            if (round as i64) < PRUNE_ROUND {
+                return Ok(deleted);
+            }
+        }
     }
 }

@@ -180,3 +180,34 @@ async fn an_import_is_one_event() {
         "contact.created"
     );
 }
+
+#[tokio::test]
+async fn old_events_are_pruned_and_positions_keep_growing() {
+    let f = fixture();
+    let ws = workspace(&f, "Acme").await;
+    let svc = ContactService::new(f.store.clone(), Arc::new(SystemClock));
+    for i in 0..3 {
+        svc.create(ws, new_contact("C", &format!("62812345678{i:02}"), ""))
+            .await
+            .expect("create");
+    }
+    let before = events_after(&f, ws, 0).await;
+    assert_eq!(before.len(), 3);
+    f.sql("UPDATE events SET created_at = now() - interval '40 days'");
+    let pruned = f
+        .store
+        .prune(chrono::Utc::now() - chrono::TimeDelta::days(30))
+        .await
+        .expect("prune");
+    assert_eq!(pruned, 3);
+    assert!(events_after(&f, ws, 0).await.is_empty());
+    svc.create(ws, new_contact("D", "6281234567899", ""))
+        .await
+        .expect("create");
+    let after = events_after(&f, ws, 0).await;
+    assert_eq!(after.len(), 1);
+    assert!(
+        after[0].position > before[2].position,
+        "a position is never given twice, even once the log is empty"
+    );
+}
