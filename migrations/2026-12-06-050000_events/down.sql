@@ -1,3 +1,7 @@
+DROP TRIGGER messages_events_status ON messages;
+DROP TRIGGER messages_events_insert ON messages;
+DROP FUNCTION message_status_event();
+DROP FUNCTION message_events_inserted();
 DROP TRIGGER conversations_events_read ON conversations;
 DROP TRIGGER sessions_events_update ON sessions;
 DROP TRIGGER contacts_events_delete ON contacts;
@@ -10,4 +14,5 @@ DROP FUNCTION contact_events_updated();
 DROP FUNCTION contact_events_inserted();
 DROP FUNCTION contact_event_data(UUID, TEXT, TEXT, TEXT[], TIMESTAMPTZ);
 DROP FUNCTION sequence_events(INTEGER);
+DROP TABLE event_log_head;
 DROP TABLE events;

@@ -180,10 +180,9 @@ async fn read_events(res: reqwest::Response, n: usize) -> Vec<(String, String)> 
     out
 }
 
-#[tokio::test]
-async fn a_stream_resumed_with_last_event_id_misses_nothing_and_repeats_nothing() {
-    let app = spawn_app().await;
-    for i in 0..3 {
+/// Contacts `C<i>` for each `i` of `range`, through the API.
+async fn create_contacts(app: &TestApp, range: std::ops::Range<u32>) {
+    for i in range {
         json_of(
             app.create_contact(
                 json!({"name": format!("C{i}"), "phone": format!("62812345678{i:02}")}),
@@ -193,6 +192,12 @@ async fn a_stream_resumed_with_last_event_id_misses_nothing_and_repeats_nothing(
         )
         .await;
     }
+}
+
+#[tokio::test]
+async fn a_stream_resumed_with_last_event_id_misses_nothing_and_repeats_nothing() {
+    let app = spawn_app().await;
+    create_contacts(&app, 0..3).await;
     let open = |last: Option<String>| {
         let mut req = app.request(Method::GET, "/api/public/events/stream");
         if let Some(id) = last {
@@ -209,16 +214,7 @@ async fn a_stream_resumed_with_last_event_id_misses_nothing_and_repeats_nothing(
     let seen = read_events(res, 3).await;
     assert!(seen.iter().all(|(_, kind)| kind == "contact.created"));
     // The connection drops; meanwhile two more changes happen.
-    for i in 3..5 {
-        json_of(
-            app.create_contact(
-                json!({"name": format!("C{i}"), "phone": format!("62812345678{i:02}")}),
-            )
-            .await,
-            201,
-        )
-        .await;
-    }
+    create_contacts(&app, 3..5).await;
     let last = seen.last().expect("seen").0.clone();
     let resumed = read_events(open(Some(last.clone())).await.expect("stream"), 2).await;
     let all = feed(&app, "", 5).await;

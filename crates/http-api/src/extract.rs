@@ -89,14 +89,35 @@ fn check_query(req: &HttpRequest) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Verifies the request's key alone.
+/// A request's key check, made once however many of its extractors ask
+/// (`Authenticated` and `ApiJson` both do; see `ApiJson`).
+#[derive(Clone, Default)]
+struct KeyCheck(std::rc::Rc<tokio::sync::OnceCell<Result<AuthContext, ApiError>>>);
+
+/// Verifies the request's key alone, once per request.
 fn verify_key(req: &HttpRequest) -> impl Future<Output = Result<AuthContext, ApiError>> + 'static {
+    let check = {
+        let mut extensions = req.extensions_mut();
+        if let Some(check) = extensions.get::<KeyCheck>() {
+            check.clone()
+        } else {
+            let check = KeyCheck::default();
+            extensions.insert(check.clone());
+            check
+        }
+    };
     let state = req.app_data::<web::Data<ApiState>>().cloned();
     let key = presented_key(req);
     async move {
-        let state = state.ok_or_else(|| ApiError::internal(&"ApiState not configured"))?;
-        let key = key.ok_or(ApiError::from(AuthError::Missing))?;
-        Ok(state.api_keys.authenticate(&key).await?)
+        check
+            .0
+            .get_or_init(|| async move {
+                let state = state.ok_or_else(|| ApiError::internal(&"ApiState not configured"))?;
+                let key = key.ok_or(ApiError::from(AuthError::Missing))?;
+                Ok(state.api_keys.authenticate(&key).await?)
+            })
+            .await
+            .clone()
     }
 }
 
@@ -342,8 +363,8 @@ impl<T: DeserializeOwned + 'static> FromRequest for ApiJson<T> {
         let body = read_body(req, payload);
         // actix polls a handler's extractors together and answers the first
         // error: a body error must not answer before a key error (a stranger
-        // learns nothing of the body's rules), so the key is verified here
-        // too (a cache hit, or the lookup `Authenticated` makes anyway).
+        // learns nothing of the body's rules), so the body waits for the
+        // request's one key check, which `Authenticated` shares.
         let verify = verify_key(req);
         Box::pin(async move {
             verify.await?;

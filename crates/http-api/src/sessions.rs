@@ -58,11 +58,7 @@ pub async fn stop(
     state: web::Data<ApiState>,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let session = state
-        .sessions
-        .stop(auth.0.workspace_id, &session_name(&req)?)
-        .await?;
-    Ok(HttpResponse::Ok().json(SessionBody::from(&session)))
+    set_stopped(auth, state, req, true).await
 }
 
 /// `POST /api/public/sessions/{sessionId}/start`: sending again.
@@ -71,10 +67,22 @@ pub async fn start(
     state: web::Data<ApiState>,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let session = state
-        .sessions
-        .start(auth.0.workspace_id, &session_name(&req)?)
-        .await?;
+    set_stopped(auth, state, req, false).await
+}
+
+/// Stops or starts the session named in the path; answers it.
+async fn set_stopped(
+    auth: Authenticated,
+    state: web::Data<ApiState>,
+    req: HttpRequest,
+    stopped: bool,
+) -> Result<HttpResponse, ApiError> {
+    let (workspace, name) = (auth.0.workspace_id, session_name(&req)?);
+    let session = if stopped {
+        state.sessions.stop(workspace, &name).await?
+    } else {
+        state.sessions.start(workspace, &name).await?
+    };
     Ok(HttpResponse::Ok().json(SessionBody::from(&session)))
 }
 

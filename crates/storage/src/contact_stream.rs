@@ -18,7 +18,8 @@ use tokio::runtime::Handle;
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
-use crate::contacts::{ReadRow, StoredCount, count_matching, filtered, read_columns};
+use crate::contact_filters::{StoredCount, count_matching, filtered};
+use crate::contacts::{ReadRow, read_columns};
 use crate::error::StorageError;
 use crate::schema::contacts;
 use crate::store::PgStore;

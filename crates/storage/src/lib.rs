@@ -9,6 +9,7 @@
 
 mod api_keys;
 mod columns;
+mod contact_filters;
 mod contact_import;
 mod contact_stream;
 mod contacts;
