@@ -204,3 +204,23 @@ pub enum InboxError {
     #[error(transparent)]
     Repository(#[from] RepositoryError),
 }
+
+/// Failures of the webhook endpoint use cases.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WebhookError {
+    /// The input broke a rule.
+    #[error(transparent)]
+    Validation(#[from] ValidationError),
+    /// No such endpoint (or delivery) in this workspace.
+    #[error("webhook endpoint not found")]
+    NotFound,
+    /// The workspace has as many endpoints as it may.
+    #[error("a workspace may have at most {0} webhook endpoints")]
+    TooMany(usize),
+    /// The delivery's event left the log: there is nothing to send again.
+    #[error("the event of this delivery is no longer kept; nothing to redeliver")]
+    EventExpired,
+    /// Storage failed.
+    #[error(transparent)]
+    Repository(#[from] RepositoryError),
+}

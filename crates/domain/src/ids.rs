@@ -88,6 +88,17 @@ id_type!(
     MessageId
 );
 
+id_type!(
+    /// Identifies a webhook endpoint.
+    WebhookId
+);
+id_type!(
+    /// Identifies one event's delivery to one endpoint (stable across its
+    /// attempts; receivers may deduplicate by it). Made by the store, which
+    /// gives random (v4) ones.
+    DeliveryId
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -36,6 +36,7 @@ pub mod transport;
 pub mod usecases;
 pub mod user;
 pub mod values;
+pub mod webhook;
 pub mod workspace;
 
 /// The value types under their old module name. Paths through it still
@@ -54,10 +55,13 @@ pub use contact::{
 };
 pub use error::{
     ApiKeyError, AuthError, ContactError, InboxError, MessagingError, RepositoryError,
-    SessionError, UserError, WorkspaceError,
+    SessionError, UserError, WebhookError, WorkspaceError,
 };
 pub use event::{EVENT_TYPES, Event, EventQuery};
-pub use ids::{ApiKeyId, ContactId, IdParseError, MessageId, SessionId, UserId, WorkspaceId};
+pub use ids::{
+    ApiKeyId, ContactId, DeliveryId, IdParseError, MessageId, SessionId, UserId, WebhookId,
+    WorkspaceId,
+};
 pub use paging::{
     ContactPosition, ConversationKey, ConversationPosition, MessagePosition, Page, PageStart,
     Position,
@@ -65,5 +69,9 @@ pub use paging::{
 pub use user::{Email, Membership, Password, PasswordHash, Role, User};
 pub use values::{
     ContactName, JID_SUFFIX, Label, Labels, PhoneNumber, ValidationError, WorkspaceName,
+};
+pub use webhook::{
+    DeliveryPolicy, DeliveryQuery, DeliveryStatus, NewWebhook, WebhookDelivery, WebhookEndpoint,
+    WebhookPatch, WebhookSecret,
 };
 pub use workspace::Workspace;

@@ -407,3 +407,25 @@ mod tests {
         assert!(!String::from_utf8_lossy(&body).contains("pool"));
     }
 }
+
+impl From<maveraa_domain::WebhookError> for ApiError {
+    fn from(e: maveraa_domain::WebhookError) -> Self {
+        use maveraa_domain::WebhookError;
+        match e {
+            WebhookError::Validation(v) => v.into(),
+            WebhookError::NotFound => Self::not_found("webhook endpoint or delivery"),
+            WebhookError::TooMany(n) => Self::new(
+                StatusCode::CONFLICT,
+                "too_many_webhooks",
+                format!("a workspace may have at most {n} webhook endpoints; delete one first"),
+            ),
+            WebhookError::EventExpired => Self::new(
+                StatusCode::GONE,
+                "event_expired",
+                "the event of this delivery is past the event log's retention; \
+                 there is nothing to redeliver",
+            ),
+            WebhookError::Repository(r) => r.into(),
+        }
+    }
+}

@@ -445,3 +445,30 @@ impl FromRequest for RawBody {
         Box::pin(async move { body.await.map(Self) })
     }
 }
+
+/// A JSON body that may be left out: an empty body reads as
+/// `T::default()`; any other is read exactly as [`ApiJson`] reads it.
+#[derive(Debug)]
+pub struct OptionalJson<T>(pub T);
+
+impl<T: DeserializeOwned + Default + 'static> FromRequest for OptionalJson<T> {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let headers = req.headers();
+        let empty = match headers.get(actix_web::http::header::CONTENT_LENGTH) {
+            Some(len) => len.as_bytes() == b"0",
+            None => !headers.contains_key(actix_web::http::header::TRANSFER_ENCODING),
+        };
+        if empty {
+            let verify = verify_key(req);
+            return Box::pin(async move {
+                verify.await?;
+                Ok(Self(T::default()))
+            });
+        }
+        let json = ApiJson::<T>::from_request(req, payload);
+        Box::pin(async move { json.await.map(|j| Self(j.0)) })
+    }
+}

@@ -19,6 +19,7 @@
 
 pub mod contacts;
 mod cursor;
+pub mod delivery;
 pub mod error;
 pub mod events;
 pub mod extract;
@@ -32,6 +33,7 @@ mod rate_limit;
 mod request_id;
 pub mod sessions;
 mod timefmt;
+pub mod webhook_endpoints;
 pub mod webhooks;
 pub mod wire;
 
@@ -43,11 +45,13 @@ use maveraa_domain::messaging::Session;
 use maveraa_domain::ports::HealthCheck;
 use maveraa_domain::usecases::{
     ApiKeyService, ContactService, EventService, InboxService, MessagingService, SessionService,
+    WebhookService,
 };
 
 pub use error::ApiError;
 pub use extract::{
-    API_KEY_HEADER, ApiJson, Authenticated, BodyLimit, BodyTimeout, QueryParams, RawBody,
+    API_KEY_HEADER, ApiJson, Authenticated, BodyLimit, BodyTimeout, OptionalJson, QueryParams,
+    RawBody,
 };
 pub use rate_limit::{RateLimitSettings, RateLimiter};
 
@@ -74,6 +78,8 @@ pub struct ApiState {
     pub rate_limits: Arc<RateLimiter>,
     /// The workspace's event log.
     pub events: EventService,
+    /// Webhook endpoints and their deliveries.
+    pub webhooks: WebhookService,
 }
 
 impl std::fmt::Debug for ApiState {
@@ -232,6 +238,33 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: ApiState, settings: HttpSe
                     resource("/events/stream", "GET")
                         .app_data(QueryParams(&[("GET", &["after", "types"])]))
                         .route(web::get().to(events::stream)),
+                )
+                .service(
+                    resource("/webhooks", "GET, HEAD, POST")
+                        .route(get_or_head().to(webhook_endpoints::list))
+                        .route(web::post().to(webhook_endpoints::create)),
+                )
+                .service(
+                    resource("/webhooks/{webhookId}", "GET, HEAD, PATCH, DELETE")
+                        .route(get_or_head().to(webhook_endpoints::get))
+                        .route(web::patch().to(webhook_endpoints::update))
+                        .route(web::delete().to(webhook_endpoints::delete)),
+                )
+                .service(
+                    resource("/webhooks/{webhookId}/roll-secret", "POST")
+                        .route(web::post().to(webhook_endpoints::roll_secret)),
+                )
+                .service(
+                    resource("/webhooks/{webhookId}/deliveries", "GET, HEAD")
+                        .app_data(QueryParams(&[("GET", &["status", "limit", "after"])]))
+                        .route(get_or_head().to(webhook_endpoints::deliveries)),
+                )
+                .service(
+                    resource(
+                        "/webhooks/{webhookId}/deliveries/{deliveryId}/redeliver",
+                        "POST",
+                    )
+                    .route(web::post().to(webhook_endpoints::redeliver)),
                 )
                 .service(resource("/inbox/send", "POST").route(web::post().to(messages::send)))
                 .service(

@@ -1,12 +1,13 @@
 //! `/metrics` in Prometheus' text format, on an address of its own
 //! (`metrics.address`), never on the public port: requests by route
 //! template and status with latency histograms, send attempts by outcome,
-//! the outbox's depth and the age of its oldest message, and sessions by
-//! status.
+//! the outbox's depth and the age of its oldest message, webhook delivery
+//! attempts by outcome, and sessions by status.
 
 use std::fmt::Write as _;
 use std::net::TcpListener;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use actix_web::dev::Server;
 use actix_web::{App, HttpResponse, HttpServer, web};
@@ -14,6 +15,19 @@ use anyhow::Context;
 use maveraa_domain::usecases::Dispatcher;
 use maveraa_http_api::metrics::{HttpMetrics, escape};
 use maveraa_storage::PgStore;
+
+/// Webhook delivery attempts by this process: succeeded, failed, given up.
+static WEBHOOK_ATTEMPTS: [AtomicU64; 3] = [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)];
+
+/// Counts one round's webhook delivery attempts.
+pub fn record_webhook_deliveries(counts: &maveraa_domain::usecases::DeliveryCounts) {
+    for (slot, n) in WEBHOOK_ATTEMPTS
+        .iter()
+        .zip([counts.succeeded, counts.failed, counts.given_up])
+    {
+        slot.fetch_add(n as u64, Ordering::Relaxed);
+    }
+}
 
 /// What the metrics are read from.
 #[derive(Clone)]
@@ -40,6 +54,19 @@ async fn render(sources: web::Data<Sources>) -> HttpResponse {
         let _ = writeln!(
             out,
             "maveraa_send_attempts_total{{outcome=\"{outcome}\"}} {n}"
+        );
+    }
+
+    out.push_str(
+        "# HELP maveraa_webhook_attempts_total Webhook delivery attempts by this process, by outcome \
+         (given_up: the last, failed, attempt of a delivery).\n",
+    );
+    out.push_str("# TYPE maveraa_webhook_attempts_total counter\n");
+    for (outcome, slot) in ["succeeded", "failed", "given_up"].iter().zip(&WEBHOOK_ATTEMPTS) {
+        let _ = writeln!(
+            out,
+            "maveraa_webhook_attempts_total{{outcome=\"{outcome}\"}} {}",
+            slot.load(Ordering::Relaxed)
         );
     }
 

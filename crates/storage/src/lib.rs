@@ -34,6 +34,7 @@ mod sessions;
 mod sql;
 mod store;
 mod users;
+mod webhooks;
 mod workspaces;
 
 #[cfg(feature = "test-support")]

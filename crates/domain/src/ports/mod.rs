@@ -10,6 +10,7 @@ mod crm;
 mod messaging;
 mod outbox;
 mod provider;
+mod webhooks;
 
 pub use crate::clock::Clock;
 pub use crm::{
@@ -22,3 +23,4 @@ pub use provider::{
     AccountEvents, ProviderEventSink, TransportError, TransportFactory, WebhookProtocol,
     WebhookRefusal, WebhookRequest, WhatsAppTransport,
 };
+pub use webhooks::{WebhookPoster, WebhookQueue, WebhookRepository};

@@ -8,6 +8,7 @@ mod inbox;
 mod messages;
 mod sessions;
 mod users;
+mod webhooks;
 mod workspaces;
 
 pub use api_keys::ApiKeyService;
@@ -18,4 +19,7 @@ pub use inbox::{InboxService, WebhookIntake};
 pub use messages::{MessagingService, SendOutcome};
 pub use sessions::SessionService;
 pub use users::UserService;
+pub use webhooks::{
+    DEFAULT_ROLL_OVERLAP, DeliveryCounts, WebhookDispatcher, WebhookService,
+};
 pub use workspaces::WorkspaceService;

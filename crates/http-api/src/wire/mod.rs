@@ -15,6 +15,7 @@ pub mod health;
 pub mod inbox;
 pub mod messages;
 pub mod sessions;
+pub mod webhooks;
 
 use chrono::{DateTime, Utc};
 

@@ -166,8 +166,9 @@ pub(crate) fn state_over(store: Arc<PgStore>) -> ApiState {
         ),
         sessions: SessionService::new(store.clone(), store.clone(), clock.clone()),
         messaging: MessagingService::new(store.clone(), store.clone(), clock.clone()),
-        inbox: InboxService::new(store.clone(), store.clone(), providers, clock),
+        inbox: InboxService::new(store.clone(), store.clone(), providers, clock.clone()),
         events: maveraa_domain::usecases::EventService::new(store.clone()),
+        webhooks: maveraa_domain::usecases::WebhookService::new(store.clone(), clock, false),
         health: store,
         rate_limits: Arc::default(),
     }

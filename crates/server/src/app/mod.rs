@@ -5,7 +5,7 @@ mod services;
 mod workers;
 
 pub use services::{Services, database_url, seal_stored_secrets, secret_cipher};
-use workers::{dispatch_loop, keep_event_log, record_key_uses};
+use workers::{deliver_webhooks, dispatch_loop, keep_event_log, record_key_uses};
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -79,6 +79,8 @@ pub struct Application {
     metrics: Option<(Server, u16)>,
     event_sequence_every: Duration,
     event_retention: chrono::TimeDelta,
+    webhook_workers: usize,
+    webhook_poll: Duration,
 }
 
 impl std::fmt::Debug for Application {
@@ -131,6 +133,7 @@ impl Application {
             health: services.store.clone(),
             rate_limits: Arc::new(RateLimiter::new(settings.rate_limits.limiter())),
             events: services.events.clone(),
+            webhooks: services.webhooks.clone(),
         };
         let http = HttpSettings {
             body_limit: settings.server.body_limit_bytes,
@@ -180,6 +183,8 @@ impl Application {
             event_retention: chrono::TimeDelta::days(i64::from(
                 settings.events.retention_days.max(1),
             )),
+            webhook_workers: settings.webhooks.workers,
+            webhook_poll: Duration::from_millis(settings.webhooks.poll_ms.max(1)),
         })
     }
 
@@ -222,8 +227,21 @@ impl Application {
                 ))
             })
             .collect();
+        let webhook_bell = Arc::new(Notify::new());
+        let deliveries: Vec<_> = (0..self.webhook_workers)
+            .map(|_| {
+                tokio::spawn(deliver_webhooks(
+                    self.services.webhook_dispatcher.clone(),
+                    webhook_bell.clone(),
+                    self.webhook_poll,
+                    stop_rx.clone(),
+                ))
+            })
+            .collect();
         let event_log = tokio::spawn(keep_event_log(
             self.services.events.clone(),
+            self.services.webhook_dispatcher.clone(),
+            webhook_bell,
             self.event_sequence_every,
             self.event_retention,
             stop_rx.clone(),
@@ -254,7 +272,7 @@ impl Application {
             let _ = task.await;
         }
         let _ = stop_tx.send(true);
-        for l in loops {
+        for l in loops.into_iter().chain(deliveries) {
             let _ = l.await;
         }
         let _ = uses.await;

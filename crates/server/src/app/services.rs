@@ -11,7 +11,8 @@ use maveraa_domain::SystemClock;
 use maveraa_domain::ports::SessionPace;
 use maveraa_domain::usecases::{
     ApiKeyService, ContactService, Dispatcher, DispatcherSettings, EventService, InboxService,
-    MessagingService, RetryPolicy, SessionService, UserService, WorkspaceService,
+    MessagingService, RetryPolicy, SessionService, UserService, WebhookDispatcher, WebhookService,
+    WorkspaceService,
 };
 use maveraa_storage::{
     Database, LocalPostgres, PgStore, SealReport, SecretCipher, SecretKey, StorageError,
@@ -44,6 +45,10 @@ pub struct Services {
     pub users: UserService,
     /// The workspaces' event log.
     pub events: EventService,
+    /// Webhook endpoints.
+    pub webhooks: WebhookService,
+    /// Delivers the event log to the endpoints; clone it per worker.
+    pub webhook_dispatcher: WebhookDispatcher,
     /// WhatsApp sessions.
     pub sessions: SessionService,
     /// Sending and reading messages.
@@ -262,7 +267,24 @@ impl Services {
             },
         )
         .with_session_status(store.clone());
+        let hooks = &settings.webhooks;
+        let poster = maveraa_http_api::delivery::HttpPoster::new(
+            Duration::from_millis(hooks.timeout_ms.max(1)),
+            hooks.allow_private_targets,
+        )?;
+        let webhook_dispatcher = WebhookDispatcher::new(
+            store.clone(),
+            Arc::new(poster),
+            clock.clone(),
+            hooks.policy(),
+        );
         Ok(Self {
+            webhooks: WebhookService::new(
+                store.clone(),
+                clock.clone(),
+                hooks.allow_private_targets,
+            ),
+            webhook_dispatcher,
             contacts: ContactService::new(store.clone(), clock.clone()),
             workspaces: WorkspaceService::new(store.clone(), clock.clone()),
             api_keys: ApiKeyService::new(store.clone(), store.clone(), codec, clock.clone()),

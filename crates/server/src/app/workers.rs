@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use maveraa_domain::usecases::{ApiKeyService, Dispatcher, EventService};
+use maveraa_domain::usecases::{ApiKeyService, Dispatcher, EventService, WebhookDispatcher};
 use tokio::sync::{Notify, watch};
 
 /// Runs one dispatch loop until `stop` turns true; the batch in flight is
@@ -71,25 +71,54 @@ pub(super) async fn record_key_uses(
 const SEQUENCE_BATCH: u32 = 5000;
 
 /// Places committed events in the log every `every` (at once again when a
-/// round was full), and deletes those older than `retention` once an hour,
-/// until `stop` turns true. Every server runs it; one places at a time.
+/// round was full) and turns them into webhook deliveries, ringing `bell`
+/// when there are some; deletes events and finished deliveries older than
+/// `retention` once an hour; until `stop` turns true. Every server runs it;
+/// one places (and one fans out) at a time.
 pub(super) async fn keep_event_log(
     events: EventService,
+    webhooks: WebhookDispatcher,
+    bell: Arc<Notify>,
     every: Duration,
     retention: chrono::TimeDelta,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut last_prune: Option<Instant> = None;
     loop {
-        match events.sequence(SEQUENCE_BATCH).await {
-            Ok(n) if n as u64 >= u64::from(SEQUENCE_BATCH) => continue,
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "could not place events in the log; trying again"),
+        let full = match events.sequence(SEQUENCE_BATCH).await {
+            Ok(n) => n as u64 >= u64::from(SEQUENCE_BATCH),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not place events in the log; trying again");
+                false
+            }
+        };
+        // Until the fan-out has caught up with what is placed.
+        loop {
+            match webhooks.fan_out(SEQUENCE_BATCH).await {
+                Ok(0) => break,
+                Ok(n) => {
+                    bell.notify_waiters();
+                    if (n as u64) < u64::from(SEQUENCE_BATCH) {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not fan events out to webhooks; trying again");
+                    break;
+                }
+            }
+        }
+        if full {
+            continue;
         }
         if last_prune.is_none_or(|t| t.elapsed() >= Duration::from_secs(3600)) {
             last_prune = Some(Instant::now());
-            if let Err(e) = events.prune(chrono::Utc::now() - retention).await {
+            let before = chrono::Utc::now() - retention;
+            if let Err(e) = events.prune(before).await {
                 tracing::warn!(error = %e, "could not delete old events; trying again in an hour");
+            }
+            if let Err(e) = webhooks.prune(before).await {
+                tracing::warn!(error = %e, "could not delete old webhook deliveries; trying again in an hour");
             }
         }
         tokio::select! {
@@ -98,6 +127,41 @@ pub(super) async fn keep_event_log(
         }
         if *stop.borrow() {
             return;
+        }
+    }
+}
+
+/// Delivers webhooks until `stop` turns true: one endpoint at a time,
+/// looking again at once after a round, and after `poll` (or the `bell`)
+/// when nothing was due. A stop waits for the round in flight.
+pub(super) async fn deliver_webhooks(
+    webhooks: WebhookDispatcher,
+    bell: Arc<Notify>,
+    poll: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        match webhooks.run_once().await {
+            Ok(Some(counts)) => {
+                crate::metrics::record_webhook_deliveries(&counts);
+            }
+            Ok(None) => {
+                tokio::select! {
+                    () = bell.notified() => {}
+                    () = tokio::time::sleep(poll) => {}
+                    _ = stop.changed() => {}
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "webhooks: storage unavailable; retrying in 1 s");
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    _ = stop.changed() => {}
+                }
+            }
         }
     }
 }
