@@ -153,6 +153,14 @@ pub fn test_settings(db_url: &str) -> Settings {
     // Tests send bursts; the rate limit tests set their own.
     settings.rate_limits.requests_per_sec = 0;
     settings.rate_limits.sends_per_sec = 0;
+    // Receivers run on loopback; retries come quickly; a lost claim is
+    // taken over within seconds.
+    settings.webhooks.allow_private_targets = true;
+    settings.webhooks.poll_ms = 20;
+    settings.webhooks.retry_base_ms = 100;
+    settings.webhooks.retry_max_secs = 1;
+    settings.webhooks.lease_secs = 5;
+    settings.webhooks.timeout_ms = 2000;
     settings
 }
 

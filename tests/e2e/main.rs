@@ -19,4 +19,5 @@ mod rate_limits;
 mod secrets;
 mod service;
 mod users;
+mod webhook_endpoints;
 mod webhooks;
