@@ -89,6 +89,7 @@ fn rotation_moves_credentials_to_the_new_key_and_the_old_one_is_no_longer_needed
         ],
     );
     assert!(ok, "{err}");
+    let hook = webhook_sealed_under_the_old_key(url, &ws);
 
     let (_, new_key, _) = maveraa("", &[], &["secrets", "generate-key"]);
     let new_key = json_line(&new_key)["key"].as_str().expect("key").to_owned();
@@ -106,7 +107,8 @@ fn rotation_moves_credentials_to_the_new_key_and_the_old_one_is_no_longer_needed
     let (ok, out, err) = maveraa(url, &[new, previous], &["secrets", "rotate"]);
     assert!(ok, "{err}");
     let report = json_line(&out);
-    assert_eq!(report["resealed"], 1, "{report}");
+    // The session's credentials and the webhook endpoint's secret.
+    assert_eq!(report["resealed"], 2, "{report}");
     assert_eq!(report["unreadable"], 0, "{report}");
     assert_eq!(
         report["keyId"],
@@ -119,6 +121,8 @@ fn rotation_moves_credentials_to_the_new_key_and_the_old_one_is_no_longer_needed
     assert_eq!(json_line(&out)["sealedSessions"], 0);
     let (ok, out, err) = maveraa(url, &[new], &["session", "list", "--workspace", &ws]);
     assert!(ok && out.contains("\"sales\""), "{out} {err}");
+    // (`migrate` above opened every sealed value, the webhook's secret too.)
+    let _ = hook;
     // And the old key alone no longer does.
     let (ok, _, err) = maveraa(url, &[OLD], &["migrate"]);
     assert!(!ok && err.contains("cannot open"), "{err}");
@@ -176,4 +180,44 @@ fn the_local_default_keeps_its_key_and_password_in_private_files() {
         "the same key next time"
     );
     assert!(stopped.0, "{}", stopped.1);
+}
+
+/// A webhook endpoint of `ws` made through the store with the old key:
+/// its id and secret.
+fn webhook_sealed_under_the_old_key(url: &str, ws: &str) -> (String, String) {
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let store = store(url, TEST_SECRETS_KEY);
+    let ws: maveraa_domain::WorkspaceId = ws.parse().expect("workspace id");
+    let service = maveraa_domain::usecases::WebhookService::new(
+        std::sync::Arc::new(store),
+        std::sync::Arc::new(maveraa_domain::SystemClock),
+        false,
+    );
+    let (endpoint, secret) = rt
+        .block_on(service.create(
+            ws,
+            maveraa_domain::NewWebhook {
+                url: "https://example.com/hooks".into(),
+                events: vec!["*".into()],
+                description: None,
+                enabled: None,
+            },
+        ))
+        .expect("endpoint");
+    (endpoint.id.to_string(), secret.expose().to_owned())
+}
+
+fn store(url: &str, key: &str) -> maveraa_storage::PgStore {
+    let db = maveraa_storage::Database::connect(
+        url,
+        &maveraa_storage::PoolSettings {
+            min_idle: 0,
+            ..Default::default()
+        },
+    )
+    .expect("pool");
+    maveraa_storage::PgStore::new(db).with_secrets(maveraa_storage::SecretCipher::new(
+        SecretKey::parse(key).expect("key"),
+        [],
+    ))
 }

@@ -35,8 +35,10 @@ async fn endpoint(app: &TestApp, url: &str, events: Value) -> (String, String) {
 async fn contacts(app: &TestApp, range: std::ops::Range<u32>) {
     for i in range {
         json_of(
-            app.create_contact(json!({"name": format!("C{i}"), "phone": format!("62812000{i:05}")}))
-                .await,
+            app.create_contact(
+                json!({"name": format!("C{i}"), "phone": format!("62812000{i:05}")}),
+            )
+            .await,
             201,
         )
         .await;
@@ -100,7 +102,12 @@ async fn events_are_pushed_signed_in_the_feeds_shape() {
         .respond_with(ResponseTemplate::new(200))
         .mount(&receiver)
         .await;
-    let (id, secret) = endpoint(&app, &format!("{}/hooks", receiver.uri()), json!(["contact.created"])).await;
+    let (id, secret) = endpoint(
+        &app,
+        &format!("{}/hooks", receiver.uri()),
+        json!(["contact.created"]),
+    )
+    .await;
     assert!(secret.starts_with("whsec_"));
     // The secret is shown once: neither the item nor the list has it.
     let item = json_of(
@@ -134,7 +141,10 @@ async fn events_are_pushed_signed_in_the_feeds_shape() {
         assert!(!verify("whsec_other", r), "and one without refuses it");
         let body: Value = serde_json::from_slice(&r.body).expect("JSON");
         assert_eq!(&body, expected, "the same event as the feed's");
-        assert_eq!(header(r, "x-maveraa-event-id"), body["id"].as_str().expect("id"));
+        assert_eq!(
+            header(r, "x-maveraa-event-id"),
+            body["id"].as_str().expect("id")
+        );
         assert_eq!(header(r, "x-maveraa-event-type"), "contact.created");
         assert_eq!(header(r, "content-type"), "application/json");
         assert!(!header(r, "x-maveraa-delivery-id").is_empty());
@@ -145,10 +155,13 @@ async fn events_are_pushed_signed_in_the_feeds_shape() {
     assert!(!verify(&secret, &tampered));
 
     let log = json_of(
-        app.request(Method::GET, &format!("/api/public/webhooks/{id}/deliveries"))
-            .send()
-            .await
-            .expect("deliveries"),
+        app.request(
+            Method::GET,
+            &format!("/api/public/webhooks/{id}/deliveries"),
+        )
+        .send()
+        .await
+        .expect("deliveries"),
         200,
     )
     .await;
@@ -163,7 +176,10 @@ async fn events_are_pushed_signed_in_the_feeds_shape() {
     }
     // Newest first, each naming the header's delivery id.
     assert_eq!(log[0]["eventId"], feed[2]["id"]);
-    let ids: Vec<&str> = got.iter().map(|r| header(r, "x-maveraa-delivery-id")).collect();
+    let ids: Vec<&str> = got
+        .iter()
+        .map(|r| header(r, "x-maveraa-delivery-id"))
+        .collect();
     assert!(ids.contains(&log[0]["_id"].as_str().expect("id")));
 }
 
@@ -267,7 +283,10 @@ async fn two_servers_deliver_each_event_once_per_endpoint() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     for r in [&a, &b] {
         let got = r.received_requests().await.unwrap_or_default();
-        let mut ids: Vec<&str> = got.iter().map(|r| header(r, "x-maveraa-event-id")).collect();
+        let mut ids: Vec<&str> = got
+            .iter()
+            .map(|r| header(r, "x-maveraa-event-id"))
+            .collect();
         let n = ids.len();
         ids.sort_unstable();
         ids.dedup();
@@ -284,15 +303,39 @@ async fn endpoints_are_managed_and_checked() {
     for (body, field) in [
         (json!({"events": ["*"]}), "url"),
         (json!({"url": "https://example.com/h"}), "events"),
-        (json!({"url": "https://example.com/h", "events": []}), "events"),
-        (json!({"url": "https://example.com/h", "events": ["message.nope"]}), "events"),
-        (json!({"url": "https://example.com/h", "events": "*"}), "events"),
-        (json!({"url": "ftp://example.com/h", "events": ["*"]}), "url"),
-        (json!({"url": "http://127.0.0.1:9/h", "events": ["*"]}), "url"),
-        (json!({"url": "http://169.254.169.254/", "events": ["*"]}), "url"),
+        (
+            json!({"url": "https://example.com/h", "events": []}),
+            "events",
+        ),
+        (
+            json!({"url": "https://example.com/h", "events": ["message.nope"]}),
+            "events",
+        ),
+        (
+            json!({"url": "https://example.com/h", "events": "*"}),
+            "events",
+        ),
+        (
+            json!({"url": "ftp://example.com/h", "events": ["*"]}),
+            "url",
+        ),
+        (
+            json!({"url": "http://127.0.0.1:9/h", "events": ["*"]}),
+            "url",
+        ),
+        (
+            json!({"url": "http://169.254.169.254/", "events": ["*"]}),
+            "url",
+        ),
         (json!({"url": "http://localhost/h", "events": ["*"]}), "url"),
-        (json!({"url": "https://example.com/h", "events": ["*"], "event": "x"}), "event"),
-        (json!({"url": "https://example.com/h", "events": ["*"], "enabled": "yes"}), "enabled"),
+        (
+            json!({"url": "https://example.com/h", "events": ["*"], "event": "x"}),
+            "event",
+        ),
+        (
+            json!({"url": "https://example.com/h", "events": ["*"], "enabled": "yes"}),
+            "enabled",
+        ),
     ] {
         let res = app
             .request(Method::POST, "/api/public/webhooks")
@@ -303,7 +346,12 @@ async fn endpoints_are_managed_and_checked() {
         let (_, got) = error_of(res, 400).await;
         assert_eq!(got.as_deref(), Some(field), "{body}");
     }
-    let (id, first) = endpoint(&app, "https://example.com/hooks", json!(["message.received"])).await;
+    let (id, first) = endpoint(
+        &app,
+        "https://example.com/hooks",
+        json!(["message.received"]),
+    )
+    .await;
     let path = format!("/api/public/webhooks/{id}");
     let patched = json_of(
         app.request(Method::PATCH, &path)
@@ -314,7 +362,10 @@ async fn endpoints_are_managed_and_checked() {
         200,
     )
     .await;
-    assert_eq!(patched["events"], json!(["message.received", "message.status"]));
+    assert_eq!(
+        patched["events"],
+        json!(["message.received", "message.status"])
+    );
     assert!(patched["description"].is_null());
     assert_eq!(patched["enabled"], false);
     let (_, field) = error_of(
@@ -390,9 +441,17 @@ async fn endpoints_are_managed_and_checked() {
     )
     .await;
 
-    let res = app.request(Method::DELETE, &path).send().await.expect("delete");
+    let res = app
+        .request(Method::DELETE, &path)
+        .send()
+        .await
+        .expect("delete");
     assert_eq!(res.status(), 204);
-    error_of(app.request(Method::GET, &path).send().await.expect("get"), 404).await;
+    error_of(
+        app.request(Method::GET, &path).send().await.expect("get"),
+        404,
+    )
+    .await;
     error_of(
         app.request(Method::GET, "/api/public/webhooks/not-an-id")
             .send()
@@ -443,11 +502,17 @@ async fn a_delivery_can_be_sent_again_and_a_failing_one_says_why() {
         tokio::time::sleep(Duration::from_millis(25)).await;
     };
     assert_eq!(failed["responseStatus"], 500);
-    assert!(failed["error"].as_str().expect("error").contains("500"), "{failed}");
+    assert!(
+        failed["error"].as_str().expect("error").contains("500"),
+        "{failed}"
+    );
     let again = json_of(
         app.request(
             Method::POST,
-            &format!("{log_path}/{}/redeliver", failed["_id"].as_str().expect("id")),
+            &format!(
+                "{log_path}/{}/redeliver",
+                failed["_id"].as_str().expect("id")
+            ),
         )
         .send()
         .await

@@ -207,7 +207,10 @@ mod tests {
         mac.update(b"1700000000.{}");
         assert_eq!(
             one,
-            format!("t=1700000000,v1={}", hex::encode(mac.finalize().into_bytes()))
+            format!(
+                "t=1700000000,v1={}",
+                hex::encode(mac.finalize().into_bytes())
+            )
         );
         let two = signature(&[a, b], 1_700_000_000, b"{}");
         assert!(two.starts_with(&one));

@@ -299,6 +299,28 @@ impl From<InboxError> for ApiError {
     }
 }
 
+impl From<maveraa_domain::WebhookError> for ApiError {
+    fn from(e: maveraa_domain::WebhookError) -> Self {
+        use maveraa_domain::WebhookError;
+        match e {
+            WebhookError::Validation(v) => v.into(),
+            WebhookError::NotFound => Self::not_found("webhook endpoint or delivery"),
+            WebhookError::TooMany(n) => Self::new(
+                StatusCode::CONFLICT,
+                "too_many_webhooks",
+                format!("a workspace may have at most {n} webhook endpoints; delete one first"),
+            ),
+            WebhookError::EventExpired => Self::new(
+                StatusCode::GONE,
+                "event_expired",
+                "the event of this delivery is past the event log's retention; \
+                 there is nothing to redeliver",
+            ),
+            WebhookError::Repository(r) => r.into(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -405,27 +427,5 @@ mod tests {
         assert!(res.headers().contains_key("Retry-After"));
         let body = to_bytes(res.into_body()).await.expect("body");
         assert!(!String::from_utf8_lossy(&body).contains("pool"));
-    }
-}
-
-impl From<maveraa_domain::WebhookError> for ApiError {
-    fn from(e: maveraa_domain::WebhookError) -> Self {
-        use maveraa_domain::WebhookError;
-        match e {
-            WebhookError::Validation(v) => v.into(),
-            WebhookError::NotFound => Self::not_found("webhook endpoint or delivery"),
-            WebhookError::TooMany(n) => Self::new(
-                StatusCode::CONFLICT,
-                "too_many_webhooks",
-                format!("a workspace may have at most {n} webhook endpoints; delete one first"),
-            ),
-            WebhookError::EventExpired => Self::new(
-                StatusCode::GONE,
-                "event_expired",
-                "the event of this delivery is past the event log's retention; \
-                 there is nothing to redeliver",
-            ),
-            WebhookError::Repository(r) => r.into(),
-        }
     }
 }

@@ -49,7 +49,10 @@ pub async fn list(
 ) -> Result<HttpResponse, ApiError> {
     let endpoints = state.webhooks.list(auth.0.workspace_id).await?;
     Ok(HttpResponse::Ok().json(WebhookList {
-        webhooks: endpoints.iter().map(|e| WebhookBody::new(e, None)).collect(),
+        webhooks: endpoints
+            .iter()
+            .map(|e| WebhookBody::new(e, None))
+            .collect(),
     }))
 }
 

@@ -62,7 +62,10 @@ async fn render(sources: web::Data<Sources>) -> HttpResponse {
          (given_up: the last, failed, attempt of a delivery).\n",
     );
     out.push_str("# TYPE maveraa_webhook_attempts_total counter\n");
-    for (outcome, slot) in ["succeeded", "failed", "given_up"].iter().zip(&WEBHOOK_ATTEMPTS) {
+    for (outcome, slot) in ["succeeded", "failed", "given_up"]
+        .iter()
+        .zip(&WEBHOOK_ATTEMPTS)
+    {
         let _ = writeln!(
             out,
             "maveraa_webhook_attempts_total{{outcome=\"{outcome}\"}} {}",

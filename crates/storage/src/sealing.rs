@@ -18,11 +18,12 @@ use crate::sessions::{CLOUD_API, CloudApiJson, StoredSecret, parse_cloud_api, se
 pub struct SealReport {
     /// Sessions whose credentials were in clear and are now sealed.
     pub sealed: usize,
-    /// Sessions whose credentials were sealed under a previous key and are
-    /// now sealed under the current one (rotation only).
+    /// Sessions whose credentials, and webhook endpoints whose secrets,
+    /// were sealed under a previous key and are now sealed under the
+    /// current one (rotation only).
     pub resealed: usize,
-    /// Sessions whose credentials cannot be opened with the configured
-    /// keys, and why (the reason names key ids, never a secret). Left as
+    /// Sessions whose credentials, or webhook endpoints whose secrets,
+    /// cannot be opened with the configured keys, and why (the reason names key ids, never a secret). Left as
     /// they are.
     pub unreadable: Vec<(Uuid, String)>,
 }
@@ -91,7 +92,72 @@ fn seal_all(
             Err(why) => report.unreadable.push((id, why)),
         }
     }
+    reseal_webhook_secrets(conn, cipher, rotate, &mut report)?;
     Ok(report)
+}
+
+/// Webhook endpoints' signing secrets (always sealed: they were never
+/// stored in clear): each checked, and with `rotate` sealed again under
+/// the current key when another sealed it.
+fn reseal_webhook_secrets(
+    conn: &mut PgConnection,
+    cipher: &SecretCipher,
+    rotate: bool,
+    report: &mut SealReport,
+) -> Result<(), StorageError> {
+    use diesel::sql_types::{Nullable, Text, Uuid as SqlUuid};
+
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = SqlUuid)]
+        id: Uuid,
+        #[diesel(sql_type = Text)]
+        secret_sealed: String,
+        #[diesel(sql_type = Nullable<Text>)]
+        previous_secret_sealed: Option<String>,
+    }
+
+    let rows: Vec<Row> = diesel::sql_query(
+        "SELECT id, secret_sealed, previous_secret_sealed FROM webhook_endpoints ORDER BY id",
+    )
+    .load(conn)?;
+    for row in rows {
+        let context = crate::webhooks::secret_context(row.id, "secret");
+        let again = |sealed: &str| -> Result<Option<String>, String> {
+            let opened = cipher
+                .open(sealed, &context)
+                .map_err(|e| format!("secret: {e}"))?;
+            if rotate && opened.key_id != cipher.current_key_id() {
+                return cipher
+                    .seal(&opened.plaintext, &context)
+                    .map(Some)
+                    .map_err(|e| format!("secret: {e}"));
+            }
+            Ok(None)
+        };
+        let current = again(&row.secret_sealed);
+        let previous = row.previous_secret_sealed.as_deref().map(again).transpose();
+        match (current, previous) {
+            (Ok(None), Ok(None | Some(None))) => {}
+            (Ok(current), Ok(previous)) => {
+                // Only the values this pass read are replaced: a roll
+                // meanwhile wins.
+                diesel::sql_query(
+                    "UPDATE webhook_endpoints SET secret_sealed = COALESCE($2, secret_sealed), \
+                     previous_secret_sealed = COALESCE($3, previous_secret_sealed) \
+                     WHERE id = $1 AND secret_sealed = $4",
+                )
+                .bind::<SqlUuid, _>(row.id)
+                .bind::<Nullable<Text>, _>(current)
+                .bind::<Nullable<Text>, _>(previous.flatten())
+                .bind::<Text, _>(&row.secret_sealed)
+                .execute(conn)?;
+                report.resealed += 1;
+            }
+            (Err(why), _) | (_, Err(why)) => report.unreadable.push((row.id, why)),
+        }
+    }
+    Ok(())
 }
 
 /// What sealing does to one session's settings. No `Debug`: the new

@@ -26,16 +26,27 @@ use crate::store::PgStore;
 
 /// Where an endpoint's secret is sealed for (`current` or `previous`): a
 /// sealed value opens only in its own row and field.
-fn secret_context(endpoint: Uuid, field: &str) -> String {
+pub(crate) fn secret_context(endpoint: Uuid, field: &str) -> String {
     format!("webhooks/{endpoint}/{field}")
 }
 
-fn seal(cipher: Option<&SecretCipher>, endpoint: Uuid, secret: &WebhookSecret) -> Result<String, StorageError> {
+fn seal(
+    cipher: Option<&SecretCipher>,
+    endpoint: Uuid,
+    secret: &WebhookSecret,
+) -> Result<String, StorageError> {
     let cipher = cipher.ok_or(StorageError::Secrets(SecretError::NoKey))?;
-    Ok(cipher.seal(secret.expose().as_bytes(), &secret_context(endpoint, "secret"))?)
+    Ok(cipher.seal(
+        secret.expose().as_bytes(),
+        &secret_context(endpoint, "secret"),
+    )?)
 }
 
-fn open(cipher: Option<&SecretCipher>, endpoint: Uuid, sealed: &str) -> Result<WebhookSecret, StorageError> {
+fn open(
+    cipher: Option<&SecretCipher>,
+    endpoint: Uuid,
+    sealed: &str,
+) -> Result<WebhookSecret, StorageError> {
     let cipher = cipher.ok_or(StorageError::Secrets(SecretError::NoKey))?;
     let opened = cipher.open(sealed, &secret_context(endpoint, "secret"))?;
     let text = std::str::from_utf8(&opened.plaintext)

@@ -19,7 +19,5 @@ pub use inbox::{InboxService, WebhookIntake};
 pub use messages::{MessagingService, SendOutcome};
 pub use sessions::SessionService;
 pub use users::UserService;
-pub use webhooks::{
-    DEFAULT_ROLL_OVERLAP, DeliveryCounts, WebhookDispatcher, WebhookService,
-};
+pub use webhooks::{DEFAULT_ROLL_OVERLAP, DeliveryCounts, WebhookDispatcher, WebhookService};
 pub use workspaces::WorkspaceService;

@@ -1,9 +1,7 @@
 //! Webhook endpoints and their deliveries on the wire.
 
 use maveraa_domain::webhook::{DeliveryQuery, DeliveryStatus};
-use maveraa_domain::{
-    NewWebhook, WebhookDelivery, WebhookEndpoint, WebhookPatch, WebhookSecret,
-};
+use maveraa_domain::{NewWebhook, WebhookDelivery, WebhookEndpoint, WebhookPatch, WebhookSecret};
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::error::ApiError;

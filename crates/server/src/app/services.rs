@@ -158,12 +158,12 @@ pub fn seal_stored_secrets(
             "sealed credentials stored in clear by an earlier version"
         );
     }
-    for (session, why) in &report.unreadable {
-        tracing::error!(%session, %why, "a session's credentials cannot be opened");
+    for (id, why) in &report.unreadable {
+        tracing::error!(%id, %why, "a session's credentials or a webhook endpoint's secret cannot be opened");
     }
     if strict && !report.unreadable.is_empty() {
         anyhow::bail!(
-            "{} session(s) have credentials the configured secrets keys cannot open \
+            "{} session(s) or webhook endpoint(s) have secrets the configured secrets keys cannot open \
              (current key {}; see the log for which and why): start with the key they were \
              sealed under as secrets.key or in secrets.previous_keys",
             report.unreadable.len(),

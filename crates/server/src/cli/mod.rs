@@ -130,8 +130,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             let url = database_url(&settings)?;
             maveraa_storage::run_migrations(&url)?;
             let report = maveraa_storage::seal_sessions(&url, &cipher, true)?;
-            for (session, why) in &report.unreadable {
-                tracing::error!(%session, %why, "a session's credentials cannot be opened");
+            for (id, why) in &report.unreadable {
+                tracing::error!(%id, %why, "a session's credentials or a webhook endpoint's secret cannot be opened");
             }
             println!(
                 "{}",
@@ -144,7 +144,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             );
             if !report.unreadable.is_empty() {
                 bail!(
-                    "{} session(s) could not be opened with the configured keys and still need \
+                    "{} session(s) or webhook endpoint(s) could not be opened with the configured keys and still need \
                      the key they were sealed under (see the log)",
                     report.unreadable.len()
                 );
