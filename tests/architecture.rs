@@ -156,11 +156,12 @@ fn the_checker_catches_a_forbidden_crate() {
 
 /// The adapter crates: each depends on the domain only, never on another
 /// adapter; only the server composes them.
-const ADAPTERS: [&str; 4] = [
+const ADAPTERS: [&str; 5] = [
     "maveraa-storage",
     "maveraa-whatsapp-transport",
     "maveraa-auth",
     "maveraa-http-api",
+    "maveraa-webhook-sender",
 ];
 
 /// The `maveraa-*` crates among `package`'s shipped dependencies.

@@ -19,7 +19,6 @@
 
 pub mod contacts;
 mod cursor;
-pub mod delivery;
 pub mod error;
 pub mod events;
 pub mod extract;

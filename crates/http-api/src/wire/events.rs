@@ -6,14 +6,13 @@ use maveraa_domain::{Event, EventQuery};
 use crate::error::ApiError;
 use crate::json_writer;
 use crate::query;
-use crate::timefmt::Rfc3339;
 
 /// Event ids: this prefix and the event's position in the log.
-const PREFIX: &str = "evt_";
+const PREFIX: &str = Event::ID_PREFIX;
 
 /// An event's public id.
 pub fn event_id(position: u64) -> String {
-    format!("{PREFIX}{position}")
+    Event::id_of(position)
 }
 
 /// The position an event id names.
@@ -65,24 +64,10 @@ pub fn event_query(
     Ok(q)
 }
 
-/// Appends one event as the API shows it. `data` is already JSON.
+/// Appends one event as the API shows it (the domain's one writing of
+/// it, which webhook deliveries use too).
 pub fn write_event(out: &mut Vec<u8>, e: &Event) {
-    out.push(b'{');
-    json_writer::key(out, "id");
-    json_writer::string(out, &event_id(e.position));
-    out.push(b',');
-    json_writer::key(out, "type");
-    json_writer::string(out, &e.kind);
-    out.push(b',');
-    json_writer::key(out, "createdAt");
-    json_writer::string(out, Rfc3339::micros(&e.created_at).as_str());
-    out.push(b',');
-    json_writer::key(out, "workspaceId");
-    json_writer::string(out, &e.workspace_id.to_string());
-    out.push(b',');
-    json_writer::key(out, "data");
-    out.extend_from_slice(e.data.as_bytes());
-    out.push(b'}');
+    e.write_json(out);
 }
 
 /// The feed's answer: `{"events": [...], "next": "evt_..."|null}`; `next`

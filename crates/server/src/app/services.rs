@@ -268,7 +268,7 @@ impl Services {
         )
         .with_session_status(store.clone());
         let hooks = &settings.webhooks;
-        let poster = maveraa_http_api::delivery::HttpPoster::new(
+        let poster = maveraa_webhook_sender::HttpPoster::new(
             Duration::from_millis(hooks.timeout_ms.max(1)),
             hooks.allow_private_targets,
         )?;

@@ -1,5 +1,7 @@
-//! Posting events to webhook endpoints: the event as the API shows it,
-//! signed with the endpoint's secret.
+//! # maveraa-webhook-sender
+//!
+//! The domain's [`WebhookPoster`] over HTTP(S): posts an event, as the API
+//! shows it, to a webhook endpoint, signed with the endpoint's secret.
 //!
 //! Headers of each delivery:
 //! - `X-Maveraa-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256>` of
@@ -23,8 +25,6 @@ use hmac::{Hmac, Mac};
 use maveraa_domain::ports::WebhookPoster;
 use maveraa_domain::webhook::{PostOutcome, WebhookPost, WebhookSecret, is_private_address};
 use sha2::Sha256;
-
-use crate::wire::events::{event_id, write_event};
 
 /// Header carrying the signature.
 pub const SIGNATURE_HEADER: &str = "x-maveraa-signature";
@@ -142,7 +142,7 @@ impl WebhookPoster for HttpPoster {
             );
         }
         let mut body = Vec::with_capacity(256 + post.event.data.len());
-        write_event(&mut body, post.event);
+        post.event.write_json(&mut body);
         let timestamp = chrono::Utc::now().timestamp();
         let signed = signature(post.secrets, timestamp, &body);
         let sent = self
@@ -150,7 +150,7 @@ impl WebhookPoster for HttpPoster {
             .post(url)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .header(SIGNATURE_HEADER, signed)
-            .header("x-maveraa-event-id", event_id(post.event.position))
+            .header("x-maveraa-event-id", post.event.id())
             .header("x-maveraa-event-type", post.event.kind.as_str())
             .header("x-maveraa-delivery-id", post.delivery.to_string())
             .body(body)
