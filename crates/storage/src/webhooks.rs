@@ -566,48 +566,73 @@ impl WebhookQueue for PgStore {
         endpoint: WebhookId,
         token: Uuid,
         lease: Duration,
-        attempt: &AttemptRecord,
+        attempts: &[AttemptRecord],
     ) -> Result<Option<Option<DateTime<Utc>>>, RepositoryError> {
-        let a = attempt.clone();
+        // The endpoint's health after these attempts: the failures since
+        // the last success, and whether a success reset the count.
+        let last_success = attempts
+            .iter()
+            .rposition(|a| a.status == DeliveryStatus::Succeeded);
+        let trailing = &attempts[last_success.map_or(0, |i| i + 1)..];
+        let reset = last_success.is_some();
+        let failures = i32::try_from(trailing.len()).unwrap_or(i32::MAX);
+        let first_failure = trailing.first().map(|a| a.at);
+        let ids: Vec<Uuid> = attempts.iter().map(|a| a.delivery.as_uuid()).collect();
+        let statuses: Vec<&'static str> = attempts.iter().map(|a| a.status.as_str()).collect();
+        let next: Vec<Option<DateTime<Utc>>> = attempts.iter().map(|a| a.next_attempt_at).collect();
+        let at: Vec<DateTime<Utc>> = attempts.iter().map(|a| a.at).collect();
+        let codes: Vec<Option<i32>> = attempts
+            .iter()
+            .map(|a| a.outcome.status.map(i32::from))
+            .collect();
+        let latencies: Vec<i32> = attempts
+            .iter()
+            .map(|a| i32::try_from(a.outcome.latency.as_millis()).unwrap_or(i32::MAX))
+            .collect();
+        let errors: Vec<Option<String>> =
+            attempts.iter().map(|a| a.outcome.error.clone()).collect();
         let lease_ms = millis(lease);
         Ok(self
             .db
             .run(move |conn| {
                 conn.transaction(|conn| {
-                    let succeeded = a.status == DeliveryStatus::Succeeded;
                     // Fenced: only while this claim holds the endpoint.
                     let since: Option<Since> = diesel::sql_query(
                         "UPDATE webhook_endpoints SET \
-                         consecutive_failures = CASE WHEN $3 THEN 0 ELSE consecutive_failures + 1 END, \
-                         failing_since = CASE WHEN $3 THEN NULL ELSE COALESCE(failing_since, $4) END, \
-                         lease_until = GREATEST(lease_until, now() + make_interval(secs => $5 / 1000.0)) \
+                         consecutive_failures = CASE WHEN $3 THEN $4 ELSE consecutive_failures + $4 END, \
+                         failing_since = CASE WHEN $3 THEN $5 ELSE COALESCE(failing_since, $5) END, \
+                         lease_until = GREATEST(lease_until, now() + make_interval(secs => $6 / 1000.0)) \
                          WHERE id = $1 AND lease_token = $2 RETURNING failing_since",
                     )
                     .bind::<SqlUuid, _>(endpoint.as_uuid())
                     .bind::<SqlUuid, _>(token)
-                    .bind::<Bool, _>(succeeded)
-                    .bind::<Timestamptz, _>(a.at)
+                    .bind::<Bool, _>(reset)
+                    .bind::<Integer, _>(failures)
+                    .bind::<Nullable<Timestamptz>, _>(first_failure)
                     .bind::<diesel::sql_types::Double, _>(lease_ms)
                     .get_result(conn)
                     .optional()?;
                     let Some(since) = since else { return Ok(None) };
-                    diesel::sql_query(
-                        "UPDATE webhook_deliveries SET status = $2, attempts = attempts + 1, \
-                         next_attempt_at = COALESCE($3, next_attempt_at), last_attempt_at = $4, \
-                         response_status = $5, latency_ms = $6, last_error = $7, \
-                         delivered_at = CASE WHEN $2 = 'succeeded' THEN $4 ELSE delivered_at END \
-                         WHERE id = $1",
-                    )
-                    .bind::<SqlUuid, _>(a.delivery.as_uuid())
-                    .bind::<Text, _>(a.status.as_str())
-                    .bind::<Nullable<Timestamptz>, _>(a.next_attempt_at)
-                    .bind::<Timestamptz, _>(a.at)
-                    .bind::<Nullable<Integer>, _>(a.outcome.status.map(i32::from))
-                    .bind::<Integer, _>(
-                        i32::try_from(a.outcome.latency.as_millis()).unwrap_or(i32::MAX),
-                    )
-                    .bind::<Nullable<Text>, _>(a.outcome.error.as_deref())
-                    .execute(conn)?;
+                    if !ids.is_empty() {
+                        diesel::sql_query(
+                            "UPDATE webhook_deliveries d SET status = u.status, attempts = d.attempts + 1, \
+                             next_attempt_at = COALESCE(u.next_at, d.next_attempt_at), last_attempt_at = u.at, \
+                             response_status = u.code, latency_ms = u.latency, last_error = u.error, \
+                             delivered_at = CASE WHEN u.status = 'succeeded' THEN u.at ELSE d.delivered_at END \
+                             FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::timestamptz[], \
+                                         $5::int[], $6::int[], $7::text[]) \
+                                  AS u(id, status, next_at, at, code, latency, error) \
+                             WHERE d.id = u.id",
+                        )
+                        .bind::<Array<SqlUuid>, _>(&ids)
+                        .bind::<Array<Text>, _>(&statuses)
+                        .bind::<Array<Nullable<Timestamptz>>, _>(&next)
+                        .bind::<Array<Timestamptz>, _>(&at)
+                        .bind::<Array<Nullable<Integer>>, _>(&codes)
+                        .bind::<Array<Integer>, _>(&latencies)
+                        .bind::<Array<Nullable<Text>>, _>(&errors)
+                        .execute(conn)?;
+                    }
                     Ok::<_, StorageError>(Some(since.failing_since))
                 })
             })

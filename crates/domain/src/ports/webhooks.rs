@@ -127,11 +127,12 @@ pub trait WebhookQueue: Send + Sync + 'static {
         round: u32,
     ) -> Result<Option<WebhookClaim>, RepositoryError>;
 
-    /// Records one attempt of a claimed endpoint's delivery, the endpoint's
-    /// health (a success clears its failure record, a failure extends it)
-    /// and renews the lease for `lease`. Returns since when the endpoint has failed
-    /// (`Some(None)`: it has not), or `None` when the claim is no longer
-    /// held (`token` fences it): record nothing more then.
+    /// Records attempts of a claimed endpoint's deliveries, in the order
+    /// they were made, and the endpoint's health after them (a success
+    /// clears its failure record, a failure extends it), and renews the
+    /// lease for `lease`, all at once. Returns since when the endpoint has
+    /// failed (`Some(None)`: it has not), or `None` when the claim is no
+    /// longer held (`token` fences it): nothing is recorded then.
     ///
     /// # Errors
     /// When storage fails.
@@ -140,7 +141,7 @@ pub trait WebhookQueue: Send + Sync + 'static {
         endpoint: WebhookId,
         token: Uuid,
         lease: Duration,
-        attempt: &AttemptRecord,
+        attempts: &[AttemptRecord],
     ) -> Result<Option<Option<DateTime<Utc>>>, RepositoryError>;
 
     /// Lets the endpoint go; with `rest_until` it is not claimed before.

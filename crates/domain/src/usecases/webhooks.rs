@@ -311,6 +311,8 @@ impl WebhookDispatcher {
         let mut failures_in_round = 0usize;
         let mut failing_since = None;
         let mut held = true;
+        let mut unrecorded: Vec<AttemptRecord> = Vec::new();
+        let mut last_record = std::time::Instant::now();
         for due in &claim.due {
             let (outcome, expired) = match &due.event {
                 Some(event) => (
@@ -370,19 +372,32 @@ impl WebhookDispatcher {
                     at,
                 }
             };
-            match self
-                .queue
-                .record(claim.endpoint_id, claim.token, self.policy.lease, &record)
-                .await?
+            let failed = record.status != DeliveryStatus::Succeeded;
+            unrecorded.push(record);
+            // Successes are recorded together (one transaction for many
+            // deliveries); a failure at once, and nothing is held for long,
+            // so the lease is renewed well before it runs out.
+            if failed
+                || unrecorded.len() >= RECORD_BATCH
+                || last_record.elapsed() >= self.policy.lease / 4
             {
-                Some(since) => failing_since = since,
-                None => {
-                    held = false;
-                    break;
+                last_record = std::time::Instant::now();
+                match self.record(&claim, &mut unrecorded).await? {
+                    Some(since) => failing_since = since,
+                    None => {
+                        held = false;
+                        break;
+                    }
                 }
             }
             if failures_in_round >= FAILURES_PER_ROUND {
                 break;
+            }
+        }
+        if held && !unrecorded.is_empty() {
+            match self.record(&claim, &mut unrecorded).await? {
+                Some(since) => failing_since = since,
+                None => held = false,
             }
         }
         if !held {
@@ -415,6 +430,27 @@ impl WebhookDispatcher {
         Ok(Some(counts))
     }
 }
+
+impl WebhookDispatcher {
+    /// Records `attempts` (and empties it); see [`WebhookQueue::record`].
+    async fn record(
+        &self,
+        claim: &crate::webhook::WebhookClaim,
+        attempts: &mut Vec<AttemptRecord>,
+    ) -> Result<Option<Option<DateTime<Utc>>>, RepositoryError> {
+        let recorded = self
+            .queue
+            .record(claim.endpoint_id, claim.token, self.policy.lease, attempts)
+            .await;
+        attempts.clear();
+        recorded
+    }
+}
+
+/// Deliveries whose outcomes are recorded in one transaction, at most.
+/// Those not yet recorded when a server dies are delivered again (with
+/// the same delivery id): at most this many per endpoint.
+const RECORD_BATCH: usize = 50;
 
 /// A number in 0..1 that differs between calls, for jitter (not secret).
 fn jitter() -> f64 {

@@ -47,6 +47,21 @@ impl Settings {
                 needed_ms.div_ceil(1000)
             )));
         }
+        // A webhook claim renews its lease when it records: at least every
+        // quarter lease, and after any delivery that took long. A lease
+        // that runs out mid-delivery only sends that endpoint's last
+        // deliveries again (at least once; receivers dedupe by event id),
+        // so the lease need only outlast a delivery twice over, not the
+        // slowest database as the dispatcher's must.
+        let hook_lease_ms = self.webhooks.lease_secs.saturating_mul(1000);
+        if hook_lease_ms < self.webhooks.timeout_ms.saturating_mul(2) {
+            return Err(SettingsError::Invalid(format!(
+                "webhooks.lease_secs ({}) must be at least twice webhooks.timeout_ms ({} ms): \
+                 an endpoint whose lease runs out mid-delivery is taken over and its \
+                 deliveries sent again",
+                self.webhooks.lease_secs, self.webhooks.timeout_ms
+            )));
+        }
         let at_least_one = [
             (
                 "dispatcher.batch_size",
