@@ -202,11 +202,7 @@ fn type_name(schema: &Value) -> String {
         return r.rsplit('/').next().unwrap_or(r).to_owned();
     }
     if let Some(items) = schema.get("oneOf").and_then(Value::as_array) {
-        return items
-            .iter()
-            .map(type_name)
-            .collect::<Vec<_>>()
-            .join(" or ");
+        return items.iter().map(type_name).collect::<Vec<_>>().join(" or ");
     }
     let kind = match &schema["type"] {
         Value::String(t) => t.clone(),
