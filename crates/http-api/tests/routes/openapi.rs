@@ -704,3 +704,167 @@ async fn the_document_and_its_page_are_served() {
     let head = probe(&w, TestRequest::default().method(Method::HEAD).uri("/docs")).await;
     assert_eq!(head.status, StatusCode::OK);
 }
+
+/// Whether `value` is of `schema`'s shape: its type, its required
+/// properties, no property the schema does not name (unless it takes any),
+/// each item and property in turn. Pushes what is not to `errors`.
+fn conforms(doc: &Value, schema: &Value, value: &Value, at: &str, errors: &mut Vec<String>) {
+    let schema = resolve(doc, schema);
+    if let Some(options) = schema["oneOf"].as_array() {
+        let fits = options.iter().any(|o| {
+            let mut e = Vec::new();
+            conforms(doc, o, value, at, &mut e);
+            e.is_empty()
+        });
+        if !fits {
+            errors.push(format!("{at}: {value} is none of {schema}"));
+        }
+        return;
+    }
+    let types: Vec<&str> = match &schema["type"] {
+        Value::String(t) => vec![t.as_str()],
+        Value::Array(ts) => ts.iter().filter_map(Value::as_str).collect(),
+        _ => return,
+    };
+    let kind = match value {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(n) if n.is_u64() || n.is_i64() => "integer",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    };
+    if !types
+        .iter()
+        .any(|t| *t == kind || (*t == "number" && kind == "integer"))
+    {
+        errors.push(format!("{at}: {value} is not {types:?}"));
+        return;
+    }
+    match value {
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                conforms(doc, &schema["items"], item, &format!("{at}[{i}]"), errors);
+            }
+        }
+        Value::Object(map) => {
+            let Some(props) = schema["properties"].as_object() else {
+                return; // any object
+            };
+            for name in schema["required"].as_array().into_iter().flatten() {
+                if !map.contains_key(name.as_str().unwrap_or_default()) {
+                    errors.push(format!("{at}: {name} is missing"));
+                }
+            }
+            for (name, v) in map {
+                match props.get(name) {
+                    Some(s) => conforms(doc, s, v, &format!("{at}.{name}"), errors),
+                    None => errors.push(format!("{at}.{name} is not documented")),
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Every operation, called as its documentation's example shows it, answers
+/// a documented status with a body of the documented shape: the answers
+/// written by hand (lists, the import's report) included. A session named
+/// as the examples name it is created first, so that most examples
+/// succeed; the deletes go last.
+#[actix_web::test]
+async fn answers_are_as_documented() {
+    let w = world().await;
+    let doc = document();
+    let mut ops = operations(&doc);
+    // What makes data first (so that the lists have some to show), the
+    // deletes last.
+    const FIRST: [&str; 5] = [
+        "createSession",
+        "createContact",
+        "importContacts",
+        "simulateInbound",
+        "sendMessage",
+    ];
+    ops.sort_by_key(|(method, _, op)| {
+        let id = op["operationId"].as_str().unwrap_or_default();
+        match FIRST.iter().position(|f| *f == id) {
+            Some(i) => i,
+            None if method == "DELETE" => FIRST.len() + 1,
+            None => FIRST.len(),
+        }
+    });
+    let mut errors = Vec::new();
+    let mut statuses = BTreeMap::new();
+    for (method, path, op) in ops {
+        // The server's sequencer places committed events in the log.
+        w.state.events.sequence(1000).await.expect("sequence");
+        let req = request(&doc, &method, &path, &op, &required_query(&op));
+        let req = if op.get("security").is_some() {
+            with_key(req)
+        } else {
+            req
+        };
+        let a = probe(&w, req).await;
+        let what = format!("{method} {path} -> {}", a.status.as_u16());
+        statuses.insert(what.clone(), a.json.clone());
+        let Some(answer) = op["responses"].get(a.status.as_str()) else {
+            errors.push(format!("{what}: status not documented: {}", a.json));
+            continue;
+        };
+        let answer = resolve(&doc, answer);
+        let Some(content) = answer["content"].as_object() else {
+            if !a.text.is_empty() {
+                errors.push(format!("{what}: a body where none is documented"));
+            }
+            continue;
+        };
+        let content_type = a.content_type.clone().unwrap_or_default();
+        let Some((_, media)) = content
+            .iter()
+            .find(|(ct, _)| content_type.starts_with(ct.as_str()))
+        else {
+            errors.push(format!("{what}: {content_type} is not documented"));
+            continue;
+        };
+        if content_type.starts_with("application/json") {
+            conforms(&doc, &media["schema"], &a.json, &what, &mut errors);
+        }
+    }
+    assert!(errors.is_empty(), "{}", errors.join("\n"));
+    // The examples do reach the handlers' successes, not only their errors.
+    let successes = statuses.keys().filter(|k| k.contains("-> 2")).count();
+    assert!(successes >= 20, "{successes} successes: {statuses:#?}");
+    for list in [
+        "GET /api/public/contacts -> 200",
+        "GET /api/public/inbox/conversations -> 200",
+        "GET /api/public/events -> 200",
+    ] {
+        let items = statuses[list]
+            .as_object()
+            .and_then(|o| o.values().find_map(Value::as_array))
+            .map_or(0, Vec::len);
+        assert!(
+            items > 0,
+            "{list} showed nothing to check: {}",
+            statuses[list]
+        );
+    }
+}
+
+/// The operation's required query parameters, with their examples.
+fn required_query(op: &Value) -> String {
+    params(op, "query")
+        .iter()
+        .filter(|p| p["required"] == true)
+        .map(|p| {
+            format!(
+                "{}={}",
+                p["name"].as_str().unwrap_or_default(),
+                p["example"].as_str().unwrap_or("x")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
