@@ -12,15 +12,17 @@ use maveraa_domain::{
 use tokio::sync::mpsc;
 
 use crate::ApiState;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiJson, Authenticated, encoded};
 use crate::json_writer;
 use crate::query;
-use crate::wire::contact_import::{ImportFormat, ReadReport, RowReader, report_json};
+use crate::wire::contact_import::{
+    ImportFormat, ImportReportDoc, OnDuplicateDoc, ReadReport, RowReader, report_json,
+};
 use crate::wire::contacts::{
-    CONTACT_CSV_HEADER, CONTACT_LIST_TAIL, CreateContactRequest, UpdateContactRequest,
-    contact_batch_csv, contact_batch_json, contact_json, contact_list_head, contact_page_json,
-    contact_query,
+    CONTACT_CSV_HEADER, CONTACT_LIST_TAIL, ContactDoc, ContactListDoc, CreateContactRequest,
+    UpdateContactRequest, contact_batch_csv, contact_batch_json, contact_json, contact_list_head,
+    contact_page_json, contact_query,
 };
 
 /// An id from the path; one that is not an id of ours is simply not found.
@@ -32,6 +34,29 @@ fn contact_id(req: &HttpRequest) -> Result<ContactId, ApiError> {
 }
 
 /// `GET /api/public/contacts`
+#[utoipa::path(
+    get,
+    path = "/api/public/contacts",
+    tag = "Contacts",
+    operation_id = "listContacts",
+    summary = "List contacts",
+    description = "Newest first. Without `limit`: every contact of the workspace that matches \
+        the filters, streamed as it is read. With `limit`: one page, and `next`, the cursor of \
+        the following page (send it back as `after` with the same `search` and `label`).",
+    params(
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000,
+            description = "Page size, 1 to 1000; without it, every contact"),
+        ("after" = Option<String>, Query,
+            description = "The `next` of the previous page (needs `limit`; not with `offset`)"),
+        ("offset" = Option<u64>, Query, description = "Contacts to skip (`after` is steadier)"),
+        ("search" = Option<String>, Query, max_length = 200,
+            description = "Case-insensitive part of the name; written like a number, part of the phone too"),
+        ("label" = Option<String>, Query, description = "Case-insensitive exact label"),
+    ),
+    responses(
+        (status = 200, description = "The contacts", body = ContactListDoc),
+    )
+)]
 pub async fn list(
     auth: Authenticated,
     state: web::Data<ApiState>,
@@ -65,6 +90,25 @@ pub async fn list(
 
 /// `GET /api/public/contacts/export`: every contact (of the `search` and
 /// `label` filters, when given) as CSV, streamed.
+#[utoipa::path(
+    get,
+    path = "/api/public/contacts/export",
+    tag = "Contacts",
+    operation_id = "exportContacts",
+    summary = "Export contacts as CSV",
+    description = "Every contact (of the filters, when given), newest first, as RFC 4180 CSV \
+        with a `name,phone,labels` header row, streamed; the import reads it back unchanged.",
+    params(
+        ("search" = Option<String>, Query, max_length = 200,
+            description = "Case-insensitive part of the name (or of the phone)"),
+        ("label" = Option<String>, Query, description = "Case-insensitive exact label"),
+    ),
+    responses(
+        (status = 200, description = "The contacts as CSV", body = String,
+            content_type = "text/csv",
+            example = json!("name,phone,labels\r\nJane Smith,6289876543210,\"Lead, Website\"\r\n")),
+    )
+)]
 pub async fn export(
     auth: Authenticated,
     state: web::Data<ApiState>,
@@ -125,6 +169,20 @@ fn streamed_body(
 }
 
 /// `POST /api/public/contacts`
+#[utoipa::path(
+    post,
+    path = "/api/public/contacts",
+    tag = "Contacts",
+    operation_id = "createContact",
+    summary = "Create a contact",
+    request_body = CreateContactRequest,
+    responses(
+        (status = 201, description = "The contact", body = ContactDoc,
+            headers(("Location" = String, description = "The contact's path"))),
+        (status = 409, description = "`duplicate_contact`: the phone is another contact's; \
+            `existingId` is that contact's `_id`", body = ErrorBody),
+    )
+)]
 pub async fn create(
     auth: Authenticated,
     state: web::Data<ApiState>,
@@ -141,6 +199,18 @@ pub async fn create(
 }
 
 /// `GET /api/public/contacts/{id}`
+#[utoipa::path(
+    get,
+    path = "/api/public/contacts/{id}",
+    tag = "Contacts",
+    operation_id = "getContact",
+    summary = "One contact",
+    params(("id" = String, Path, description = "The contact's `_id`", example = "01a24927-5822-74d4-8e2d-67b255afb35c")),
+    responses(
+        (status = 200, description = "The contact", body = ContactDoc),
+        (status = 404, description = "`not_found`: no such contact in your workspace", body = ErrorBody),
+    )
+)]
 pub async fn get(
     auth: Authenticated,
     state: web::Data<ApiState>,
@@ -157,6 +227,21 @@ pub async fn get(
 }
 
 /// `PATCH /api/public/contacts/{id}`
+#[utoipa::path(
+    patch,
+    path = "/api/public/contacts/{id}",
+    tag = "Contacts",
+    operation_id = "updateContact",
+    summary = "Change a contact",
+    description = "Any of `name`, `phone` and `labels`; a field not sent keeps its value.",
+    params(("id" = String, Path, description = "The contact's `_id`", example = "01a24927-5822-74d4-8e2d-67b255afb35c")),
+    request_body = UpdateContactRequest,
+    responses(
+        (status = 200, description = "The contact, changed", body = ContactDoc),
+        (status = 404, description = "`not_found`: no such contact in your workspace", body = ErrorBody),
+        (status = 409, description = "`duplicate_contact`: the phone is another contact's", body = ErrorBody),
+    )
+)]
 pub async fn update(
     auth: Authenticated,
     state: web::Data<ApiState>,
@@ -176,6 +261,18 @@ pub async fn update(
 }
 
 /// `DELETE /api/public/contacts/{id}`
+#[utoipa::path(
+    delete,
+    path = "/api/public/contacts/{id}",
+    tag = "Contacts",
+    operation_id = "deleteContact",
+    summary = "Delete a contact",
+    params(("id" = String, Path, description = "The contact's `_id`", example = "01a24927-5822-74d4-8e2d-67b255afb35c")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "`not_found`: no such contact in your workspace", body = ErrorBody),
+    )
+)]
 pub async fn delete(
     auth: Authenticated,
     state: web::Data<ApiState>,
@@ -201,6 +298,43 @@ const IMPORT_IDLE: std::time::Duration = std::time::Duration::from_secs(30);
 /// NDJSON read as it arrives and written in batches, in one transaction.
 /// Invalid rows are reported and skipped; a body that breaks off or cannot
 /// be read on writes nothing.
+#[utoipa::path(
+    post,
+    path = "/api/public/contacts/import",
+    tag = "Contacts",
+    operation_id = "importContacts",
+    summary = "Import contacts from CSV or NDJSON",
+    description = "Any size, read as it arrives, in one transaction. CSV: a header row naming \
+        `name`, `phone` and optionally `labels` (any order and case; other columns are ignored \
+        and named in `ignoredColumns`). NDJSON: one `createContact` body per line. Each row is \
+        checked as `createContact` checks a body; a row that fails is reported and left out.",
+    params(
+        ("onDuplicate" = Option<OnDuplicateDoc>, Query,
+            description = "What a row whose phone the workspace has does: `skip` (the default), \
+                `update` (the stored contact takes the row's name and labels) or `error`"),
+    ),
+    request_body(
+        description = "UTF-8; a spreadsheet's byte order mark is skipped",
+        content(
+            (String = "text/csv",
+                example = json!("name,phone,labels\nJane Smith,6289876543210,\"Lead, Website\"\nJohn Doe,6281234567890,VIP\n")),
+            (String = "application/x-ndjson",
+                example = json!("{\"name\": \"Jane Smith\", \"phone\": \"6289876543210\", \"labels\": \"Lead, Website\"}\n{\"name\": \"John Doe\", \"phone\": \"6281234567890\"}\n")),
+        )
+    ),
+    responses(
+        (status = 200, description = "What the import did", body = ImportReportDoc),
+        (status = 400, description = "`validation_failed` on `body`: the body cannot be read on \
+            (a quote never closed, a field over 64 KiB, a CSV without a header or without its \
+            `name` or `phone` column), nothing written; or on `onDuplicate`", body = ErrorBody),
+        (status = 408, description = "`request_timeout`: the body stopped arriving for 30 s; \
+            nothing written", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`: more than 2,000,000 rows; split the \
+            file. Nothing written", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: neither CSV nor NDJSON, another \
+            charset than UTF-8, or compressed", body = ErrorBody),
+    )
+)]
 pub async fn import(
     auth: Authenticated,
     state: web::Data<ApiState>,

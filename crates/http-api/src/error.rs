@@ -24,18 +24,34 @@ pub struct ApiError {
     retry_after: Option<u64>,
 }
 
-#[derive(Serialize)]
-struct Envelope<'a> {
+/// Every error answer's body; its schema is the OpenAPI document's `Error`.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Error, description = "Every 4xx and 5xx answer's body.")]
+pub(crate) struct Envelope<'a> {
     error: Body<'a>,
 }
 
-#[derive(Serialize)]
+/// The error shape, for the `body` of an error answer in a handler's
+/// `#[utoipa::path]`.
+pub(crate) type ErrorBody = Envelope<'static>;
+
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = ErrorDetail, description = "What went wrong.")]
 struct Body<'a> {
+    /// Stable and machine-readable: `validation_failed`, `not_found`...
+    #[schema(example = "validation_failed")]
     code: &'a str,
+    /// What is wrong, for a person; may change between versions.
+    #[schema(example = "phone is too short")]
     message: &'a str,
+    /// The input at fault (a body field such as `media.url`, a query
+    /// parameter, or a header such as `Idempotency-Key`), when one is.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, example = "phone")]
     field: Option<&'a str>,
+    /// `409 duplicate_contact` only: the `_id` of the contact that has the phone.
     #[serde(rename = "existingId", skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     existing_id: Option<&'a str>,
 }
 

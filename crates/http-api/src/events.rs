@@ -15,7 +15,7 @@ use crate::ApiState;
 use crate::error::ApiError;
 use crate::extract::Authenticated;
 use crate::json_writer;
-use crate::wire::events::{event_id, event_page_json, event_query, write_event};
+use crate::wire::events::{EventPageDoc, event_id, event_page_json, event_query, write_event};
 
 /// How often an open stream looks for new events.
 const STREAM_POLL: Duration = Duration::from_millis(250);
@@ -30,6 +30,23 @@ fn last_event_id(req: &HttpRequest) -> Option<&str> {
 }
 
 /// `GET /api/public/events?after=&limit=&types=`
+#[utoipa::path(
+    get,
+    path = "/api/public/events",
+    tag = "Events",
+    operation_id = "listEvents",
+    summary = "The workspace's events",
+    description = "Oldest first, after the cursor: store the last id you processed and poll \
+        with it as `after`; each event comes once, in the order it became visible.",
+    params(
+        ("after" = Option<String>, Query, description = "An event id (`evt_...`): only the events after it", example = "evt_41"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Page size, 1 to 1000 (100 by default)"),
+        ("types" = Option<String>, Query, description = "Comma-separated event types: only these", example = "contact.created,session.status"),
+    ),
+    responses(
+        (status = 200, description = "A page of events", body = EventPageDoc),
+    )
+)]
 pub async fn list(
     auth: Authenticated,
     state: web::Data<ApiState>,
@@ -55,6 +72,25 @@ struct Tail {
 /// cursor (or `Last-Event-ID`, as an `EventSource` sends it when it
 /// reconnects), then each new one as it is placed in the log; a comment
 /// line every 15 s of silence keeps proxies from closing it.
+#[utoipa::path(
+    get,
+    path = "/api/public/events/stream",
+    tag = "Events",
+    operation_id = "streamEvents",
+    summary = "The workspace's events, live (Server-Sent Events)",
+    description = "Every event after the cursor, then each new one as it comes: `id: evt_<n>`, \
+        `event: <type>`, `data: <the event's JSON>`; a `: keep-alive` comment after 15 s of \
+        silence. Reconnect with `Last-Event-ID` (or `after`) to miss nothing.",
+    params(
+        ("after" = Option<String>, Query, description = "An event id (`evt_...`): only the events after it", example = "evt_41"),
+        ("types" = Option<String>, Query, description = "Comma-separated event types: only these", example = "contact.created,session.status"),
+        ("Last-Event-ID" = Option<String>, Header, description = "As `after`, when `after` is not given (as `EventSource` sends it)"),
+    ),
+    responses(
+        (status = 200, description = "The stream", body = String, content_type = "text/event-stream",
+            example = json!("id: evt_42\nevent: contact.created\ndata: {\"id\":\"evt_42\",\"type\":\"contact.created\",...}\n\n")),
+    )
+)]
 pub async fn stream(
     auth: Authenticated,
     state: web::Data<ApiState>,

@@ -60,7 +60,8 @@ fn is_send(req: &HttpRequest) -> bool {
             .is_some_and(|p| SEND_ROUTES.contains(&p.as_str()))
 }
 
-/// Refuses a query parameter the operation does not take.
+/// Refuses a query parameter the operation does not take, or one given
+/// more than once.
 fn check_query(req: &HttpRequest) -> Result<(), ApiError> {
     if req.query_string().is_empty() {
         return Ok(());
@@ -73,7 +74,8 @@ fn check_query(req: &HttpRequest) -> Result<(), ApiError> {
         .app_data::<QueryParams>()
         .and_then(|q| q.0.iter().find(|(m, _)| *m == method))
         .map_or(&[], |(_, names)| names);
-    for (key, _) in crate::query::pairs(req.query_string())? {
+    let pairs = crate::query::pairs(req.query_string())?;
+    for (i, (key, _)) in pairs.iter().enumerate() {
         if !taken.contains(&key.as_str()) {
             let takes = if taken.is_empty() {
                 "this operation takes no query parameters".to_owned()
@@ -83,6 +85,18 @@ fn check_query(req: &HttpRequest) -> Result<(), ApiError> {
             return Err(ApiError::validation(
                 key.clone(),
                 format!("unknown query parameter {key}: {takes}"),
+            ));
+        }
+        // Every parameter takes one value: handlers read the last one, so a
+        // list (`limit=5&limit=500`, `types=a&types=b`) would lose values
+        // without a word.
+        if pairs[..i].iter().any(|(k, _)| k == key) {
+            return Err(ApiError::validation(
+                key.clone(),
+                format!(
+                    "{key} is given more than once: it takes one value \
+                     (a list of event types is comma-separated, types=a,b)"
+                ),
             ));
         }
     }

@@ -5,10 +5,12 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use maveraa_domain::messaging::WaId;
 
 use crate::cursor::Scope;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::extract::Authenticated;
 use crate::json_writer;
-use crate::wire::inbox::{InboxQuery, MessageList, ReadBody, conversation_list_json};
+use crate::wire::inbox::{
+    ConversationListDoc, InboxQuery, MessageList, ReadBody, conversation_list_json,
+};
 use crate::wire::messages::MessageBody;
 use crate::{ApiState, path_param};
 
@@ -25,6 +27,25 @@ fn remote(req: &HttpRequest) -> Result<WaId, ApiError> {
 
 /// `GET /api/public/inbox/conversations[?sessionId=&limit=&before=|after=]`,
 /// newest first, with the cursor of the next page in `next`.
+#[utoipa::path(
+    get,
+    path = "/api/public/inbox/conversations",
+    tag = "Inbox",
+    operation_id = "listConversations",
+    summary = "List conversations",
+    description = "Newest first, a page at a time: send `next` back as `after` (with the same \
+        `sessionId`) for the following page.",
+    params(
+        ("sessionId" = Option<String>, Query, description = "Only this session's"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 500, description = "Page size, 1 to 500 (50 by default)"),
+        ("after" = Option<String>, Query, description = "The `next` of the previous page (not with `before`)"),
+        ("before" = Option<String>, Query, format = DateTime, description = "Only items older than this RFC 3339 time (not with `after`)"),
+    ),
+    responses(
+        (status = 200, description = "A page of conversations", body = ConversationListDoc),
+        (status = 404, description = "`session_not_found`", body = ErrorBody),
+    )
+)]
 pub async fn conversations(
     auth: Authenticated,
     state: web::Data<ApiState>,
@@ -52,6 +73,26 @@ pub async fn conversations(
 
 /// `GET /api/public/inbox/conversations/{remoteJid}/messages?sessionId=`,
 /// newest first, with the cursor of the next page in `next`.
+#[utoipa::path(
+    get,
+    path = "/api/public/inbox/conversations/{remoteJid}/messages",
+    tag = "Inbox",
+    operation_id = "listConversationMessages",
+    summary = "A conversation's messages",
+    description = "Newest first, without their status histories, a page at a time: send `next` \
+        back as `after` (with the same `sessionId`) for the following page.",
+    params(
+        ("remoteJid" = String, Path, description = "The contact: digits with the country code, or a JID (`628...@s.whatsapp.net`)", example = "6289876543210"),
+        ("sessionId" = String, Query, description = "The conversation's session", example = "session-123"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 500, description = "Page size, 1 to 500 (50 by default)"),
+        ("after" = Option<String>, Query, description = "The `next` of the previous page (not with `before`)"),
+        ("before" = Option<String>, Query, format = DateTime, description = "Only items older than this RFC 3339 time (not with `after`)"),
+    ),
+    responses(
+        (status = 200, description = "A page of messages", body = MessageList),
+        (status = 404, description = "`session_not_found`", body = ErrorBody),
+    )
+)]
 pub async fn messages(
     auth: Authenticated,
     state: web::Data<ApiState>,
@@ -83,6 +124,23 @@ pub async fn messages(
 /// `POST /api/public/inbox/conversations/{remoteJid}/read?sessionId=`. The
 /// read is kept even when the provider's read receipt fails; that failure
 /// is reported in `providerError`.
+#[utoipa::path(
+    post,
+    path = "/api/public/inbox/conversations/{remoteJid}/read",
+    tag = "Inbox",
+    operation_id = "markConversationRead",
+    summary = "Mark a conversation read",
+    description = "Its unread count turns 0; for a Cloud API session the last inbound message \
+        is marked read at Meta too (a failure there is reported in `providerError`; the read is kept).",
+    params(
+        ("remoteJid" = String, Path, description = "The contact: digits with the country code, or a JID (`628...@s.whatsapp.net`)", example = "6289876543210"),
+        ("sessionId" = String, Query, description = "The conversation's session", example = "session-123"),
+    ),
+    responses(
+        (status = 200, description = "Read", body = ReadBody),
+        (status = 404, description = "`session_not_found`, or `conversation_not_found`", body = ErrorBody),
+    )
+)]
 pub async fn mark_read(
     auth: Authenticated,
     state: web::Data<ApiState>,

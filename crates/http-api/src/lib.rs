@@ -19,6 +19,7 @@
 
 pub mod contacts;
 mod cursor;
+mod docs;
 pub mod error;
 pub mod events;
 pub mod extract;
@@ -27,6 +28,7 @@ pub mod inbox;
 mod json_writer;
 pub mod messages;
 pub mod metrics;
+pub mod openapi;
 mod query;
 mod rate_limit;
 mod request_id;
@@ -170,6 +172,7 @@ fn resource(path: &str, allow: &'static str) -> actix_web::Resource {
 
 /// Registers every route, the shared state and the JSON error handlers.
 pub fn configure(cfg: &mut web::ServiceConfig, state: ApiState, settings: HttpSettings) {
+    openapi::publish();
     cfg.app_data(web::Data::new(state))
         .app_data(BodyLimit(settings.body_limit))
         .app_data(BodyTimeout(settings.body_timeout))
@@ -177,6 +180,15 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: ApiState, settings: HttpSe
         .app_data(web::PayloadConfig::new(settings.body_limit))
         .service(resource("/health", "GET, HEAD").route(get_or_head().to(health::health)))
         .service(resource("/ready", "GET, HEAD").route(get_or_head().to(health::ready)))
+        // The API's description, for everyone: no key.
+        .service(
+            resource("/api/openapi.json", "GET, HEAD")
+                .route(get_or_head().to(openapi::openapi_json)),
+        )
+        .service(resource("/docs", "GET, HEAD").route(get_or_head().to(openapi::docs_page)))
+        .service(
+            resource("/docs/style.css", "GET, HEAD").route(get_or_head().to(openapi::docs_style)),
+        )
         .service(
             web::scope("/api/public")
                 .wrap(actix_web::middleware::from_fn(rate_limit_headers))

@@ -5,7 +5,7 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use maveraa_domain::messaging::SessionName;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiJson, Authenticated};
 use crate::wire::sessions::{
     CreateSessionRequest, SessionBody, SessionList, SimulateInboundRequest, SimulatedAccepted,
@@ -21,6 +21,21 @@ fn session_name(req: &HttpRequest) -> Result<SessionName, ApiError> {
 
 /// `POST /api/public/sessions`: `201` with the session as the list shows
 /// it (a Cloud API session's `webhookUrl` is what to give Meta).
+#[utoipa::path(
+    post,
+    path = "/api/public/sessions",
+    tag = "Sessions",
+    operation_id = "createSession",
+    summary = "Connect a WhatsApp number",
+    description = "A `simulator` session needs nothing else; a `cloud-api` one needs its four \
+        settings. Give Meta the answer's `webhookUrl` on your host, and the verify token.",
+    request_body = CreateSessionRequest,
+    responses(
+        (status = 201, description = "The session", body = SessionBody,
+            headers(("Location" = String, description = "The session's path"))),
+        (status = 409, description = "`duplicate_session`: the `sessionId` is taken", body = ErrorBody),
+    )
+)]
 pub async fn create(
     auth: Authenticated,
     state: web::Data<ApiState>,
@@ -40,6 +55,18 @@ pub async fn create(
 }
 
 /// `GET /api/public/sessions/{sessionId}`
+#[utoipa::path(
+    get,
+    path = "/api/public/sessions/{sessionId}",
+    tag = "Sessions",
+    operation_id = "getSession",
+    summary = "One session",
+    params(("sessionId" = String, Path, description = "The session's name", example = "session-123")),
+    responses(
+        (status = 200, description = "The session", body = SessionBody),
+        (status = 404, description = "`session_not_found`", body = ErrorBody),
+    )
+)]
 pub async fn get(
     auth: Authenticated,
     state: web::Data<ApiState>,
@@ -53,6 +80,20 @@ pub async fn get(
 }
 
 /// `POST /api/public/sessions/{sessionId}/stop`: its messages wait, queued.
+#[utoipa::path(
+    post,
+    path = "/api/public/sessions/{sessionId}/stop",
+    tag = "Sessions",
+    operation_id = "stopSession",
+    summary = "Pause a session's sending",
+    description = "Its status turns `stopped`; sends are still accepted and wait, queued; what \
+        the provider reports still comes in.",
+    params(("sessionId" = String, Path, description = "The session's name", example = "session-123")),
+    responses(
+        (status = 200, description = "The session", body = SessionBody),
+        (status = 404, description = "`session_not_found`", body = ErrorBody),
+    )
+)]
 pub async fn stop(
     auth: Authenticated,
     state: web::Data<ApiState>,
@@ -62,6 +103,19 @@ pub async fn stop(
 }
 
 /// `POST /api/public/sessions/{sessionId}/start`: sending again.
+#[utoipa::path(
+    post,
+    path = "/api/public/sessions/{sessionId}/start",
+    tag = "Sessions",
+    operation_id = "startSession",
+    summary = "Start a session's sending again",
+    description = "`connected` again, its `lastError` cleared; its queued messages leave in order.",
+    params(("sessionId" = String, Path, description = "The session's name", example = "session-123")),
+    responses(
+        (status = 200, description = "The session", body = SessionBody),
+        (status = 404, description = "`session_not_found`", body = ErrorBody),
+    )
+)]
 pub async fn start(
     auth: Authenticated,
     state: web::Data<ApiState>,
@@ -88,6 +142,19 @@ async fn set_stopped(
 
 /// `DELETE /api/public/sessions/{sessionId}`: the session with its
 /// messages, conversations and queued sends.
+#[utoipa::path(
+    delete,
+    path = "/api/public/sessions/{sessionId}",
+    tag = "Sessions",
+    operation_id = "deleteSession",
+    summary = "Delete a session",
+    description = "With its messages, conversations and queued sends (which are not sent).",
+    params(("sessionId" = String, Path, description = "The session's name", example = "session-123")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "`session_not_found`", body = ErrorBody),
+    )
+)]
 pub async fn delete(
     auth: Authenticated,
     state: web::Data<ApiState>,
@@ -101,6 +168,16 @@ pub async fn delete(
 }
 
 /// `GET /api/public/sessions`
+#[utoipa::path(
+    get,
+    path = "/api/public/sessions",
+    tag = "Sessions",
+    operation_id = "listSessions",
+    summary = "List sessions",
+    responses(
+        (status = 200, description = "The workspace's sessions and their status", body = SessionList),
+    )
+)]
 pub async fn list(
     auth: Authenticated,
     state: web::Data<ApiState>,
@@ -113,6 +190,21 @@ pub async fn list(
 
 /// `POST /api/public/sessions/{sessionId}/simulate/inbound`: a text "from"
 /// a contact, stored through the same path as a provider's webhook.
+#[utoipa::path(
+    post,
+    path = "/api/public/sessions/{sessionId}/simulate/inbound",
+    tag = "Sessions",
+    operation_id = "simulateInbound",
+    summary = "Simulate an inbound text (simulator sessions)",
+    description = "A text \"from\" a contact, stored through the same path as a provider's webhook.",
+    params(("sessionId" = String, Path, description = "The session's name", example = "session-123")),
+    request_body = SimulateInboundRequest,
+    responses(
+        (status = 202, description = "Stored", body = SimulatedAccepted),
+        (status = 404, description = "`session_not_found`", body = ErrorBody),
+        (status = 409, description = "`not_a_simulator_session`: a real provider's session", body = ErrorBody),
+    )
+)]
 pub async fn simulate_inbound(
     auth: Authenticated,
     state: web::Data<ApiState>,

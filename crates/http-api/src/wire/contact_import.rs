@@ -389,6 +389,71 @@ fn ndjson_line(row: u64, line: &[u8], rows: &mut Vec<ImportRow>, report: &mut Re
     }
 }
 
+/// The import's answer as [`report_json`] writes it, for the OpenAPI
+/// document only.
+#[derive(Debug, utoipa::ToSchema)]
+#[schema(as = ImportReport, rename_all = "camelCase", description = "What an import did.")]
+#[expect(
+    dead_code,
+    reason = "documentation only: describes `report_json`'s JSON"
+)]
+pub(crate) struct ImportReportDoc {
+    /// Contacts created.
+    created: u64,
+    /// Stored contacts given a row's name and labels (`onDuplicate=update`).
+    updated: u64,
+    /// Rows whose phone the workspace had (`onDuplicate=skip`), or
+    /// identical to the stored contact.
+    skipped: u64,
+    /// Rows refused, all of them (`errors` holds the first 100).
+    failed: u64,
+    /// The first 100 refused rows, in row order.
+    errors: Vec<ImportRowErrorDoc>,
+    /// Whether `errors` leaves some of the `failed` rows out.
+    errors_truncated: bool,
+    /// The header's columns that are not contact fields, ignored.
+    ignored_columns: Vec<String>,
+}
+
+/// `onDuplicate`'s values, for the OpenAPI document only (the domain's
+/// `OnDuplicate::parse` reads them).
+#[derive(Debug, utoipa::ToSchema)]
+#[schema(
+    as = OnDuplicate,
+    rename_all = "lowercase",
+    description = "What an import's row whose phone the workspace has does."
+)]
+#[expect(
+    dead_code,
+    reason = "documentation only: describes `OnDuplicate::parse`'s values"
+)]
+pub(crate) enum OnDuplicateDoc {
+    Skip,
+    Update,
+    Error,
+}
+
+/// A row the import refused, for the OpenAPI document only.
+#[derive(Debug, utoipa::ToSchema)]
+#[schema(as = ImportRowError, description = "A row the import refused.")]
+#[expect(
+    dead_code,
+    reason = "documentation only: describes `report_json`'s JSON"
+)]
+pub(crate) struct ImportRowErrorDoc {
+    /// The line the row starts on (a CSV's header is line 1).
+    #[schema(example = 1207)]
+    row: u64,
+    /// The field at fault (`body` for a row that cannot be read).
+    #[schema(example = "phone")]
+    field: String,
+    /// `validation_failed`, `malformed_row` or `duplicate_contact`.
+    #[schema(example = "validation_failed")]
+    code: String,
+    /// What is wrong, for a person.
+    message: String,
+}
+
 /// The import's answer: `{"created", "updated", "skipped", "failed",
 /// "errors": [{"row", "field", "code", "message"}], "errorsTruncated",
 /// "ignoredColumns"}`, the errors of reading and of storage merged in row

@@ -9,6 +9,7 @@ use maveraa_domain::{
 };
 use serde::Deserialize;
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
+use utoipa::ToSchema;
 
 use crate::cursor::{self, Scope};
 use crate::error::ApiError;
@@ -41,6 +42,52 @@ fn write_contact(out: &mut Vec<u8>, c: &Contact) {
     json_writer::key(out, "createdAt");
     json_writer::string(out, Rfc3339::secs(&c.created_at).as_str());
     out.push(b'}');
+}
+
+/// A contact as [`write_contact`] writes it, for the OpenAPI document only
+/// (the answers are written by hand, for speed).
+#[derive(Debug, ToSchema)]
+#[schema(as = Contact, description = "A contact.")]
+#[expect(
+    dead_code,
+    reason = "documentation only: describes `write_contact`'s JSON"
+)]
+pub(crate) struct ContactDoc {
+    /// The contact's id.
+    #[schema(rename = "_id", example = "01a24927-5822-74d4-8e2d-67b255afb35c")]
+    id: String,
+    /// Full name.
+    #[schema(example = "Jane Smith")]
+    name: String,
+    /// Digits with the country code.
+    #[schema(example = "6289876543210")]
+    phone: String,
+    /// Labels, in the order given.
+    #[schema(example = json!(["Lead", "Website"]))]
+    labels: Vec<String>,
+    /// When it was created: RFC 3339 in UTC, whole seconds.
+    #[schema(rename = "createdAt", format = DateTime, example = "2026-12-06T02:20:44Z")]
+    created_at: String,
+}
+
+/// The answer of `GET /api/public/contacts` as [`contact_page_json`] and
+/// the streamed list write it, for the OpenAPI document only.
+#[derive(Debug, ToSchema)]
+#[schema(as = ContactList, description = "Contacts: every one, or a page (`next` comes only with `limit`).")]
+#[expect(
+    dead_code,
+    reason = "documentation only: describes `contact_page_json`'s JSON"
+)]
+pub(crate) struct ContactListDoc {
+    /// Every contact matching the filters, not only this page's.
+    total: u64,
+    /// Newest first.
+    #[schema(value_type = Vec<ContactDoc>)]
+    contacts: Vec<ContactDoc>,
+    /// Only with `limit`: the cursor of the next page (send it as `after`),
+    /// `null` on the last page.
+    #[schema(required = false, value_type = Option<String>, example = "AWNH0n")]
+    next: Option<String>,
 }
 
 /// One contact's JSON, the answer of the item routes and of `POST`.
@@ -198,6 +245,28 @@ impl<'de> Deserialize<'de> for LabelsInput {
     }
 }
 
+impl utoipa::PartialSchema for LabelsInput {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, OneOfBuilder, Type};
+        let string = || ObjectBuilder::new().schema_type(Type::String);
+        OneOfBuilder::new()
+            .item(string().description(Some("comma-separated, as the reference sends it")))
+            .item(ArrayBuilder::new().items(string()))
+            .description(Some(
+                "Labels: trimmed, empty ones dropped, duplicates (ignoring case) removed; \
+                 at most 50 of at most 50 characters.",
+            ))
+            .examples(["Lead, Website"])
+            .into()
+    }
+}
+
+impl ToSchema for LabelsInput {
+    fn name() -> std::borrow::Cow<'static, str> {
+        "Labels".into()
+    }
+}
+
 impl LabelsInput {
     fn parse(&self) -> Result<Labels, ValidationError> {
         match self {
@@ -217,10 +286,16 @@ impl LabelsInput {
 
 /// `POST` body. Fields are optional here so that a missing one is reported
 /// by name, not as a parse failure.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(description = "A new contact.", example = json!({"name": "Jane Smith", "phone": "6289876543210", "labels": "Lead, Website"}))]
 pub struct CreateContactRequest {
+    /// Full name: trimmed, 1 to 200 characters.
+    #[schema(required = true, value_type = String)]
     name: Option<String>,
+    /// Phone number with its country code (`6289876543210`,
+    /// `+62 898-7654-3210`); stored as digits, unique in the workspace.
+    #[schema(required = true, value_type = String)]
     phone: Option<String>,
     labels: Option<LabelsInput>,
 }
@@ -269,14 +344,21 @@ fn present<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
 }
 
 /// `PATCH` body: every field optional; `labels: null` clears the labels.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(description = "A change of a contact: any of its fields; a field not sent keeps its value.", example = json!({"name": "Jane S.", "labels": ["VIP"]}))]
 pub struct UpdateContactRequest {
+    /// Full name: trimmed, 1 to 200 characters.
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = String)]
     name: Option<Option<String>>,
+    /// Phone number with its country code.
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = String)]
     phone: Option<Option<String>>,
+    /// `null` clears the labels.
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<LabelsInput>)]
     labels: Option<Option<LabelsInput>>,
 }
 

@@ -64,6 +64,50 @@ pub fn event_query(
     Ok(q)
 }
 
+/// An event as [`write_event`] writes it, for the OpenAPI document only.
+#[derive(Debug, utoipa::ToSchema)]
+#[schema(as = Event, rename_all = "camelCase", description = "An event of the workspace's log.")]
+#[expect(
+    dead_code,
+    reason = "documentation only: describes `write_event`'s JSON"
+)]
+pub(crate) struct EventDoc {
+    /// `evt_` and the event's place in the log: pass it as `after`.
+    #[schema(example = "evt_41")]
+    id: String,
+    /// `contact.created`, `contact.updated`, `contact.deleted`,
+    /// `contacts.imported`, `session.status`, `conversation.read`,
+    /// `message.queued`, `message.received` or `message.status`.
+    #[schema(rename = "type", example = "contact.created")]
+    kind: String,
+    /// When it happened (RFC 3339, UTC, microseconds).
+    #[schema(format = DateTime)]
+    created_at: String,
+    /// The workspace's id.
+    workspace_id: String,
+    /// What changed: the contact, session, conversation or message as its
+    /// routes show it (see the README's Events section).
+    #[schema(value_type = Object)]
+    data: (),
+}
+
+/// The answer of `GET /api/public/events` as [`event_page_json`] writes
+/// it, for the OpenAPI document only.
+#[derive(Debug, utoipa::ToSchema)]
+#[schema(as = EventPage, description = "A page of events.")]
+#[expect(
+    dead_code,
+    reason = "documentation only: describes `event_page_json`'s JSON"
+)]
+pub(crate) struct EventPageDoc {
+    /// Oldest first.
+    events: Vec<EventDoc>,
+    /// The last event's id when the page is full (more may follow); `null`
+    /// once caught up (poll again with the last id you saw).
+    #[schema(example = json!(null))]
+    next: Option<String>,
+}
+
 /// Appends one event as the API shows it (the domain's one writing of
 /// it, which webhook deliveries use too).
 pub fn write_event(out: &mut Vec<u8>, e: &Event) {

@@ -146,6 +146,55 @@ fn write_conversation(out: &mut Vec<u8>, c: &Conversation) {
     out.push(b'}');
 }
 
+/// A conversation as [`write_conversation`] writes it, for the OpenAPI
+/// document only.
+#[derive(Debug, utoipa::ToSchema)]
+#[schema(
+    as = Conversation,
+    rename_all = "camelCase",
+    description = "A conversation: the last message with a contact through a session."
+)]
+#[expect(
+    dead_code,
+    reason = "documentation only: describes `write_conversation`'s JSON"
+)]
+pub(crate) struct ConversationDoc {
+    /// The contact's JID.
+    #[schema(example = "6289876543210@s.whatsapp.net")]
+    remote_jid: String,
+    /// The contact's WhatsApp profile name, when known.
+    #[schema(example = "Jane Smith")]
+    push_name: Option<String>,
+    /// The last message's text (or type).
+    #[schema(example = "Hello there!")]
+    last_message: String,
+    /// Inbound messages not marked read.
+    #[schema(example = 2)]
+    unread_count: u32,
+    /// When the last message was stored (RFC 3339, UTC, microseconds):
+    /// the list's order, and a `before` for the next page.
+    #[schema(format = DateTime, example = "2026-12-06T02:20:45.295230Z")]
+    timestamp: String,
+    /// The session's name.
+    #[schema(example = "session-123")]
+    session_id: String,
+}
+
+/// The answer to `GET /api/public/inbox/conversations` as
+/// [`conversation_list_json`] writes it, for the OpenAPI document only.
+#[derive(Debug, utoipa::ToSchema)]
+#[schema(as = ConversationList, description = "A page of conversations.")]
+#[expect(
+    dead_code,
+    reason = "documentation only: describes `conversation_list_json`'s JSON"
+)]
+pub(crate) struct ConversationListDoc {
+    /// Newest first.
+    conversations: Vec<ConversationDoc>,
+    /// The cursor of the next page (send it as `after`); `null` on the last.
+    next: Option<String>,
+}
+
 /// The answer to `GET /api/public/inbox/conversations`, written by hand:
 /// it is among the API's largest. `next` is the cursor of the next page,
 /// `None` (`null`) on the last.
@@ -165,7 +214,8 @@ pub fn conversation_list_json(list: &[Conversation], next: Option<&str>) -> Vec<
 }
 
 /// A page of a conversation's messages, newest first.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = MessagePage)]
 pub struct MessageList<'a> {
     /// The messages, without their histories.
     pub messages: Vec<MessageBody<'a>>,
@@ -174,8 +224,9 @@ pub struct MessageList<'a> {
 }
 
 /// The answer to marking a conversation read.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = ConversationRead)]
 pub struct ReadBody<'a> {
     /// The contact's JID.
     pub remote_jid: String,
@@ -185,6 +236,7 @@ pub struct ReadBody<'a> {
     pub unread_count: u32,
     /// Why the provider's read receipt failed, if it did; the read is kept.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub provider_error: Option<String>,
 }
 

@@ -9,6 +9,7 @@ use maveraa_domain::messaging::{
 use maveraa_domain::transport::{MediaKind, OutboundContent};
 use maveraa_domain::{PhoneNumber, ValidationError};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::error::ApiError;
 
@@ -21,29 +22,39 @@ pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
 
 /// `POST /api/public/inbox/send` body. Fields are optional here so that a
 /// missing one is reported by name, not as a parse failure.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(description = "A message to send: a text, or media by link with `message` as its caption.", example = json!({"sessionId": "session-123", "targetNumber": "6289876543210", "message": "Your OTP code is 4567"}))]
 pub struct SendRequest {
     /// The session's name.
+    #[schema(required = true, value_type = String, example = "session-123")]
     pub session_id: Option<String>,
     /// The recipient's number with its country code.
+    #[schema(required = true, value_type = String, example = "6289876543210")]
     pub target_number: Option<String>,
-    /// The text; with media, the caption.
+    /// The text (required without `media`, at most 4,096 characters); with
+    /// media, the caption (may be empty; audio takes none).
+    #[schema(required = false, value_type = String, example = "Your OTP code is 4567")]
     pub message: Option<String>,
     /// Media to send by link.
+    #[schema(required = false, value_type = MediaRequest)]
     pub media: Option<MediaRequest>,
 }
 
 /// The `media` object of a send.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(description = "Media to send by link.", example = json!({"type": "image", "url": "https://example.com/a.jpg"}))]
 pub struct MediaRequest {
     /// `image`, `document`, `audio` or `video`.
     #[serde(rename = "type")]
+    #[schema(required = true, value_type = String, example = "image")]
     pub kind: Option<String>,
     /// An absolute `http` or `https` URL the provider fetches.
+    #[schema(required = true, value_type = String, example = "https://example.com/a.jpg")]
     pub url: Option<String>,
     /// The file name shown for a document; ignored for other kinds.
+    #[schema(required = false, value_type = String)]
     pub file_name: Option<String>,
 }
 
@@ -118,12 +129,21 @@ pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> 
 }
 
 /// The `202` answer to a send (and to its replays).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = SendAccepted, description = "A send, queued.")]
 pub struct Accepted<'a> {
+    /// The message's id: `GET /api/public/messages/{messageId}` follows it.
+    #[schema(example = "01a24927-596f-7727-9c8e-65b3d9bd2057")]
     message_id: String,
+    /// Always `queued`.
+    #[schema(example = "queued")]
     status: &'static str,
+    /// The session's name.
+    #[schema(example = "session-123")]
     session_id: &'a str,
+    /// The recipient's JID.
+    #[schema(example = "6289876543210@s.whatsapp.net")]
     remote_jid: String,
 }
 
@@ -142,9 +162,13 @@ impl<'a> Accepted<'a> {
 }
 
 /// A delivery error on the wire.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = DeliveryError, description = "Why a message failed, as the provider said.")]
 struct DeliveryErrorBody<'a> {
+    /// The provider's error code, when it gave one (`190`: an expired
+    /// access token).
     code: Option<&'a str>,
+    /// The provider's message.
     message: &'a str,
 }
 
@@ -158,9 +182,11 @@ impl<'a> From<&'a DeliveryError> for DeliveryErrorBody<'a> {
 }
 
 /// A message's media on the wire.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = Media, description = "A message's media.")]
 struct MediaBody<'a> {
+    /// `image`, `document`, `audio`, `video` or `sticker`.
     #[serde(rename = "type")]
     kind: &'static str,
     url: Option<&'a str>,
@@ -171,11 +197,18 @@ struct MediaBody<'a> {
 }
 
 /// One step of a message's status history on the wire.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = StatusChange, description = "One step of a message's status history.")]
 struct StatusBody<'a> {
+    /// `queued`, `sent`, `delivered`, `read` or `failed`.
+    #[schema(example = "sent")]
     status: &'static str,
+    /// When (RFC 3339, UTC, microseconds).
+    #[schema(format = DateTime)]
     timestamp: String,
+    /// Why, for `failed`.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     error: Option<DeliveryErrorBody<'a>>,
 }
 
@@ -192,28 +225,53 @@ impl<'a> From<&'a StatusChange> for StatusBody<'a> {
 /// A message on the wire, either direction. Borrows from the domain value.
 /// `text` is the text of a text message (or of a kind we do not interpret);
 /// a media message's caption is in `media.caption`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(
+    as = Message,
+    description = "A message, either direction. `text` is a text message's text; a media message's caption is in `media.caption`."
+)]
 pub struct MessageBody<'a> {
+    /// The message's id.
+    #[schema(example = "01a24927-596f-7727-9c8e-65b3d9bd2057")]
     message_id: String,
+    /// The session's name.
+    #[schema(example = "session-123")]
     session_id: &'a str,
+    /// The contact's JID.
+    #[schema(example = "6289876543210@s.whatsapp.net")]
     remote_jid: String,
+    /// `inbound` or `outbound`.
+    #[schema(example = "outbound")]
     direction: &'static str,
+    /// `text`, a media kind, or another WhatsApp type as the provider names it.
     #[serde(rename = "type")]
+    #[schema(example = "text")]
     kind: &'a str,
+    /// The text of a text message.
     text: Option<&'a str>,
+    /// A media message's media.
     media: Option<MediaBody<'a>>,
+    /// `queued`, `sent`, `delivered`, `read`, `failed` (outbound) or
+    /// `received` (inbound).
+    #[schema(example = "sent")]
     status: &'static str,
+    /// The provider's id of the message, once it has one.
     provider_message_id: Option<&'a str>,
+    /// Why it failed, for `failed`.
     error: Option<DeliveryErrorBody<'a>>,
     /// Inbound: when the contact sent it (the provider's clock).
     provider_timestamp: Option<String>,
     /// When we stored it; histories are ordered and paged by it.
+    #[schema(format = DateTime)]
     created_at: String,
+    /// When its status last changed.
+    #[schema(format = DateTime)]
     updated_at: String,
     /// Only where the history was read (a single message); a history page
     /// leaves it out rather than claim an empty history.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     status_history: Option<Vec<StatusBody<'a>>>,
 }
 
@@ -265,7 +323,7 @@ impl<'a> From<&'a Message> for MessageBody<'a> {
 }
 
 /// The answer to a retry of a session's failed messages.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Requeued {
     /// How many were queued again.
     pub requeued: u64,

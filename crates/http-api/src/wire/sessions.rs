@@ -5,19 +5,34 @@ use maveraa_domain::messaging::{
 };
 use maveraa_domain::{ContactName, ValidationError};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 /// A session on the wire. Never carries a credential: only the Cloud API's
 /// phone number id, which is not secret.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = Session)]
 pub struct SessionBody<'a> {
+    /// The session's name, chosen at its creation.
+    #[schema(example = "session-123")]
     session_id: &'a str,
+    /// `cloud-api` or `simulator`.
+    #[schema(example = "simulator")]
     provider: &'static str,
+    /// The Cloud API's phone number id (Cloud API sessions only; not secret).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     phone_number_id: Option<&'a str>,
+    /// `connected`, `disconnected`, `failed` or `stopped`.
+    #[schema(example = "connected")]
     status: &'static str,
+    /// Why the session is `failed` or `disconnected`.
     last_error: Option<&'a str>,
+    /// The path to give Meta as the webhook URL (Cloud API sessions only).
+    #[schema(example = json!(null))]
     webhook_url: Option<String>,
+    /// When it was created (RFC 3339, UTC, microseconds).
+    #[schema(format = DateTime, example = "2026-12-06T02:20:44.453771Z")]
     created_at: String,
 }
 
@@ -39,7 +54,7 @@ impl<'a> From<&'a Session> for SessionBody<'a> {
 }
 
 /// The answer to `GET /api/public/sessions`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct SessionList<'a> {
     /// The workspace's sessions.
     pub sessions: Vec<SessionBody<'a>>,
@@ -48,14 +63,32 @@ pub struct SessionList<'a> {
 /// `POST /api/public/sessions` body: the list's field names, and the
 /// provider's settings. Fields are optional here so that a missing one is
 /// reported by name.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(
+    description = "A new session: its name, its provider and, for `cloud-api`, the provider's four settings.",
+    example = json!({"sessionId": "session-123", "provider": "simulator"})
+)]
 pub struct CreateSessionRequest {
+    /// The session's name: unique in the workspace.
+    #[schema(required = true, value_type = String, example = "session-123")]
     session_id: Option<String>,
+    /// `cloud-api` or `simulator` (`whatsapp-web` is not available yet).
+    #[schema(required = true, value_type = String, example = "simulator")]
     provider: Option<String>,
+    /// Cloud API only (required for it): the number's phone number id.
+    #[schema(required = false, value_type = String)]
     phone_number_id: Option<String>,
+    /// Cloud API only (required for it): the access token. Never returned.
+    #[schema(required = false, value_type = String)]
     access_token: Option<String>,
+    /// Cloud API only (required for it): the app secret that signs Meta's
+    /// webhooks. Never returned.
+    #[schema(required = false, value_type = String)]
     app_secret: Option<String>,
+    /// Cloud API only (required for it): the token Meta's webhook
+    /// verification must present. Never returned.
+    #[schema(required = false, value_type = String)]
     verify_token: Option<String>,
 }
 
@@ -120,14 +153,18 @@ impl CreateSessionRequest {
 }
 
 /// `POST .../simulate/inbound` body.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(description = "A simulated inbound text.", example = json!({"from": "6289876543210", "pushName": "Jane Smith", "message": "Hi! Is my order on its way?"}))]
 pub struct SimulateInboundRequest {
     /// The sender: digits with the country code, or a JID.
+    #[schema(required = true, value_type = String)]
     pub from: Option<String>,
     /// The sender's profile name.
+    #[schema(required = false, value_type = String)]
     pub push_name: Option<String>,
     /// The text.
+    #[schema(required = true, value_type = String)]
     pub message: Option<String>,
 }
 
@@ -168,7 +205,7 @@ impl SimulateInboundRequest {
 }
 
 /// The `202` answer to a simulated inbound message.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SimulatedAccepted {
     /// The id the simulated provider gave the message.

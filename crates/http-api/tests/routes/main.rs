@@ -8,6 +8,7 @@
 mod common;
 mod inbox;
 mod messages;
+mod openapi;
 mod paging;
 mod sessions;
 mod webhooks;
@@ -135,6 +136,9 @@ async fn unknown_fields_and_parameters_are_refused_by_name() {
             "sort",
         ),
         (get("/api/public/sessions?all=1"), "all"),
+        // One value a parameter: the handler would keep only the last.
+        (get("/api/public/contacts?limit=5&limit=500"), "limit"),
+        (get("/api/public/events?types=a&types=b"), "types"),
         (
             get(&format!("/api/public/contacts/{id}?fields=name")),
             "fields",
