@@ -28,14 +28,14 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityRequirement, Securi
 use utoipa::openapi::{Content, Ref, RefOr};
 use utoipa::{Modify, OpenApi};
 
-use crate::{contacts, events, health, inbox, messages, sessions};
+use crate::{contacts, events, health, inbox, messages, sessions, webhook_endpoints};
 
 /// The security scheme's name in the document.
 const API_KEY_SCHEME: &str = "apiKey";
 
 const DESCRIPTION: &str = "\
-Maveraa's public REST API: contacts, WhatsApp sessions, sending, the inbox \
-and the workspace's event log.
+Maveraa's public REST API: contacts, WhatsApp sessions, sending, the inbox, \
+the workspace's event log and the webhook endpoints it is pushed to.
 
 Every path under `/api/public` needs an API key, in the `X-API-Key` header \
 (or as `Authorization: Bearer <key>`); `maveraa api-key create` makes one. \
@@ -86,6 +86,14 @@ not by API users; see the README), and this document's own routes \
         inbox::mark_read,
         events::list,
         events::stream,
+        webhook_endpoints::create,
+        webhook_endpoints::list,
+        webhook_endpoints::get,
+        webhook_endpoints::update,
+        webhook_endpoints::delete,
+        webhook_endpoints::roll_secret,
+        webhook_endpoints::deliveries,
+        webhook_endpoints::redeliver,
         health::health,
         health::ready,
     ),
@@ -98,6 +106,7 @@ not by API users; see the README), and this document's own routes \
         (name = "Messages", description = "Sending, and the status of what was sent."),
         (name = "Inbox", description = "Conversations and their messages."),
         (name = "Events", description = "What changed in the workspace, to catch up or to follow live."),
+        (name = "Webhooks", description = "Endpoints of your app that the workspace's events are pushed to, signed and retried, and their delivery logs."),
         (name = "Service", description = "Probes for orchestrators and load balancers; no key."),
     )
 )]
