@@ -11,8 +11,10 @@
 //! parameters, on tokio's blocking pool, a bounded number at a time.
 
 mod passwords;
+mod tokens;
 
 pub use passwords::Argon2Passwords;
+pub use tokens::RandomTokens;
 
 use hmac::{Hmac, Mac};
 use maveraa_domain::ports::ApiKeyCodec;

@@ -36,6 +36,7 @@ pub mod transport;
 pub mod usecases;
 pub mod user;
 pub mod values;
+pub mod web_session;
 pub mod webhook;
 pub mod workspace;
 
@@ -70,6 +71,7 @@ pub use user::{Email, Membership, Password, PasswordHash, Role, User};
 pub use values::{
     ContactName, JID_SUFFIX, Label, Labels, PhoneNumber, ValidationError, WorkspaceName,
 };
+pub use web_session::{SessionPolicy, SignedIn, WebSession};
 pub use webhook::{
     DeliveryPolicy, DeliveryQuery, DeliveryStatus, NewWebhook, WebhookDelivery, WebhookEndpoint,
     WebhookPatch, WebhookSecret,

@@ -355,18 +355,40 @@ pub async fn import(
             on_duplicate = OnDuplicate::parse("onDuplicate", &value)?;
         }
     }
+    let (tally, report) =
+        run_import(&state, auth.0.workspace_id, format, on_duplicate, payload).await?;
+    Ok(json_writer::response(
+        HttpResponse::Ok(),
+        report_json(&tally, report),
+    ))
+}
+
+/// Imports the rows of `body` (in `format`) into `workspace`: the body is
+/// read in batches while storage writes the last, in one transaction;
+/// nothing is written when either fails. The dashboard's import uses it
+/// too, with a form's file.
+///
+/// # Errors
+/// The reading's or the storage's failure.
+pub(crate) async fn run_import<S, E>(
+    state: &ApiState,
+    workspace: maveraa_domain::WorkspaceId,
+    format: ImportFormat,
+    on_duplicate: OnDuplicate,
+    body: S,
+) -> Result<(maveraa_domain::ImportTally, ReadReport), ApiError>
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
     // Two batches in flight: the body is read while the last is written.
     let (tx, rx) = mpsc::channel(2);
     let rows: ImportRows = stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|batch| (batch, rx))
     })
     .boxed();
-    let reading = std::pin::pin!(read_import(format, payload, tx));
-    let writing = std::pin::pin!(
-        state
-            .contacts
-            .import(auth.0.workspace_id, on_duplicate, rows)
-    );
+    let reading = std::pin::pin!(read_import(format, body, tx));
+    let writing = std::pin::pin!(state.contacts.import(workspace, on_duplicate, rows));
     let (read, written) = match futures_util::future::select(reading, writing).await {
         futures_util::future::Either::Left((read, writing)) => (read, writing.await),
         // Storage ended first: it failed (the reading is dropped with the
@@ -379,19 +401,19 @@ pub async fn import(
     let tally = written?;
     let report = read?;
     let tally = tally.ok_or_else(|| ApiError::internal(&"the import's rows broke off"))?;
-    Ok(json_writer::response(
-        HttpResponse::Ok(),
-        report_json(&tally, report),
-    ))
+    Ok((tally, report))
 }
-
 /// Reads the body into batches of rows for storage. On a failure it sends
 /// [`ImportAborted`], so that storage rolls back, and answers the error.
-async fn read_import(
+async fn read_import<S, E>(
     format: ImportFormat,
-    mut payload: web::Payload,
+    mut payload: S,
     tx: mpsc::Sender<Result<Vec<ImportRow>, ImportAborted>>,
-) -> Result<ReadReport, ApiError> {
+) -> Result<ReadReport, ApiError>
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
     let mut reader = RowReader::new(format);
     let mut report = ReadReport::default();
     let mut batch = Vec::with_capacity(IMPORT_BATCH_ROWS);

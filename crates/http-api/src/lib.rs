@@ -19,6 +19,7 @@
 
 pub mod contacts;
 mod cursor;
+pub mod dashboard;
 mod docs;
 pub mod error;
 pub mod events;
@@ -45,8 +46,8 @@ use actix_web::{HttpMessage, HttpRequest, HttpResponse, ResponseError, guard, we
 use maveraa_domain::messaging::Session;
 use maveraa_domain::ports::HealthCheck;
 use maveraa_domain::usecases::{
-    ApiKeyService, ContactService, EventService, InboxService, MessagingService, SessionService,
-    WebhookService,
+    AccountService, ApiKeyService, ContactService, EventService, InboxService, MessagingService,
+    SessionService, WebhookService,
 };
 
 pub use error::ApiError;
@@ -81,6 +82,8 @@ pub struct ApiState {
     pub events: EventService,
     /// Webhook endpoints and their deliveries.
     pub webhooks: WebhookService,
+    /// Dashboard accounts and their sessions.
+    pub accounts: AccountService,
 }
 
 impl std::fmt::Debug for ApiState {
@@ -98,6 +101,8 @@ pub struct HttpSettings {
     pub webhook_body_limit: usize,
     /// How long a request body may take to arrive (`408` after it).
     pub body_timeout: std::time::Duration,
+    /// The dashboard's cookies.
+    pub dashboard: dashboard::DashboardSettings,
 }
 
 impl Default for HttpSettings {
@@ -107,6 +112,7 @@ impl Default for HttpSettings {
             // Meta's deliveries may be up to 3 MB.
             webhook_body_limit: 4 * 1024 * 1024,
             body_timeout: BodyTimeout::default().0,
+            dashboard: dashboard::DashboardSettings::default(),
         }
     }
 }
@@ -319,6 +325,8 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: ApiState, settings: HttpSe
                 )
                 .default_service(web::to(no_route)),
         )
+        // The dashboard's pages (not the public API: see `dashboard`).
+        .configure(|c| dashboard::configure(c, settings.dashboard))
         .default_service(web::to(no_route));
 }
 

@@ -34,6 +34,7 @@ mod sessions;
 mod sql;
 mod store;
 mod users;
+mod web_sessions;
 mod webhooks;
 mod workspaces;
 

@@ -179,6 +179,7 @@ diesel::joinable!(sessions -> workspaces (workspace_id));
 diesel::joinable!(messages -> sessions (session_id));
 diesel::joinable!(message_status_history -> messages (message_id));
 diesel::joinable!(outbox -> messages (message_id));
+diesel::joinable!(memberships -> users (user_id));
 diesel::joinable!(conversations -> sessions (session_id));
 diesel::joinable!(pending_statuses -> sessions (session_id));
 diesel::allow_tables_to_appear_in_same_query!(

@@ -126,4 +126,144 @@ impl UserRepository for PgStore {
             .collect::<Result<_, StorageError>>()
             .map_err(Into::into)
     }
+
+    async fn count(&self) -> Result<usize, RepositoryError> {
+        let n: i64 = self
+            .db
+            .run(|conn| Ok(users::table.count().get_result(conn)?))
+            .await?;
+        Ok(usize::try_from(n).unwrap_or(usize::MAX))
+    }
+
+    async fn get(&self, id: UserId) -> Result<Option<(User, PasswordHash)>, RepositoryError> {
+        let row = self
+            .db
+            .run(move |conn| {
+                Ok(users::table
+                    .find(id.as_uuid())
+                    .select(UserRow::as_select())
+                    .first(conn)
+                    .optional()?)
+            })
+            .await?;
+        Ok(row.map(|r| {
+            (
+                User {
+                    id: UserId::from_uuid(r.id),
+                    email: Email::from_trusted(r.email),
+                    created_at: r.created_at,
+                },
+                PasswordHash::new(r.password_hash),
+            )
+        }))
+    }
+
+    async fn set_password(&self, id: UserId, hash: &PasswordHash) -> Result<(), RepositoryError> {
+        let hash = hash.as_str().to_owned();
+        self.db
+            .run(move |conn| {
+                diesel::update(users::table.find(id.as_uuid()))
+                    .set(users::password_hash.eq(hash))
+                    .execute(conn)?;
+                Ok(())
+            })
+            .await?;
+        Ok(())
+    }
+
+    async fn members(&self, workspace: WorkspaceId) -> Result<Vec<(User, Role)>, RepositoryError> {
+        let rows: Vec<(Uuid, String, DateTime<Utc>, String)> = self
+            .db
+            .run(move |conn| {
+                Ok(memberships::table
+                    .inner_join(users::table)
+                    .filter(memberships::workspace_id.eq(workspace.as_uuid()))
+                    .order((memberships::created_at.asc(), users::id.asc()))
+                    .select((
+                        users::id,
+                        users::email,
+                        users::created_at,
+                        memberships::role,
+                    ))
+                    .load(conn)?)
+            })
+            .await?;
+        rows.into_iter()
+            .map(|(id, email, created_at, role)| {
+                Ok((
+                    User {
+                        id: UserId::from_uuid(id),
+                        email: Email::from_trusted(email),
+                        created_at,
+                    },
+                    role_of(&role)?,
+                ))
+            })
+            .collect::<Result<_, StorageError>>()
+            .map_err(Into::into)
+    }
+
+    async fn add_membership(&self, membership: &Membership) -> Result<(), RepositoryError> {
+        let (user, ws, role) = (
+            membership.user_id.as_uuid(),
+            membership.workspace_id.as_uuid(),
+            membership.role.as_str(),
+        );
+        let n = self
+            .db
+            .run(move |conn| {
+                Ok(diesel::insert_into(memberships::table)
+                    .values((
+                        memberships::user_id.eq(user),
+                        memberships::workspace_id.eq(ws),
+                        memberships::role.eq(role),
+                    ))
+                    .on_conflict_do_nothing()
+                    .execute(conn)?)
+            })
+            .await?;
+        if n == 1 {
+            Ok(())
+        } else {
+            Err(RepositoryError::Duplicate { existing: None })
+        }
+    }
+
+    async fn change_membership(
+        &self,
+        workspace: WorkspaceId,
+        user: UserId,
+        role: Option<Role>,
+    ) -> Result<bool, RepositoryError> {
+        let role = role.map(Role::as_str);
+        Ok(self
+            .db
+            .run(move |conn| {
+                conn.transaction(|conn| {
+                    // The workspace's owners, locked: two demotions at once
+                    // cannot both pass the check.
+                    let owners: Vec<Uuid> = memberships::table
+                        .filter(memberships::workspace_id.eq(workspace.as_uuid()))
+                        .filter(memberships::role.eq("owner"))
+                        .select(memberships::user_id)
+                        .for_update()
+                        .load(conn)?;
+                    let is_owner = owners.contains(&user.as_uuid());
+                    if is_owner && owners.len() == 1 && role != Some("owner") {
+                        return Ok::<_, StorageError>(false);
+                    }
+                    let target = memberships::table
+                        .filter(memberships::workspace_id.eq(workspace.as_uuid()))
+                        .filter(memberships::user_id.eq(user.as_uuid()));
+                    let n = match role {
+                        Some(role) => diesel::update(target)
+                            .set(memberships::role.eq(role))
+                            .execute(conn)?,
+                        None => diesel::delete(target).execute(conn)?,
+                    };
+                    Ok(n == 1)
+                })
+            })
+            .await?)
+    }
 }

@@ -10,7 +10,7 @@ use crate::contact::{
 use crate::error::RepositoryError;
 use crate::event::{Event, EventQuery};
 use crate::ids::{ApiKeyId, ContactId, UserId, WorkspaceId};
-use crate::user::{Email, Membership, Password, PasswordHash, User};
+use crate::user::{Email, Membership, Password, PasswordHash, Role, User};
 use crate::workspace::Workspace;
 
 /// Stores contacts.
@@ -223,6 +223,49 @@ pub trait UserRepository: Send + Sync + 'static {
     /// # Errors
     /// `Unavailable` or `Internal` when storage fails.
     async fn memberships(&self, user: UserId) -> Result<Vec<Membership>, RepositoryError>;
+
+    /// How many users there are.
+    ///
+    /// # Errors
+    /// When storage fails.
+    async fn count(&self) -> Result<usize, RepositoryError>;
+
+    /// The user `id`, and its password hash.
+    ///
+    /// # Errors
+    /// When storage fails.
+    async fn get(&self, id: UserId) -> Result<Option<(User, PasswordHash)>, RepositoryError>;
+
+    /// Replaces the user's password hash.
+    ///
+    /// # Errors
+    /// When storage fails.
+    async fn set_password(&self, id: UserId, hash: &PasswordHash) -> Result<(), RepositoryError>;
+
+    /// The members of `workspace` with their roles, oldest first.
+    ///
+    /// # Errors
+    /// When storage fails.
+    async fn members(&self, workspace: WorkspaceId) -> Result<Vec<(User, Role)>, RepositoryError>;
+
+    /// Adds an existing user to a workspace.
+    ///
+    /// # Errors
+    /// [`RepositoryError::Duplicate`] when they are a member already.
+    async fn add_membership(&self, membership: &Membership) -> Result<(), RepositoryError>;
+
+    /// Changes a member's role, or removes them (`None`), unless that would
+    /// leave the workspace without an owner. `Ok(false)`: no such member,
+    /// or the last owner.
+    ///
+    /// # Errors
+    /// When storage fails.
+    async fn change_membership(
+        &self,
+        workspace: WorkspaceId,
+        user: UserId,
+        role: Option<Role>,
+    ) -> Result<bool, RepositoryError>;
 }
 
 /// Hashes and checks passwords. Deliberately slow work: an implementation
@@ -301,4 +344,94 @@ pub enum ConditionalUpdate {
     NotFound,
     /// Written by someone else since it was read: read it again.
     Changed,
+}
+
+/// Makes and hashes the random tokens of dashboard sessions and setup
+/// links. Implemented by `maveraa-auth`.
+pub trait TokenCodec: Send + Sync + 'static {
+    /// A new random token (at least 256 bits) and its hash.
+    fn generate(&self) -> (String, String);
+
+    /// The hash of a presented token.
+    fn hash(&self, token: &str) -> String;
+}
+
+/// Stores dashboard sessions and the first-account setup links.
+#[async_trait]
+pub trait WebSessionRepository: Send + Sync + 'static {
+    /// Stores a new session.
+    ///
+    /// # Errors
+    /// When storage fails.
+    async fn insert(&self, session: &crate::web_session::WebSession)
+    -> Result<(), RepositoryError>;
+
+    /// The session whose token hashes to `token_hash`, if it has not
+    /// ended.
+    ///
+    /// # Errors
+    /// When storage fails.
+    async fn find(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<crate::web_session::WebSession>, RepositoryError>;
+
+    /// Records a use of the session.
+    ///
+    /// # Errors
+    /// When storage fails.
+    async fn touch(&self, token_hash: &str, at: DateTime<Utc>) -> Result<(), RepositoryError>;
+
+    /// Ends one session.
+    ///
+    /// # Errors
+    /// When storage fails.
+    async fn delete(&self, token_hash: &str) -> Result<(), RepositoryError>;
+
+    /// Ends every session of `user` but `except`; how many ended.
+    ///
+    /// # Errors
+    /// When storage fails.
+    async fn delete_for_user(
+        &self,
+        user: UserId,
+        except: Option<&str>,
+    ) -> Result<usize, RepositoryError>;
+
+    /// Stores a setup link's hash, valid until `expires_at`, replacing any
+    /// other.
+    ///
+    /// # Errors
+    /// When storage fails.
+    async fn put_setup_token(
+        &self,
+        token_hash: &str,
+        expires_at: DateTime<Utc>,
+    ) -> Result<(), RepositoryError>;
+
+    /// Whether `token_hash` is a setup link's, valid at `now`; without
+    /// consuming it.
+    ///
+    /// # Errors
+    /// When storage fails.
+    async fn setup_token_valid(
+        &self,
+        token_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, RepositoryError>;
+
+    /// Consumes a setup link and creates the first user with it, in one
+    /// transaction, only while no user exists; false when the link is not
+    /// valid at `now` or a user exists.
+    ///
+    /// # Errors
+    /// When storage fails.
+    async fn setup_first_user(
+        &self,
+        token_hash: &str,
+        now: DateTime<Utc>,
+        user: &User,
+        hash: &PasswordHash,
+        membership: &Membership,
+    ) -> Result<bool, RepositoryError>;
 }

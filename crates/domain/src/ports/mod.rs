@@ -15,7 +15,7 @@ mod webhooks;
 pub use crate::clock::Clock;
 pub use crm::{
     ApiKeyCodec, ApiKeyRepository, ConditionalUpdate, ContactRepository, EventLog, HealthCheck,
-    PasswordHasher, UserRepository, WorkspaceRepository,
+    PasswordHasher, TokenCodec, UserRepository, WebSessionRepository, WorkspaceRepository,
 };
 pub use messaging::{EnqueueOutcome, MessageRepository, SessionRepository};
 pub use outbox::{Claim, DispatchOutcome, Outbox, OutboxJob, SessionPace};

@@ -1,5 +1,6 @@
 //! Use cases: the operations Maveraa offers, written against the ports.
 
+mod accounts;
 mod api_keys;
 mod contacts;
 mod dispatcher;
@@ -11,6 +12,7 @@ mod users;
 mod webhooks;
 mod workspaces;
 
+pub use accounts::{AccountError, AccountPorts, AccountService};
 pub use api_keys::ApiKeyService;
 pub use contacts::ContactService;
 pub use dispatcher::{DispatchCounts, Dispatcher, DispatcherSettings, RetryPolicy};

@@ -111,4 +111,4 @@ impl UserService {
 
 /// An argon2id hash of a random password nobody knows, checked when the
 /// email is unknown so that the answer takes as long as for a known one.
-const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$bWF2ZXJhYS1uby11c2VyIQ$VjdB6vmNjFtsOIifJ2GD54/MXWQqiUTxAB1DxkrXrk4";
+pub(super) const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$bWF2ZXJhYS1uby11c2VyIQ$VjdB6vmNjFtsOIifJ2GD54/MXWQqiUTxAB1DxkrXrk4";

@@ -205,6 +205,13 @@ fn csv_field(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
 }
 
+/// The cursor of the page after `page` (read with `query`), if any.
+pub fn next_cursor(query: &ContactQuery, page: &maveraa_domain::ContactPage) -> Option<String> {
+    page.next
+        .as_ref()
+        .map(|next| contact_scope(query).encode_contact(next))
+}
+
 /// The scope of the contact list's cursors: its filters.
 fn contact_scope(query: &ContactQuery) -> Scope {
     Scope::contacts(query.search.as_deref(), query.label.as_deref())

@@ -168,7 +168,22 @@ pub(crate) fn state_over(store: Arc<PgStore>) -> ApiState {
         messaging: MessagingService::new(store.clone(), store.clone(), clock.clone()),
         inbox: InboxService::new(store.clone(), store.clone(), providers, clock.clone()),
         events: maveraa_domain::usecases::EventService::new(store.clone()),
-        webhooks: maveraa_domain::usecases::WebhookService::new(store.clone(), clock, false),
+        webhooks: maveraa_domain::usecases::WebhookService::new(
+            store.clone(),
+            clock.clone(),
+            false,
+        ),
+        accounts: maveraa_domain::usecases::AccountService::new(
+            maveraa_domain::usecases::AccountPorts {
+                users: store.clone(),
+                sessions: store.clone(),
+                workspaces: store.clone(),
+                hasher: Arc::new(maveraa_auth::Argon2Passwords::new(1)),
+                tokens: Arc::new(maveraa_auth::RandomTokens),
+                clock,
+            },
+            maveraa_domain::SessionPolicy::default(),
+        ),
         health: store,
         rate_limits: Arc::default(),
     }

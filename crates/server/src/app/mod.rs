@@ -66,6 +66,7 @@ impl StopHandle {
 /// A bound, not yet running HTTP server, and its dispatch loops.
 pub struct Application {
     port: u16,
+    host: String,
     server: Server,
     signals: StopSignals,
     stop: Arc<Notify>,
@@ -134,11 +135,18 @@ impl Application {
             rate_limits: Arc::new(RateLimiter::new(settings.rate_limits.limiter())),
             events: services.events.clone(),
             webhooks: services.webhooks.clone(),
+            accounts: services.accounts.clone(),
         };
         let http = HttpSettings {
             body_limit: settings.server.body_limit_bytes,
             webhook_body_limit: settings.server.webhook_body_limit_bytes,
             body_timeout: Duration::from_secs(settings.server.body_timeout_secs),
+            dashboard: maveraa_http_api::dashboard::DashboardSettings {
+                secure_cookies: settings
+                    .dashboard
+                    .secure_cookies()
+                    .map_err(anyhow::Error::msg)?,
+            },
         };
         let http_metrics = web::Data::new(HttpMetrics::default());
         let metrics = match settings.metrics.address.trim() {
@@ -170,6 +178,7 @@ impl Application {
         let server = server.listen(listener)?.run();
         Ok(Self {
             port,
+            host: settings.server.host.clone(),
             server,
             signals,
             stop: Arc::new(Notify::new()),
@@ -216,6 +225,7 @@ impl Application {
     /// # Errors
     /// When the server fails.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        announce_setup(self.services.accounts.clone(), self.host.clone(), self.port).await;
         let (stop_tx, stop_rx) = watch::channel(false);
         let loops: Vec<_> = (0..self.dispatch_workers)
             .map(|_| {
@@ -278,5 +288,34 @@ impl Application {
         let _ = uses.await;
         let _ = event_log.await;
         result
+    }
+}
+
+/// While no dashboard account exists, prints a one-time link (valid for
+/// an hour) that creates the first one. On standard output, not in the
+/// log: the link is a credential.
+async fn announce_setup(
+    accounts: maveraa_domain::usecases::AccountService,
+    host: String,
+    port: u16,
+) {
+    match accounts.issue_setup_token().await {
+        Ok(Some(token)) => {
+            let host = match host.as_str() {
+                "0.0.0.0" | "::" | "" => "localhost",
+                h => h,
+            };
+            tracing::warn!(
+                "no dashboard account exists: open the setup link printed on standard \
+                 output (valid for an hour), or run `maveraa user create`"
+            );
+            println!(
+                "Create the first dashboard account (this link works once, for an hour): \
+                 http://{host}:{}/setup?token={token}",
+                port
+            );
+        }
+        Ok(None) => {}
+        Err(e) => tracing::warn!(error = %e, "could not check for dashboard accounts"),
     }
 }

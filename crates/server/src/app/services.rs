@@ -10,9 +10,9 @@ use maveraa_auth::{ApiKeyHasher, Argon2Passwords};
 use maveraa_domain::SystemClock;
 use maveraa_domain::ports::SessionPace;
 use maveraa_domain::usecases::{
-    ApiKeyService, ContactService, Dispatcher, DispatcherSettings, EventService, InboxService,
-    MessagingService, RetryPolicy, SessionService, UserService, WebhookDispatcher, WebhookService,
-    WorkspaceService,
+    AccountPorts, AccountService, ApiKeyService, ContactService, Dispatcher, DispatcherSettings,
+    EventService, InboxService, MessagingService, RetryPolicy, SessionService, UserService,
+    WebhookDispatcher, WebhookService, WorkspaceService,
 };
 use maveraa_storage::{
     Database, LocalPostgres, PgStore, SealReport, SecretCipher, SecretKey, StorageError,
@@ -47,6 +47,8 @@ pub struct Services {
     pub events: EventService,
     /// Webhook endpoints.
     pub webhooks: WebhookService,
+    /// Dashboard accounts and their sign-ins.
+    pub accounts: AccountService,
     /// Delivers the event log to the endpoints; clone it per worker.
     pub webhook_dispatcher: WebhookDispatcher,
     /// WhatsApp sessions.
@@ -278,7 +280,20 @@ impl Services {
             clock.clone(),
             hooks.policy(),
         );
+        let hasher = Arc::new(Argon2Passwords::new(PASSWORD_HASHES_AT_ONCE));
+        let accounts = AccountService::new(
+            AccountPorts {
+                users: store.clone(),
+                sessions: store.clone(),
+                workspaces: store.clone(),
+                hasher: hasher.clone(),
+                tokens: Arc::new(maveraa_auth::RandomTokens),
+                clock: clock.clone(),
+            },
+            settings.dashboard.policy(),
+        );
         Ok(Self {
+            accounts,
             webhooks: WebhookService::new(
                 store.clone(),
                 clock.clone(),
@@ -289,12 +304,7 @@ impl Services {
             workspaces: WorkspaceService::new(store.clone(), clock.clone()),
             api_keys: ApiKeyService::new(store.clone(), store.clone(), codec, clock.clone()),
             events: EventService::new(store.clone()),
-            users: UserService::new(
-                store.clone(),
-                store.clone(),
-                Arc::new(Argon2Passwords::new(PASSWORD_HASHES_AT_ONCE)),
-                clock.clone(),
-            ),
+            users: UserService::new(store.clone(), store.clone(), hasher, clock.clone()),
             sessions: SessionService::new(store.clone(), store.clone(), clock.clone()),
             messaging: MessagingService::new(store.clone(), store.clone(), clock)
                 .with_enqueue_hook(Arc::new(move || bell.notify_one())),

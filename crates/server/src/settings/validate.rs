@@ -62,6 +62,9 @@ impl Settings {
                 self.webhooks.lease_secs, self.webhooks.timeout_ms
             )));
         }
+        self.dashboard
+            .secure_cookies()
+            .map_err(SettingsError::Invalid)?;
         let at_least_one = [
             (
                 "dispatcher.batch_size",
