@@ -6,6 +6,7 @@ mod cli;
 mod contacts;
 mod contacts_import;
 mod contacts_stream;
+mod dashboard;
 mod dispatch;
 mod errors;
 mod events;

@@ -1,0 +1,260 @@
+//! The dashboard over plain HTTP (the browser tests drive the same pages in
+//! Chromium): the first account by its link, sign-in, sessions, CSRF,
+//! lockout and the security headers.
+
+use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
+use reqwest::redirect::Policy;
+use reqwest::{Client, Response, StatusCode};
+
+use crate::helpers::{TestApp, spawn_app};
+
+/// A client that does not follow redirects (so they can be checked).
+fn client() -> Client {
+    Client::builder()
+        .redirect(Policy::none())
+        .build()
+        .expect("client")
+}
+
+/// The session cookie an answer sets.
+fn session_cookie(res: &Response) -> Option<String> {
+    res.headers()
+        .get_all(SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("maveraa_session="))
+        .map(|v| v.split(';').next().unwrap_or_default().to_owned())
+}
+
+/// The value of the first `name="_csrf"` input of a page.
+fn csrf_of(html: &str) -> String {
+    let at = html.find("name=\"_csrf\" value=\"").expect("a CSRF field");
+    let rest = &html[at + "name=\"_csrf\" value=\"".len()..];
+    rest[..rest.find('"').expect("end")].to_owned()
+}
+
+/// Creates the first account through its link; the session cookie.
+async fn first_owner(app: &TestApp, email: &str, password: &str) -> String {
+    let token = app
+        .services
+        .accounts
+        .issue_setup_token()
+        .await
+        .expect("token")
+        .expect("no account yet");
+    let c = client();
+    let form = c
+        .get(app.url(&format!("/setup?token={token}")))
+        .send()
+        .await
+        .expect("setup form");
+    assert_eq!(form.status(), 200);
+    let res = c
+        .post(app.url("/setup"))
+        .form(&[
+            ("token", token.as_str()),
+            ("email", email),
+            ("password", password),
+            ("workspaceName", "Shop"),
+        ])
+        .send()
+        .await
+        .expect("setup");
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let cookie = session_cookie(&res).expect("signed in");
+    // The link worked once.
+    let again = c
+        .get(app.url(&format!("/setup?token={token}")))
+        .send()
+        .await
+        .expect("setup form");
+    assert_eq!(again.status(), 404);
+    cookie
+}
+
+async fn page(app: &TestApp, cookie: &str, path: &str) -> (StatusCode, String) {
+    let res = client()
+        .get(app.url(path))
+        .header(COOKIE, cookie)
+        .send()
+        .await
+        .expect("page");
+    (res.status(), res.text().await.expect("body"))
+}
+
+#[tokio::test]
+async fn the_first_account_signs_in_and_pages_need_a_session() {
+    let app = spawn_app().await;
+    // Without a session: to the login page, then back.
+    let res = client()
+        .get(app.url("/contacts?search=x"))
+        .send()
+        .await
+        .expect("contacts");
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        res.headers().get(LOCATION).and_then(|v| v.to_str().ok()),
+        Some("/login?next=/contacts%3Fsearch%3Dx")
+    );
+    let cookie = first_owner(&app, "owner@example.com", "correct horse battery").await;
+    for path in [
+        "/inbox",
+        "/contacts",
+        "/sessions",
+        "/settings/api-keys",
+        "/members",
+        "/settings/password",
+    ] {
+        let res = client()
+            .get(app.url(path))
+            .header(COOKIE, &cookie)
+            .send()
+            .await
+            .expect("page");
+        assert_eq!(res.status(), 200, "{path}");
+        let h = res.headers();
+        let csp = h
+            .get("content-security-policy")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        assert!(
+            csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+            "{csp}"
+        );
+        assert_eq!(
+            h.get("x-frame-options").map(|v| v.as_bytes()),
+            Some(&b"DENY"[..])
+        );
+        assert!(h.get("referrer-policy").is_some());
+        let html = res.text().await.expect("html");
+        assert!(!html.contains("<script>"), "no inline script on {path}");
+    }
+    // The cookie is HttpOnly and SameSite=Lax.
+    let token = app
+        .services
+        .accounts
+        .issue_setup_token()
+        .await
+        .expect("token");
+    assert!(token.is_none(), "no setup link once an account exists");
+    let res = client()
+        .post(app.url("/login"))
+        .form(&[
+            ("email", "owner@example.com"),
+            ("password", "correct horse battery"),
+        ])
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let set = res
+        .headers()
+        .get(SET_COOKIE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        set.contains("HttpOnly") && set.contains("SameSite=Lax"),
+        "{set}"
+    );
+    assert!(!set.contains("Secure"), "not over plain HTTP: {set}");
+    // Logging out ends the session on the server.
+    let second = session_cookie(&res).expect("cookie");
+    let (_, html) = page(&app, &second, "/inbox").await;
+    let res = client()
+        .post(app.url("/logout"))
+        .header(COOKIE, &second)
+        .form(&[("_csrf", csrf_of(&html).as_str())])
+        .send()
+        .await
+        .expect("logout");
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let (status, _) = page(&app, &second, "/inbox").await;
+    assert_eq!(
+        status,
+        StatusCode::SEE_OTHER,
+        "the cookie no longer signs in"
+    );
+    // The first one still does.
+    assert_eq!(page(&app, &cookie, "/inbox").await.0, 200);
+}
+
+#[tokio::test]
+async fn a_forged_form_is_refused() {
+    let app = spawn_app().await;
+    let cookie = first_owner(&app, "owner@example.com", "correct horse battery").await;
+    let (_, html) = page(&app, &cookie, "/settings/api-keys").await;
+    let csrf = csrf_of(&html);
+    // No token, a wrong token, or another site's origin: 403, no key made.
+    for (form, origin) in [
+        (vec![("name", "x")], None),
+        (vec![("_csrf", "0000"), ("name", "x")], None),
+        (
+            vec![("_csrf", csrf.as_str()), ("name", "x")],
+            Some("https://evil.example"),
+        ),
+    ] {
+        let mut req = client()
+            .post(app.url("/settings/api-keys"))
+            .header(COOKIE, &cookie)
+            .form(&form);
+        if let Some(o) = origin {
+            req = req.header("origin", o);
+        }
+        let res = req.send().await.expect("post");
+        assert_eq!(res.status(), StatusCode::FORBIDDEN, "{form:?} {origin:?}");
+    }
+    let keys = app
+        .services
+        .api_keys
+        .list(app.workspace)
+        .await
+        .expect("keys");
+    assert!(keys.iter().all(|k| k.name != "x"), "no key was made");
+    // With the token and our origin: made, shown once.
+    let res = client()
+        .post(app.url("/settings/api-keys"))
+        .header(COOKIE, &cookie)
+        .header("origin", app.address.as_str())
+        .form(&[("_csrf", csrf.as_str()), ("name", "website")])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let html = res.text().await.expect("html");
+    assert!(html.contains("mvr_live_"), "the key is shown");
+}
+
+#[tokio::test]
+async fn wrong_passwords_lock_the_account_for_a_while() {
+    let app = spawn_app().await;
+    first_owner(&app, "owner@example.com", "correct horse battery").await;
+    let login = |password: &'static str| {
+        let app_url = app.url("/login");
+        async move {
+            client()
+                .post(app_url)
+                .form(&[("email", "owner@example.com"), ("password", password)])
+                .send()
+                .await
+                .expect("login")
+        }
+    };
+    for _ in 0..5 {
+        assert_eq!(
+            login("wrong password!").await.status(),
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    // Locked: even the right password is refused, with when to come back.
+    let res = login("correct horse battery").await;
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry: u64 = res
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .expect("Retry-After");
+    assert!((1..=15 * 60).contains(&retry), "{retry}");
+    assert!(session_cookie(&res).is_none());
+}
