@@ -2,6 +2,7 @@
 //! database per test, and an HTTP client. One binary for all of them.
 
 mod auth;
+mod browser;
 mod cli;
 mod contacts;
 mod contacts_import;
