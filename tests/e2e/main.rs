@@ -3,6 +3,7 @@
 
 mod auth;
 mod browser;
+mod browser_docs;
 mod cli;
 mod contacts;
 mod contacts_import;
