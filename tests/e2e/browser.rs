@@ -95,6 +95,11 @@ fn find_or_install() -> Result<Tools, String> {
     if let Some(tools) = find_tools() {
         return Ok(tools);
     }
+    if !is_root() {
+        return Err(missing(
+            "this user is not root, so the test suite cannot install them",
+        ));
+    }
     // One installer at a time across processes (and checkouts: apt is
     // the machine's); those that waited find the tools installed.
     let lock_path = std::env::temp_dir().join("maveraa-chromium-install.lock");
@@ -113,11 +118,6 @@ fn find_or_install() -> Result<Tools, String> {
     if let Some(tools) = find_tools() {
         return Ok(tools);
     }
-    if !is_root() {
-        return Err(missing(
-            "this user is not root, so the test suite cannot install them",
-        ));
-    }
     eprintln!("browser tests: chromium or chromedriver missing; installing them: {INSTALL}");
     let started = Instant::now();
     apt_get(&["update"])?;
@@ -135,7 +135,7 @@ fn find_or_install() -> Result<Tools, String> {
 fn missing(why: &str) -> String {
     format!(
         "the browser tests need Debian's chromium and chromium-driver \
-         ({CHROMIUM} and {CHROMEDRIVER}), which are missing, and {why}. \
+         ({CHROMIUM} and {CHROMEDRIVER}), which are not both installed, and {why}. \
          Install them as root: {INSTALL}"
     )
 }
@@ -156,12 +156,15 @@ fn apt_get(args: &[&str]) -> Result<(), String> {
     let stderr = String::from_utf8_lossy(&out.stderr);
     let tail: Vec<&str> = stderr.lines().rev().take(15).collect();
     let tail: Vec<&str> = tail.into_iter().rev().collect();
-    Err(missing(&format!(
-        "`apt-get {}` failed ({}):\n{}\n",
-        args.join(" "),
-        out.status,
+    Err(format!(
+        "{}\napt-get's last lines:\n{}",
+        missing(&format!(
+            "`apt-get {}` failed ({})",
+            args.join(" "),
+            out.status
+        )),
         tail.join("\n")
-    )))
+    ))
 }
 
 fn find_tools() -> Option<Tools> {
