@@ -2,6 +2,8 @@
 //! database per test, and an HTTP client. One binary for all of them.
 
 mod auth;
+mod browser;
+mod browser_docs;
 mod cli;
 mod contacts;
 mod contacts_import;

@@ -18,6 +18,8 @@ h3{font-size:1.05rem;margin:1rem 0 .25rem}h4{margin:1rem 0 .25rem}
 code,pre{font:13px/1.4 ui-monospace,monospace}pre{background:#f6f8fa;border:1px solid #e1e4e8;border-radius:4px;padding:.6rem;overflow:auto}
 table{border-collapse:collapse;width:100%}th,td{text-align:left;vertical-align:top;border-bottom:1px solid #eee;padding:.3rem .5rem}
 nav ul{columns:2;list-style:none;padding:0}nav li{margin:.1rem 0}.muted{color:#666}
+nav code,h3 code{overflow-wrap:anywhere}
+@media (max-width:40rem){nav ul{columns:1}table{display:block;overflow-x:auto}td:last-child{min-width:12rem}}
 ";
 
 /// Where the examples send their requests.
