@@ -3,6 +3,7 @@
 
 mod auth;
 mod browser;
+mod browser_dashboard;
 mod browser_docs;
 mod cli;
 mod contacts;
