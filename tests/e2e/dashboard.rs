@@ -258,3 +258,69 @@ async fn wrong_passwords_lock_the_account_for_a_while() {
     assert!((1..=15 * 60).contains(&retry), "{retry}");
     assert!(session_cookie(&res).is_none());
 }
+
+#[tokio::test]
+async fn a_csv_imported_on_the_contacts_page_reports_each_bad_row_and_exports_back() {
+    let app = spawn_app().await;
+    let cookie = first_owner(&app, "owner@example.com", "correct horse battery").await;
+    let (_, html) = page(&app, &cookie, "/contacts").await;
+    let csrf = csrf_of(&html);
+    let boundary = "XbOuNdArY";
+    let part = |name: &str, value: &str| {
+        format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+        )
+    };
+    let csv = "name,phone,labels\r\nAnn Lee,6281111111111,\"Lead, VIP\"\r\nBad Row,123,\r\n";
+    let body = format!(
+        "{}{}--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"c.csv\"\r\n\
+         Content-Type: text/csv\r\n\r\n{csv}\r\n--{boundary}--\r\n",
+        part("_csrf", &csrf),
+        part("onDuplicate", "skip"),
+    );
+    let res = client()
+        .post(app.url("/contacts/import"))
+        .header(COOKIE, &cookie)
+        .header(
+            "content-type",
+            format!("multipart/form-data; boundary={boundary}"),
+        )
+        .body(body.clone())
+        .send()
+        .await
+        .expect("import");
+    assert_eq!(res.status(), 200);
+    let html = res.text().await.expect("html");
+    assert!(html.contains("1 created"), "{html}");
+    assert!(html.contains("1 failed"), "{html}");
+    assert!(
+        html.contains("<td>3</td><td>phone</td>"),
+        "the bad row named: {html}"
+    );
+    // Without the token: refused, nothing imported.
+    let forged = body.replace(&csrf, "nope");
+    let res = client()
+        .post(app.url("/contacts/import"))
+        .header(COOKIE, &cookie)
+        .header(
+            "content-type",
+            format!("multipart/form-data; boundary={boundary}"),
+        )
+        .body(forged)
+        .send()
+        .await
+        .expect("import");
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    let res = client()
+        .get(app.url("/contacts/export"))
+        .header(COOKIE, &cookie)
+        .send()
+        .await
+        .expect("export");
+    assert_eq!(res.status(), 200);
+    let text = res.text().await.expect("csv");
+    assert_eq!(
+        text,
+        "name,phone,labels\r\nAnn Lee,6281111111111,\"Lead, VIP\"\r\n"
+    );
+}
