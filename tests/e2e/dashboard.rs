@@ -324,3 +324,135 @@ async fn a_csv_imported_on_the_contacts_page_reports_each_bad_row_and_exports_ba
         "name,phone,labels\r\nAnn Lee,6281111111111,\"Lead, VIP\"\r\n"
     );
 }
+
+/// Signs in with a password; the session cookie, or the status.
+async fn sign_in(app: &TestApp, email: &str, password: &str) -> Result<String, StatusCode> {
+    let res = client()
+        .post(app.url("/login"))
+        .form(&[("email", email), ("password", password)])
+        .send()
+        .await
+        .expect("login");
+    session_cookie(&res).ok_or(res.status())
+}
+
+async fn post_form(app: &TestApp, cookie: &str, path: &str, form: &[(&str, &str)]) -> Response {
+    client()
+        .post(app.url(path))
+        .header(COOKIE, cookie)
+        .form(form)
+        .send()
+        .await
+        .expect("post")
+}
+
+#[tokio::test]
+async fn owners_manage_members_and_a_password_change_ends_other_sessions() {
+    let app = spawn_app().await;
+    let owner = first_owner(&app, "owner@example.com", "correct horse battery").await;
+    let (_, html) = page(&app, &owner, "/members").await;
+    let csrf = csrf_of(&html);
+    // A new member, with an initial password.
+    let res = post_form(
+        &app,
+        &owner,
+        "/members",
+        &[
+            ("_csrf", &csrf),
+            ("email", "staff@example.com"),
+            ("password", "initial password 1"),
+            ("role", "member"),
+        ],
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let staff = sign_in(&app, "staff@example.com", "initial password 1")
+        .await
+        .expect("the member signs in");
+    // A member sees the members but may not change them, nor make keys.
+    let (status, html) = page(&app, &staff, "/members").await;
+    assert_eq!(status, 200);
+    assert!(html.contains("owner@example.com") && !html.contains("Add a member"));
+    let staff_csrf = csrf_of(&html);
+    let res = post_form(
+        &app,
+        &staff,
+        "/settings/api-keys",
+        &[("_csrf", &staff_csrf), ("name", "mine")],
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    // The last owner cannot step down.
+    let owner_id = html_id_of(&page(&app, &owner, "/members").await.1, "owner@example.com");
+    let res = post_form(
+        &app,
+        &owner,
+        &format!("/members/{owner_id}/role"),
+        &[("_csrf", &csrf), ("role", "member")],
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    assert!(
+        res.text()
+            .await
+            .expect("html")
+            .contains("at least one owner")
+    );
+
+    // The member changes their password: their other session ends.
+    let other = sign_in(&app, "staff@example.com", "initial password 1")
+        .await
+        .expect("second sign-in");
+    let res = post_form(
+        &app,
+        &staff,
+        "/settings/password",
+        &[
+            ("_csrf", &staff_csrf),
+            ("currentPassword", "initial password 1"),
+            ("newPassword", "my own password 2"),
+        ],
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        page(&app, &staff, "/inbox").await.0,
+        200,
+        "this one goes on"
+    );
+    assert_eq!(
+        page(&app, &other, "/inbox").await.0,
+        StatusCode::SEE_OTHER,
+        "the other one ended"
+    );
+    assert_eq!(
+        sign_in(&app, "staff@example.com", "initial password 1").await,
+        Err(StatusCode::UNAUTHORIZED)
+    );
+    sign_in(&app, "staff@example.com", "my own password 2")
+        .await
+        .expect("the new password works");
+
+    // Removed: their session no longer opens this workspace.
+    let staff_id = html_id_of(&page(&app, &owner, "/members").await.1, "staff@example.com");
+    let res = post_form(
+        &app,
+        &owner,
+        &format!("/members/{staff_id}/remove"),
+        &[("_csrf", &csrf)],
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(page(&app, &staff, "/inbox").await.0, StatusCode::SEE_OTHER);
+}
+
+/// The user id in the members table's row of `email`.
+fn html_id_of(html: &str, email: &str) -> String {
+    let row = html
+        .split("<tr>")
+        .skip(1)
+        .find(|r| r.contains(&format!("<td>{email}")))
+        .expect("the member's row");
+    let at = row.find("/members/").expect("a member link") + "/members/".len();
+    row[at..at + 36].to_owned()
+}
