@@ -136,13 +136,25 @@ async fn a_rolled_back_change_leaves_no_event_and_a_late_commit_is_not_skipped()
     f.sql(&insert("6281000000003"));
     let first = events_after(&f, ws, 0).await;
     assert_eq!(first.len(), 1, "only what is committed is placed");
+    // Rounds while the early one is open, and events after it: the
+    // sequencer's floor must not pass the open transaction's number.
+    for i in 4..8 {
+        f.sql(&insert(&format!("628100000000{i}")));
+        for _ in 0..3 {
+            f.store.sequence(5000).await.expect("sequence");
+        }
+    }
+    let before_commit = events_after(&f, ws, 0).await;
+    assert_eq!(before_commit.len(), 5);
+    let first = &before_commit[..1];
     assert_eq!(data(&first[0])["phone"], "6281000000003");
     diesel::sql_query("COMMIT")
         .execute(&mut early)
         .expect("commit");
-    let later = events_after(&f, ws, first[0].position).await;
+    let later = events_after(&f, ws, before_commit[4].position).await;
     assert_eq!(later.len(), 1, "the late commit follows the cursor");
     assert_eq!(data(&later[0])["phone"], "6281000000002");
+    assert!(later[0].position > first[0].position);
 }
 
 #[tokio::test]
