@@ -32,18 +32,7 @@ const METHODS: [&str; 8] = [
 
 /// `s` with the characters HTML gives a meaning escaped.
 fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 8);
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
+    crate::dashboard::escape(s)
 }
 
 /// A description: paragraphs at blank lines, `code` in backticks; the

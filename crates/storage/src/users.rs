@@ -20,6 +20,19 @@ struct UserRow {
     created_at: DateTime<Utc>,
 }
 
+impl UserRow {
+    fn into_domain(self) -> (User, PasswordHash) {
+        (
+            User {
+                id: UserId::from_uuid(self.id),
+                email: Email::from_trusted(self.email),
+                created_at: self.created_at,
+            },
+            PasswordHash::new(self.password_hash),
+        )
+    }
+}
+
 fn role_of(text: &str) -> Result<Role, StorageError> {
     Role::parse("role", text).map_err(|_| StorageError::Corrupt(format!("unknown role {text:?}")))
 }
@@ -89,16 +102,7 @@ impl UserRepository for PgStore {
                     .optional()?)
             })
             .await?;
-        Ok(row.map(|r| {
-            (
-                User {
-                    id: UserId::from_uuid(r.id),
-                    email: Email::from_trusted(r.email),
-                    created_at: r.created_at,
-                },
-                PasswordHash::new(r.password_hash),
-            )
-        }))
+        Ok(row.map(UserRow::into_domain))
     }
 
     async fn memberships(&self, user: UserId) -> Result<Vec<Membership>, RepositoryError> {
@@ -146,16 +150,7 @@ impl UserRepository for PgStore {
                     .optional()?)
             })
             .await?;
-        Ok(row.map(|r| {
-            (
-                User {
-                    id: UserId::from_uuid(r.id),
-                    email: Email::from_trusted(r.email),
-                    created_at: r.created_at,
-                },
-                PasswordHash::new(r.password_hash),
-            )
-        }))
+        Ok(row.map(UserRow::into_domain))
     }
 
     async fn set_password(&self, id: UserId, hash: &PasswordHash) -> Result<(), RepositoryError> {

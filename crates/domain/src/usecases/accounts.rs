@@ -156,6 +156,14 @@ impl std::fmt::Debug for AccountPorts {
     }
 }
 
+/// A membership that exists already is [`AccountError::Duplicate`].
+fn duplicate_member(e: RepositoryError) -> AccountError {
+    match e {
+        RepositoryError::Duplicate { .. } => AccountError::Duplicate,
+        e => e.into(),
+    }
+}
+
 fn delta(d: Duration) -> TimeDelta {
     TimeDelta::from_std(d).unwrap_or(TimeDelta::MAX)
 }
@@ -485,10 +493,7 @@ impl AccountService {
                     role,
                 })
                 .await
-                .map_err(|e| match e {
-                    RepositoryError::Duplicate { .. } => AccountError::Duplicate,
-                    e => e.into(),
-                }),
+                .map_err(duplicate_member),
             None => {
                 let password = Password::parse("password", password)?;
                 let hash = self.hash(&password).await?;
@@ -508,10 +513,7 @@ impl AccountService {
                         },
                     )
                     .await
-                    .map_err(|e| match e {
-                        RepositoryError::Duplicate { .. } => AccountError::Duplicate,
-                        e => e.into(),
-                    })
+                    .map_err(duplicate_member)
             }
         }
     }

@@ -106,16 +106,7 @@ pub(super) async fn login(
         .login(&form.email, &form.password, &client_address(&req))
         .await
     {
-        Ok((signed, token)) => {
-            let max_age = (signed.session.expires_at - signed.session.created_at).num_seconds();
-            Ok(HttpResponse::SeeOther()
-                .insert_header((header::LOCATION, next.as_str()))
-                .insert_header((
-                    header::SET_COOKIE,
-                    session_cookie(&req, Some(&token), u64::try_from(max_age).unwrap_or(0)),
-                ))
-                .finish())
-        }
+        Ok((signed, token)) => Ok(signed_in(&req, &signed, &token, &next)),
         Err(AccountError::Throttled { retry_after }) => {
             let secs = retry_after.as_secs().max(1);
             failed(
@@ -172,6 +163,23 @@ pub(super) async fn logout_everywhere(
         .await
         .map_err(|e| PageError::internal(&e))?;
     Ok(signed_out(&req))
+}
+
+/// To `to`, with the new session's cookie (living as long as the session).
+fn signed_in(
+    req: &HttpRequest,
+    signed: &maveraa_domain::SignedIn,
+    token: &str,
+    to: &str,
+) -> HttpResponse {
+    let max_age = (signed.session.expires_at - signed.session.created_at).num_seconds();
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, to))
+        .insert_header((
+            header::SET_COOKIE,
+            session_cookie(req, Some(token), u64::try_from(max_age).unwrap_or(0)),
+        ))
+        .finish()
 }
 
 fn signed_out(req: &HttpRequest) -> HttpResponse {
@@ -256,16 +264,7 @@ pub(super) async fn setup(
         )
         .await
     {
-        Ok((signed, token)) => {
-            let max_age = (signed.session.expires_at - signed.session.created_at).num_seconds();
-            Ok(HttpResponse::SeeOther()
-                .insert_header((header::LOCATION, "/settings/api-keys"))
-                .insert_header((
-                    header::SET_COOKIE,
-                    session_cookie(&req, Some(&token), u64::try_from(max_age).unwrap_or(0)),
-                ))
-                .finish())
-        }
+        Ok((signed, token)) => Ok(signed_in(&req, &signed, &token, "/settings/api-keys")),
         Err(AccountError::Validation(v)) => render(
             &SetupPage {
                 nav: None,
