@@ -245,7 +245,9 @@ $BIN dev-provider --port "$PROVIDER_PORT" >/dev/null 2>&1 &
 PROVIDER=$!
 for _ in $(seq 1 50); do curl -fs "http://127.0.0.1:$PROVIDER_PORT/count" >/dev/null && break; sleep 0.1; done
 T0=$(date +%s.%N)
-start_server
+# DISPATCH_ENV: settings for this phase only (VAR=value ...), for experiments.
+# shellcheck disable=SC2086
+start_server ${DISPATCH_ENV:-}
 while [ "$(psql -At "$DB_URL" -c "SELECT count(*) FROM outbox")" != 0 ]; do sleep 0.2; done
 T1=$(date +%s.%N)
 stop_server
