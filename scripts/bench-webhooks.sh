@@ -163,7 +163,7 @@ EIGHT=$DRAIN_RATE
 
 echo "== the receiver alone (wrk, the same body, $DURATION)"
 BODY_LUA=$(mktemp --suffix=.lua)
-SAMPLE=$(sql "SELECT '{\"id\":\"evt_' || p.pos || '\",\"type\":\"' || e.type || '\",\"createdAt\":\"2026-12-06T10:00:00.000000Z\",\"workspaceId\":\"' || e.workspace_id || '\",\"data\":' || e.data::text || '}' FROM event_positions p JOIN events e ON e.seq = p.seq ORDER BY p.pos DESC LIMIT 1")
+SAMPLE=$(sql "SELECT '{\"id\":\"evt_' || pos || '\",\"type\":\"' || type || '\",\"createdAt\":\"2026-12-06T10:00:00.000000Z\",\"workspaceId\":\"' || workspace_id || '\",\"data\":' || data::text || '}' FROM events WHERE pos IS NOT NULL ORDER BY pos DESC LIMIT 1")
 printf 'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\nwrk.body = [[%s]]\n' "$SAMPLE" > "$BODY_LUA"
 R1=$(wrk -t1 -c1 -d"$DURATION" -s "$BODY_LUA" "$HOOKS/hooks/wrk" | awk '/Requests\/sec/ {printf "%.0f", $2}')
 R8=$(wrk -t2 -c8 -d"$DURATION" -s "$BODY_LUA" "$HOOKS/hooks/wrk" | awk '/Requests\/sec/ {printf "%.0f", $2}')

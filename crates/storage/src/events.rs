@@ -1,7 +1,5 @@
 //! The event log's reads and upkeep; its writes are the triggers of
-//! migration `events`, in the transactions of the changes themselves, and
-//! its positions the sequencer's (`event_positions`, a narrow row per
-//! event: migrations `event_sequencer_floor` and `event_positions`).
+//! migration `events`, in the transactions of the changes themselves.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -48,11 +46,10 @@ impl EventLog for PgStore {
             .reads
             .run(move |conn| {
                 Ok(diesel::sql_query(
-                    "SELECT p.pos, e.type AS kind, e.created_at, e.data::text AS data \
-                     FROM event_positions p JOIN events e ON e.seq = p.seq \
-                     WHERE p.workspace_id = $1 AND p.pos > $2 \
-                     AND (cardinality($3::text[]) = 0 OR e.type = ANY($3)) \
-                     ORDER BY p.pos LIMIT $4",
+                    "SELECT pos, type AS kind, created_at, data::text AS data FROM events \
+                     WHERE workspace_id = $1 AND pos > $2 \
+                     AND (cardinality($3::text[]) = 0 OR type = ANY($3)) \
+                     ORDER BY pos LIMIT $4",
                 )
                 .bind::<SqlUuid, _>(workspace.as_uuid())
                 .bind::<BigInt, _>(after)
@@ -99,7 +96,7 @@ impl EventLog for PgStore {
                     Ok::<_, StorageError>(
                         diesel::sql_query(
                             "DELETE FROM events WHERE seq IN (\
-                             SELECT seq FROM event_positions ORDER BY seq LIMIT $2) \
+                             SELECT seq FROM events WHERE pos IS NOT NULL ORDER BY seq LIMIT $2) \
                              AND created_at < $1",
                         )
                         .bind::<Timestamptz, _>(before)

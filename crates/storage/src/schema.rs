@@ -51,6 +51,7 @@ diesel::table! {
     /// Written by triggers, read by `events.rs` in SQL.
     events (seq) {
         seq -> Int8,
+        pos -> Nullable<Int8>,
         workspace_id -> Uuid,
         #[sql_name = "type"]
         kind -> Text,

@@ -393,8 +393,7 @@ impl WebhookRepository for PgStore {
             .run(move |conn| {
                 let kept: Option<Count> = diesel::sql_query(
                     "SELECT count(e.seq) AS n FROM webhook_deliveries d \
-                     LEFT JOIN event_positions p ON p.workspace_id = d.workspace_id AND p.pos = d.event_pos \
-                     LEFT JOIN events e ON e.seq = p.seq \
+                     LEFT JOIN events e ON e.workspace_id = d.workspace_id AND e.pos = d.event_pos \
                      WHERE d.id = $1 AND d.endpoint_id = $2 AND d.workspace_id = $3 \
                      GROUP BY d.id",
                 )
@@ -516,8 +515,7 @@ impl WebhookQueue for PgStore {
                     "SELECT d.id, d.attempts, d.created_at, d.event_pos, e.type AS kind, \
                      e.created_at AS event_created_at, e.data::text AS data \
                      FROM webhook_deliveries d \
-                     LEFT JOIN event_positions p ON p.workspace_id = d.workspace_id AND p.pos = d.event_pos \
-                     LEFT JOIN events e ON e.seq = p.seq \
+                     LEFT JOIN events e ON e.workspace_id = d.workspace_id AND e.pos = d.event_pos \
                      WHERE d.endpoint_id = $1 AND d.status = 'pending' AND d.next_attempt_at <= now() \
                      ORDER BY d.event_pos LIMIT $2",
                 )
