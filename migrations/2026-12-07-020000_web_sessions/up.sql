@@ -13,9 +13,10 @@ CREATE TABLE web_sessions (
 CREATE INDEX web_sessions_user_idx ON web_sessions (user_id);
 CREATE INDEX web_sessions_expires_idx ON web_sessions (expires_at);
 
--- The one-time link that creates the first account: at most one, hashed.
+-- One-time links that create the first account, hashed: one per server
+-- start while no account exists (each server prints its own; any works,
+-- once), all gone with the first account.
 CREATE TABLE setup_tokens (
-    one BOOLEAN PRIMARY KEY DEFAULT true CHECK (one),
-    token_hash TEXT NOT NULL,
+    token_hash TEXT PRIMARY KEY,
     expires_at TIMESTAMPTZ NOT NULL
 );

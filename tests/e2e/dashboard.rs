@@ -456,3 +456,56 @@ fn html_id_of(html: &str, email: &str) -> String {
     let at = row.find("/members/").expect("a member link") + "/members/".len();
     row[at..at + 36].to_owned()
 }
+
+#[tokio::test]
+async fn every_printed_setup_link_works_until_the_first_account_exists() {
+    let app = spawn_app().await;
+    // Two servers started: each printed its own link.
+    let first = app
+        .services
+        .accounts
+        .issue_setup_token()
+        .await
+        .expect("token")
+        .expect("no account yet");
+    let second = app
+        .services
+        .accounts
+        .issue_setup_token()
+        .await
+        .expect("token")
+        .expect("no account yet");
+    for token in [&first, &second] {
+        let res = client()
+            .get(app.url(&format!("/setup?token={token}")))
+            .send()
+            .await
+            .expect("form");
+        assert_eq!(res.status(), 200);
+    }
+    let res = client()
+        .post(app.url("/setup"))
+        .form(&[
+            ("token", first.as_str()),
+            ("email", "owner@example.com"),
+            ("password", "correct horse battery"),
+            ("workspaceName", "Shop"),
+        ])
+        .send()
+        .await
+        .expect("setup");
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    // The other link is gone with the first account.
+    let res = client()
+        .post(app.url("/setup"))
+        .form(&[
+            ("token", second.as_str()),
+            ("email", "intruder@example.com"),
+            ("password", "correct horse battery"),
+            ("workspaceName", "Shop"),
+        ])
+        .send()
+        .await
+        .expect("setup");
+    assert_eq!(res.status(), StatusCode::GONE);
+}

@@ -149,9 +149,11 @@ impl WebSessionRepository for PgStore {
         let hash = token_hash.to_owned();
         self.db
             .run(move |conn| {
+                diesel::sql_query("DELETE FROM setup_tokens WHERE expires_at < now()")
+                    .execute(conn)?;
                 diesel::sql_query(
                     "INSERT INTO setup_tokens (token_hash, expires_at) VALUES ($1, $2) \
-                     ON CONFLICT (one) DO UPDATE SET token_hash = $1, expires_at = $2",
+                     ON CONFLICT (token_hash) DO NOTHING",
                 )
                 .bind::<Text, _>(&hash)
                 .bind::<Timestamptz, _>(expires_at)
@@ -239,6 +241,8 @@ impl WebSessionRepository for PgStore {
                     .bind::<SqlUuid, _>(ws)
                     .bind::<Text, _>(role)
                     .execute(conn)?;
+                    // The other servers' links go with the first account.
+                    diesel::sql_query("DELETE FROM setup_tokens").execute(conn)?;
                     Ok(true)
                 })
             })

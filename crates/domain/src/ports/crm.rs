@@ -398,8 +398,8 @@ pub trait WebSessionRepository: Send + Sync + 'static {
         except: Option<&str>,
     ) -> Result<usize, RepositoryError>;
 
-    /// Stores a setup link's hash, valid until `expires_at`, replacing any
-    /// other.
+    /// Stores a setup link's hash, valid until `expires_at`, beside any
+    /// other still valid (each server that starts prints its own).
     ///
     /// # Errors
     /// When storage fails.
@@ -421,8 +421,8 @@ pub trait WebSessionRepository: Send + Sync + 'static {
     ) -> Result<bool, RepositoryError>;
 
     /// Consumes a setup link and creates the first user with it, in one
-    /// transaction, only while no user exists; false when the link is not
-    /// valid at `now` or a user exists.
+    /// transaction, only while no user exists (every other link goes with
+    /// it); false when the link is not valid at `now` or a user exists.
     ///
     /// # Errors
     /// When storage fails.

@@ -192,8 +192,8 @@ impl AccountService {
     }
 
     /// A new one-time link token for the first account, valid for the
-    /// policy's `setup_link`, when no account exists (it replaces any
-    /// earlier one).
+    /// policy's `setup_link`, when no account exists (earlier ones stay
+    /// valid until they expire or the first account is made).
     ///
     /// # Errors
     /// When storage fails.
