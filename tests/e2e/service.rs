@@ -139,14 +139,33 @@ async fn sigint_and_sigterm_finish_requests_in_flight() {
                 body.len()
             )
             .expect("write");
-            // The request is in flight: stop the server now.
-            std::thread::sleep(std::time::Duration::from_millis(200));
+            // The request is in flight once the server (one worker) has
+            // answered a request that came after it: its head was read
+            // first. Then stop the server.
+            let mut probe = std::net::TcpStream::connect(("127.0.0.1", port)).expect("probe");
+            probe
+                .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+                .expect("timeout");
+            write!(
+                probe,
+                "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+            )
+            .expect("probe write");
+            let mut health = String::new();
+            let _ = probe.read_to_string(&mut health);
+            assert!(health.starts_with("HTTP/1.1 200"), "{health}");
             let status = std::process::Command::new("kill")
                 .args(["-s", signal, &pid])
                 .status()
                 .expect("kill");
             assert!(status.success());
-            std::thread::sleep(std::time::Duration::from_millis(300));
+            // The stop has begun once new connections are refused (10 s at
+            // most); the request in flight is still to be finished.
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            while std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                assert!(std::time::Instant::now() < deadline, "still accepting");
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
             stream
                 .write_all(tail.as_bytes())
                 .expect("the rest of the body");
