@@ -509,3 +509,66 @@ async fn every_printed_setup_link_works_until_the_first_account_exists() {
         .expect("setup");
     assert_eq!(res.status(), StatusCode::GONE);
 }
+
+#[tokio::test]
+async fn a_user_of_two_workspaces_switches_between_them() {
+    use maveraa_domain::ports::UserRepository;
+    let app = spawn_app().await;
+    let cookie = first_owner(&app, "owner@example.com", "correct horse battery").await;
+    let (branch, branch_key) = app.new_workspace("Branch").await;
+    let (other, _) = app.new_workspace("Someone else's").await;
+    let email = maveraa_domain::Email::parse("email", "owner@example.com").expect("email");
+    let (user, _) = app
+        .services
+        .store
+        .find_by_email(&email)
+        .await
+        .expect("find")
+        .expect("the owner");
+    app.services
+        .store
+        .add_membership(&maveraa_domain::Membership {
+            user_id: user.id,
+            workspace_id: branch,
+            role: maveraa_domain::Role::Member,
+        })
+        .await
+        .expect("membership");
+    let res = app
+        .request_as(&branch_key, reqwest::Method::POST, "/api/public/contacts")
+        .json(&serde_json::json!({"name": "Branch Customer", "phone": "6281222333444"}))
+        .send()
+        .await
+        .expect("contact");
+    assert_eq!(res.status(), 201);
+    let (_, html) = page(&app, &cookie, "/contacts").await;
+    assert!(
+        html.contains("Branch") && html.contains("name=\"workspace\""),
+        "a switcher"
+    );
+    assert!(!html.contains("Branch Customer"), "Acme shown first");
+    assert!(!html.contains("Someone else"), "only the user's workspaces");
+    let csrf = csrf_of(&html);
+    let res = post_form(
+        &app,
+        &cookie,
+        "/workspace",
+        &[("_csrf", &csrf), ("workspace", &branch.to_string())],
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let (_, html) = page(&app, &cookie, "/contacts").await;
+    assert!(html.contains("Branch Customer"), "Branch shown now");
+    // As a member there: no key making.
+    let (_, html) = page(&app, &cookie, "/settings/api-keys").await;
+    assert!(!html.contains("Create a key"));
+    // Not a workspace of theirs: refused.
+    let res = post_form(
+        &app,
+        &cookie,
+        "/workspace",
+        &[("_csrf", &csrf), ("workspace", &other.to_string())],
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+}

@@ -122,6 +122,26 @@ impl WebSessionRepository for PgStore {
         Ok(())
     }
 
+    async fn switch_workspace(
+        &self,
+        token_hash: &str,
+        workspace: WorkspaceId,
+    ) -> Result<(), RepositoryError> {
+        let hash = token_hash.to_owned();
+        self.db
+            .run(move |conn| {
+                diesel::sql_query(
+                    "UPDATE web_sessions SET workspace_id = $2 WHERE token_hash = $1",
+                )
+                .bind::<Text, _>(&hash)
+                .bind::<SqlUuid, _>(workspace.as_uuid())
+                .execute(conn)?;
+                Ok(())
+            })
+            .await?;
+        Ok(())
+    }
+
     async fn delete_for_user(
         &self,
         user: UserId,

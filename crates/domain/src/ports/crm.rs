@@ -388,6 +388,16 @@ pub trait WebSessionRepository: Send + Sync + 'static {
     /// When storage fails.
     async fn delete(&self, token_hash: &str) -> Result<(), RepositoryError>;
 
+    /// Makes the session show `workspace`.
+    ///
+    /// # Errors
+    /// When storage fails.
+    async fn switch_workspace(
+        &self,
+        token_hash: &str,
+        workspace: WorkspaceId,
+    ) -> Result<(), RepositoryError>;
+
     /// Ends every session of `user` but `except`; how many ended.
     ///
     /// # Errors

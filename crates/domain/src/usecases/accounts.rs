@@ -458,6 +458,48 @@ impl AccountService {
         Ok(())
     }
 
+    /// The workspaces the user belongs to, with their names and the
+    /// user's role, in the order joined.
+    ///
+    /// # Errors
+    /// When storage fails.
+    pub async fn workspaces(
+        &self,
+        signed: &SignedIn,
+    ) -> Result<Vec<(Workspace, Role)>, AccountError> {
+        let mut out = Vec::new();
+        for m in self.users.memberships(signed.user.id).await? {
+            if let Some(w) = self.workspaces.get(m.workspace_id).await? {
+                out.push((w, m.role));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Makes the session show another of the user's workspaces.
+    ///
+    /// # Errors
+    /// [`AccountError::NotFound`] when the user is not a member of it.
+    pub async fn switch_workspace(
+        &self,
+        signed: &SignedIn,
+        workspace: WorkspaceId,
+    ) -> Result<(), AccountError> {
+        let member = self
+            .users
+            .memberships(signed.user.id)
+            .await?
+            .iter()
+            .any(|m| m.workspace_id == workspace);
+        if !member {
+            return Err(AccountError::NotFound);
+        }
+        Ok(self
+            .sessions
+            .switch_workspace(&signed.session.token_hash, workspace)
+            .await?)
+    }
+
     /// The members of the signed-in workspace.
     ///
     /// # Errors

@@ -356,3 +356,27 @@ pub(super) async fn change_password(
         StatusCode::BAD_REQUEST,
     )
 }
+
+#[derive(Debug, Deserialize)]
+pub(super) struct WorkspaceForm {
+    #[serde(rename = "_csrf", default)]
+    csrf: String,
+    workspace: String,
+}
+
+/// `POST /workspace`: shows another of the user's workspaces.
+pub(super) async fn switch_workspace(
+    req: HttpRequest,
+    signed: Signed,
+    state: web::Data<ApiState>,
+    form: web::Form<WorkspaceForm>,
+) -> Result<HttpResponse, PageError> {
+    signed.check(&req, &form.csrf)?;
+    let id: maveraa_domain::WorkspaceId =
+        form.workspace.parse().map_err(|_| PageError::NotFound)?;
+    match state.accounts.switch_workspace(&signed.0, id).await {
+        Ok(()) => Ok(see_other("/inbox")),
+        Err(AccountError::NotFound) => Err(PageError::NotFound),
+        Err(e) => Err(PageError::internal(&e)),
+    }
+}

@@ -94,6 +94,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, settings: DashboardSettings) {
                 .route(web::post().to(account::login)),
         )
         .service(page!("/logout").route(web::post().to(account::logout)))
+        .service(page!("/workspace").route(web::post().to(account::switch_workspace)))
         .service(page!("/logout/everywhere").route(web::post().to(account::logout_everywhere)))
         .service(
             page!("/setup")
@@ -314,9 +315,10 @@ fn session_cookie(req: &HttpRequest, token: Option<&str>, max_age_secs: u64) -> 
     )
 }
 
-/// A request from a signed-in browser.
+/// A request from a signed-in browser, and the user's workspaces (id,
+/// name) for the header's switcher.
 #[derive(Debug, Clone)]
-pub struct Signed(pub SignedIn);
+pub struct Signed(pub SignedIn, pub Vec<(maveraa_domain::WorkspaceId, String)>);
 
 impl Signed {
     /// Whether the user owns the workspace shown.
@@ -407,11 +409,20 @@ impl FromRequest for Signed {
             let (Some(token), Some(state)) = (token, state) else {
                 return Err(PageError::Login { next });
             };
-            match state.accounts.authenticate(&token).await {
-                Ok(Some(signed)) => Ok(Self(signed)),
-                Ok(None) => Err(PageError::Login { next }),
-                Err(e) => Err(PageError::internal(&e)),
-            }
+            let signed = match state.accounts.authenticate(&token).await {
+                Ok(Some(signed)) => signed,
+                Ok(None) => return Err(PageError::Login { next }),
+                Err(e) => return Err(PageError::internal(&e)),
+            };
+            let workspaces = state
+                .accounts
+                .workspaces(&signed)
+                .await
+                .map_err(|e| PageError::internal(&e))?
+                .into_iter()
+                .map(|(w, _)| (w.id, w.name.as_str().to_owned()))
+                .collect();
+            Ok(Self(signed, workspaces))
         })
     }
 }
@@ -421,18 +432,30 @@ impl FromRequest for Signed {
 pub struct Nav {
     /// The user's email.
     pub email: String,
-    /// The CSRF token for the header's log-out form.
+    /// The CSRF token for the header's forms.
     pub csrf: String,
     /// The section shown.
     pub active: &'static str,
+    /// The user's workspaces (id, name, shown now), when there are several.
+    pub workspaces: Vec<(String, String, bool)>,
 }
 
 impl Nav {
     fn of(signed: &Signed, active: &'static str) -> Self {
+        let current = signed.workspace();
         Self {
             email: signed.0.user.email.as_str().to_owned(),
             csrf: signed.0.session.csrf_token.clone(),
             active,
+            workspaces: if signed.1.len() > 1 {
+                signed
+                    .1
+                    .iter()
+                    .map(|(id, name)| (id.to_string(), name.clone(), *id == current))
+                    .collect()
+            } else {
+                Vec::new()
+            },
         }
     }
 }
