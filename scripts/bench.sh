@@ -55,6 +55,11 @@ DB_URL=$($BIN local-db start | sed -E 's/.*"url":"([^"]+)".*/\1/')
 ADMIN_URL="${DB_URL%/*}/postgres"
 psql -q "$ADMIN_URL" -c "DROP DATABASE IF EXISTS maveraa_bench WITH (FORCE)" -c "CREATE DATABASE maveraa_bench"
 $BIN migrate >/dev/null
+# EVENTS_AUTOVACUUM=off: no autovacuum of the event log during the run (an
+# experiment: how much of the log's cost is vacuuming what it leaves).
+if [ "${EVENTS_AUTOVACUUM:-on}" = off ]; then
+  psql -q "$DB_URL" -c "ALTER TABLE events SET (autovacuum_enabled = false)"
+fi
 
 WS=$($BIN workspace create --name bench | sed -E 's/.*"id":"([^"]+)".*/\1/')
 KEY=$($BIN api-key create --workspace "$WS" --name bench | sed -E 's/.*"key":"([^"]+)".*/\1/')
