@@ -552,3 +552,49 @@ async fn a_delivery_can_be_sent_again_and_a_failing_one_says_why() {
 fn uuid_like() -> &'static str {
     "0190c2a4-8f5e-7000-8000-000000000000"
 }
+
+#[tokio::test]
+async fn an_endpoint_failing_too_long_is_disabled_and_says_why_until_enabled_again() {
+    let app = spawn_app_with(|s| {
+        // Any failure without a success is "too long" here.
+        s.webhooks.disable_after_hours = 0;
+    })
+    .await;
+    let receiver = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(503))
+        .mount(&receiver)
+        .await;
+    let (id, _) = endpoint(&app, &receiver.uri(), json!(["contact.created"])).await;
+    contacts(&app, 0..1).await;
+    let path = format!("/api/public/webhooks/{id}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let disabled = loop {
+        let item = json_of(
+            app.request(Method::GET, &path).send().await.expect("get"),
+            200,
+        )
+        .await;
+        if item["enabled"] == false {
+            break item;
+        }
+        assert!(Instant::now() < deadline, "still enabled: {item}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    };
+    let reason = disabled["disabledReason"].as_str().expect("a reason");
+    assert!(reason.contains("disabled by the server"), "{reason}");
+    assert!(disabled["failingSince"].is_string(), "{disabled}");
+    // Enabled again: the record is cleared.
+    let enabled = json_of(
+        app.request(Method::PATCH, &path)
+            .json(&json!({"enabled": true}))
+            .send()
+            .await
+            .expect("patch"),
+        200,
+    )
+    .await;
+    assert_eq!(enabled["enabled"], true);
+    assert!(enabled["disabledReason"].is_null(), "{enabled}");
+    assert!(enabled["failingSince"].is_null(), "{enabled}");
+}
