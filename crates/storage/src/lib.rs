@@ -35,6 +35,7 @@ mod sql;
 mod store;
 mod users;
 mod web_sessions;
+mod webhook_queue;
 mod webhooks;
 mod workspaces;
 

@@ -8,9 +8,14 @@ use std::time::Duration;
 use config::{Config, Environment, File, FileFormat};
 use serde::Deserialize;
 
-/// The defaults, compiled in so the binary runs from any folder.
+mod dashboard;
+mod events;
 mod validate;
 
+pub use dashboard::DashboardSection;
+pub use events::{EventsSection, WebhooksSection};
+
+/// The defaults, compiled in so the binary runs from any folder.
 const DEFAULTS: &str = include_str!("../../../../config/default.toml");
 
 /// A value that must not be printed.
@@ -212,108 +217,6 @@ pub struct AuthSettings {
 pub struct BootstrapSettings {
     /// Create a default workspace and key when there is no workspace.
     pub default_workspace: bool,
-}
-
-/// `[events]`
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct EventsSection {
-    /// Days an event is kept (at least 1).
-    pub retention_days: u32,
-    /// How often committed events are placed in the log, in ms: the most
-    /// an event waits before readers see it.
-    pub sequence_every_ms: u64,
-}
-
-/// `[dashboard]`
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DashboardSection {
-    /// The session cookie's `Secure` flag: `auto` (when the request came
-    /// over HTTPS, as the connection or a proxy's `X-Forwarded-Proto`
-    /// says), `always` or `never`.
-    pub secure_cookies: String,
-    /// Minutes a sign-in may go unused before it ends.
-    pub idle_minutes: u64,
-    /// Days a sign-in lasts, used or not.
-    pub absolute_days: u64,
-    /// Failed sign-ins of one account before it is locked.
-    pub account_failures: u32,
-    /// Failed sign-ins from one address before it is refused.
-    pub address_failures: u32,
-    /// Minutes failures count, and a lock holds.
-    pub lockout_minutes: u64,
-}
-
-impl DashboardSection {
-    /// The session policy these settings describe.
-    pub fn policy(&self) -> maveraa_domain::SessionPolicy {
-        maveraa_domain::SessionPolicy {
-            idle: Duration::from_secs(self.idle_minutes.max(1) * 60),
-            absolute: Duration::from_secs(self.absolute_days.max(1) * 86_400),
-            account_failures: self.account_failures.max(1),
-            address_failures: self.address_failures.max(1),
-            lockout: Duration::from_secs(self.lockout_minutes.max(1) * 60),
-            setup_link: Duration::from_secs(3600),
-        }
-    }
-
-    /// The cookie setting, checked.
-    ///
-    /// # Errors
-    /// A message naming the allowed values.
-    pub fn secure_cookies(&self) -> Result<maveraa_http_api::dashboard::SecureCookies, String> {
-        use maveraa_http_api::dashboard::SecureCookies;
-        match self.secure_cookies.trim() {
-            "auto" => Ok(SecureCookies::Auto),
-            "always" => Ok(SecureCookies::Always),
-            "never" => Ok(SecureCookies::Never),
-            other => Err(format!(
-                "dashboard.secure_cookies is {other:?}: it must be auto, always or never"
-            )),
-        }
-    }
-}
-
-/// `[webhooks]`
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct WebhooksSection {
-    /// Lets endpoints name loopback, private and link-local addresses
-    /// (self-hosted apps beside the server, tests).
-    pub allow_private_targets: bool,
-    /// How long a delivery may take before it counts as failed, in ms.
-    pub timeout_ms: u64,
-    /// Endpoints delivered to at once by this server.
-    pub workers: usize,
-    /// How often an idle worker looks for deliveries due, in ms.
-    pub poll_ms: u64,
-    /// The first retry's delay, in ms; each later one doubles it.
-    pub retry_base_ms: u64,
-    /// The longest delay between two attempts, in seconds.
-    pub retry_max_secs: u64,
-    /// How long a delivery is retried before it is given up, in hours.
-    pub retry_for_hours: u64,
-    /// How long an endpoint may fail without a success before it is
-    /// disabled, in hours.
-    pub disable_after_hours: u64,
-    /// How long a worker holds an endpoint without news, in seconds
-    /// (another server takes it over after).
-    pub lease_secs: u64,
-}
-
-impl WebhooksSection {
-    /// The delivery policy these settings describe.
-    pub fn policy(&self) -> maveraa_domain::DeliveryPolicy {
-        maveraa_domain::DeliveryPolicy {
-            retry_base: Duration::from_millis(self.retry_base_ms.max(1)),
-            retry_max: Duration::from_secs(self.retry_max_secs.max(1)),
-            retry_for: Duration::from_secs(self.retry_for_hours.saturating_mul(3600)),
-            disable_after: Duration::from_secs(self.disable_after_hours.saturating_mul(3600)),
-            round: 100,
-            lease: Duration::from_secs(self.lease_secs.max(1)),
-        }
-    }
 }
 
 /// `[rate_limits]`

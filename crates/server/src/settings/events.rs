@@ -1,0 +1,58 @@
+//! `[events]` and `[webhooks]`: the event log and its delivery to
+//! customers' endpoints.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// `[events]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventsSection {
+    /// Days an event is kept (at least 1).
+    pub retention_days: u32,
+    /// How often committed events are placed in the log, in ms: the most
+    /// an event waits before readers see it.
+    pub sequence_every_ms: u64,
+}
+
+/// `[webhooks]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhooksSection {
+    /// Lets endpoints name loopback, private and link-local addresses
+    /// (self-hosted apps beside the server, tests).
+    pub allow_private_targets: bool,
+    /// How long a delivery may take before it counts as failed, in ms.
+    pub timeout_ms: u64,
+    /// Endpoints delivered to at once by this server.
+    pub workers: usize,
+    /// How often an idle worker looks for deliveries due, in ms.
+    pub poll_ms: u64,
+    /// The first retry's delay, in ms; each later one doubles it.
+    pub retry_base_ms: u64,
+    /// The longest delay between two attempts, in seconds.
+    pub retry_max_secs: u64,
+    /// How long a delivery is retried before it is given up, in hours.
+    pub retry_for_hours: u64,
+    /// How long an endpoint may fail without a success before it is
+    /// disabled, in hours.
+    pub disable_after_hours: u64,
+    /// How long a worker holds an endpoint without news, in seconds
+    /// (another server takes it over after).
+    pub lease_secs: u64,
+}
+
+impl WebhooksSection {
+    /// The delivery policy these settings describe.
+    pub fn policy(&self) -> maveraa_domain::DeliveryPolicy {
+        maveraa_domain::DeliveryPolicy {
+            retry_base: Duration::from_millis(self.retry_base_ms.max(1)),
+            retry_max: Duration::from_secs(self.retry_max_secs.max(1)),
+            retry_for: Duration::from_secs(self.retry_for_hours.saturating_mul(3600)),
+            disable_after: Duration::from_secs(self.disable_after_hours.saturating_mul(3600)),
+            round: 100,
+            lease: Duration::from_secs(self.lease_secs.max(1)),
+        }
+    }
+}
