@@ -84,6 +84,8 @@ impl CustomizeConnection<MarkableConnection, diesel::r2d2::Error> for SessionSet
 pub(crate) struct MarkableConnection {
     inner: PgConnection,
     dead: bool,
+    /// Held while the connection is open (see [`Manager::live`]).
+    _live: Arc<()>,
 }
 
 /// diesel's connection manager, which also drops a connection a failure
@@ -91,24 +93,41 @@ pub(crate) struct MarkableConnection {
 /// a connection the server dropped (a restart, a failover) would fail every
 /// call ("no connection to the server") until r2d2 retires it at its
 /// maximum lifetime, half an hour.
-struct Manager(ConnectionManager<PgConnection>);
+struct Manager {
+    inner: ConnectionManager<PgConnection>,
+    /// Held by the manager and every open connection: r2d2 makes and drops
+    /// connections on threads of its own, which outlive the pool's handles
+    /// while they work, so the pool is closed only once nothing holds it.
+    live: Arc<()>,
+}
+
+impl Manager {
+    fn new(url: String) -> Self {
+        Self {
+            inner: ConnectionManager::new(url),
+            live: Arc::new(()),
+        }
+    }
+}
 
 impl ManageConnection for Manager {
     type Connection = MarkableConnection;
     type Error = diesel::r2d2::Error;
 
     fn connect(&self) -> Result<MarkableConnection, Self::Error> {
-        self.0
-            .connect()
-            .map(|inner| MarkableConnection { inner, dead: false })
+        self.inner.connect().map(|inner| MarkableConnection {
+            inner,
+            dead: false,
+            _live: self.live.clone(),
+        })
     }
 
     fn is_valid(&self, conn: &mut MarkableConnection) -> Result<(), Self::Error> {
-        self.0.is_valid(&mut conn.inner)
+        self.inner.is_valid(&mut conn.inner)
     }
 
     fn has_broken(&self, conn: &mut MarkableConnection) -> bool {
-        conn.dead || self.0.has_broken(&mut conn.inner)
+        conn.dead || self.inner.has_broken(&mut conn.inner)
     }
 }
 
@@ -240,12 +259,41 @@ impl JobQueue {
 }
 
 /// The `Database` handles' side of the queue: when the last handle goes,
-/// the threads are told to end.
-struct JobSender(Arc<JobQueue>);
+/// the threads are told to end, and awaited.
+struct JobSender {
+    queue: Arc<JobQueue>,
+    threads: Mutex<Vec<thread::JoinHandle<()>>>,
+    /// The pool's [`Manager::live`]: gone once r2d2 has dropped the pool.
+    live: std::sync::Weak<()>,
+    /// Longest r2d2 may still be making a connection (its connect timeout).
+    connect_timeout: Duration,
+}
 
 impl Drop for JobSender {
+    /// Waits for the threads to end and the pool's connections to be closed,
+    /// including one r2d2 is still making on its own threads: a process
+    /// that exits meanwhile crashes in libcrypto's exit handlers (seen:
+    /// SIGSEGV in `HMAC_Init_ex` under `PQconnectdb` at the end of a test
+    /// run), and a database dropped right after its pool would kill
+    /// connections still open. The threads only drain jobs already queued,
+    /// each bounded by the statement timeout; a connection is bounded by
+    /// the connect timeout.
     fn drop(&mut self) {
-        self.0.close();
+        self.queue.close();
+        let me = thread::current().id();
+        let threads =
+            std::mem::take(&mut *self.threads.lock().unwrap_or_else(PoisonError::into_inner));
+        for handle in threads {
+            // The last handle dropped by a job on a database thread: that
+            // thread ends by itself once the job returns.
+            if handle.thread().id() != me {
+                let _ = handle.join();
+            }
+        }
+        let deadline = std::time::Instant::now() + self.connect_timeout + Duration::from_secs(1);
+        while self.live.strong_count() > 0 && std::time::Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(2));
+        }
     }
 }
 
@@ -317,10 +365,8 @@ impl Database {
                 "pool max_size must be at least 1".into(),
             ));
         }
-        let manager = Manager(ConnectionManager::<PgConnection>::new(connection_url(
-            url,
-            settings.acquire_timeout,
-        )));
+        let manager = Manager::new(connection_url(url, settings.acquire_timeout));
+        let live = Arc::downgrade(&manager.live);
         let pool = Pool::builder()
             .max_size(settings.max_size)
             .min_idle(Some(settings.min_idle.min(settings.max_size)))
@@ -333,15 +379,26 @@ impl Database {
             .build(manager)
             .map_err(StorageError::Pool)?;
         let queue = Arc::new(JobQueue::default());
-        let jobs = Arc::new(JobSender(queue.clone()));
+        let jobs = Arc::new(JobSender {
+            queue: queue.clone(),
+            threads: Mutex::default(),
+            live,
+            connect_timeout: settings.acquire_timeout,
+        });
         for i in 0..settings.max_size {
             let (pool, queue) = (pool.clone(), queue.clone());
-            std::thread::Builder::new()
+            let handle = std::thread::Builder::new()
                 .name(format!("maveraa-db-{i}"))
                 .spawn(move || worker(pool, queue))
                 .map_err(|e| StorageError::Config(format!("cannot start database threads: {e}")))?;
+            jobs.threads
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(handle);
         }
         Ok(Self {
+            // Dropped before `jobs`: once the threads are joined, the
+            // pool's last handle is gone with them.
             pool,
             jobs,
             acquire_timeout: settings.acquire_timeout,
@@ -379,7 +436,7 @@ impl Database {
                 .unwrap_or_else(|_| Err(StorageError::Task("database work panicked".into())));
             let _ = tx.send(result);
         });
-        self.jobs.0.push(job);
+        self.jobs.queue.push(job);
         match tokio::time::timeout(self.acquire_timeout, &mut rx).await {
             Ok(result) => {
                 result.map_err(|_| StorageError::Task("database work was dropped".into()))?
@@ -440,11 +497,14 @@ mod tests {
         // Never connected: the jobs here do not use it.
         let pool = Pool::builder()
             .min_idle(Some(0))
-            .build_unchecked(Manager(ConnectionManager::<PgConnection>::new(
-                "postgres://unused",
-            )));
+            .build_unchecked(Manager::new("postgres://unused".into()));
         let queue = Arc::new(JobQueue::default());
-        let sender = JobSender(queue.clone());
+        let sender = JobSender {
+            queue: queue.clone(),
+            threads: Mutex::default(),
+            live: std::sync::Weak::new(),
+            connect_timeout: Duration::ZERO,
+        };
         let workers: Vec<_> = (0..4)
             .map(|_| {
                 let (pool, queue) = (pool.clone(), queue.clone());

@@ -1131,6 +1131,95 @@ fn a_dropped_revocation_listener_stops_and_its_thread_is_gone() {
     assert_eq!(heard.try_recv(), Err(mpsc::TryRecvError::Disconnected));
 }
 
+/// Dropping a pool's last handle returns once every connection is closed,
+/// those r2d2 was still making on its own threads included: a process
+/// that exits while one is being made crashes in libcrypto's exit
+/// handlers, and a database dropped after its pool kills what is open.
+/// Closed is seen from this side: the server notices a client gone only
+/// later, so its backends may still be listed, but this process's socket
+/// to each of them is no longer established.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_pool_has_closed_every_connection_it_made() {
+    #[derive(diesel::QueryableByName)]
+    struct Backend {
+        #[diesel(sql_type = diesel::sql_types::Integer)]
+        client_port: i32,
+        #[diesel(sql_type = diesel::sql_types::Integer)]
+        server_port: i32,
+    }
+    let db = TestDatabase::create();
+    let observer = Database::connect(db.url(), &PoolSettings::default()).expect("observer");
+    let name = db.name().to_owned();
+    let backends = || {
+        let name = name.clone();
+        observer
+            .run_blocking(move |conn| {
+                Ok(diesel::RunQueryDsl::load::<Backend>(
+                    diesel::sql_query(
+                        "SELECT client_port, inet_server_port() AS server_port \
+                         FROM pg_stat_activity \
+                         WHERE datname = $1 AND pid <> pg_backend_pid() AND client_port > 0",
+                    )
+                    .bind::<diesel::sql_types::Text, _>(name),
+                    conn,
+                )?)
+            })
+            .expect("backends")
+    };
+    // Our established sockets (state 01) from `port` to `server_port`.
+    let established = |port: i32, server_port: i32| {
+        std::fs::read_to_string("/proc/net/tcp")
+            .expect("/proc/net/tcp")
+            .lines()
+            .skip(1)
+            .filter(|line| {
+                let cols: Vec<&str> = line.split_whitespace().collect();
+                let port_of = |addr: &str| {
+                    addr.rsplit(':')
+                        .next()
+                        .and_then(|p| i32::from_str_radix(p, 16).ok())
+                };
+                cols.len() > 3
+                    && port_of(cols[1]) == Some(port)
+                    && port_of(cols[2]) == Some(server_port)
+                    && cols[3] == "01"
+            })
+            .count()
+    };
+    let settings = PoolSettings {
+        max_size: 16,
+        ..PoolSettings::default()
+    };
+    for round in 0..5 {
+        let pool = Database::connect(db.url(), &settings).expect("pool");
+        // Many callers at once: r2d2 starts a connection for each, and
+        // hands out whichever is free first, leaving some still being made.
+        let calls: Vec<_> = (0..16)
+            .map(|_| {
+                let pool = pool.clone();
+                tokio::spawn(async move {
+                    pool.run(|conn| {
+                        diesel::RunQueryDsl::execute(diesel::sql_query("SELECT 1"), conn)?;
+                        Ok(())
+                    })
+                    .await
+                })
+            })
+            .collect();
+        for call in calls {
+            call.await.expect("task").expect("query");
+        }
+        let made = backends();
+        assert!(!made.is_empty(), "round {round}: the pool made connections");
+        drop(pool);
+        let open: usize = backends()
+            .iter()
+            .map(|b| established(b.client_port, b.server_port))
+            .sum();
+        assert_eq!(open, 0, "round {round}: connections still open after the drop");
+    }
+}
+
 /// Phone parts of every length find what a plain substring match finds:
 /// 4 digits or more through the digit-group index, fewer by reading.
 #[tokio::test]
