@@ -7,6 +7,7 @@
 //! an id of another workspace behaves exactly like an unknown id.
 
 mod crm;
+mod device_state;
 mod messaging;
 mod outbox;
 mod provider;
@@ -17,6 +18,7 @@ pub use crm::{
     ApiKeyCodec, ApiKeyRepository, ConditionalUpdate, ContactRepository, EventLog, HealthCheck,
     PasswordHasher, TokenCodec, UserRepository, WebSessionRepository, WorkspaceRepository,
 };
+pub use device_state::{DeviceStateEntry, DeviceStateStore};
 pub use messaging::{EnqueueOutcome, MessageRepository, SessionRepository};
 pub use outbox::{Claim, DispatchOutcome, Outbox, OutboxJob, SessionPace};
 pub use provider::{
