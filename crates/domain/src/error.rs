@@ -135,6 +135,10 @@ pub enum SessionError {
     /// The workspace does not exist.
     #[error("workspace not found")]
     WorkspaceNotFound,
+    /// The session cannot do this now, or its provider never can; the
+    /// text says why (its status, or its provider).
+    #[error("{0}")]
+    WrongState(String),
     /// Storage failed.
     #[error(transparent)]
     Repository(RepositoryError),

@@ -252,6 +252,7 @@ impl From<SessionError> for ApiError {
             .with_field("sessionId"),
             // The key's workspace was deleted while the request ran.
             SessionError::WorkspaceNotFound => Self::not_found("workspace"),
+            SessionError::WrongState(why) => Self::new(StatusCode::CONFLICT, "session_state", why),
             SessionError::Repository(r) => r.into(),
         }
     }

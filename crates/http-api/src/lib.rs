@@ -30,6 +30,7 @@ mod json_writer;
 pub mod messages;
 pub mod metrics;
 pub mod openapi;
+mod qr_png;
 mod query;
 mod rate_limit;
 mod request_id;
@@ -241,6 +242,19 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: ApiState, settings: HttpSe
                 .service(
                     resource("/sessions/{sessionId}/start", "POST")
                         .route(web::post().to(sessions::start)),
+                )
+                .service(
+                    resource("/sessions/{sessionId}/qr", "GET, HEAD")
+                        .app_data(QueryParams(&[("GET", &["format"]), ("HEAD", &["format"])]))
+                        .route(get_or_head().to(sessions::qr)),
+                )
+                .service(
+                    resource("/sessions/{sessionId}/pair-code", "POST")
+                        .route(web::post().to(sessions::pair_code)),
+                )
+                .service(
+                    resource("/sessions/{sessionId}/logout", "POST")
+                        .route(web::post().to(sessions::logout)),
                 )
                 .service(
                     resource("/sessions/{sessionId}/simulate/inbound", "POST")

@@ -8,7 +8,8 @@ use maveraa_domain::messaging::SessionName;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiJson, Authenticated};
 use crate::wire::sessions::{
-    CreateSessionRequest, SessionBody, SessionList, SimulateInboundRequest, SimulatedAccepted,
+    CreateSessionRequest, PairCodeBody, PairCodeRequest, QrBody, SessionBody, SessionList,
+    SimulateInboundRequest, SimulatedAccepted,
 };
 use crate::{ApiState, path_param};
 
@@ -138,6 +139,177 @@ async fn set_stopped(
         state.sessions.start(workspace, &name).await?
     };
     Ok(HttpResponse::Ok().json(SessionBody::from(&session)))
+}
+
+/// How long a pairing-code request waits for the server holding the
+/// session to answer.
+const PAIR_CODE_WAIT: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// `GET /api/public/sessions/{sessionId}/qr`: the QR code that links a
+/// `whatsapp-web` session, as a PNG (or `?format=json`).
+#[utoipa::path(
+    get,
+    path = "/api/public/sessions/{sessionId}/qr",
+    tag = "Sessions",
+    operation_id = "getSessionQr",
+    summary = "The QR code to scan (whatsapp-web)",
+    description = "While the session is `qr_required`: scan it with WhatsApp > Linked devices > \
+        Link a device. WhatsApp replaces it about every 20 s (a `session.qr` event says so); \
+        fetch it again then. A PNG by default; `?format=json` gives the code to render yourself.",
+    params(
+        ("sessionId" = String, Path, description = "The session's name", example = "session-123"),
+        ("format" = Option<String>, Query, description = "`png` (the default) or `json`"),
+    ),
+    responses(
+        (status = 200, description = "The QR code: a PNG image, or with `?format=json` its code",
+            content(
+                (Vec<u8> = "image/png"),
+                (QrBody = "application/json"),
+            )),
+        (status = 404, description = "`session_not_found`", body = ErrorBody),
+        (status = 409, description = "`session_state`: not waiting for a scan, or not a whatsapp-web session", body = ErrorBody),
+    )
+)]
+pub async fn qr(
+    auth: Authenticated,
+    state: web::Data<ApiState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let mut json = false;
+    for (key, value) in crate::query::pairs(req.query_string())? {
+        if key == "format" {
+            json = match value.as_str() {
+                "json" => true,
+                "png" | "" => false,
+                _ => {
+                    return Err(ApiError::new(
+                        actix_web::http::StatusCode::BAD_REQUEST,
+                        "validation_error",
+                        "format must be png or json",
+                    )
+                    .with_field("format"));
+                }
+            };
+        }
+    }
+    let code = state
+        .sessions
+        .qr(auth.0.workspace_id, &session_name(&req)?)
+        .await?;
+    // The code links a device to this workspace's number: never cached.
+    let mut response = HttpResponse::Ok();
+    response.insert_header((header::CACHE_CONTROL, "no-store"));
+    if json {
+        return Ok(response.json(QrBody {
+            code: code.code,
+            expires_at: crate::wire::time(&code.expires_at),
+        }));
+    }
+    let png = crate::qr_png::render(&code.code).map_err(|e| ApiError::internal(&e))?;
+    Ok(response.content_type("image/png").body(png))
+}
+
+/// `POST /api/public/sessions/{sessionId}/pair-code`: a code to link a
+/// `whatsapp-web` session from the phone without a camera.
+#[utoipa::path(
+    post,
+    path = "/api/public/sessions/{sessionId}/pair-code",
+    tag = "Sessions",
+    operation_id = "requestPairCode",
+    summary = "A pairing code instead of a QR scan (whatsapp-web)",
+    description = "On the phone of `phoneNumber`: WhatsApp > Linked devices > Link a device > \
+        Link with phone number instead, and enter the code. The session must be `qr_required`.",
+    params(("sessionId" = String, Path, description = "The session's name", example = "session-123")),
+    request_body = PairCodeRequest,
+    responses(
+        (status = 200, description = "The code", body = PairCodeBody),
+        (status = 404, description = "`session_not_found`", body = ErrorBody),
+        (status = 409, description = "`session_state`: not waiting to be linked, or not a whatsapp-web session", body = ErrorBody),
+        (status = 502, description = "`pair_code_failed`: WhatsApp gave no code", body = ErrorBody),
+        (status = 504, description = "`pair_code_timeout`: the session's server did not answer in time", body = ErrorBody),
+    )
+)]
+pub async fn pair_code(
+    auth: Authenticated,
+    state: web::Data<ApiState>,
+    req: HttpRequest,
+    body: ApiJson<PairCodeRequest>,
+) -> Result<HttpResponse, ApiError> {
+    use actix_web::http::StatusCode;
+    let phone = body.0.try_into_domain()?;
+    let session = state
+        .sessions
+        .request_pair_code(auth.0.workspace_id, &session_name(&req)?, &phone)
+        .await?;
+    // The server holding the session answers through the database; a
+    // bounded wait for it, checked every 100 ms.
+    let deadline = tokio::time::Instant::now() + PAIR_CODE_WAIT;
+    loop {
+        match state.sessions.pair_code_answer(&session).await? {
+            Some(maveraa_domain::messaging::PairOutcome::Code(code)) => {
+                return Ok(HttpResponse::Ok()
+                    .insert_header((header::CACHE_CONTROL, "no-store"))
+                    .json(PairCodeBody { code }));
+            }
+            Some(maveraa_domain::messaging::PairOutcome::Failed(why)) => {
+                return Err(ApiError::new(
+                    StatusCode::BAD_GATEWAY,
+                    "pair_code_failed",
+                    why,
+                ));
+            }
+            None if tokio::time::Instant::now() >= deadline => {
+                return Err(ApiError::new(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    "pair_code_timeout",
+                    "the server running the session did not answer in time; try again",
+                ));
+            }
+            None => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
+        }
+    }
+}
+
+/// `POST /api/public/sessions/{sessionId}/logout`: unlinks a
+/// `whatsapp-web` session's device and deletes its keys; its messages stay.
+#[utoipa::path(
+    post,
+    path = "/api/public/sessions/{sessionId}/logout",
+    tag = "Sessions",
+    operation_id = "logoutSession",
+    summary = "Unlink a session's device (whatsapp-web)",
+    description = "WhatsApp is told, the device's keys are deleted and the status turns \
+        `logged_out`; the session's messages stay. `start` shows a new QR code to link it again. \
+        `202` while the server running the session tells WhatsApp.",
+    params(("sessionId" = String, Path, description = "The session's name", example = "session-123")),
+    responses(
+        (status = 200, description = "Logged out", body = SessionBody),
+        (status = 202, description = "Being logged out by the server running it", body = SessionBody),
+        (status = 404, description = "`session_not_found`", body = ErrorBody),
+        (status = 409, description = "`session_state`: not a whatsapp-web session", body = ErrorBody),
+    )
+)]
+pub async fn logout(
+    auth: Authenticated,
+    state: web::Data<ApiState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    use maveraa_domain::messaging::SessionStatus;
+    let (workspace, name) = (auth.0.workspace_id, session_name(&req)?);
+    let requested = state.sessions.logout(workspace, &name).await?;
+    // A bounded wait for the holder to do it, so a caller usually gets
+    // the final state at once.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let session = state.sessions.get(workspace, &name).await?;
+        if session.status == SessionStatus::LoggedOut {
+            return Ok(HttpResponse::Ok().json(SessionBody::from(&session)));
+        }
+        if !requested || tokio::time::Instant::now() >= deadline {
+            return Ok(HttpResponse::Accepted().json(SessionBody::from(&session)));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 }
 
 /// `DELETE /api/public/sessions/{sessionId}`: the session with its

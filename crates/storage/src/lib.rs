@@ -30,6 +30,7 @@ mod schema;
 mod sealing;
 pub mod secrets;
 mod send_batch;
+mod session_links;
 mod session_names;
 mod sessions;
 mod sql;

@@ -101,6 +101,13 @@ static LOCK_SESSIONS_SQL: LazyLock<Sql> = LazyLock::new(|| {
 WITH due AS MATERIALIZED (
     SELECT s.id FROM sessions s
     WHERE s.status <> 'stopped'
+      -- A linked device's messages go through its connection: only the
+      -- server holding it claims them, and only while connected (else
+      -- they wait queued).
+      AND (s.provider <> 'whatsapp-web'
+           OR (s.status = 'connected'
+               AND EXISTS (SELECT 1 FROM session_holders h
+                           WHERE h.session_id = s.id AND h.holder = $1 AND h.expires_at > now())))
       AND EXISTS (SELECT 1 FROM outbox o WHERE o.session_id = s.id AND o.next_attempt_at <= now())
 )
 SELECT id FROM due
@@ -367,7 +374,10 @@ impl Outbox for PgStore {
             .db
             .run(move |conn| {
                 conn.transaction::<_, StorageError, _>(|conn| {
-                    let sessions: Vec<IdRow> = LOCK_SESSIONS_SQL.query().load(conn)?;
+                    let sessions: Vec<IdRow> = LOCK_SESSIONS_SQL
+                        .query()
+                        .bind::<Text, _>(&worker)
+                        .load(conn)?;
                     if sessions.is_empty() {
                         return Ok(Vec::new());
                     }

@@ -98,6 +98,8 @@ diesel::table! {
         last_error -> Nullable<Text>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        me_jid -> Nullable<Text>,
+        me_push_name -> Nullable<Text>,
     }
 }
 

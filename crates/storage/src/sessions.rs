@@ -5,7 +5,8 @@ use chrono::{DateTime, Utc};
 use diesel::pg::Pg;
 use diesel::prelude::*;
 use maveraa_domain::messaging::{
-    CloudApiSettings, ProviderSettings, SecretString, Session, SessionName, SessionStatus,
+    CloudApiSettings, LinkedAccount, ProviderSettings, SecretString, Session, SessionName,
+    SessionStatus,
 };
 use maveraa_domain::ports::SessionRepository;
 use maveraa_domain::{RepositoryError, SessionId, WorkspaceId};
@@ -30,6 +31,8 @@ pub(crate) struct SessionRow {
     pub(crate) last_error: Option<String>,
     pub(crate) created_at: DateTime<Utc>,
     pub(crate) updated_at: DateTime<Utc>,
+    pub(crate) me_jid: Option<String>,
+    pub(crate) me_push_name: Option<String>,
 }
 
 /// The `settings` JSON of a `cloud-api` session. The secrets are sealed
@@ -58,6 +61,7 @@ pub(crate) enum StoredSecret {
 }
 
 pub(crate) const SIMULATOR: &str = "simulator";
+pub(crate) const WHATSAPP_WEB: &str = "whatsapp-web";
 pub(crate) const CLOUD_API: &str = "cloud-api";
 
 /// Where a credential of `session` is sealed for: a sealed value opens
@@ -117,6 +121,7 @@ fn encode_provider(
 ) -> Result<(String, serde_json::Value), StorageError> {
     match provider {
         ProviderSettings::Simulator => Ok((SIMULATOR.to_owned(), serde_json::json!({}))),
+        ProviderSettings::WhatsAppWeb => Ok((WHATSAPP_WEB.to_owned(), serde_json::json!({}))),
         ProviderSettings::CloudApi(s) => {
             let json = CloudApiJson {
                 phone_number_id: s.phone_number_id.clone(),
@@ -155,6 +160,7 @@ fn decode_provider(
 ) -> Result<ProviderSettings, StorageError> {
     match provider {
         SIMULATOR => Ok(ProviderSettings::Simulator),
+        WHATSAPP_WEB => Ok(ProviderSettings::WhatsAppWeb),
         CLOUD_API => {
             let s = parse_cloud_api(settings)?;
             Ok(ProviderSettings::CloudApi(CloudApiSettings {
@@ -189,14 +195,22 @@ pub(crate) fn session_from_columns(
         status: SessionStatus::parse(status)
             .ok_or_else(|| StorageError::Corrupt(format!("unknown session status {status:?}")))?,
         last_error,
+        me: None,
         created_at,
     })
 }
 
 impl SessionRow {
-    fn into_session(self, secrets: Option<&SecretCipher>) -> Result<Session, StorageError> {
+    pub(crate) fn into_session(
+        self,
+        secrets: Option<&SecretCipher>,
+    ) -> Result<Session, StorageError> {
         let r = self;
-        session_from_columns(
+        let me = r.me_jid.map(|jid| LinkedAccount {
+            jid,
+            push_name: r.me_push_name,
+        });
+        let mut session = session_from_columns(
             r.id,
             r.workspace_id,
             r.name,
@@ -206,7 +220,9 @@ impl SessionRow {
             r.last_error,
             r.created_at,
             secrets,
-        )
+        )?;
+        session.me = me;
+        Ok(session)
     }
 }
 
@@ -223,6 +239,8 @@ impl SessionRow {
             last_error: s.last_error.clone(),
             created_at: s.created_at,
             updated_at: s.created_at,
+            me_jid: s.me.as_ref().map(|m| m.jid.clone()),
+            me_push_name: s.me.as_ref().and_then(|m| m.push_name.clone()),
         })
     }
 }
@@ -375,25 +393,26 @@ impl SessionRepository for PgStore {
         name: &SessionName,
         stopped: bool,
     ) -> Result<bool, RepositoryError> {
+        use diesel::sql_types::{Bool, Text, Uuid as SqlUuid};
         let name = name.as_str().to_owned();
-        let status = if stopped {
-            SessionStatus::Stopped
-        } else {
-            SessionStatus::Connected
-        };
         let updated = self
             .db
             .run(move |conn| {
-                Ok(diesel::update(
-                    sessions::table
-                        .filter(sessions::workspace_id.eq(workspace.as_uuid()))
-                        .filter(sessions::name.eq(name)),
-                )
-                .set((
-                    sessions::status.eq(status.as_str()),
-                    sessions::last_error.eq(None::<String>),
-                    sessions::updated_at.eq(diesel::dsl::now),
+                // A linked device starts by opening its connection (a
+                // server holding it turns it `connected`); the others send
+                // at once.
+                Ok(diesel::sql_query(format!(
+                    "UPDATE sessions SET status = CASE WHEN $3 THEN '{stopped}' \
+                     WHEN provider = '{WHATSAPP_WEB}' THEN '{starting}' ELSE '{connected}' END, \
+                     last_error = NULL, updated_at = now() \
+                     WHERE workspace_id = $1 AND name = $2",
+                    stopped = SessionStatus::Stopped.as_str(),
+                    starting = SessionStatus::Starting.as_str(),
+                    connected = SessionStatus::Connected.as_str(),
                 ))
+                .bind::<SqlUuid, _>(workspace.as_uuid())
+                .bind::<Text, _>(name)
+                .bind::<Bool, _>(stopped)
                 .execute(conn)?)
             })
             .await?;

@@ -457,6 +457,7 @@ pub fn new_session(ws: WorkspaceId, session: &str, provider: ProviderSettings) -
         provider,
         status: SessionStatus::Connected,
         last_error: None,
+        me: None,
         created_at: now(),
     }
 }

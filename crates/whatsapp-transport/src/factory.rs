@@ -1,5 +1,6 @@
 //! The [`TransportFactory`] of the server: a Cloud API transport for Cloud
-//! API sessions, the simulator for simulator sessions.
+//! API sessions, the simulator for simulator sessions, and a linked
+//! device's open connection for WhatsApp Web sessions.
 
 use std::fmt;
 use std::sync::Arc;
@@ -9,6 +10,7 @@ use maveraa_domain::ports::{TransportFactory, WebhookProtocol};
 use maveraa_domain::transport::{TransportError, WhatsAppTransport};
 
 use crate::cloud_api::{CloudApiConfig, CloudApiTransport, TransportBuildError, build_http_client};
+use crate::links::LiveLinks;
 use crate::simulator::Simulator;
 use crate::webhook::CloudApiWebhooks;
 
@@ -20,6 +22,7 @@ pub struct Transports {
     client: reqwest::Client,
     base_url: String,
     simulator: Arc<Simulator>,
+    links: Arc<LiveLinks>,
 }
 
 impl fmt::Debug for Transports {
@@ -46,6 +49,7 @@ impl Transports {
             client,
             base_url: base_url.trim_end_matches('/').to_owned(),
             simulator: simulator.into(),
+            links: Arc::default(),
         }
     }
 
@@ -59,6 +63,11 @@ impl Transports {
         simulator: impl Into<Arc<Simulator>>,
     ) -> Result<Self, TransportBuildError> {
         Ok(Self::new(build_http_client(cfg)?, &cfg.base_url, simulator))
+    }
+
+    /// The linked devices' connections open on this server.
+    pub fn links(&self) -> &Arc<LiveLinks> {
+        &self.links
     }
 
     /// The simulator (to set its sink once the inbox exists).
@@ -79,6 +88,17 @@ impl TransportFactory for Transports {
     ) -> Result<Arc<dyn WhatsAppTransport>, TransportError> {
         match &session.provider {
             ProviderSettings::Simulator => Ok(Arc::new(self.simulator.transport_for(session))),
+            // Only the server holding its connection claims its messages.
+            ProviderSettings::WhatsAppWeb => self
+                .links
+                .get(session.id)
+                .map(|c| c as Arc<dyn WhatsAppTransport>)
+                .ok_or_else(|| TransportError::Unreachable {
+                    reason: format!(
+                        "session {}: its connection is not open on this server",
+                        session.name
+                    ),
+                }),
             ProviderSettings::CloudApi(settings) => {
                 let phone_number_id = settings.phone_number_id.trim();
                 // The id becomes a path segment of the Graph URL: refuse
@@ -119,7 +139,7 @@ impl TransportFactory for Transports {
     fn webhook_protocol(&self, session: &Session) -> Option<Arc<dyn WebhookProtocol>> {
         match session.provider {
             ProviderSettings::CloudApi(_) => Some(Arc::new(CloudApiWebhooks)),
-            ProviderSettings::Simulator => None,
+            ProviderSettings::Simulator | ProviderSettings::WhatsAppWeb => None,
         }
     }
 }

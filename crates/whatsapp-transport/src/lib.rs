@@ -24,6 +24,8 @@
 
 pub mod cloud_api;
 pub mod factory;
+pub mod link_simulator;
+pub mod links;
 pub mod simulator;
 pub mod webhook;
 
@@ -31,5 +33,7 @@ pub use cloud_api::{
     CloudApiConfig, CloudApiTransport, DEFAULT_BASE_URL, TransportBuildError, build_http_client,
 };
 pub use factory::Transports;
+pub use link_simulator::{LinkSimulator, SimulatedConnection};
+pub use links::LiveLinks;
 pub use simulator::{SIMULATOR_ID_PREFIX, Simulator, SimulatorConfig, SimulatorTransport};
 pub use webhook::CloudApiWebhooks;

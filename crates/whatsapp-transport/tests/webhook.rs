@@ -531,6 +531,7 @@ fn cloud_session(phone_number_id: &str, app_secret: &str) -> Session {
         }),
         status: SessionStatus::Connected,
         last_error: None,
+        me: None,
         created_at: chrono::Utc::now(),
     }
 }

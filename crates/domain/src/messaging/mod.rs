@@ -3,10 +3,12 @@
 //! case (see [`crate::usecases::Dispatcher`] for the one unavoidable window).
 
 mod content;
+mod link;
 mod message;
 mod session;
 
 pub use content::{Caption, FileName, MediaUrl, MessageText, OutboundMedia};
+pub use link::{LinkAck, LinkEvent, LinkRequests, LinkUpdate, PairOutcome};
 pub(crate) use message::strip_nul;
 pub use message::{
     Conversation, ConversationQuery, DeliveryError, Direction, IdempotencyKey, InboundMessage,
@@ -14,8 +16,8 @@ pub use message::{
     StatusUpdate, WaId,
 };
 pub use session::{
-    CloudApiSettings, ProviderKind, ProviderSettings, SecretString, Session, SessionName,
-    SessionStatus,
+    CloudApiSettings, LinkCode, LinkedAccount, ProviderKind, ProviderSettings, SecretString,
+    Session, SessionName, SessionStatus,
 };
 
 /// The old name of [`DeliveryError`], kept so embedders can move to the new

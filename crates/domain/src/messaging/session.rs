@@ -102,13 +102,16 @@ pub struct CloudApiSettings {
     pub verify_token: SecretString,
 }
 
-/// The two kinds of provider.
+/// The kinds of provider.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ProviderKind {
     /// The built-in simulator, for development and integration tests.
     Simulator,
     /// Meta's WhatsApp Cloud API.
     CloudApi,
+    /// WhatsApp Web: a device linked to a phone's WhatsApp by a QR code or
+    /// a pairing code, over a connection a server holds.
+    WhatsAppWeb,
 }
 
 impl ProviderKind {
@@ -118,11 +121,18 @@ impl ProviderKind {
         matches!(self, Self::CloudApi)
     }
 
+    /// Whether the session runs over a connection one server holds at a
+    /// time (linked devices), rather than over stateless requests.
+    pub fn holds_connection(self) -> bool {
+        matches!(self, Self::WhatsAppWeb)
+    }
+
     /// The name used in the API and on the command line.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Simulator => "simulator",
             Self::CloudApi => "cloud-api",
+            Self::WhatsAppWeb => "whatsapp-web",
         }
     }
 }
@@ -134,6 +144,8 @@ pub enum ProviderSettings {
     Simulator,
     /// Meta's Cloud API.
     CloudApi(CloudApiSettings),
+    /// WhatsApp Web: no settings; the linked device's keys are its state.
+    WhatsAppWeb,
 }
 
 impl ProviderSettings {
@@ -142,7 +154,7 @@ impl ProviderSettings {
     /// deliveries name accounts by it.
     pub fn account_id(&self) -> Option<&str> {
         match self {
-            Self::Simulator => None,
+            Self::Simulator | Self::WhatsAppWeb => None,
             Self::CloudApi(settings) => Some(&settings.phone_number_id),
         }
     }
@@ -152,6 +164,7 @@ impl ProviderSettings {
         match self {
             Self::Simulator => ProviderKind::Simulator,
             Self::CloudApi(_) => ProviderKind::CloudApi,
+            Self::WhatsAppWeb => ProviderKind::WhatsAppWeb,
         }
     }
 }
@@ -168,6 +181,14 @@ pub enum SessionStatus {
     /// Stopped by its owner: its messages stay queued, none is sent, until
     /// it is started again. What a provider reports still comes in.
     Stopped,
+    /// A linked device's connection is being opened.
+    Starting,
+    /// A linked device waits for its phone to scan the QR code (or to
+    /// enter a pairing code).
+    QrRequired,
+    /// The phone unlinked the device (or the owner logged it out): its
+    /// keys are gone, and only a new scan links it again.
+    LoggedOut,
 }
 
 impl SessionStatus {
@@ -178,6 +199,9 @@ impl SessionStatus {
             Self::Disconnected => "disconnected",
             Self::Failed => "failed",
             Self::Stopped => "stopped",
+            Self::Starting => "starting",
+            Self::QrRequired => "qr_required",
+            Self::LoggedOut => "logged_out",
         }
     }
 
@@ -188,6 +212,9 @@ impl SessionStatus {
             "disconnected" => Some(Self::Disconnected),
             "failed" => Some(Self::Failed),
             "stopped" => Some(Self::Stopped),
+            "starting" => Some(Self::Starting),
+            "qr_required" => Some(Self::QrRequired),
+            "logged_out" => Some(Self::LoggedOut),
             _ => None,
         }
     }
@@ -206,10 +233,31 @@ pub struct Session {
     pub provider: ProviderSettings,
     /// Whether it works.
     pub status: SessionStatus,
-    /// The last provider error, when `status` is `failed`.
+    /// The last provider error, when `status` is `failed`; why, when
+    /// `disconnected` or `logged_out`.
     pub last_error: Option<String>,
+    /// The WhatsApp account a linked device is, once linked.
+    pub me: Option<LinkedAccount>,
     /// When it was created.
     pub created_at: DateTime<Utc>,
+}
+
+/// The WhatsApp account a linked device belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkedAccount {
+    /// Its number's JID (`628123456789@s.whatsapp.net`).
+    pub jid: String,
+    /// Its WhatsApp profile name, when known.
+    pub push_name: Option<String>,
+}
+
+/// A code that links a device, until it expires: the QR code's content.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkCode {
+    /// The text the QR code encodes.
+    pub code: String,
+    /// When WhatsApp stops accepting it (a new one replaces it).
+    pub expires_at: DateTime<Utc>,
 }
 
 #[cfg(test)]

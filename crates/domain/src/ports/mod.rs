@@ -8,6 +8,7 @@
 
 mod crm;
 mod device_state;
+mod links;
 mod messaging;
 mod outbox;
 mod provider;
@@ -19,6 +20,7 @@ pub use crm::{
     PasswordHasher, TokenCodec, UserRepository, WebSessionRepository, WorkspaceRepository,
 };
 pub use device_state::{DeviceStateEntry, DeviceStateStore};
+pub use links::{Link, LinkConnection, LinkEngine, LinkEventStream, SessionLinks};
 pub use messaging::{EnqueueOutcome, MessageRepository, SessionRepository};
 pub use outbox::{Claim, DispatchOutcome, Outbox, OutboxJob, SessionPace};
 pub use provider::{

@@ -3,8 +3,11 @@ use std::sync::Arc;
 use crate::clock::Clock;
 use crate::error::SessionError;
 use crate::ids::{SessionId, WorkspaceId};
-use crate::messaging::{ProviderSettings, Session, SessionName, SessionStatus};
-use crate::ports::{SessionRepository, WorkspaceRepository};
+use crate::messaging::{
+    LinkCode, LinkUpdate, PairOutcome, ProviderSettings, Session, SessionName, SessionStatus,
+};
+use crate::ports::{SessionLinks, SessionRepository, WorkspaceRepository};
+use crate::values::PhoneNumber;
 
 /// Creates, lists and deletes a workspace's WhatsApp sessions.
 #[derive(Clone)]
@@ -12,6 +15,7 @@ pub struct SessionService {
     sessions: Arc<dyn SessionRepository>,
     workspaces: Arc<dyn WorkspaceRepository>,
     clock: Arc<dyn Clock>,
+    links: Option<Arc<dyn SessionLinks>>,
 }
 
 impl std::fmt::Debug for SessionService {
@@ -31,7 +35,15 @@ impl SessionService {
             sessions,
             workspaces,
             clock,
+            links: None,
         }
+    }
+
+    /// Links WhatsApp Web sessions through `links` (QR codes, pairing
+    /// codes, logout). Without it, such sessions cannot be created.
+    pub fn with_links(mut self, links: Arc<dyn SessionLinks>) -> Self {
+        self.links = Some(links);
+        self
     }
 
     /// Connects a session named `name` to `workspace`.
@@ -61,16 +73,30 @@ impl SessionService {
                 }
             }
         }
+        if provider.kind().holds_connection() && self.links.is_none() {
+            return Err(SessionError::WrongState(format!(
+                "this server does not run {} sessions",
+                provider.kind().as_str()
+            )));
+        }
         if self.workspaces.get(workspace).await?.is_none() {
             return Err(SessionError::WorkspaceNotFound);
         }
+        // A linked device starts by opening its connection (and showing a
+        // QR code); the others send at once.
+        let status = if provider.kind().holds_connection() {
+            SessionStatus::Starting
+        } else {
+            SessionStatus::Connected
+        };
         let session = Session {
             id: SessionId::new(),
             workspace_id: workspace,
             name,
             provider,
-            status: SessionStatus::Connected,
+            status,
             last_error: None,
+            me: None,
             created_at: self.clock.now(),
         };
         self.sessions.insert(&session).await?;
@@ -154,5 +180,123 @@ impl SessionService {
         } else {
             Err(SessionError::NotFound)
         }
+    }
+
+    /// The session `name` of `workspace` when its provider links a device,
+    /// with the store of its link.
+    async fn linked(
+        &self,
+        workspace: WorkspaceId,
+        name: &SessionName,
+    ) -> Result<(Session, &Arc<dyn SessionLinks>), SessionError> {
+        let session = self.get(workspace, name).await?;
+        match &self.links {
+            Some(links) if session.provider.kind().holds_connection() => Ok((session, links)),
+            _ => Err(SessionError::WrongState(format!(
+                "a {} session is not linked by QR code",
+                session.provider.kind().as_str()
+            ))),
+        }
+    }
+
+    /// The QR code that links the session `name` of `workspace`, while it
+    /// waits for a scan.
+    ///
+    /// # Errors
+    /// [`SessionError::NotFound`]; [`SessionError::WrongState`] when it is
+    /// not a WhatsApp Web session or does not wait for a scan;
+    /// [`SessionError::Repository`].
+    pub async fn qr(
+        &self,
+        workspace: WorkspaceId,
+        name: &SessionName,
+    ) -> Result<LinkCode, SessionError> {
+        let (session, links) = self.linked(workspace, name).await?;
+        let waiting = || {
+            SessionError::WrongState(format!(
+                "the session is {}, not waiting for a scan",
+                session.status.as_str()
+            ))
+        };
+        if session.status != SessionStatus::QrRequired {
+            return Err(waiting());
+        }
+        links.qr(session.id).await?.ok_or_else(waiting)
+    }
+
+    /// Asks for a pairing code that links the session `name` of
+    /// `workspace` to the WhatsApp of `phone` without a camera. The server
+    /// holding the session's connection answers:
+    /// [`SessionService::pair_code_answer`].
+    ///
+    /// # Errors
+    /// [`SessionError::NotFound`]; [`SessionError::WrongState`] when it is
+    /// not a WhatsApp Web session, does not wait for a link, or no server
+    /// runs it yet; [`SessionError::Repository`].
+    pub async fn request_pair_code(
+        &self,
+        workspace: WorkspaceId,
+        name: &SessionName,
+        phone: &PhoneNumber,
+    ) -> Result<Session, SessionError> {
+        let (session, links) = self.linked(workspace, name).await?;
+        if session.status != SessionStatus::QrRequired {
+            return Err(SessionError::WrongState(format!(
+                "the session is {}, not waiting to be linked",
+                session.status.as_str()
+            )));
+        }
+        if !links.is_held(session.id).await? {
+            return Err(SessionError::WrongState(
+                "no server runs the session at the moment; try again in a few seconds".into(),
+            ));
+        }
+        links.request_pair_code(session.id, phone.as_str()).await?;
+        Ok(session)
+    }
+
+    /// The answer to the last pairing-code request of `session`, once the
+    /// server holding it has given it.
+    ///
+    /// # Errors
+    /// [`SessionError::Repository`]; [`SessionError::WrongState`] when this
+    /// service links no sessions.
+    pub async fn pair_code_answer(
+        &self,
+        session: &Session,
+    ) -> Result<Option<PairOutcome>, SessionError> {
+        let links = self
+            .links
+            .as_ref()
+            .ok_or_else(|| SessionError::WrongState("sessions are not linked here".into()))?;
+        Ok(links.pair_code_answer(session.id).await?)
+    }
+
+    /// Unlinks the device of the session `name` of `workspace` and deletes
+    /// its keys; its messages stay. When a server holds its connection,
+    /// that server tells WhatsApp (returns `true`: the status turns
+    /// `logged_out` when it has); else the keys are deleted at once
+    /// (`false`), and the phone shows the device until WhatsApp drops it.
+    ///
+    /// # Errors
+    /// [`SessionError::NotFound`]; [`SessionError::WrongState`] when it is
+    /// not a WhatsApp Web session; [`SessionError::Repository`].
+    pub async fn logout(
+        &self,
+        workspace: WorkspaceId,
+        name: &SessionName,
+    ) -> Result<bool, SessionError> {
+        let (session, links) = self.linked(workspace, name).await?;
+        if session.status != SessionStatus::Stopped && links.is_held(session.id).await? {
+            links.request_logout(session.id).await?;
+            return Ok(true);
+        }
+        links
+            .record(
+                session.id,
+                &LinkUpdate::LoggedOut(Some("logged out by its owner".into())),
+            )
+            .await?;
+        Ok(false)
     }
 }

@@ -16,24 +16,43 @@ pub struct SessionBody<'a> {
     /// The session's name, chosen at its creation.
     #[schema(example = "session-123")]
     session_id: &'a str,
-    /// `cloud-api` or `simulator`.
+    /// `whatsapp-web`, `cloud-api` or `simulator`.
     #[schema(example = "simulator")]
     provider: &'static str,
     /// The Cloud API's phone number id (Cloud API sessions only; not secret).
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]
     phone_number_id: Option<&'a str>,
-    /// `connected`, `disconnected`, `failed` or `stopped`.
+    /// `connected`, `disconnected`, `failed` or `stopped`; for
+    /// `whatsapp-web` also `starting`, `qr_required` (waiting for a scan:
+    /// `GET .../qr`) and `logged_out` (unlinked: `start` shows a new QR).
     #[schema(example = "connected")]
     status: &'static str,
-    /// Why the session is `failed` or `disconnected`.
+    /// Why the session is `failed`, `disconnected` or `logged_out`.
     last_error: Option<&'a str>,
+    /// The WhatsApp account a `whatsapp-web` session is linked as, once
+    /// linked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    me: Option<MeBody<'a>>,
     /// The path to give Meta as the webhook URL (Cloud API sessions only).
     #[schema(example = json!(null))]
     webhook_url: Option<String>,
     /// When it was created (RFC 3339, UTC, microseconds).
     #[schema(format = DateTime, example = "2026-12-06T02:20:44.453771Z")]
     created_at: String,
+}
+
+/// The account a linked session is.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = LinkedAccount)]
+pub struct MeBody<'a> {
+    /// Its number's JID.
+    #[schema(example = "6281234567890@s.whatsapp.net")]
+    id: &'a str,
+    /// Its WhatsApp profile name, when known.
+    push_name: Option<&'a str>,
 }
 
 impl<'a> From<&'a Session> for SessionBody<'a> {
@@ -43,10 +62,14 @@ impl<'a> From<&'a Session> for SessionBody<'a> {
             provider: s.provider.kind().as_str(),
             phone_number_id: match &s.provider {
                 ProviderSettings::CloudApi(c) => Some(c.phone_number_id.as_str()),
-                ProviderSettings::Simulator => None,
+                ProviderSettings::Simulator | ProviderSettings::WhatsAppWeb => None,
             },
             status: s.status.as_str(),
             last_error: s.last_error.as_deref(),
+            me: s.me.as_ref().map(|m| MeBody {
+                id: &m.jid,
+                push_name: m.push_name.as_deref(),
+            }),
             webhook_url: crate::webhook_path(s),
             created_at: super::time(&s.created_at),
         }
@@ -73,7 +96,8 @@ pub struct CreateSessionRequest {
     /// The session's name: unique in the workspace.
     #[schema(required = true, value_type = String, example = "session-123")]
     session_id: Option<String>,
-    /// `cloud-api` or `simulator` (`whatsapp-web` is not available yet).
+    /// `whatsapp-web` (linked by QR code: no settings), `cloud-api` or
+    /// `simulator`.
     #[schema(required = true, value_type = String, example = "simulator")]
     provider: Option<String>,
     /// Cloud API only (required for it): the number's phone number id.
@@ -136,20 +160,69 @@ impl CreateSessionRequest {
                 })
             }
             "whatsapp-web" => {
-                return Err(ValidationError::new(
-                    "provider",
-                    "whatsapp-web sessions are not available in this version yet; use cloud-api or simulator",
-                ));
+                if let Some((field, _)) = cloud.iter().find(|(_, v)| v.is_some()) {
+                    return Err(ValidationError::new(
+                        *field,
+                        "is a cloud-api setting; a whatsapp-web session takes none (it is linked by QR code)",
+                    ));
+                }
+                ProviderSettings::WhatsAppWeb
             }
             _ => {
                 return Err(ValidationError::new(
                     "provider",
-                    "must be one of cloud-api, simulator",
+                    "must be one of whatsapp-web, cloud-api, simulator",
                 ));
             }
         };
         Ok((name, settings))
     }
+}
+
+/// `POST .../pair-code` body.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(description = "The number whose phone will enter the pairing code.", example = json!({"phoneNumber": "6281234567890"}))]
+pub struct PairCodeRequest {
+    /// The phone's number, with its country code.
+    #[schema(required = true, value_type = String)]
+    pub phone_number: Option<String>,
+}
+
+impl PairCodeRequest {
+    /// The number.
+    ///
+    /// # Errors
+    /// A [`ValidationError`] on `phoneNumber`.
+    pub fn try_into_domain(self) -> Result<maveraa_domain::PhoneNumber, ValidationError> {
+        maveraa_domain::PhoneNumber::parse(
+            "phoneNumber",
+            self.phone_number
+                .as_deref()
+                .ok_or_else(|| ValidationError::new("phoneNumber", "is required"))?,
+        )
+    }
+}
+
+/// A pairing code to enter on the phone.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"code": "ABCD-EFGH"}))]
+pub struct PairCodeBody {
+    /// Enter it on the phone: WhatsApp > Linked devices > Link with phone
+    /// number instead.
+    pub code: String,
+}
+
+/// The QR code as JSON (`?format=json`).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(example = json!({"code": "2@AbCd...,xyz...,abc...", "expiresAt": "2026-12-06T02:21:04.000000Z"}))]
+pub struct QrBody {
+    /// The text the QR code encodes; render it as a QR code to scan.
+    pub code: String,
+    /// When WhatsApp replaces it (RFC 3339, UTC).
+    #[schema(format = DateTime)]
+    pub expires_at: String,
 }
 
 /// `POST .../simulate/inbound` body.

@@ -1,6 +1,7 @@
 //! Wiring: adapters into use cases (`services`), use cases into the HTTP
 //! API, and the background loops (`workers`) around it.
 
+pub mod links;
 mod services;
 mod workers;
 
@@ -256,6 +257,11 @@ impl Application {
             self.event_retention,
             stop_rx.clone(),
         ));
+        let links = self
+            .services
+            .links
+            .clone()
+            .map(|supervisor| tokio::spawn(supervisor.run(stop_rx.clone())));
         let uses = tokio::spawn(record_key_uses(
             self.services.api_keys.clone(),
             self.record_uses_every,
@@ -287,6 +293,9 @@ impl Application {
         }
         let _ = uses.await;
         let _ = event_log.await;
+        if let Some(links) = links {
+            let _ = links.await;
+        }
         result
     }
 }

@@ -63,6 +63,11 @@ pub struct Services {
     pub outbox_bell: Arc<Notify>,
     /// The built-in simulator provider.
     pub simulator: Arc<Simulator>,
+    /// Runs WhatsApp Web sessions, unless `whatsapp_web.engine` is off.
+    pub links: Option<crate::app::links::LinkSupervisor>,
+    /// The simulated WhatsApp Web, when it is the engine (tests reach its
+    /// connections through it).
+    pub link_simulator: Option<Arc<maveraa_whatsapp_transport::LinkSimulator>>,
     /// Where the database is.
     pub database_url: Secret,
 }
@@ -236,6 +241,7 @@ impl Services {
             read_after: Duration::from_millis(settings.simulator.read_after_ms),
         }));
         let transports = Arc::new(Transports::new(http, &cloud.base_url, simulator.clone()));
+        let live_links = transports.links().clone();
         let inbox = InboxService::new(
             store.clone(),
             store.clone(),
@@ -248,12 +254,15 @@ impl Services {
         let outbox_bell = Arc::new(Notify::new());
         let bell = outbox_bell.clone();
         let d = &settings.dispatcher;
+        // One name per server: its dispatcher claims with it, and it holds
+        // linked sessions under it (only their holder sends for them).
+        let server_name = format!("{}-{}", hostname(), std::process::id());
         let dispatcher = Dispatcher::new(
             store.clone(),
             transports,
             clock.clone(),
             DispatcherSettings {
-                worker: format!("{}-{}", hostname(), std::process::id()),
+                worker: server_name.clone(),
                 batch_size: d.batch_size.max(1),
                 lease: Duration::from_secs(d.lease_secs.max(1)),
                 retry: RetryPolicy {
@@ -280,6 +289,29 @@ impl Services {
             clock.clone(),
             hooks.policy(),
         );
+        let web = &settings.whatsapp_web;
+        let link_simulator = (web.engine == "simulator").then(|| {
+            Arc::new(maveraa_whatsapp_transport::LinkSimulator::new(
+                store.clone(),
+                Duration::from_millis(web.simulator_qr_every_ms),
+            ))
+        });
+        let links = link_simulator
+            .clone()
+            .map(|engine| crate::app::links::LinkSupervisor {
+                holder: server_name,
+                links: store.clone(),
+                engine,
+                sink: Arc::new(inbox.clone()),
+                live: live_links,
+                outbox_bell: outbox_bell.clone(),
+                hold: Duration::from_secs(web.hold_secs.max(3)),
+                poll: Duration::from_millis(web.poll_ms.max(1)),
+            });
+        let mut sessions = SessionService::new(store.clone(), store.clone(), clock.clone());
+        if links.is_some() {
+            sessions = sessions.with_links(store.clone());
+        }
         let hasher = Arc::new(Argon2Passwords::new(PASSWORD_HASHES_AT_ONCE));
         let accounts = AccountService::new(
             AccountPorts {
@@ -305,13 +337,15 @@ impl Services {
             api_keys: ApiKeyService::new(store.clone(), store.clone(), codec, clock.clone()),
             events: EventService::new(store.clone()),
             users: UserService::new(store.clone(), store.clone(), hasher, clock.clone()),
-            sessions: SessionService::new(store.clone(), store.clone(), clock.clone()),
+            sessions,
             messaging: MessagingService::new(store.clone(), store.clone(), clock)
                 .with_enqueue_hook(Arc::new(move || bell.notify_one())),
             inbox,
             dispatcher,
             outbox_bell,
             simulator,
+            links,
+            link_simulator,
             store,
             database_url: url.into(),
         })

@@ -56,3 +56,23 @@ impl WebhooksSection {
         }
     }
 }
+
+/// `[whatsapp_web]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WhatsAppWebSection {
+    /// Which engine runs `whatsapp-web` sessions: `off` (they cannot be
+    /// created) or `simulator` (a simulated WhatsApp Web, for development
+    /// and tests: QR codes that link nothing, pairing codes that link a
+    /// simulated phone).
+    pub engine: String,
+    /// How long a server holds a session without renewing, in seconds:
+    /// another server takes a session over this long after its server
+    /// died.
+    pub hold_secs: u64,
+    /// How often a server looks for sessions to run and for requests to
+    /// the sessions it runs, in ms.
+    pub poll_ms: u64,
+    /// The simulator's QR code rotation, in ms.
+    pub simulator_qr_every_ms: u64,
+}

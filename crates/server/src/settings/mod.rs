@@ -13,7 +13,7 @@ mod events;
 mod validate;
 
 pub use dashboard::DashboardSection;
-pub use events::{EventsSection, WebhooksSection};
+pub use events::{EventsSection, WebhooksSection, WhatsAppWebSection};
 
 /// The defaults, compiled in so the binary runs from any folder.
 const DEFAULTS: &str = include_str!("../../../../config/default.toml");
@@ -78,6 +78,8 @@ pub struct Settings {
     pub webhooks: WebhooksSection,
     /// The dashboard's sign-ins.
     pub dashboard: DashboardSection,
+    /// WhatsApp Web sessions (linked devices).
+    pub whatsapp_web: WhatsAppWebSection,
 }
 
 /// `[server]`

@@ -47,6 +47,22 @@ impl Settings {
                 needed_ms.div_ceil(1000)
             )));
         }
+        let web = &self.whatsapp_web;
+        if !matches!(web.engine.as_str(), "off" | "simulator") {
+            return Err(SettingsError::Invalid(format!(
+                "whatsapp_web.engine must be \"off\" or \"simulator\", not {:?}",
+                web.engine
+            )));
+        }
+        // The holder renews every third of the hold: a renewal may take a
+        // poll and a database round trip late without losing the session.
+        if web.hold_secs < 3 || web.poll_ms == 0 || web.poll_ms > web.hold_secs * 1000 / 3 {
+            return Err(SettingsError::Invalid(format!(
+                "whatsapp_web.hold_secs ({}) must be at least 3, and whatsapp_web.poll_ms ({}) \
+                 above 0 and at most a third of it",
+                web.hold_secs, web.poll_ms
+            )));
+        }
         // A webhook claim renews its lease when it records: at least every
         // quarter lease, and after any delivery that took long. A lease
         // that runs out mid-delivery only sends that endpoint's last

@@ -25,6 +25,7 @@ pub fn session(name: &str, provider: ProviderSettings) -> Session {
         provider,
         status: SessionStatus::Connected,
         last_error: None,
+        me: None,
         created_at: Utc::now(),
     }
 }

@@ -1,0 +1,265 @@
+//! A simulated WhatsApp Web, for development and tests (no phone and no
+//! WhatsApp server are needed): a session shows QR codes that rotate until
+//! it is linked; a pairing-code request links it at once as the phone of
+//! the number asked for; it stays linked across restarts and servers (the
+//! link is kept in the device state, as the real engine keeps its keys);
+//! sends are taken and reported delivered; a logout unlinks it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::Utc;
+use maveraa_domain::SessionId;
+use maveraa_domain::messaging::{
+    LinkAck, LinkCode, LinkEvent, LinkedAccount, MessageStatus, ProviderEvent, Session,
+    StatusUpdate,
+};
+use maveraa_domain::ports::{
+    DeviceStateStore, Link, LinkConnection, LinkEngine, LinkEventStream, TransportError,
+    WhatsAppTransport,
+};
+use maveraa_domain::transport::OutboundMessage;
+use tokio::sync::{Notify, mpsc};
+
+/// Where the simulated link is kept in the device state.
+const SPACE: &str = "simulator";
+const ACCOUNT_KEY: &[u8] = b"account";
+
+/// The simulated engine.
+pub struct LinkSimulator {
+    state: Arc<dyn DeviceStateStore>,
+    qr_every: Duration,
+    open: std::sync::Mutex<std::collections::HashMap<SessionId, Arc<SimulatedConnection>>>,
+}
+
+impl std::fmt::Debug for LinkSimulator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LinkSimulator")
+            .field("qr_every", &self.qr_every)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LinkSimulator {
+    /// A simulator keeping its links in `state`, with a new QR code every
+    /// `qr_every` (WhatsApp's is about 20 s).
+    pub fn new(state: Arc<dyn DeviceStateStore>, qr_every: Duration) -> Self {
+        Self {
+            state,
+            qr_every: qr_every.max(Duration::from_millis(10)),
+            open: std::sync::Mutex::default(),
+        }
+    }
+
+    /// The last connection opened for `session` (tests deliver through it).
+    pub fn connection(&self, session: SessionId) -> Option<Arc<SimulatedConnection>> {
+        self.open
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&session)
+            .cloned()
+    }
+}
+
+fn unreachable(e: impl std::fmt::Display) -> TransportError {
+    TransportError::Unreachable {
+        reason: e.to_string(),
+    }
+}
+
+async fn linked_account(
+    state: &dyn DeviceStateStore,
+    session: SessionId,
+) -> Result<Option<LinkedAccount>, TransportError> {
+    let Some(bytes) = state
+        .get(session, SPACE, ACCOUNT_KEY)
+        .await
+        .map_err(unreachable)?
+    else {
+        return Ok(None);
+    };
+    let v: serde_json::Value = serde_json::from_slice(&bytes).map_err(unreachable)?;
+    Ok(v["jid"].as_str().map(|jid| LinkedAccount {
+        jid: jid.to_owned(),
+        push_name: v["pushName"].as_str().map(str::to_owned),
+    }))
+}
+
+#[async_trait]
+impl LinkEngine for LinkSimulator {
+    async fn open(&self, session: &Session) -> Result<Link, TransportError> {
+        let (events, rx) = mpsc::channel(64);
+        let closed = Arc::new(Notify::new());
+        let linked = Arc::new(Notify::new());
+        let connection = Arc::new(SimulatedConnection {
+            session: session.id,
+            state: self.state.clone(),
+            events: events.clone(),
+            closed: closed.clone(),
+            linked: linked.clone(),
+        });
+        self.open
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(session.id, connection.clone());
+        match linked_account(self.state.as_ref(), session.id).await? {
+            Some(me) => {
+                let _ = events.send(LinkEvent::Connected(me)).await;
+            }
+            None => {
+                let (qr_every, id) = (self.qr_every, session.id);
+                tokio::spawn(async move {
+                    for n in 1u64.. {
+                        let expires =
+                            Utc::now() + chrono::Duration::from_std(qr_every).unwrap_or_default();
+                        let code = LinkCode {
+                            code: format!("2@simulated,{id},{n}"),
+                            expires_at: expires,
+                        };
+                        if events.send(LinkEvent::Qr(code)).await.is_err() {
+                            return;
+                        }
+                        tokio::select! {
+                            () = tokio::time::sleep(qr_every) => {}
+                            () = linked.notified() => return,
+                        }
+                    }
+                });
+            }
+        }
+        Ok(Link {
+            connection,
+            events: Box::new(SimulatedEvents { rx, closed }),
+        })
+    }
+}
+
+struct SimulatedEvents {
+    rx: mpsc::Receiver<LinkEvent>,
+    closed: Arc<Notify>,
+}
+
+#[async_trait]
+impl LinkEventStream for SimulatedEvents {
+    async fn next(&mut self) -> Option<LinkEvent> {
+        tokio::select! {
+            event = self.rx.recv() => event,
+            () = self.closed.notified() => None,
+        }
+    }
+}
+
+/// One simulated connection.
+pub struct SimulatedConnection {
+    session: SessionId,
+    state: Arc<dyn DeviceStateStore>,
+    events: mpsc::Sender<LinkEvent>,
+    closed: Arc<Notify>,
+    linked: Arc<Notify>,
+}
+
+impl std::fmt::Debug for SimulatedConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimulatedConnection")
+            .field("session", &self.session)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SimulatedConnection {
+    /// Reports `events` as if WhatsApp delivered them, and waits until the
+    /// server says whether it stored them (`true`) before "acknowledging".
+    ///
+    /// # Errors
+    /// When the connection is closed.
+    pub async fn deliver(&self, events: Vec<ProviderEvent>) -> Result<bool, TransportError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let ack = LinkAck::new(move |stored| {
+            let _ = tx.send(stored);
+        });
+        self.events
+            .send(LinkEvent::Provider {
+                events,
+                ack: Some(ack),
+            })
+            .await
+            .map_err(unreachable)?;
+        rx.await.map_err(unreachable)
+    }
+}
+
+#[async_trait]
+impl WhatsAppTransport for SimulatedConnection {
+    async fn send(&self, message: &OutboundMessage) -> Result<String, TransportError> {
+        // WhatsApp Web takes the sender's id for a message: ours, so a
+        // retry is the same message.
+        let id = message.message_id.map_or_else(
+            || format!("SIM{}", uuid::Uuid::new_v4().simple()),
+            |m| m.to_string(),
+        );
+        let delivered = ProviderEvent::Status(StatusUpdate {
+            provider_message_id: id.clone(),
+            status: MessageStatus::Delivered,
+            timestamp: Utc::now(),
+            error: None,
+            echoed_message_id: message.message_id,
+        });
+        let events = self.events.clone();
+        tokio::spawn(async move {
+            let _ = events
+                .send(LinkEvent::Provider {
+                    events: vec![delivered],
+                    ack: None,
+                })
+                .await;
+        });
+        Ok(id)
+    }
+
+    async fn mark_read(&self, _provider_message_id: &str) -> Result<(), TransportError> {
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl LinkConnection for SimulatedConnection {
+    async fn pair_code(&self, phone: &str) -> Result<String, TransportError> {
+        let me = LinkedAccount {
+            jid: format!("{phone}@s.whatsapp.net"),
+            push_name: Some("Simulated phone".into()),
+        };
+        let value = serde_json::json!({"jid": me.jid, "pushName": me.push_name});
+        self.state
+            .put_many(
+                self.session,
+                SPACE,
+                &[(ACCOUNT_KEY.to_vec(), value.to_string().into_bytes())],
+            )
+            .await
+            .map_err(unreachable)?;
+        self.linked.notify_one();
+        let events = self.events.clone();
+        tokio::spawn(async move {
+            let _ = events.send(LinkEvent::Connected(me)).await;
+        });
+        let digits: String = phone.chars().rev().take(4).collect();
+        Ok(format!("SIMU-{digits:0>4}"))
+    }
+
+    async fn logout(&self) -> Result<(), TransportError> {
+        self.state.clear(self.session).await.map_err(unreachable)?;
+        let _ = self
+            .events
+            .send(LinkEvent::LoggedOut {
+                reason: Some("logged out by its owner".into()),
+            })
+            .await;
+        Ok(())
+    }
+
+    async fn close(&self) {
+        self.linked.notify_one();
+        self.closed.notify_one();
+    }
+}
