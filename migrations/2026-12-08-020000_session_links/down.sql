@@ -9,6 +9,9 @@ BEGIN
 END;
 $$;
 DROP TABLE session_holders;
+DELETE FROM sessions WHERE provider = 'whatsapp-web';
+ALTER TABLE sessions DROP CONSTRAINT sessions_provider_known,
+    ADD CONSTRAINT sessions_provider_known CHECK (provider IN ('simulator', 'cloud-api'));
 ALTER TABLE sessions
     DROP COLUMN me_jid, DROP COLUMN me_push_name, DROP COLUMN link_qr,
     DROP COLUMN link_qr_expires_at, DROP COLUMN pair_phone, DROP COLUMN pair_requested,

@@ -14,6 +14,10 @@ ALTER TABLE sessions
     ADD COLUMN pair_error text,
     ADD COLUMN logout_requested boolean NOT NULL DEFAULT false;
 
+ALTER TABLE sessions DROP CONSTRAINT sessions_provider_known,
+    ADD CONSTRAINT sessions_provider_known
+        CHECK (provider IN ('simulator', 'cloud-api', 'whatsapp-web'));
+
 CREATE TABLE session_holders (
     session_id uuid PRIMARY KEY REFERENCES sessions (id) ON DELETE CASCADE,
     -- The server's name, as its dispatcher claims: only the holder sends.
