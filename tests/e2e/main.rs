@@ -15,6 +15,7 @@ mod errors;
 mod events;
 mod faults;
 mod helpers;
+mod linked_sessions;
 mod messaging;
 mod metrics;
 mod pace;

@@ -13,6 +13,7 @@ pub const EVENT_TYPES: &[&str] = &[
     "contact.deleted",
     "contacts.imported",
     "session.status",
+    "session.qr",
     "conversation.read",
     "message.queued",
     "message.received",

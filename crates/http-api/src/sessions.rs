@@ -182,12 +182,11 @@ pub async fn qr(
                 "json" => true,
                 "png" | "" => false,
                 _ => {
-                    return Err(ApiError::new(
-                        actix_web::http::StatusCode::BAD_REQUEST,
-                        "validation_error",
-                        "format must be png or json",
+                    return Err(maveraa_domain::ValidationError::new(
+                        "format",
+                        "must be png or json",
                     )
-                    .with_field("format"));
+                    .into());
                 }
             };
         }

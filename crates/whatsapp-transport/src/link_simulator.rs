@@ -25,6 +25,8 @@ use tokio::sync::{Notify, mpsc};
 /// Where the simulated link is kept in the device state.
 const SPACE: &str = "simulator";
 const ACCOUNT_KEY: &[u8] = b"account";
+/// How long a QR code stays valid after the next one is shown.
+const QR_OVERLAP: Duration = Duration::from_secs(2);
 
 /// The simulated engine.
 pub struct LinkSimulator {
@@ -111,8 +113,10 @@ impl LinkEngine for LinkSimulator {
                 let (qr_every, id) = (self.qr_every, session.id);
                 tokio::spawn(async move {
                     for n in 1u64.. {
-                        let expires =
-                            Utc::now() + chrono::Duration::from_std(qr_every).unwrap_or_default();
+                        // Valid a little past its successor's arrival, so
+                        // there is always one to show.
+                        let expires = Utc::now()
+                            + chrono::Duration::from_std(qr_every + QR_OVERLAP).unwrap_or_default();
                         let code = LinkCode {
                             code: format!("2@simulated,{id},{n}"),
                             expires_at: expires,

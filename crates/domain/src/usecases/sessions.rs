@@ -212,16 +212,18 @@ impl SessionService {
         name: &SessionName,
     ) -> Result<LinkCode, SessionError> {
         let (session, links) = self.linked(workspace, name).await?;
-        let waiting = || {
-            SessionError::WrongState(format!(
+        if session.status != SessionStatus::QrRequired {
+            return Err(SessionError::WrongState(format!(
                 "the session is {}, not waiting for a scan",
                 session.status.as_str()
-            ))
-        };
-        if session.status != SessionStatus::QrRequired {
-            return Err(waiting());
+            )));
         }
-        links.qr(session.id).await?.ok_or_else(waiting)
+        links.qr(session.id).await?.ok_or_else(|| {
+            SessionError::WrongState(
+                "the QR code expired and the next one has not come yet; try again in a moment"
+                    .into(),
+            )
+        })
     }
 
     /// Asks for a pairing code that links the session `name` of
