@@ -207,7 +207,8 @@ async fn a_bad_session_body_names_its_field_and_creates_nothing() {
         (with("sessionId", json!("x".repeat(65))), "sessionId"),
         (without("provider"), "provider"),
         (with("provider", json!("telegram")), "provider"),
-        (with("provider", json!("whatsapp-web")), "provider"),
+        // A whatsapp-web session takes no Cloud API setting.
+        (with("provider", json!("whatsapp-web")), "phoneNumberId"),
         (without("phoneNumberId"), "phoneNumberId"),
         (without("accessToken"), "accessToken"),
         (with("appSecret", json!("  ")), "appSecret"),
