@@ -572,3 +572,132 @@ async fn a_user_of_two_workspaces_switches_between_them() {
     .await;
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
 }
+
+/// A WhatsApp Web session from the dashboard: created, its QR code shown
+/// (inline, refreshed by the live part), linked by a pairing code, shown
+/// linked in the table, and logged out after a confirmation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_phone_is_linked_and_logged_out_from_the_dashboard() {
+    let app = crate::helpers::spawn_app_with(|s| {
+        s.whatsapp_web.engine = "simulator".into();
+        s.whatsapp_web.poll_ms = 50;
+        s.whatsapp_web.hold_secs = 3;
+        s.whatsapp_web.simulator_qr_every_ms = 300;
+    })
+    .await;
+    let cookie = first_owner(&app, "owner@example.com", "a long password 1").await;
+    let (_, html) = page(&app, &cookie, "/sessions").await;
+    assert!(html.contains("value=\"whatsapp-web\""), "{html}");
+    let csrf = csrf_of(&html);
+    let res = post_form(
+        &app,
+        &cookie,
+        "/sessions",
+        &[
+            ("_csrf", &csrf),
+            ("sessionId", "phone"),
+            ("provider", "whatsapp-web"),
+        ],
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(res.headers()[LOCATION], "/sessions/phone/link");
+
+    // The live part shows the QR code once the session waits for a scan.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let (status, part) = page(&app, &cookie, "/sessions/phone/link?part=status").await;
+        assert_eq!(status, 200);
+        if part.contains("data-qr") {
+            assert!(
+                part.contains("src=\"data:image/png;base64,iVBORw0KGgo"),
+                "{part}"
+            );
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no QR code: {part}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let (status, html) = page(&app, &cookie, "/sessions/phone/link").await;
+    assert_eq!(status, 200);
+    assert!(
+        html.contains("data-refresh=\"/sessions/phone/link?part=status\""),
+        "{html}"
+    );
+
+    // A bad number is named; a good one gets its code.
+    let csrf = csrf_of(&html);
+    let res = post_form(
+        &app,
+        &cookie,
+        "/sessions/phone/pair-code",
+        &[("_csrf", &csrf), ("phoneNumber", "12")],
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    assert!(
+        res.text()
+            .await
+            .expect("body")
+            .contains("phoneNumber: is too short")
+    );
+    let res = post_form(
+        &app,
+        &cookie,
+        "/sessions/phone/pair-code",
+        &[("_csrf", &csrf), ("phoneNumber", "6281234567890")],
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let html = res.text().await.expect("body");
+    assert!(
+        html.contains("<strong data-pair-code>SIMU-0987</strong>"),
+        "{html}"
+    );
+    loop {
+        let (_, part) = page(&app, &cookie, "/sessions/phone/link?part=status").await;
+        if part.contains("Linked as +6281234567890 (Simulated phone)") {
+            assert!(!part.contains("data-qr"), "no QR code once linked");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "never linked: {part}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let (_, table) = page(&app, &cookie, "/sessions?part=table").await;
+    assert!(table.contains("href=\"/sessions/phone/logout\""), "{table}");
+
+    // Logged out after asking.
+    let (status, ask) = page(&app, &cookie, "/sessions/phone/logout").await;
+    assert_eq!(status, 200);
+    let res = post_form(
+        &app,
+        &cookie,
+        "/sessions/phone/logout",
+        &[("_csrf", &csrf_of(&ask))],
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(res.headers()[LOCATION], "/sessions?done=logout");
+    loop {
+        let (_, table) = page(&app, &cookie, "/sessions?part=table").await;
+        if table.contains(">logged_out<") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never logged out: {table}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // Not a page of another provider's session.
+    let res = post_form(
+        &app,
+        &cookie,
+        "/sessions",
+        &[("_csrf", &csrf), ("sessionId", "sim"), ("provider", "simulator")],
+    )
+    .await;
+    assert_eq!(res.headers()[LOCATION], "/sessions?done=session");
+    let (status, _) = page(&app, &cookie, "/sessions/sim/link").await;
+    assert_eq!(status, 404);
+}

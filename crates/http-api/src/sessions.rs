@@ -240,32 +240,39 @@ pub async fn pair_code(
         .sessions
         .request_pair_code(auth.0.workspace_id, &session_name(&req)?, &phone)
         .await?;
-    // The server holding the session answers through the database; a
-    // bounded wait for it, checked every 100 ms.
+    match wait_for_pair_code(&state, &session).await? {
+        Some(maveraa_domain::messaging::PairOutcome::Code(code)) => Ok(HttpResponse::Ok()
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .json(PairCodeBody { code })),
+        Some(maveraa_domain::messaging::PairOutcome::Failed(why)) => Err(ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "pair_code_failed",
+            why,
+        )),
+        None => Err(ApiError::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            "pair_code_timeout",
+            "the server running the session did not answer in time; try again",
+        )),
+    }
+}
+
+/// The answer to `session`'s pairing-code request, which the server
+/// holding it gives through the database; `None` when none came within
+/// [`PAIR_CODE_WAIT`] (checked every 100 ms).
+pub(crate) async fn wait_for_pair_code(
+    state: &ApiState,
+    session: &maveraa_domain::messaging::Session,
+) -> Result<Option<maveraa_domain::messaging::PairOutcome>, maveraa_domain::SessionError> {
     let deadline = tokio::time::Instant::now() + PAIR_CODE_WAIT;
     loop {
-        match state.sessions.pair_code_answer(&session).await? {
-            Some(maveraa_domain::messaging::PairOutcome::Code(code)) => {
-                return Ok(HttpResponse::Ok()
-                    .insert_header((header::CACHE_CONTROL, "no-store"))
-                    .json(PairCodeBody { code }));
-            }
-            Some(maveraa_domain::messaging::PairOutcome::Failed(why)) => {
-                return Err(ApiError::new(
-                    StatusCode::BAD_GATEWAY,
-                    "pair_code_failed",
-                    why,
-                ));
-            }
-            None if tokio::time::Instant::now() >= deadline => {
-                return Err(ApiError::new(
-                    StatusCode::GATEWAY_TIMEOUT,
-                    "pair_code_timeout",
-                    "the server running the session did not answer in time; try again",
-                ));
-            }
-            None => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
+        if let Some(outcome) = state.sessions.pair_code_answer(session).await? {
+            return Ok(Some(outcome));
         }
+        if tokio::time::Instant::now() >= deadline {
+            return Ok(None);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 }
 

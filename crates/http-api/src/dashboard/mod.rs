@@ -123,6 +123,13 @@ pub fn configure(cfg: &mut web::ServiceConfig, settings: DashboardSettings) {
         )
         .service(page!("/sessions/{name}/start").route(web::post().to(pages::start_session)))
         .service(page!("/sessions/{name}/stop").route(web::post().to(pages::stop_session)))
+        .service(page!("/sessions/{name}/link").route(web::get().to(pages::link_session)))
+        .service(page!("/sessions/{name}/pair-code").route(web::post().to(pages::pair_session)))
+        .service(
+            page!("/sessions/{name}/logout")
+                .route(web::get().to(pages::confirm_logout_session))
+                .route(web::post().to(pages::logout_session)),
+        )
         .service(
             page!("/sessions/{name}/delete")
                 .route(web::get().to(pages::confirm_delete_session))
@@ -479,6 +486,7 @@ fn flash(req: &HttpRequest) -> Option<String> {
     let text = match done.as_str() {
         "revoked" => "The key is revoked: requests with it are refused from now on.",
         "session" => "Session saved.",
+        "logout" => "Logged out: the phone is unlinked and the device's keys are deleted.",
         "deleted" => "Deleted.",
         "contact" => "Contact saved.",
         "password" => "Password changed; your other browsers are signed out.",
