@@ -75,7 +75,7 @@ impl SessionService {
         }
         if provider.kind().holds_connection() && self.links.is_none() {
             return Err(SessionError::WrongState(format!(
-                "this server does not run {} sessions",
+                "{} sessions are not enabled on this server (see its whatsapp_web.engine setting)",
                 provider.kind().as_str()
             )));
         }

@@ -136,6 +136,8 @@ pub enum ProviderArg {
     Simulator,
     /// Meta's WhatsApp Cloud API.
     CloudApi,
+    /// WhatsApp Web: a phone linked by QR code (`whatsapp_web.engine` on).
+    WhatsappWeb,
 }
 
 /// `maveraa session ...`

@@ -59,6 +59,9 @@ fn session_json(s: &Session) -> serde_json::Value {
     if let ProviderSettings::CloudApi(c) = &s.provider {
         v["phoneNumberId"] = json!(c.phone_number_id);
     }
+    if let Some(me) = &s.me {
+        v["me"] = json!({"id": me.jid, "pushName": me.push_name});
+    }
     v
 }
 
@@ -208,6 +211,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                     let name = SessionName::parse("--id", &id)?;
                     let settings = match provider {
                         ProviderArg::Simulator => ProviderSettings::Simulator,
+                        ProviderArg::WhatsappWeb => ProviderSettings::WhatsAppWeb,
                         ProviderArg::CloudApi => {
                             let need = |v: Option<String>, flag: &str| {
                                 v.filter(|v| !v.trim().is_empty())
