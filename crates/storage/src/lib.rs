@@ -13,6 +13,7 @@ mod contact_filters;
 mod contact_import;
 mod contact_stream;
 mod contacts;
+mod device_state;
 mod error;
 mod events;
 mod gauges;

@@ -18,13 +18,13 @@ use crate::sessions::{CLOUD_API, CloudApiJson, StoredSecret, parse_cloud_api, se
 pub struct SealReport {
     /// Sessions whose credentials were in clear and are now sealed.
     pub sealed: usize,
-    /// Sessions whose credentials, and webhook endpoints whose secrets,
-    /// were sealed under a previous key and are now sealed under the
-    /// current one (rotation only).
+    /// Sessions whose credentials, webhook endpoints whose secrets, and
+    /// linked devices' state records, that were sealed under a previous key
+    /// and are now sealed under the current one (rotation only).
     pub resealed: usize,
-    /// Sessions whose credentials, or webhook endpoints whose secrets,
-    /// cannot be opened with the configured keys, and why (the reason names key ids, never a secret). Left as
-    /// they are.
+    /// Sessions whose credentials or device state, or webhook endpoints
+    /// whose secrets, cannot be opened with the configured keys, and why
+    /// (the reason names key ids, never a secret). Left as they are.
     pub unreadable: Vec<(Uuid, String)>,
 }
 
@@ -93,6 +93,9 @@ fn seal_all(
         }
     }
     reseal_webhook_secrets(conn, cipher, rotate, &mut report)?;
+    let (resealed, unreadable) = crate::device_state::reseal_device_state(conn, cipher, rotate)?;
+    report.resealed += resealed;
+    report.unreadable.extend(unreadable);
     Ok(report)
 }
 

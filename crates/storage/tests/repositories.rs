@@ -1216,7 +1216,10 @@ async fn a_dropped_pool_has_closed_every_connection_it_made() {
             .iter()
             .map(|b| established(b.client_port, b.server_port))
             .sum();
-        assert_eq!(open, 0, "round {round}: connections still open after the drop");
+        assert_eq!(
+            open, 0,
+            "round {round}: connections still open after the drop"
+        );
     }
 }
 
