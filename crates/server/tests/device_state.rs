@@ -256,7 +256,13 @@ async fn identities_and_sessions_answer_as_the_reference() {
 async fn signal_state_for_a_user_is_its_devices_and_not_a_longer_user() {
     let (f, s, _) = setup().await;
     let p = pair(&f, s);
-    for user in ["15550000001", "1555000000", "155500000011", "", "100000012345678"] {
+    for user in [
+        "15550000001",
+        "1555000000",
+        "155500000011",
+        "",
+        "100000012345678",
+    ] {
         assert!(!same!(p, has_signal_state_for_user(user)));
     }
     // A session of a companion device (user:dev@server) counts.
@@ -297,10 +303,7 @@ async fn prekeys_answer_as_the_reference() {
         )
     );
     assert_eq!(same!(p, get_max_prekey_id()), 70_000);
-    assert_eq!(
-        same!(p, load_prekey(2)),
-        Some(Bytes::from_static(b"TWO"))
-    );
+    assert_eq!(same!(p, load_prekey(2)), Some(Bytes::from_static(b"TWO")));
     // Only those that exist, in the caller's order.
     let batch = same!(p, load_prekeys_batch(&[300, 5, 1, 70_000, 2]));
     assert_eq!(
@@ -415,23 +418,42 @@ async fn app_state_answers_as_the_reference() {
         value_mac: vec![v; 32],
     };
     same!(p, get_mutation_mac("regular", &[1; 32]));
-    both!(p, put_mutation_macs("regular", 1, &[mac(1, 10), mac(2, 20)]));
+    both!(
+        p,
+        put_mutation_macs("regular", 1, &[mac(1, 10), mac(2, 20)])
+    );
     both!(p, put_mutation_macs("regular_high", 1, &[mac(1, 99)]));
-    both!(p, put_mutation_macs("regular", 2, &[mac(2, 21), mac(3, 30)]));
+    both!(
+        p,
+        put_mutation_macs("regular", 2, &[mac(2, 21), mac(3, 30)])
+    );
     assert_eq!(
         same!(p, get_mutation_mac("regular", &[2; 32])),
         Some(vec![21; 32])
     );
     same!(p, get_mutation_mac("regular_high", &[1; 32]));
-    let got = same!(p, get_mutation_macs("regular", &[[1; 32], [4; 32], [3; 32]]));
+    let got = same!(
+        p,
+        get_mutation_macs("regular", &[[1; 32], [4; 32], [3; 32]])
+    );
     assert_eq!(got.len(), 2);
-    both!(p, delete_mutation_macs("regular", &[vec![1; 32], vec![7; 32]]));
+    both!(
+        p,
+        delete_mutation_macs("regular", &[vec![1; 32], vec![7; 32]])
+    );
     same!(p, get_mutation_mac("regular", &[1; 32]));
-    same!(p, get_mutation_macs("regular", &[[1; 32], [2; 32], [3; 32]]));
+    same!(
+        p,
+        get_mutation_macs("regular", &[[1; 32], [2; 32], [3; 32]])
+    );
     // A snapshot re-sync clears one collection's MACs, and only its.
     both!(p, clear_mutation_macs("regular"));
     assert!(
-        same!(p, get_mutation_macs("regular", &[[1; 32], [2; 32], [3; 32]])).is_empty()
+        same!(
+            p,
+            get_mutation_macs("regular", &[[1; 32], [2; 32], [3; 32]])
+        )
+        .is_empty()
     );
     assert_eq!(
         same!(p, get_mutation_mac("regular_high", &[1; 32])),
@@ -461,10 +483,19 @@ async fn the_latest_sync_key_is_the_greatest_id_as_in_sqlite_not_the_last_set() 
     // Like SQLite, a key that does not decode counts as absent (and is
     // skipped for the latest): the engine requests it again.
     f.store
-        .put_many(s, "sync_key", &[(b"\x00\x0a".to_vec(), b"\xffjunk".to_vec())])
+        .put_many(
+            s,
+            "sync_key",
+            &[(b"\x00\x0a".to_vec(), b"\xffjunk".to_vec())],
+        )
         .await
         .expect("a raw write through the port");
-    assert!(p.pg.get_sync_key(b"\x00\x0a").await.expect("read").is_none());
+    assert!(
+        p.pg.get_sync_key(b"\x00\x0a")
+            .await
+            .expect("read")
+            .is_none()
+    );
     assert_eq!(
         p.pg.get_latest_sync_key_id().await.expect("postgres"),
         Some(b"\x00\x09".to_vec())
@@ -482,14 +513,26 @@ async fn sender_key_devices_answer_as_the_reference() {
     let bob = "15550000002:3@s.whatsapp.net";
 
     same_set!(p, get_sender_key_devices(GROUP));
-    both!(p, set_sender_key_status(GROUP, &[(ALICE_1, true), (bob, false)]));
-    both!(p, set_sender_key_status(g2, &[(ALICE_1, false), (bob, true)]));
-    both!(p, set_sender_key_status(GROUP, &[(bob, true), (bob, false)]));
+    both!(
+        p,
+        set_sender_key_status(GROUP, &[(ALICE_1, true), (bob, false)])
+    );
+    both!(
+        p,
+        set_sender_key_status(g2, &[(ALICE_1, false), (bob, true)])
+    );
+    both!(
+        p,
+        set_sender_key_status(GROUP, &[(bob, true), (bob, false)])
+    );
     assert_eq!(same_set!(p, get_sender_key_devices(GROUP)).len(), 2);
     same_set!(p, get_sender_key_devices(g2));
 
     // One device's rows go from every group.
-    both!(p, delete_sender_key_device_rows(&[ALICE_1, "nobody@s.whatsapp.net"]));
+    both!(
+        p,
+        delete_sender_key_device_rows(&[ALICE_1, "nobody@s.whatsapp.net"])
+    );
     assert_eq!(same_set!(p, get_sender_key_devices(GROUP)).len(), 1);
     assert_eq!(same_set!(p, get_sender_key_devices(g2)).len(), 1);
     both!(p, delete_sender_key_device_rows(&[]));
@@ -567,7 +610,13 @@ async fn lid_mappings_follow_sqlite_where_the_references_differ() {
     // The newest LID of a phone moves away: in memory the phone then maps
     // to nothing; SQLite (and here) answers the phone's remaining LID.
     put(lid("222", "15550000002", 200, 300)).await;
-    assert!(p.mem.get_pn_mapping("15550000001").await.expect("mem").is_none());
+    assert!(
+        p.mem
+            .get_pn_mapping("15550000001")
+            .await
+            .expect("mem")
+            .is_none()
+    );
     assert_eq!(
         p.pg.get_pn_mapping("15550000001")
             .await
@@ -578,8 +627,17 @@ async fn lid_mappings_follow_sqlite_where_the_references_differ() {
     // `created_at` is "when first learned": SQLite (and here) keeps it on
     // a re-put; in memory the whole entry is replaced.
     put(lid("111", "15550000001", 999, 400)).await;
-    let mem = p.mem.get_lid_mapping("111").await.expect("mem").expect("some");
-    let pg = p.pg.get_lid_mapping("111").await.expect("pg").expect("some");
+    let mem = p
+        .mem
+        .get_lid_mapping("111")
+        .await
+        .expect("mem")
+        .expect("some");
+    let pg =
+        p.pg.get_lid_mapping("111")
+            .await
+            .expect("pg")
+            .expect("some");
     assert_eq!((mem.created_at, pg.created_at), (999, 100));
     assert_eq!((mem.updated_at, pg.updated_at), (400, 400));
 }
@@ -602,7 +660,12 @@ async fn a_leftover_phone_index_entry_is_ignored() {
         .put_many(s, "pn", &[(stale, Vec::new())])
         .await
         .expect("a raw index write");
-    assert!(p.pg.get_pn_mapping("15550000009").await.expect("pg").is_none());
+    assert!(
+        p.pg.get_pn_mapping("15550000009")
+            .await
+            .expect("pg")
+            .is_none()
+    );
     assert_eq!(
         p.pg.get_pn_mapping("15550000001")
             .await
@@ -660,7 +723,10 @@ async fn base_keys_device_lists_and_group_metadata_answer_as_the_reference() {
     same!(p, get_group_metadata(GROUP));
     both!(p, put_group_metadata(GROUP, b"blob-1"));
     both!(p, put_group_metadata(GROUP, b"blob-2"));
-    assert_eq!(same!(p, get_group_metadata(GROUP)), Some(b"blob-2".to_vec()));
+    assert_eq!(
+        same!(p, get_group_metadata(GROUP)),
+        Some(b"blob-2".to_vec())
+    );
     both!(p, delete_group_metadata(GROUP));
     both!(p, delete_group_metadata(GROUP));
     same!(p, get_group_metadata(GROUP));
@@ -864,7 +930,10 @@ async fn the_engine_durability_probe_round_trips() {
     b.delete_pending_inbound(chat, chat, id)
         .await
         .expect("delete");
-    assert_eq!(b.get_pending_inbound(chat, chat, id).await.expect("get"), None);
+    assert_eq!(
+        b.get_pending_inbound(chat, chat, id).await.expect("get"),
+        None
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -910,10 +979,13 @@ async fn message_secrets_answer_as_the_reference() {
     same!(p, get_msg_secret(ALICE, ALICE, "M3"));
     assert_eq!(same!(p, delete_expired_msg_secrets(i64::MAX)), 0);
     // Scoped by sender too.
-    same!(p, put_msg_secrets(vec![MsgSecretEntry {
-        sender: arc(ALICE_LID),
-        ..secret(GROUP, "G1", 7, 10, 1)
-    }]));
+    same!(
+        p,
+        put_msg_secrets(vec![MsgSecretEntry {
+            sender: arc(ALICE_LID),
+            ..secret(GROUP, "G1", 7, 10, 1)
+        }])
+    );
     same!(p, get_msg_secret(GROUP, ALICE, "G1"));
     same!(p, get_msg_secret(GROUP, ALICE_LID, "G1"));
     assert_eq!(same!(p, delete_expired_msg_secrets(10)), 1);
@@ -960,7 +1032,10 @@ async fn the_device_answers_as_the_reference() {
     let loaded = same!(p, load()).expect("saved");
     assert_eq!(loaded.push_name, "Acme sales");
     assert_eq!(loaded.next_pre_key_id, 812);
-    assert_eq!(loaded.identity_key.public_key, device.identity_key.public_key);
+    assert_eq!(
+        loaded.identity_key.public_key,
+        device.identity_key.public_key
+    );
     assert!(same!(p, exists()));
 
     same!(p, snapshot_db("name", None));
@@ -1002,7 +1077,9 @@ async fn fill(b: &DeviceBackend) {
     b.set_sender_key_status(GROUP, &[(ALICE_1, true)])
         .await
         .expect("skd");
-    b.store_sent_message(ALICE, "M1", b"sent").await.expect("sent");
+    b.store_sent_message(ALICE, "M1", b"sent")
+        .await
+        .expect("sent");
     b.put_msg_secrets(vec![secret(ALICE, "M1", 1, 10, 1)])
         .await
         .expect("secret");
@@ -1020,8 +1097,14 @@ async fn is_empty(b: &DeviceBackend) -> bool {
         && b.get_latest_sync_key_id().await.expect("sync").is_none()
         && b.get_all_lid_mappings().await.expect("lid").is_empty()
         && b.get_pn_mapping("15550000001").await.expect("pn").is_none()
-        && b.get_sender_key_devices(GROUP).await.expect("skd").is_empty()
-        && b.get_msg_secret(ALICE, ALICE, "M1").await.expect("secret").is_none()
+        && b.get_sender_key_devices(GROUP)
+            .await
+            .expect("skd")
+            .is_empty()
+        && b.get_msg_secret(ALICE, ALICE, "M1")
+            .await
+            .expect("secret")
+            .is_none()
         && b.get_pending_inbound(ALICE, ALICE, "S1")
             .await
             .expect("pending")
@@ -1044,20 +1127,33 @@ async fn two_sessions_do_not_see_each_other() {
         .await
         .expect("take")
         .expect("support's");
-    support
-        .clear_all_sender_key_devices()
-        .await
-        .expect("clear");
+    support.clear_all_sender_key_devices().await.expect("clear");
     assert_eq!(
-        support.delete_expired_msg_secrets(100).await.expect("sweep"),
+        support
+            .delete_expired_msg_secrets(100)
+            .await
+            .expect("sweep"),
         1
     );
     assert_eq!(
         sales.take_sent_message(ALICE, "M1").await.expect("take"),
         Some(b"sent".to_vec())
     );
-    assert_eq!(sales.get_sender_key_devices(GROUP).await.expect("skd").len(), 1);
-    assert!(sales.get_msg_secret(ALICE, ALICE, "M1").await.expect("s").is_some());
+    assert_eq!(
+        sales
+            .get_sender_key_devices(GROUP)
+            .await
+            .expect("skd")
+            .len(),
+        1
+    );
+    assert!(
+        sales
+            .get_msg_secret(ALICE, ALICE, "M1")
+            .await
+            .expect("s")
+            .is_some()
+    );
 }
 
 #[tokio::test]
@@ -1067,9 +1163,8 @@ async fn a_deleted_session_takes_its_device_state_with_it() {
     let support = DeviceBackend::new(f.store.clone(), b);
     fill(&sales).await;
     fill(&support).await;
-    let rows = |id: SessionId| {
-        format!("SELECT count(*) AS n FROM device_state WHERE session_id = '{id}'")
-    };
+    let rows =
+        |id: SessionId| format!("SELECT count(*) AS n FROM device_state WHERE session_id = '{id}'");
     assert!(f.count(&rows(a)) > 10);
     f.sql(&format!("DELETE FROM sessions WHERE id = '{a}'"));
     assert_eq!(f.count(&rows(a)), 0);
@@ -1077,4 +1172,93 @@ async fn a_deleted_session_takes_its_device_state_with_it() {
     assert!(!is_empty(&support).await);
     // Writing for a session that is gone fails rather than leaving orphans.
     assert!(sales.put_session(ALICE, b"x").await.is_err());
+}
+
+/// The port over PostgreSQL, with a pre-key consumed (deleted) right after
+/// each read of pre-keys: the race `mark_prekeys_uploaded` must survive.
+struct ConsumedAfterRead(Arc<maveraa_storage::PgStore>);
+
+#[whatsapp_rust::async_trait]
+impl DeviceStateStore for ConsumedAfterRead {
+    async fn get(
+        &self,
+        s: SessionId,
+        space: &str,
+        key: &[u8],
+    ) -> Result<Option<Vec<u8>>, maveraa_domain::RepositoryError> {
+        self.0.get(s, space, key).await
+    }
+    async fn get_many(
+        &self,
+        s: SessionId,
+        space: &str,
+        keys: &[Vec<u8>],
+    ) -> Result<Vec<maveraa_domain::ports::DeviceStateEntry>, maveraa_domain::RepositoryError> {
+        let found = self.0.get_many(s, space, keys).await?;
+        if space == "prekey" {
+            self.0.delete_many(s, space, keys).await?;
+        }
+        Ok(found)
+    }
+    async fn put_many(
+        &self,
+        s: SessionId,
+        space: &str,
+        entries: &[maveraa_domain::ports::DeviceStateEntry],
+    ) -> Result<(), maveraa_domain::RepositoryError> {
+        self.0.put_many(s, space, entries).await
+    }
+    async fn update_existing(
+        &self,
+        s: SessionId,
+        space: &str,
+        entries: &[maveraa_domain::ports::DeviceStateEntry],
+    ) -> Result<u64, maveraa_domain::RepositoryError> {
+        self.0.update_existing(s, space, entries).await
+    }
+    async fn delete_many(
+        &self,
+        s: SessionId,
+        space: &str,
+        keys: &[Vec<u8>],
+    ) -> Result<(), maveraa_domain::RepositoryError> {
+        self.0.delete_many(s, space, keys).await
+    }
+    async fn scan(
+        &self,
+        s: SessionId,
+        space: &str,
+        prefix: &[u8],
+        descending: bool,
+        limit: Option<u32>,
+    ) -> Result<Vec<maveraa_domain::ports::DeviceStateEntry>, maveraa_domain::RepositoryError> {
+        self.0.scan(s, space, prefix, descending, limit).await
+    }
+    async fn delete_prefix(
+        &self,
+        s: SessionId,
+        space: &str,
+        prefix: &[u8],
+    ) -> Result<u64, maveraa_domain::RepositoryError> {
+        self.0.delete_prefix(s, space, prefix).await
+    }
+    async fn clear(&self, s: SessionId) -> Result<u64, maveraa_domain::RepositoryError> {
+        self.0.clear(s).await
+    }
+}
+
+#[tokio::test]
+async fn a_prekey_consumed_while_marked_uploaded_stays_consumed() {
+    let (f, s, _) = setup().await;
+    let plain = DeviceBackend::new(f.store.clone(), s);
+    plain.store_prekey(1, b"one", false).await.expect("store");
+    plain.store_prekey(2, b"two", false).await.expect("store");
+    let racing = DeviceBackend::new(Arc::new(ConsumedAfterRead(f.store.clone())), s);
+    racing.mark_prekeys_uploaded(&[1]).await.expect("mark");
+    assert_eq!(plain.load_prekey(1).await.expect("load"), None);
+    assert_eq!(
+        plain.load_prekey(2).await.expect("load"),
+        Some(Bytes::from_static(b"two"))
+    );
+    assert_eq!(plain.get_max_prekey_id().await.expect("max"), 2);
 }
