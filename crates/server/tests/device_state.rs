@@ -1262,3 +1262,40 @@ async fn a_prekey_consumed_while_marked_uploaded_stays_consumed() {
     );
     assert_eq!(plain.get_max_prekey_id().await.expect("max"), 2);
 }
+
+#[tokio::test]
+async fn a_sweep_spares_a_record_its_leftover_index_entry_calls_old() {
+    // As if a crash came after a re-store's index write: an index entry
+    // says the message was stored long ago; the record says now.
+    let (f, s, _) = setup().await;
+    let b = DeviceBackend::new(f.store.clone(), s);
+    b.store_sent_message(ALICE, "M1", b"fresh")
+        .await
+        .expect("store");
+    let mut stale = ((1_000i64 as u64) ^ (1 << 63)).to_be_bytes().to_vec();
+    for part in [ALICE.as_bytes(), b"M1"] {
+        stale.extend_from_slice(&u32::try_from(part.len()).expect("short").to_be_bytes());
+        stale.extend_from_slice(part);
+    }
+    f.store
+        .put_many(s, "sent_msg_ix", &[(stale, Vec::new())])
+        .await
+        .expect("a raw index write");
+    assert_eq!(
+        b.delete_expired_sent_messages(now() - 60)
+            .await
+            .expect("sweep"),
+        0
+    );
+    // The leftover went; the record and its own entry stay.
+    let index = f
+        .store
+        .scan(s, "sent_msg_ix", &[], false, None)
+        .await
+        .expect("scan");
+    assert_eq!(index.len(), 1);
+    assert_eq!(
+        b.take_sent_message(ALICE, "M1").await.expect("take"),
+        Some(b"fresh".to_vec())
+    );
+}
