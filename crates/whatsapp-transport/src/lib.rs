@@ -11,7 +11,9 @@
 //! - [`webhook`]: Meta's webhook handshake, signature check and decoder into
 //!   provider-neutral events ([`CloudApiWebhooks`], for
 //!   [`maveraa_domain::ports::WebhookProtocol`]; [`Transports`] hands it out
-//!   for Cloud API sessions).
+//!   for Cloud API sessions);
+//! - [`whatsapp_web`]: the WhatsApp Web engine (`whatsapp-rust`); for now
+//!   its storage over the device-state port ([`DeviceBackend`]).
 //!
 //! Every provider reports into one [`maveraa_domain::ports::ProviderEventSink`]
 //! (the domain's inbox): webhook providers through the inbox's webhook
@@ -28,6 +30,7 @@ pub mod link_simulator;
 pub mod links;
 pub mod simulator;
 pub mod webhook;
+pub mod whatsapp_web;
 
 pub use cloud_api::{
     CloudApiConfig, CloudApiTransport, DEFAULT_BASE_URL, TransportBuildError, build_http_client,
@@ -37,3 +40,4 @@ pub use link_simulator::{LinkSimulator, SimulatedConnection};
 pub use links::LiveLinks;
 pub use simulator::{SIMULATOR_ID_PREFIX, Simulator, SimulatorConfig, SimulatorTransport};
 pub use webhook::CloudApiWebhooks;
+pub use whatsapp_web::DeviceBackend;
