@@ -2,7 +2,8 @@
 //! link, an API key made on the Settings page, used and revoked; a contact
 //! added through the form and found in the API; a reply from the inbox to
 //! a simulator session whose ticks change by themselves; a wrong password
-//! and the lockout; a forged form refused; the pages at 375 px.
+//! and the lockout; a forged form refused; the pages at 375 px; a phone
+//! linked on the Sessions page (with the simulated WhatsApp Web).
 //!
 //! With `MAVERAA_SCREENSHOTS=<folder>`, the walk-through also saves the
 //! main pages' screenshots there (`docs/screenshots` in the README).
@@ -260,6 +261,69 @@ async fn the_main_pages_fit_a_phone() {
                 anyhow::bail!("{path} scrolls sideways at 375 px: {what}");
             }
         }
+        Ok(())
+    })
+    .await;
+}
+
+/// A WhatsApp Web session made on the Sessions page shows its QR code,
+/// which changes by itself as it rotates; a pairing code links it, and the
+/// page turns to "Linked as" without a reload. With the simulated engine:
+/// no phone can scan here.
+#[tokio::test]
+async fn a_phone_is_linked_on_the_sessions_page() {
+    let app = crate::helpers::spawn_app_with(|s| {
+        s.whatsapp_web.engine = "simulator".into();
+        s.whatsapp_web.poll_ms = 100;
+        s.whatsapp_web.hold_secs = 3;
+        s.whatsapp_web.simulator_qr_every_ms = 1500;
+    })
+    .await;
+    run_browser_test("dashboard_link", async |b| {
+        set_up(b, &app).await?;
+        b.goto(&app.url("/sessions")).await?;
+        b.fill("input[name=sessionId]", "shop").await?;
+        b.eval_js(
+            "document.querySelector('select[name=provider]').value = 'whatsapp-web';",
+            vec![],
+        )
+        .await?;
+        b.click("form[action='/sessions'] button").await?;
+        b.wait_for_text("Link a phone", WAIT).await?;
+        // Read in one script: the live part may replace the image between
+        // a lookup and a read.
+        let qr_src = async || -> anyhow::Result<Option<String>> {
+            Ok(b
+                .eval_js(
+                    "var i = document.querySelector('img[data-qr]'); return i ? i.getAttribute('src') : null;",
+                    vec![],
+                )
+                .await?
+                .as_str()
+                .map(str::to_owned))
+        };
+        b.wait_for("img[data-qr]", Duration::from_secs(20)).await?;
+        let first = b
+            .wait_until("the QR code", WAIT, async || qr_src().await)
+            .await?;
+        anyhow::ensure!(first.starts_with("data:image/png;base64,"), "{first}");
+        shot(b, "link").await?;
+        // A new code replaces it without a reload.
+        b.wait_until("a new QR code", Duration::from_secs(20), async || {
+            let src = qr_src().await?;
+            Ok(src.filter(|s| *s != first))
+        })
+        .await?;
+        b.set_width(MOBILE_WIDTH).await?;
+        if let Some(what) = b.horizontal_overflow().await? {
+            anyhow::bail!("the link page scrolls sideways at 375 px: {what}");
+        }
+        b.fill("input[name=phoneNumber]", "6281234567890").await?;
+        b.click("form[action$='/pair-code'] button").await?;
+        b.wait_for("[data-pair-code]", WAIT).await?;
+        anyhow::ensure!(b.text("[data-pair-code]").await? == "SIMU-0987");
+        b.wait_for_text("Linked as +6281234567890", Duration::from_secs(20))
+            .await?;
         Ok(())
     })
     .await;

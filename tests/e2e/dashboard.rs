@@ -694,7 +694,11 @@ async fn a_phone_is_linked_and_logged_out_from_the_dashboard() {
         &app,
         &cookie,
         "/sessions",
-        &[("_csrf", &csrf), ("sessionId", "sim"), ("provider", "simulator")],
+        &[
+            ("_csrf", &csrf),
+            ("sessionId", "sim"),
+            ("provider", "simulator"),
+        ],
     )
     .await;
     assert_eq!(res.headers()[LOCATION], "/sessions?done=session");
