@@ -286,7 +286,6 @@ pub(in crate::dashboard) async fn delete_session(
 #[template(path = "session_link_status.html")]
 struct LinkStatus {
     csrf: String,
-    name: String,
     status: &'static str,
     last_error: Option<String>,
     me: Option<String>,
@@ -335,7 +334,6 @@ async fn link_status(
     };
     Ok(LinkStatus {
         csrf: signed.0.session.csrf_token.clone(),
-        name: session.name.as_str().to_owned(),
         status: session.status.as_str(),
         last_error: session.last_error.clone(),
         me: session.me.as_ref().map(linked_as),
