@@ -122,14 +122,14 @@ impl LinkSupervisor {
             backoffs.insert(id, (count, now + wait));
         }
         // Sessions stopped, logged out or deleted: their connections close.
+        // Each stays listed until it has (a later round collects it), so a
+        // session started again meanwhile is not opened twice.
         let wanted: std::collections::HashSet<SessionId> = sessions.iter().map(|s| s.id).collect();
-        running.retain(|id, r| {
-            let keep = wanted.contains(id);
-            if !keep {
+        for (id, r) in running.iter() {
+            if !wanted.contains(id) {
                 let _ = r.stop.send(true);
             }
-            keep
-        });
+        }
         backoffs.retain(|id, _| wanted.contains(id));
         for session in sessions {
             if running.contains_key(&session.id)
