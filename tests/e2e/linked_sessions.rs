@@ -240,6 +240,82 @@ async fn a_whatsapp_web_session_is_linked_sends_receives_and_logs_out() {
     assert_eq!(budi["unreadCount"], 1, "stored once");
     assert_eq!(budi["sessionId"], "phone");
 
+    // A reply typed on the phone itself: outbound and sent in the same
+    // conversation, read already (the unread count stays), stored once.
+    let echo = ProviderEvent::Echo(InboundMessage {
+        provider_message_id: "3EB0A1B2C3D4E5F60718".into(),
+        from: WaId::parse_number("from", "6285551234567").expect("wa"),
+        push_name: Some("Acme (the account itself)".into()),
+        content: MessageContent::Text {
+            body: "Yes, today!".into(),
+        },
+        timestamp: Utc::now(),
+    });
+    for _ in 0..2 {
+        assert_eq!(connection.deliver(vec![echo.clone()]).await, Ok(true));
+    }
+    let convs = json_of(
+        app.request(Method::GET, "/api/public/inbox/conversations")
+            .send()
+            .await
+            .expect("request"),
+        200,
+    )
+    .await;
+    let budi = convs["conversations"]
+        .as_array()
+        .expect("conversations")
+        .iter()
+        .find(|c| c["remoteJid"] == "6285551234567@s.whatsapp.net")
+        .expect("Budi's conversation")
+        .clone();
+    assert_eq!(budi["lastMessage"], "Yes, today!");
+    assert_eq!(budi["unreadCount"], 1, "the phone's reply is not unread");
+    assert_eq!(
+        budi["pushName"], "Budi",
+        "the account's own name is not the contact's"
+    );
+    let history = json_of(
+        app.request(
+            Method::GET,
+            "/api/public/inbox/conversations/6285551234567@s.whatsapp.net/messages?sessionId=phone",
+        )
+        .send()
+        .await
+        .expect("request"),
+        200,
+    )
+    .await;
+    let messages = history["messages"].as_array().expect("messages");
+    assert_eq!(messages.len(), 2, "{history}");
+    assert_eq!(
+        (
+            &messages[0]["direction"],
+            &messages[0]["status"],
+            &messages[0]["text"]
+        ),
+        (&json!("outbound"), &json!("sent"), &json!("Yes, today!"))
+    );
+    // Its event says it was sent, not queued here.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let events = json_of(
+            app.request(Method::GET, "/api/public/events?types=message.sent")
+                .send()
+                .await
+                .expect("request"),
+            200,
+        )
+        .await;
+        if let Some(e) = events["events"].as_array().and_then(|e| e.first()) {
+            assert_eq!(e["data"]["text"], "Yes, today!");
+            assert_eq!(events["events"].as_array().map(Vec::len), Some(1));
+            break;
+        }
+        assert!(Instant::now() < deadline, "no message.sent event");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
     // Logout: unlinked, keys deleted, messages kept; start links anew.
     let out = json_of(
         app.request(Method::POST, "/api/public/sessions/phone/logout")
@@ -257,7 +333,7 @@ async fn a_whatsapp_web_session_is_linked_sends_receives_and_logs_out() {
     );
     assert_eq!(
         maveraa_storage::testing::count_at(&app.db_url, "SELECT count(*) AS n FROM messages"),
-        2,
+        3,
         "the session's messages stay"
     );
     let started = json_of(

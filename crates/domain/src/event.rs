@@ -16,6 +16,7 @@ pub const EVENT_TYPES: &[&str] = &[
     "session.qr",
     "conversation.read",
     "message.queued",
+    "message.sent",
     "message.received",
     "message.status",
 ];

@@ -79,25 +79,19 @@ impl MessageRepository for PgStore {
         message: &InboundMessage,
         received_at: DateTime<Utc>,
     ) -> Result<bool, RepositoryError> {
-        let columns = SessionColumns {
-            id: session.id.as_uuid(),
-            workspace_id: session.workspace_id.as_uuid(),
-        };
-        let content = encode_content(&message.content)?;
-        let message = message.clone();
-        Ok(self
-            .db
-            .run(move |conn| {
-                record_inbound(
-                    conn,
-                    &columns,
-                    id.as_uuid(),
-                    &message,
-                    &content,
-                    received_at,
-                )
-            })
-            .await?)
+        self.record_message(session, id, message, received_at, false)
+            .await
+    }
+
+    async fn record_echo(
+        &self,
+        session: &Session,
+        id: MessageId,
+        message: &InboundMessage,
+        received_at: DateTime<Utc>,
+    ) -> Result<bool, RepositoryError> {
+        self.record_message(session, id, message, received_at, true)
+            .await
     }
 
     async fn apply_status(
@@ -163,6 +157,39 @@ impl MessageRepository for PgStore {
             .db
             .run(move |conn| {
                 retry::requeue_failed(conn, workspace, session, error_code.as_deref(), at)
+            })
+            .await?)
+    }
+}
+
+impl PgStore {
+    /// An inbound message, or with `echo` one the account sent elsewhere.
+    async fn record_message(
+        &self,
+        session: &Session,
+        id: MessageId,
+        message: &InboundMessage,
+        received_at: DateTime<Utc>,
+        echo: bool,
+    ) -> Result<bool, RepositoryError> {
+        let columns = SessionColumns {
+            id: session.id.as_uuid(),
+            workspace_id: session.workspace_id.as_uuid(),
+        };
+        let content = encode_content(&message.content)?;
+        let message = message.clone();
+        Ok(self
+            .db
+            .run(move |conn| {
+                record_inbound(
+                    conn,
+                    &columns,
+                    id.as_uuid(),
+                    &message,
+                    &content,
+                    received_at,
+                    echo,
+                )
             })
             .await?)
     }

@@ -443,6 +443,11 @@ pub enum ProviderEvent {
     Message(InboundMessage),
     /// A status of an outbound message.
     Status(StatusUpdate),
+    /// A message the account sent from another of its devices (the phone
+    /// a WhatsApp Web session is linked to): stored as outbound and
+    /// `sent`, never unread. Its `from` names the conversation's contact
+    /// (the recipient), its `push_name` is ignored.
+    Echo(InboundMessage),
     /// The session's connection changed: it connected, lost its
     /// connection, or its credentials stopped working.
     SessionStatus {

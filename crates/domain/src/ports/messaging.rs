@@ -165,6 +165,22 @@ pub trait MessageRepository: Send + Sync + 'static {
         received_at: DateTime<Utc>,
     ) -> Result<bool, RepositoryError>;
 
+    /// Stores `message`, which the account sent from another of its devices
+    /// (see [`ProviderEvent::Echo`](crate::messaging::ProviderEvent::Echo)),
+    /// as `id`: outbound, `sent`, in its conversation (the preview moves,
+    /// the unread count does not), unless the session has its provider id.
+    /// Returns whether it was new.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Internal` when storage fails.
+    async fn record_echo(
+        &self,
+        session: &Session,
+        id: MessageId,
+        message: &InboundMessage,
+        received_at: DateTime<Utc>,
+    ) -> Result<bool, RepositoryError>;
+
     /// Moves the session's outbound message with this provider id to the
     /// update's status, unless that would go backwards. Returns whether it
     /// changed anything.

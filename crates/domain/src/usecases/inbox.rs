@@ -62,6 +62,11 @@ impl ProviderEventSink for InboxService {
                         .record_inbound(session, MessageId::new(), &m, self.clock.now())
                         .await?;
                 }
+                ProviderEvent::Echo(m) => {
+                    self.messages
+                        .record_echo(session, MessageId::new(), &m, self.clock.now())
+                        .await?;
+                }
                 ProviderEvent::Status(update) => {
                     self.messages.apply_status(session.id, &update).await?;
                 }
@@ -85,29 +90,8 @@ fn scrub(event: ProviderEvent) -> ProviderEvent {
         }
     }
     match event {
-        ProviderEvent::Message(mut m) => {
-            text(&mut m.provider_message_id);
-            opt(&mut m.push_name);
-            match &mut m.content {
-                MessageContent::Text { body } => text(body),
-                MessageContent::Media(media) => {
-                    for field in [
-                        &mut media.url,
-                        &mut media.provider_media_id,
-                        &mut media.mime_type,
-                        &mut media.caption,
-                        &mut media.file_name,
-                    ] {
-                        opt(field);
-                    }
-                }
-                MessageContent::Other { kind, body } => {
-                    text(kind);
-                    opt(body);
-                }
-            }
-            ProviderEvent::Message(m)
-        }
+        ProviderEvent::Message(m) => ProviderEvent::Message(scrub_message(m)),
+        ProviderEvent::Echo(m) => ProviderEvent::Echo(scrub_message(m)),
         ProviderEvent::Status(mut update) => {
             text(&mut update.provider_message_id);
             if let Some(error) = &mut update.error {
@@ -121,6 +105,37 @@ fn scrub(event: ProviderEvent) -> ProviderEvent {
             ProviderEvent::SessionStatus { status, reason }
         }
     }
+}
+
+/// [`scrub`] of a message's texts.
+fn scrub_message(mut m: InboundMessage) -> InboundMessage {
+    use crate::messaging::strip_nul as text;
+    fn opt(s: &mut Option<String>) {
+        if let Some(s) = s {
+            text(s);
+        }
+    }
+    text(&mut m.provider_message_id);
+    opt(&mut m.push_name);
+    match &mut m.content {
+        MessageContent::Text { body } => text(body),
+        MessageContent::Media(media) => {
+            for field in [
+                &mut media.url,
+                &mut media.provider_media_id,
+                &mut media.mime_type,
+                &mut media.caption,
+                &mut media.file_name,
+            ] {
+                opt(field);
+            }
+        }
+        MessageContent::Other { kind, body } => {
+            text(kind);
+            opt(body);
+        }
+    }
+    m
 }
 
 impl InboxService {

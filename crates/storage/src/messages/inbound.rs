@@ -47,6 +47,33 @@ SELECT count(*) AS inserted FROM ins",
     )
 });
 
+/// Stores a message the account sent from another of its devices unless
+/// the session has its provider id: outbound and `sent` (its history starts
+/// there), then its conversation (preview and time; not the unread count,
+/// nor the push name, which is the account's own). Parameters as
+/// [`INBOUND_SQL`]'s, but `$11` unused.
+static ECHO_SQL: LazyLock<Sql> = LazyLock::new(|| {
+    Sql::new(
+        "\
+WITH ins AS (
+    INSERT INTO messages (id, workspace_id, session_id, remote, direction, type, body, media,
+        status, provider_message_id, provider_timestamp, created_at, updated_at)
+    VALUES ($1, $2, $3, $4, 'outbound', $5, $6, $7, 'sent', $8, $9, $10, $10)
+    ON CONFLICT (session_id, provider_message_id) DO NOTHING
+    RETURNING id
+), conversation AS (
+    INSERT INTO conversations AS c (session_id, remote, workspace_id, push_name, last_message,
+        last_message_at, unread_count)
+    SELECT $3, $4, $2, NULL, $12, $10, 0 FROM ins
+    ON CONFLICT (session_id, remote) DO UPDATE SET
+        last_message = CASE WHEN EXCLUDED.last_message_at >= c.last_message_at
+            THEN EXCLUDED.last_message ELSE c.last_message END,
+        last_message_at = GREATEST(c.last_message_at, EXCLUDED.last_message_at)
+)
+SELECT count(*) AS inserted FROM ins",
+    )
+});
+
 /// How many messages [`INBOUND_SQL`] inserted: 1, or 0 for a redelivery.
 #[derive(Debug, QueryableByName)]
 struct InsertedMessages {
@@ -60,8 +87,9 @@ pub(crate) struct SessionColumns {
     pub(crate) workspace_id: Uuid,
 }
 
-/// Stores inbound message `m` as `id` (see [`INBOUND_SQL`]); whether it is
-/// new, not a redelivery.
+/// Stores inbound message `m` as `id` (see [`INBOUND_SQL`]), or with
+/// `echo` a message the account sent elsewhere ([`ECHO_SQL`]); whether it
+/// is new, not a redelivery.
 pub(crate) fn record_inbound(
     conn: &mut PgConnection,
     session: &SessionColumns,
@@ -69,8 +97,10 @@ pub(crate) fn record_inbound(
     m: &InboundMessage,
     content: &ContentColumns,
     received_at: DateTime<Utc>,
+    echo: bool,
 ) -> Result<bool, StorageError> {
-    let stored: InsertedMessages = INBOUND_SQL
+    let sql = if echo { &ECHO_SQL } else { &INBOUND_SQL };
+    let stored: InsertedMessages = sql
         .query()
         .bind::<SqlUuid, _>(id)
         .bind::<SqlUuid, _>(session.workspace_id)
