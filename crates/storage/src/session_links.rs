@@ -309,6 +309,44 @@ impl SessionLinks for PgStore {
         }))
     }
 
+    async fn fail_unsent(&self, waited: Duration) -> Result<u64, RepositoryError> {
+        let secs = waited.as_secs_f64();
+        let why = format!(
+            "the session was not connected within {} hours of the send",
+            (secs / 3600.0).round()
+        );
+        Ok(self
+            .db
+            .run(move |conn| {
+                // Entries under a live lease are left to their dispatcher.
+                let n = diesel::sql_query(
+                    "WITH expired AS ( \
+                         DELETE FROM outbox o USING messages m, sessions s \
+                         WHERE m.id = o.message_id AND s.id = m.session_id \
+                           AND s.provider = 'whatsapp-web' \
+                           AND s.status NOT IN ('connected', 'stopped') \
+                           AND (o.locked_until IS NULL OR o.locked_until < now()) \
+                           AND m.status = 'queued' \
+                           AND m.created_at < now() - $1 * interval '1 second' \
+                         RETURNING o.message_id \
+                     ), failed AS ( \
+                         UPDATE messages m SET status = 'failed', \
+                             error_code = 'session_not_connected', error_message = $2, \
+                             updated_at = now() \
+                         FROM expired e WHERE m.id = e.message_id RETURNING m.id \
+                     ) \
+                     INSERT INTO message_status_history \
+                         (message_id, status, at, error_code, error_message) \
+                     SELECT id, 'failed', now(), 'session_not_connected', $2 FROM failed",
+                )
+                .bind::<diesel::sql_types::Double, _>(secs)
+                .bind::<Text, _>(why)
+                .execute(conn)?;
+                Ok(n as u64)
+            })
+            .await?)
+    }
+
     async fn is_held(&self, session: SessionId) -> Result<bool, RepositoryError> {
         #[derive(QueryableByName)]
         struct Row {

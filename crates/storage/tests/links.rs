@@ -275,3 +275,77 @@ async fn a_linked_sessions_messages_are_claimed_by_its_holder_while_connected() 
     assert_eq!(claim("b").await, 0, "b does not hold it");
     assert_eq!(claim("a").await, 1);
 }
+
+#[tokio::test]
+async fn messages_waiting_too_long_for_their_session_fail_and_the_others_wait() {
+    let f = fixture();
+    let ws = workspace(&f, "Acme").await;
+    let waiting = web_session(&f, ws, "waiting").await;
+    let connected = web_session(&f, ws, "connected").await;
+    let stopped = web_session(&f, ws, "stopped").await;
+    let me = LinkedAccount {
+        jid: "6280000000000@s.whatsapp.net".into(),
+        push_name: None,
+    };
+    links(&f)
+        .record(connected.id, &LinkUpdate::Connected(me))
+        .await
+        .expect("connected");
+    assert!(
+        f.sessions()
+            .set_stopped(ws, &name("stopped"), true)
+            .await
+            .expect("stop")
+    );
+    let mut old = Vec::new();
+    for s in [&waiting, &connected, &stopped] {
+        let m = outbound(s, "6281234567890", "old");
+        f.messages().enqueue(&m, None).await.expect("enqueue");
+        old.push(m.id);
+    }
+    let fresh = outbound(&waiting, "6281234567890", "fresh");
+    f.messages().enqueue(&fresh, None).await.expect("enqueue");
+    f.sql(&format!(
+        "UPDATE messages SET created_at = now() - interval '2 hours' WHERE id IN ('{}', '{}', '{}')",
+        old[0], old[1], old[2]
+    ));
+    assert_eq!(
+        links(&f).fail_unsent(Duration::from_secs(3600)).await,
+        Ok(1)
+    );
+    let status = |id: maveraa_domain::MessageId| {
+        f.count(&format!(
+            "SELECT count(*) AS n FROM messages WHERE id = '{id}' AND status = 'failed' \
+             AND error_code = 'session_not_connected'"
+        ))
+    };
+    assert_eq!(
+        status(old[0]),
+        1,
+        "the waiting session's old message failed"
+    );
+    assert_eq!(
+        f.count(&format!(
+            "SELECT count(*) AS n FROM message_status_history WHERE message_id = '{}' AND status = 'failed'",
+            old[0]
+        )),
+        1
+    );
+    assert_eq!(
+        status(old[1]),
+        0,
+        "a connected session's message is sent, not failed"
+    );
+    assert_eq!(
+        status(old[2]),
+        0,
+        "a stopped session's messages wait for its start"
+    );
+    assert_eq!(status(fresh.id), 0, "a fresh message waits");
+    assert_eq!(f.count("SELECT count(*) AS n FROM outbox"), 3);
+    assert_eq!(
+        links(&f).fail_unsent(Duration::from_secs(3600)).await,
+        Ok(0),
+        "once"
+    );
+}

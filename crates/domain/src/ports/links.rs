@@ -156,6 +156,16 @@ pub trait SessionLinks: Send + Sync + 'static {
         session: SessionId,
     ) -> Result<Option<PairOutcome>, RepositoryError>;
 
+    /// Fails the messages of linked sessions that have waited, queued,
+    /// longer than `waited` for their session to connect (neither
+    /// connected nor stopped: a stopped session's messages wait for its
+    /// start), with the error code `session_not_connected`. Returns how
+    /// many.
+    ///
+    /// # Errors
+    /// As [`SessionLinks::runnable`].
+    async fn fail_unsent(&self, waited: Duration) -> Result<u64, RepositoryError>;
+
     /// Whether any server holds `session` now.
     ///
     /// # Errors

@@ -39,6 +39,8 @@ pub struct LinkSupervisor {
     pub hold: Duration,
     /// How often sessions and requests are looked for.
     pub poll: Duration,
+    /// How long a message waits for its session to connect; `None`: forever.
+    pub queued_for: Option<Duration>,
 }
 
 impl std::fmt::Debug for LinkSupervisor {
@@ -61,6 +63,9 @@ struct Running {
 /// and when it may be opened again.
 type Backoffs = HashMap<SessionId, (u32, tokio::time::Instant)>;
 
+/// How often messages waiting too long for their session are failed.
+const SWEEP_EVERY: Duration = Duration::from_secs(60);
+
 /// Longest wait before a session whose connection ended is opened again.
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
 /// A connection that lasted this long starts its backoff over.
@@ -72,11 +77,27 @@ impl LinkSupervisor {
     pub async fn run(self, mut stop: watch::Receiver<bool>) {
         let mut running: HashMap<SessionId, Running> = HashMap::new();
         let mut backoffs = Backoffs::new();
+        let mut last_sweep: Option<tokio::time::Instant> = None;
         loop {
             if *stop.borrow() {
                 break;
             }
             self.round(&mut running, &mut backoffs).await;
+            if let Some(waited) = self.queued_for
+                && last_sweep.is_none_or(|t| t.elapsed() >= SWEEP_EVERY)
+            {
+                last_sweep = Some(tokio::time::Instant::now());
+                match self.links.fail_unsent(waited).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(
+                        messages = n,
+                        "linked sessions: messages failed after waiting too long for their session to connect"
+                    ),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "linked sessions: cannot fail expired messages")
+                    }
+                }
+            }
             tokio::select! {
                 () = tokio::time::sleep(self.poll) => {}
                 _ = stop.changed() => {}

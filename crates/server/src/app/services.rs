@@ -307,6 +307,8 @@ impl Services {
                 outbox_bell: outbox_bell.clone(),
                 hold: Duration::from_secs(web.hold_secs.max(3)),
                 poll: Duration::from_millis(web.poll_ms.max(1)),
+                queued_for: (web.queued_for_hours > 0)
+                    .then(|| Duration::from_secs(web.queued_for_hours.saturating_mul(3600))),
             });
         let mut sessions = SessionService::new(store.clone(), store.clone(), clock.clone());
         if links.is_some() {

@@ -75,4 +75,8 @@ pub struct WhatsAppWebSection {
     pub poll_ms: u64,
     /// The simulator's QR code rotation, in ms.
     pub simulator_qr_every_ms: u64,
+    /// How long a message waits, queued, for its linked session to
+    /// connect before it fails (`session_not_connected`), in hours; 0:
+    /// forever.
+    pub queued_for_hours: u64,
 }
