@@ -161,6 +161,8 @@ pub fn test_settings(db_url: &str) -> Settings {
     settings.webhooks.retry_max_secs = 1;
     settings.webhooks.lease_secs = 5;
     settings.webhooks.timeout_ms = 2000;
+    // Linked sessions send at once.
+    settings.whatsapp_web.send_interval_ms = 0;
     settings
 }
 

@@ -37,7 +37,7 @@ pub use cloud_api::{
 };
 pub use factory::Transports;
 pub use link_simulator::{LinkSimulator, SimulatedConnection};
-pub use links::LiveLinks;
+pub use links::{LiveLinks, PacedLink};
 pub use simulator::{SIMULATOR_ID_PREFIX, Simulator, SimulatorConfig, SimulatorTransport};
 pub use webhook::CloudApiWebhooks;
 pub use whatsapp_web::DeviceBackend;

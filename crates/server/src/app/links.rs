@@ -15,7 +15,7 @@ use maveraa_domain::messaging::{LinkEvent, LinkUpdate, PairOutcome, Session};
 use maveraa_domain::ports::{
     Link, LinkConnection, LinkEngine, LinkEventStream, ProviderEventSink, SessionLinks,
 };
-use maveraa_whatsapp_transport::LiveLinks;
+use maveraa_whatsapp_transport::{LiveLinks, PacedLink};
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
@@ -41,6 +41,9 @@ pub struct LinkSupervisor {
     pub poll: Duration,
     /// How long a message waits for its session to connect; `None`: forever.
     pub queued_for: Option<Duration>,
+    /// The least time between two sends of a session (plus up to half of
+    /// it at random).
+    pub send_interval: Duration,
 }
 
 impl std::fmt::Debug for LinkSupervisor {
@@ -198,7 +201,10 @@ impl LinkSupervisor {
                 return false;
             }
         };
-        self.live.insert(id, connection.clone());
+        self.live.insert(
+            id,
+            Arc::new(PacedLink::new(connection.clone(), self.send_interval, 0.5)),
+        );
         let mut renew = tokio::time::interval(self.hold / 3);
         let mut requests = tokio::time::interval(self.poll);
         let asked = loop {

@@ -309,6 +309,7 @@ impl Services {
                 poll: Duration::from_millis(web.poll_ms.max(1)),
                 queued_for: (web.queued_for_hours > 0)
                     .then(|| Duration::from_secs(web.queued_for_hours.saturating_mul(3600))),
+                send_interval: Duration::from_millis(web.send_interval_ms),
             });
         let mut sessions = SessionService::new(store.clone(), store.clone(), clock.clone());
         if links.is_some() {

@@ -75,6 +75,9 @@ pub struct WhatsAppWebSection {
     pub poll_ms: u64,
     /// The simulator's QR code rotation, in ms.
     pub simulator_qr_every_ms: u64,
+    /// The least time between two sends of one linked session, in ms; each
+    /// gap is stretched by up to half of it at random.
+    pub send_interval_ms: u64,
     /// How long a message waits, queued, for its linked session to
     /// connect before it fails (`session_not_connected`), in hours; 0:
     /// forever.
