@@ -296,9 +296,16 @@ impl Services {
                 Duration::from_millis(web.simulator_qr_every_ms),
             ))
         });
-        let links = link_simulator
-            .clone()
-            .map(|engine| crate::app::links::LinkSupervisor {
+        let engine: Option<Arc<dyn maveraa_domain::ports::LinkEngine>> =
+            match web.engine.as_str() {
+                "whatsapp-rust" => Some(Arc::new(
+                    maveraa_whatsapp_transport::WhatsAppWebEngine::new(store.clone()),
+                )),
+                _ => link_simulator
+                    .clone()
+                    .map(|s| s as Arc<dyn maveraa_domain::ports::LinkEngine>),
+            };
+        let links = engine.map(|engine| crate::app::links::LinkSupervisor {
                 holder: server_name,
                 links: store.clone(),
                 engine,
