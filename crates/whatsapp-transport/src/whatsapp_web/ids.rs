@@ -95,11 +95,7 @@ mod tests {
     fn derived_ids_do_not_change_between_versions() {
         // Ids already sent must map to the same WhatsApp ids after an upgrade.
         let id = MessageId::from_uuid(uuid::Uuid::nil());
-        let mut hasher = Sha256::new();
-        hasher.update(b"maveraa/whatsapp-web/message-id/v1\0");
-        hasher.update([0u8; 16]);
-        let expected = format!("3EB0{}", hex::encode_upper(&hasher.finalize()[..9]));
-        assert_eq!(derive_message_id(id), expected);
+        assert_eq!(derive_message_id(id), "3EB02116DBB732C1C24CEC");
     }
 
     #[test]

@@ -311,6 +311,7 @@ mod tests {
         PairingQrCode, Receipt, ServerAck, StreamReplaced, TempBanReason, TemporaryBan,
     };
     use whatsapp_rust::types::message::{MessageInfo, MessageSource};
+    use whatsapp_rust::buffa;
     use whatsapp_rust::wacore::net::DisconnectReason;
 
     use super::*;
