@@ -83,7 +83,10 @@ async fn a_fresh_session_gets_a_device_identity_and_closes_cleanly() {
     let seen = open_watch_close(&f, &s, Duration::from_secs(5)).await;
     eprintln!("reported without WhatsApp: {seen:?}");
     let first = identity(&f, &s).await.expect("the device is saved");
-    assert!(first.is_object() || first.is_array() || first.is_string(), "{first}");
+    assert!(
+        first.is_object() || first.is_array() || first.is_string(),
+        "{first}"
+    );
 
     // Opened again (as after a restart), it is the same device.
     let _ = open_watch_close(&f, &s, Duration::from_millis(500)).await;

@@ -296,25 +296,24 @@ impl Services {
                 Duration::from_millis(web.simulator_qr_every_ms),
             ))
         });
-        let engine: Option<Arc<dyn maveraa_domain::ports::LinkEngine>> =
-            match web.engine.as_str() {
-                "whatsapp-rust" => Some(Arc::new(
-                    maveraa_whatsapp_transport::WhatsAppWebEngine::new(store.clone()),
-                )),
-                _ => link_simulator
-                    .clone()
-                    .map(|s| s as Arc<dyn maveraa_domain::ports::LinkEngine>),
-            };
+        let engine: Option<Arc<dyn maveraa_domain::ports::LinkEngine>> = match web.engine.as_str() {
+            "whatsapp-rust" => Some(Arc::new(
+                maveraa_whatsapp_transport::WhatsAppWebEngine::new(store.clone()),
+            )),
+            _ => link_simulator
+                .clone()
+                .map(|s| s as Arc<dyn maveraa_domain::ports::LinkEngine>),
+        };
         let links = engine.map(|engine| crate::app::links::LinkSupervisor {
-                holder: server_name,
-                links: store.clone(),
-                engine,
-                sink: Arc::new(inbox.clone()),
-                live: live_links,
-                outbox_bell: outbox_bell.clone(),
-                hold: Duration::from_secs(web.hold_secs.max(3)),
-                poll: Duration::from_millis(web.poll_ms.max(1)),
-            });
+            holder: server_name,
+            links: store.clone(),
+            engine,
+            sink: Arc::new(inbox.clone()),
+            live: live_links,
+            outbox_bell: outbox_bell.clone(),
+            hold: Duration::from_secs(web.hold_secs.max(3)),
+            poll: Duration::from_millis(web.poll_ms.max(1)),
+        });
         let mut sessions = SessionService::new(store.clone(), store.clone(), clock.clone());
         if links.is_some() {
             sessions = sessions.with_links(store.clone());

@@ -130,16 +130,23 @@ impl InboundDurabilityHook for Hook {
             };
             match map_inbound(m, looked_up.as_deref()) {
                 Ok(message) => {
-                    self.shared
-                        .chats
-                        .insert(message.provider_message_id.clone(), m.info.source.chat.clone());
+                    self.shared.chats.insert(
+                        message.provider_message_id.clone(),
+                        m.info.source.chat.clone(),
+                    );
                     events.push(ProviderEvent::Message(message));
                 }
                 Err(why @ (Skipped::NoNumber | Skipped::BadNumber)) => {
-                    tracing::warn!(reason = why.as_str(), "whatsapp-web: inbound message skipped");
+                    tracing::warn!(
+                        reason = why.as_str(),
+                        "whatsapp-web: inbound message skipped"
+                    );
                 }
                 Err(why) => {
-                    tracing::debug!(reason = why.as_str(), "whatsapp-web: inbound message skipped");
+                    tracing::debug!(
+                        reason = why.as_str(),
+                        "whatsapp-web: inbound message skipped"
+                    );
                 }
             }
         }

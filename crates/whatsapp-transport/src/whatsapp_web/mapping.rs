@@ -306,12 +306,12 @@ mod tests {
     use std::sync::Arc;
     use std::time::Duration;
 
+    use whatsapp_rust::buffa;
     use whatsapp_rust::types::events::{
         ClientOutdated, ConnectFailure, ConnectFailureReason, Connected, Disconnected,
         PairingQrCode, Receipt, ServerAck, StreamReplaced, TempBanReason, TemporaryBan,
     };
     use whatsapp_rust::types::message::{MessageInfo, MessageSource};
-    use whatsapp_rust::buffa;
     use whatsapp_rust::wacore::net::DisconnectReason;
 
     use super::*;
@@ -632,14 +632,14 @@ mod tests {
         };
         let m = inbound(with_alt, text("hi"));
         assert_eq!(lid_to_resolve(&m), None);
-        assert_eq!(
-            map_inbound(&m, None).expect("ok").from.as_str(),
-            "628333"
-        );
+        assert_eq!(map_inbound(&m, None).expect("ok").from.as_str(), "628333");
         let bare = inbound(dm_from(Jid::lid("99887766")), text("hi"));
         assert_eq!(lid_to_resolve(&bare), Some(&Jid::lid("99887766")));
         assert_eq!(
-            map_inbound(&bare, Some("628444")).expect("ok").from.as_str(),
+            map_inbound(&bare, Some("628444"))
+                .expect("ok")
+                .from
+                .as_str(),
             "628444"
         );
         assert_eq!(map_inbound(&bare, None), Err(Skipped::NoNumber));
