@@ -153,29 +153,39 @@ impl InboundDurabilityHook for Hook {
         if events.is_empty() {
             return Ok(());
         }
-        let mut closing = self.shared.closing.clone();
-        if *closing.borrow() {
-            whatsapp_rust::anyhow::bail!("the connection is closing");
-        }
-        let (tx, rx) = oneshot::channel();
-        let ack = LinkAck::new(move |stored| {
-            let _ = tx.send(stored);
-        });
-        self.shared
-            .events
-            .send(LinkEvent::Provider {
-                events,
-                ack: Some(ack),
-            })
-            .map_err(|_| whatsapp_rust::anyhow::anyhow!("the connection is closed"))?;
-        tokio::select! {
-            stored = rx => match stored {
-                Ok(true) => Ok(()),
-                Ok(false) => whatsapp_rust::anyhow::bail!("the server did not store the messages"),
-                Err(_) => whatsapp_rust::anyhow::bail!("the server dropped the messages unanswered"),
-            },
-            _ = closing.wait_for(|c| *c) => whatsapp_rust::anyhow::bail!("the connection is closing"),
-        }
+        hand_over(&self.shared.events, self.shared.closing.clone(), events).await
+    }
+}
+
+/// Hands `events` to the server with an ack, and waits for it: `Ok` only
+/// once they are stored; an error (WhatsApp delivers again) when they were
+/// not, or the connection closes meanwhile.
+async fn hand_over(
+    to: &mpsc::UnboundedSender<LinkEvent>,
+    mut closing: watch::Receiver<bool>,
+    events: Vec<ProviderEvent>,
+) -> whatsapp_rust::anyhow::Result<()> {
+    if *closing.borrow() {
+        whatsapp_rust::anyhow::bail!("the connection is closing");
+    }
+    let (tx, rx) = oneshot::channel();
+    let ack = LinkAck::new(move |stored| {
+        let _ = tx.send(stored);
+    });
+    to.send(LinkEvent::Provider {
+        events,
+        ack: Some(ack),
+    })
+    .map_err(|_| whatsapp_rust::anyhow::anyhow!("the connection is closed"))?;
+    tokio::select! {
+        // An answer given before the close counts.
+        biased;
+        stored = rx => match stored {
+            Ok(true) => Ok(()),
+            Ok(false) => whatsapp_rust::anyhow::bail!("the server did not store the messages"),
+            Err(_) => whatsapp_rust::anyhow::bail!("the server dropped the messages unanswered"),
+        },
+        _ = closing.wait_for(|c| *c) => whatsapp_rust::anyhow::bail!("the connection is closing"),
     }
 }
 
@@ -430,5 +440,100 @@ impl LinkConnection for WebConnection {
                 tracing::warn!(session = %self.session, error = %e, "whatsapp-web: device state of a logged-out session not deleted");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use maveraa_domain::messaging::{InboundMessage, MessageContent, WaId};
+
+    use super::*;
+
+    fn batch() -> Vec<ProviderEvent> {
+        vec![ProviderEvent::Message(InboundMessage {
+            provider_message_id: "ABC".into(),
+            from: WaId::from_trusted_str("628222"),
+            push_name: None,
+            content: MessageContent::Text { body: "hi".into() },
+            timestamp: Utc::now(),
+        })]
+    }
+
+    /// Runs `hand_over` while a fake server answers with `answer` (`None`:
+    /// it closes the connection instead).
+    async fn handed(answer: Option<bool>) -> whatsapp_rust::anyhow::Result<()> {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let (closing_tx, closing) = watch::channel(false);
+        let server = tokio::spawn(async move {
+            let Some(LinkEvent::Provider {
+                events,
+                ack: Some(ack),
+            }) = rx.recv().await
+            else {
+                panic!("no provider event with an ack");
+            };
+            assert_eq!(events.len(), 1);
+            match answer {
+                Some(stored) => ack.send(stored),
+                None => {
+                    let _ = closing_tx.send(true);
+                    // The ack is never answered.
+                    std::mem::forget(ack);
+                }
+            }
+        });
+        let result = hand_over(&tx, closing, batch()).await;
+        server.await.expect("server");
+        result
+    }
+
+    #[tokio::test]
+    async fn the_hook_succeeds_only_once_the_server_stored_the_messages() {
+        assert!(handed(Some(true)).await.is_ok());
+        assert!(handed(Some(false)).await.is_err());
+        assert!(
+            tokio::time::timeout(Duration::from_secs(5), handed(None))
+                .await
+                .expect("a close ends the wait")
+                .is_err()
+        );
+    }
+
+    #[tokio::test]
+    async fn the_hook_refuses_once_closing_or_closed() {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (_closing_tx, closing) = watch::channel(true);
+        assert!(hand_over(&tx, closing, batch()).await.is_err());
+        drop(rx);
+        let (_closing_tx, closing) = watch::channel(false);
+        assert!(hand_over(&tx, closing, batch()).await.is_err());
+    }
+
+    #[test]
+    fn send_errors_before_the_wire_are_retryable_and_not_logged_in_unreachable() {
+        assert!(matches!(
+            send_error(SendError::NotLoggedIn),
+            TransportError::Unreachable { .. }
+        ));
+        assert!(matches!(
+            send_error(SendError::Client(ClientError::NotConnected)),
+            TransportError::Unreachable { .. }
+        ));
+        assert!(matches!(
+            send_error(SendError::InvalidRequest("newsletter".into())),
+            TransportError::Permanent { .. }
+        ));
+        assert!(matches!(
+            send_error(SendError::Client(ClientError::Socket(
+                whatsapp_rust::socket::SocketError::SocketClosed
+            ))),
+            TransportError::OutcomeUnknown { .. }
+        ));
+        assert!(matches!(
+            send_error(SendError::Internal(whatsapp_rust::anyhow::anyhow!(
+                "encrypt"
+            ))),
+            TransportError::Retryable { .. }
+        ));
     }
 }
