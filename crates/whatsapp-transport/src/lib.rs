@@ -12,8 +12,9 @@
 //!   provider-neutral events ([`CloudApiWebhooks`], for
 //!   [`maveraa_domain::ports::WebhookProtocol`]; [`Transports`] hands it out
 //!   for Cloud API sessions);
-//! - [`whatsapp_web`]: the WhatsApp Web engine (`whatsapp-rust`); for now
-//!   its storage over the device-state port ([`DeviceBackend`]).
+//! - [`whatsapp_web`]: the WhatsApp Web engine (`whatsapp-rust`):
+//!   [`WhatsAppWebEngine`], a [`maveraa_domain::ports::LinkEngine`], over
+//!   its storage on the device-state port ([`DeviceBackend`]).
 //!
 //! Every provider reports into one [`maveraa_domain::ports::ProviderEventSink`]
 //! (the domain's inbox): webhook providers through the inbox's webhook
@@ -40,4 +41,4 @@ pub use link_simulator::{LinkSimulator, SimulatedConnection};
 pub use links::{LiveLinks, PacedLink};
 pub use simulator::{SIMULATOR_ID_PREFIX, Simulator, SimulatorConfig, SimulatorTransport};
 pub use webhook::CloudApiWebhooks;
-pub use whatsapp_web::DeviceBackend;
+pub use whatsapp_web::{DeviceBackend, WhatsAppWebEngine};

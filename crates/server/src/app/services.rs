@@ -296,21 +296,27 @@ impl Services {
                 Duration::from_millis(web.simulator_qr_every_ms),
             ))
         });
-        let links = link_simulator
-            .clone()
-            .map(|engine| crate::app::links::LinkSupervisor {
-                holder: server_name,
-                links: store.clone(),
-                engine,
-                sink: Arc::new(inbox.clone()),
-                live: live_links,
-                outbox_bell: outbox_bell.clone(),
-                hold: Duration::from_secs(web.hold_secs.max(3)),
-                poll: Duration::from_millis(web.poll_ms.max(1)),
-                queued_for: (web.queued_for_hours > 0)
-                    .then(|| Duration::from_secs(web.queued_for_hours.saturating_mul(3600))),
-                send_interval: Duration::from_millis(web.send_interval_ms),
-            });
+        let engine: Option<Arc<dyn maveraa_domain::ports::LinkEngine>> = match web.engine.as_str() {
+            "whatsapp-rust" => Some(Arc::new(
+                maveraa_whatsapp_transport::WhatsAppWebEngine::new(store.clone()),
+            )),
+            _ => link_simulator
+                .clone()
+                .map(|s| s as Arc<dyn maveraa_domain::ports::LinkEngine>),
+        };
+        let links = engine.map(|engine| crate::app::links::LinkSupervisor {
+            holder: server_name,
+            links: store.clone(),
+            engine,
+            sink: Arc::new(inbox.clone()),
+            live: live_links,
+            outbox_bell: outbox_bell.clone(),
+            hold: Duration::from_secs(web.hold_secs.max(3)),
+            poll: Duration::from_millis(web.poll_ms.max(1)),
+            queued_for: (web.queued_for_hours > 0)
+                .then(|| Duration::from_secs(web.queued_for_hours.saturating_mul(3600))),
+            send_interval: Duration::from_millis(web.send_interval_ms),
+        });
         let mut sessions = SessionService::new(store.clone(), store.clone(), clock.clone());
         if links.is_some() {
             sessions = sessions.with_links(store.clone());

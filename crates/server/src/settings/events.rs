@@ -62,9 +62,10 @@ impl WebhooksSection {
 #[serde(deny_unknown_fields)]
 pub struct WhatsAppWebSection {
     /// Which engine runs `whatsapp-web` sessions: `off` (they cannot be
-    /// created) or `simulator` (a simulated WhatsApp Web, for development
+    /// created), `simulator` (a simulated WhatsApp Web, for development
     /// and tests: QR codes that link nothing, pairing codes that link a
-    /// simulated phone).
+    /// simulated phone) or `whatsapp-rust` (the real one: a device linked
+    /// to a phone, its keys in the database).
     pub engine: String,
     /// How long a server holds a session without renewing, in seconds:
     /// another server takes a session over this long after its server

@@ -48,9 +48,9 @@ impl Settings {
             )));
         }
         let web = &self.whatsapp_web;
-        if !matches!(web.engine.as_str(), "off" | "simulator") {
+        if !matches!(web.engine.as_str(), "off" | "simulator" | "whatsapp-rust") {
             return Err(SettingsError::Invalid(format!(
-                "whatsapp_web.engine must be \"off\" or \"simulator\", not {:?}",
+                "whatsapp_web.engine must be \"off\", \"simulator\" or \"whatsapp-rust\", not {:?}",
                 web.engine
             )));
         }
