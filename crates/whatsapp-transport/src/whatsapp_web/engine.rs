@@ -129,6 +129,10 @@ impl InboundDurabilityHook for Hook {
                 None => None,
             };
             match map_inbound(m, looked_up.as_deref()) {
+                // Sent from the phone itself: outbound in its conversation.
+                Ok(message) if m.info.source.is_from_me => {
+                    events.push(ProviderEvent::Echo(message));
+                }
                 Ok(message) => {
                     self.shared.chats.insert(
                         message.provider_message_id.clone(),

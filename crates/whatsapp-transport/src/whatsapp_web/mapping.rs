@@ -144,9 +144,6 @@ fn logged_out_reason(l: &LoggedOut) -> String {
 /// Why an inbound message is not handed to the inbox.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Skipped {
-    /// Sent from the linked phone itself: the domain has no event for an
-    /// outbound message sent elsewhere yet.
-    FromMe,
     /// A group, broadcast, status or newsletter chat: this version keeps
     /// one-to-one conversations.
     NotOneToOne,
@@ -161,7 +158,6 @@ pub(crate) enum Skipped {
 impl Skipped {
     pub(crate) fn as_str(self) -> &'static str {
         match self {
-            Self::FromMe => "sent from the phone",
             Self::NotOneToOne => "not a one-to-one chat",
             Self::NoNumber => "sender's phone number unknown",
             Self::BadNumber => "sender is not a phone number",
@@ -170,31 +166,45 @@ impl Skipped {
     }
 }
 
-/// The LID sender of `m` whose phone number must be looked up, when its
-/// source does not carry one.
-pub(crate) fn lid_to_resolve(m: &WaInbound) -> Option<&Jid> {
+/// The contact of `m`'s conversation and its alternate JID: the sender,
+/// or for a message sent from the linked phone itself, the chat (the
+/// recipient).
+fn contact(m: &WaInbound) -> (&Jid, Option<&Jid>) {
     let s = &m.info.source;
-    (s.sender.is_lid() && !s.sender_alt.as_ref().is_some_and(Jid::is_pn)).then_some(&s.sender)
+    if s.is_from_me {
+        (&s.chat, s.recipient_alt.as_ref())
+    } else {
+        (&s.sender, s.sender_alt.as_ref())
+    }
 }
 
-/// The domain's message for `m`. `looked_up` is the sender's phone number
+/// The LID contact of `m` whose phone number must be looked up, when its
+/// source does not carry one.
+pub(crate) fn lid_to_resolve(m: &WaInbound) -> Option<&Jid> {
+    let (who, alt) = contact(m);
+    (who.is_lid() && !alt.is_some_and(Jid::is_pn)).then_some(who)
+}
+
+/// The domain's message for `m`, its `from` the conversation's contact (for
+/// a message sent from the linked phone itself, [`ProviderEvent::Echo`]'s
+/// shape, the recipient). `looked_up` is the contact's phone number
 /// (digits) found for its LID, when [`lid_to_resolve`] asked for one.
+///
+/// [`ProviderEvent::Echo`]: maveraa_domain::messaging::ProviderEvent::Echo
 pub(crate) fn map_inbound(
     m: &WaInbound,
     looked_up: Option<&str>,
 ) -> Result<InboundMessage, Skipped> {
     let info = &m.info;
     let s = &info.source;
-    if s.is_from_me {
-        return Err(Skipped::FromMe);
-    }
     if s.is_group || !matches!(s.chat.server, Server::Pn | Server::Lid) {
         return Err(Skipped::NotOneToOne);
     }
-    let number = if s.sender.is_pn() {
-        s.sender.user_base().to_owned()
-    } else if s.sender.is_lid() {
-        match (s.sender_alt.as_ref().filter(|j| j.is_pn()), looked_up) {
+    let (who, alt) = contact(m);
+    let number = if who.is_pn() {
+        who.user_base().to_owned()
+    } else if who.is_lid() {
+        match (alt.filter(|j| j.is_pn()), looked_up) {
             (Some(alt), _) => alt.user_base().to_owned(),
             (None, Some(pn)) => pn.to_owned(),
             (None, None) => return Err(Skipped::NoNumber),
@@ -646,7 +656,7 @@ mod tests {
     }
 
     #[test]
-    fn groups_broadcasts_and_own_messages_are_skipped() {
+    fn groups_and_broadcasts_are_skipped_and_own_messages_name_the_recipient() {
         let group = MessageSource {
             chat: Jid::group("120363000000"),
             sender: Jid::pn("628222"),
@@ -666,13 +676,29 @@ mod tests {
             map_inbound(&inbound(status, text("hi")), None),
             Err(Skipped::NotOneToOne)
         );
+        // Sent from the linked phone: the conversation is the recipient's
+        // (the chat), not the sender's (the account itself), by its number
+        // even when the chat is a LID.
         let mine = MessageSource {
             is_from_me: true,
-            ..dm_from(Jid::pn("628222"))
+            chat: Jid::pn("628333"),
+            sender: Jid::pn("628999"),
+            ..Default::default()
         };
+        let echo = map_inbound(&inbound(mine, text("hi")), None).expect("mapped");
+        assert_eq!(echo.from.as_str(), "628333");
+        let mine_lid = MessageSource {
+            is_from_me: true,
+            chat: Jid::lid("99887766"),
+            sender: Jid::pn("628999"),
+            recipient_alt: Some(Jid::pn("628334")),
+            ..Default::default()
+        };
+        let m = inbound(mine_lid, text("hi"));
+        assert_eq!(lid_to_resolve(&m), None, "its number is in the source");
         assert_eq!(
-            map_inbound(&inbound(mine, text("hi")), None),
-            Err(Skipped::FromMe)
+            map_inbound(&m, None).expect("mapped").from.as_str(),
+            "628334"
         );
     }
 }
