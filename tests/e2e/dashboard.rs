@@ -311,6 +311,45 @@ async fn a_csv_imported_on_the_contacts_page_reports_each_bad_row_and_exports_ba
         .await
         .expect("import");
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    // Mistakes of the sender are 400s that say what to do, and import
+    // nothing: no file, a choice no form offers, a body cut short.
+    let post = |body: String| {
+        client()
+            .post(app.url("/contacts/import"))
+            .header(COOKIE, &cookie)
+            .header(
+                "content-type",
+                format!("multipart/form-data; boundary={boundary}"),
+            )
+            .body(body)
+            .send()
+    };
+    for (body, says) in [
+        (
+            format!(
+                "{}{}--{boundary}--\r\n",
+                part("_csrf", &csrf),
+                part("onDuplicate", "skip")
+            ),
+            "Choose a CSV file to import.",
+        ),
+        (
+            body.replace(
+                "name=\"onDuplicate\"\r\n\r\nskip",
+                "name=\"onDuplicate\"\r\n\r\nmerge",
+            ),
+            "Choose what to do with contacts that exist already.",
+        ),
+        (
+            body[..body.len() - 40].to_owned(),
+            "The upload could not be read",
+        ),
+    ] {
+        let res = post(body).await.expect("import");
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+        let html = res.text().await.expect("html");
+        assert!(html.contains(says), "{says}: {html}");
+    }
     let res = client()
         .get(app.url("/contacts/export"))
         .header(COOKIE, &cookie)

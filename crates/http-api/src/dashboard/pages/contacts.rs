@@ -366,13 +366,21 @@ pub(in crate::dashboard) async fn import_contacts(
     let mut csrf = String::new();
     let mut on_duplicate = OnDuplicate::default();
     let mut file: Option<Vec<u8>> = None;
+    let mut on_duplicate_invalid = false;
     // Fields in the form's order: the CSRF token and the choice come first.
-    while let Some(field) = form.next().await {
-        let mut field = field.map_err(|_| PageError::Forged)?;
+    let mut unreadable = false;
+    'fields: while let Some(field) = form.next().await {
+        let Ok(mut field) = field else {
+            unreadable = true;
+            break;
+        };
         let name = field.name().unwrap_or_default().to_owned();
         let mut value = Vec::new();
         while let Some(chunk) = field.next().await {
-            let chunk = chunk.map_err(|_| PageError::Forged)?;
+            let Ok(chunk) = chunk else {
+                unreadable = true;
+                break 'fields;
+            };
             if value.len() + chunk.len() > IMPORT_FILE_LIMIT {
                 return contacts_page(
                     &signed,
@@ -390,16 +398,41 @@ pub(in crate::dashboard) async fn import_contacts(
         match name.as_str() {
             "_csrf" => csrf = String::from_utf8_lossy(&value).into_owned(),
             "onDuplicate" => {
-                on_duplicate = OnDuplicate::parse("onDuplicate", &String::from_utf8_lossy(&value))
-                    .unwrap_or_default();
+                match OnDuplicate::parse("onDuplicate", &String::from_utf8_lossy(&value)) {
+                    Ok(choice) => on_duplicate = choice,
+                    Err(_) => on_duplicate_invalid = true,
+                }
             }
             "file" => file = Some(value),
             _ => {}
         }
     }
+    // A body that is not a readable form (cut short, malformed) is the
+    // sender's mistake, said as such; nothing was imported.
+    let refuse = |why: &str| {
+        let why = why.to_owned();
+        async {
+            contacts_page(
+                &signed,
+                &state,
+                &ContactsQuery::default(),
+                None,
+                Some(why),
+                None,
+                StatusCode::BAD_REQUEST,
+            )
+            .await
+        }
+    };
+    if unreadable {
+        return refuse("The upload could not be read; choose the file and import it again.").await;
+    }
     signed.check(&req, &csrf)?;
-    let Some(file) = file else {
-        return Err(PageError::NotFound);
+    if on_duplicate_invalid {
+        return refuse("Choose what to do with contacts that exist already.").await;
+    }
+    let Some(file) = file.filter(|f| !f.is_empty()) else {
+        return refuse("Choose a CSV file to import.").await;
     };
     let body = futures_util::stream::iter([Ok::<_, std::convert::Infallible>(Bytes::from(file))]);
     let (report, error) = match crate::contacts::run_import(
