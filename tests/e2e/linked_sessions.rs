@@ -18,6 +18,35 @@ use crate::helpers::{
     spawn_app_with, wait_ready,
 };
 
+/// A text of Budi's conversation (from him, or to him from the phone).
+fn budi_text(id: &str, push_name: &str, body: &str) -> InboundMessage {
+    InboundMessage {
+        provider_message_id: id.into(),
+        from: WaId::parse_number("from", "6285551234567").expect("wa"),
+        push_name: Some(push_name.into()),
+        content: MessageContent::Text { body: body.into() },
+        timestamp: Utc::now(),
+    }
+}
+
+async fn budis_conversation(app: &TestApp) -> Value {
+    let convs = json_of(
+        app.request(Method::GET, "/api/public/inbox/conversations")
+            .send()
+            .await
+            .expect("request"),
+        200,
+    )
+    .await;
+    convs["conversations"]
+        .as_array()
+        .expect("conversations")
+        .iter()
+        .find(|c| c["remoteJid"] == "6285551234567@s.whatsapp.net")
+        .expect("Budi's conversation")
+        .clone()
+}
+
 fn simulated(s: &mut Settings) {
     s.whatsapp_web.engine = "simulator".into();
     s.whatsapp_web.poll_ms = 50;
@@ -209,66 +238,30 @@ async fn a_whatsapp_web_session_is_linked_sends_receives_and_logs_out() {
         .expect("the simulated engine")
         .connection(session_id)
         .expect("its connection");
-    let inbound = ProviderEvent::Message(InboundMessage {
-        provider_message_id: "3EB0C767D26A1D8F".into(),
-        from: WaId::parse_number("from", "6285551234567").expect("wa"),
-        push_name: Some("Budi".into()),
-        content: MessageContent::Text {
-            body: "Is my order on its way?".into(),
-        },
-        timestamp: Utc::now(),
-    });
+    let inbound = ProviderEvent::Message(budi_text(
+        "3EB0C767D26A1D8F",
+        "Budi",
+        "Is my order on its way?",
+    ));
     for _ in 0..2 {
         assert_eq!(connection.deliver(vec![inbound.clone()]).await, Ok(true));
     }
-    let convs = json_of(
-        app.request(Method::GET, "/api/public/inbox/conversations")
-            .send()
-            .await
-            .expect("request"),
-        200,
-    )
-    .await;
-    let budi = convs["conversations"]
-        .as_array()
-        .expect("conversations")
-        .iter()
-        .find(|c| c["remoteJid"] == "6285551234567@s.whatsapp.net")
-        .expect("Budi's conversation")
-        .clone();
+    let budi = budis_conversation(&app).await;
     assert_eq!(budi["pushName"], "Budi");
     assert_eq!(budi["unreadCount"], 1, "stored once");
     assert_eq!(budi["sessionId"], "phone");
 
     // A reply typed on the phone itself: outbound and sent in the same
     // conversation, read already (the unread count stays), stored once.
-    let echo = ProviderEvent::Echo(InboundMessage {
-        provider_message_id: "3EB0A1B2C3D4E5F60718".into(),
-        from: WaId::parse_number("from", "6285551234567").expect("wa"),
-        push_name: Some("Acme (the account itself)".into()),
-        content: MessageContent::Text {
-            body: "Yes, today!".into(),
-        },
-        timestamp: Utc::now(),
-    });
+    let echo = ProviderEvent::Echo(budi_text(
+        "3EB0A1B2C3D4E5F60718",
+        "Acme (the account itself)",
+        "Yes, today!",
+    ));
     for _ in 0..2 {
         assert_eq!(connection.deliver(vec![echo.clone()]).await, Ok(true));
     }
-    let convs = json_of(
-        app.request(Method::GET, "/api/public/inbox/conversations")
-            .send()
-            .await
-            .expect("request"),
-        200,
-    )
-    .await;
-    let budi = convs["conversations"]
-        .as_array()
-        .expect("conversations")
-        .iter()
-        .find(|c| c["remoteJid"] == "6285551234567@s.whatsapp.net")
-        .expect("Budi's conversation")
-        .clone();
+    let budi = budis_conversation(&app).await;
     assert_eq!(budi["lastMessage"], "Yes, today!");
     assert_eq!(budi["unreadCount"], 1, "the phone's reply is not unread");
     assert_eq!(
