@@ -102,7 +102,10 @@ async fn sends_and_pairing_fail_cleanly_while_not_connected() {
 
     let f = fixture();
     let s = web_session(&f).await;
-    let engine = WhatsAppWebEngine::new(f.store.clone());
+    let engine = WhatsAppWebEngine::new(f.store.clone()).with_media(
+        maveraa_whatsapp_transport::MediaFetcher::new(Duration::from_secs(5), 1_000_000, false)
+            .expect("fetcher"),
+    );
     let link = tokio::time::timeout(OPEN_WAIT, engine.open(&s))
         .await
         .expect("open in time")
@@ -120,6 +123,22 @@ async fn sends_and_pairing_fail_cleanly_while_not_connected() {
     assert!(
         matches!(sent, Err(TransportError::Unreachable { .. })),
         "not linked, not connected: nothing written ({sent:?})"
+    );
+    // Media is neither fetched nor uploaded while not connected.
+    let media = OutboundMessage {
+        content: OutboundContent::Media(maveraa_domain::messaging::OutboundMedia::new(
+            maveraa_domain::transport::MediaKind::Image,
+            maveraa_domain::messaging::MediaUrl::parse("url", "https://example.com/a.jpg")
+                .expect("url"),
+            None,
+            None,
+        )),
+        ..text.clone()
+    };
+    let sent = link.connection.send(&media).await;
+    assert!(
+        matches!(sent, Err(TransportError::Unreachable { .. })),
+        "{sent:?}"
     );
     // Read receipts need the chat of a message received on this connection.
     let read = link.connection.mark_read("3EB0UNKNOWN").await;

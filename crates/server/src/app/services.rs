@@ -298,7 +298,14 @@ impl Services {
         });
         let engine: Option<Arc<dyn maveraa_domain::ports::LinkEngine>> = match web.engine.as_str() {
             "whatsapp-rust" => Some(Arc::new(
-                maveraa_whatsapp_transport::WhatsAppWebEngine::new(store.clone()),
+                maveraa_whatsapp_transport::WhatsAppWebEngine::new(store.clone()).with_media(
+                    maveraa_whatsapp_transport::MediaFetcher::new(
+                        Duration::from_millis(web.media_timeout_ms.max(1)),
+                        web.media_max_mb.saturating_mul(1_000_000),
+                        web.media_allow_private,
+                    )
+                    .context("building the HTTP client for media")?,
+                ),
             )),
             _ => link_simulator
                 .clone()

@@ -79,6 +79,12 @@ pub struct WhatsAppWebSection {
     /// The least time between two sends of one linked session, in ms; each
     /// gap is stretched by up to half of it at random.
     pub send_interval_ms: u64,
+    /// Largest media a linked session fetches from a URL to send, in MB.
+    pub media_max_mb: u64,
+    /// How long fetching media for a send may take, in ms.
+    pub media_timeout_ms: u64,
+    /// Lets media URLs name loopback, private and link-local addresses.
+    pub media_allow_private: bool,
     /// How long a message waits, queued, for its linked session to
     /// connect before it fails (`session_not_connected`), in hours; 0:
     /// forever.

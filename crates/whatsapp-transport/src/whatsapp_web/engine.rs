@@ -31,6 +31,7 @@ use whatsapp_rust::{Client, InboundDurabilityHook, Jid, SendError, SendOptions};
 use super::DeviceBackend;
 use super::ids::{Recent, derive_message_id};
 use super::mapping::{Skipped, lid_to_resolve, map_event, map_inbound};
+use crate::media_fetch::MediaFetcher;
 
 /// How many recent ids each connection remembers (sends, for status
 /// reports to echo our ids; receipts' chats, for read receipts).
@@ -42,6 +43,7 @@ const CLOSE_WAIT: Duration = Duration::from_secs(30);
 /// `whatsapp-rust`, its keys kept in `state`.
 pub struct WhatsAppWebEngine {
     state: Arc<dyn DeviceStateStore>,
+    media: Option<MediaFetcher>,
 }
 
 impl std::fmt::Debug for WhatsAppWebEngine {
@@ -53,7 +55,14 @@ impl std::fmt::Debug for WhatsAppWebEngine {
 impl WhatsAppWebEngine {
     /// An engine keeping its devices' state in `state`.
     pub fn new(state: Arc<dyn DeviceStateStore>) -> Self {
-        Self { state }
+        Self { state, media: None }
+    }
+
+    /// Sends media by URL, fetched with `media` and uploaded to WhatsApp;
+    /// without it, media sends are refused.
+    pub fn with_media(mut self, media: MediaFetcher) -> Self {
+        self.media = Some(media);
+        self
     }
 }
 
@@ -240,6 +249,7 @@ impl LinkEngine for WhatsAppWebEngine {
         let connection = Arc::new(WebConnection {
             session: session.id,
             state: self.state.clone(),
+            media: self.media.clone(),
             client,
             shared,
             closing: closing_tx,
@@ -274,6 +284,7 @@ impl LinkEventStream for WebEvents {
 pub struct WebConnection {
     session: SessionId,
     state: Arc<dyn DeviceStateStore>,
+    media: Option<MediaFetcher>,
     client: Arc<Client>,
     shared: Arc<Shared>,
     closing: watch::Sender<bool>,
@@ -290,6 +301,80 @@ impl std::fmt::Debug for WebConnection {
 }
 
 impl WebConnection {
+    /// Fetches `media` from its URL, uploads it to WhatsApp's media servers
+    /// (encrypted by the engine) and builds its message. Nothing is sent
+    /// yet, so any failure here is safe to try again.
+    async fn media_message(
+        &self,
+        media: &maveraa_domain::messaging::OutboundMedia,
+    ) -> Result<wa::Message, TransportError> {
+        use maveraa_domain::transport::MediaKind;
+        use whatsapp_rust::media as m;
+        use whatsapp_rust::wacore::download::MediaType;
+        let Some(fetcher) = &self.media else {
+            return Err(TransportError::Permanent {
+                code: None,
+                message: "media sends are not enabled for whatsapp-web on this server".to_owned(),
+            });
+        };
+        let kind = media.kind();
+        let fetched = fetcher.fetch(kind, media.url().as_str()).await?;
+        let media_type = match kind {
+            MediaKind::Image => MediaType::Image,
+            MediaKind::Video => MediaType::Video,
+            MediaKind::Audio => MediaType::Audio,
+            MediaKind::Document => MediaType::Document,
+        };
+        let upload = self
+            .client
+            .upload(
+                fetched.bytes,
+                media_type,
+                whatsapp_rust::UploadOptions::default(),
+            )
+            .await
+            .map_err(|e| TransportError::Retryable {
+                reason: format!("whatsapp-web: media upload: {e}"),
+                retry_after: None,
+            })?;
+        let caption = media.caption().map(|c| c.as_str().to_owned());
+        let mimetype = Some(fetched.mime_type);
+        Ok(match kind {
+            MediaKind::Image => m::image_message(
+                upload,
+                m::ImageOptions {
+                    caption,
+                    mimetype,
+                    ..Default::default()
+                },
+            ),
+            MediaKind::Video => m::video_message(
+                upload,
+                m::VideoOptions {
+                    caption,
+                    mimetype,
+                    ..Default::default()
+                },
+            ),
+            MediaKind::Audio => m::audio_message(
+                upload,
+                m::AudioOptions {
+                    mimetype,
+                    ..Default::default()
+                },
+            ),
+            MediaKind::Document => m::document_message(
+                upload,
+                m::DocumentOptions {
+                    mimetype,
+                    file_name: media.file_name().map(|f| f.as_str().to_owned()),
+                    caption,
+                    ..Default::default()
+                },
+            ),
+        })
+    }
+
     /// Stops the engine gracefully (it flushes its state) and waits, a
     /// bounded time, until it has.
     async fn stop_engine(&self) {
@@ -354,16 +439,19 @@ fn send_error(e: SendError) -> TransportError {
 #[async_trait]
 impl WhatsAppTransport for WebConnection {
     async fn send(&self, message: &OutboundMessage) -> Result<String, TransportError> {
-        let OutboundContent::Text { body } = &message.content else {
-            return Err(TransportError::Permanent {
-                code: None,
-                message: "media over whatsapp-web is not supported yet".to_owned(),
-            });
-        };
         let to = Jid::pn(message.to.as_str());
-        let wa_message = wa::Message {
-            conversation: Some(body.as_str().to_owned()),
-            ..Default::default()
+        let wa_message = match &message.content {
+            OutboundContent::Text { body } => wa::Message {
+                conversation: Some(body.as_str().to_owned()),
+                ..Default::default()
+            },
+            // Not fetched, nor uploaded, for a connection that is down.
+            OutboundContent::Media(_) if !self.client.is_connected() => {
+                return Err(TransportError::Unreachable {
+                    reason: "whatsapp-web: not connected".to_owned(),
+                });
+            }
+            OutboundContent::Media(media) => self.media_message(media).await?,
         };
         let mut options = SendOptions::default();
         if let Some(ours) = message.message_id {
