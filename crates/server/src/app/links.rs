@@ -44,6 +44,9 @@ pub struct LinkSupervisor {
     /// The least time between two sends of a session (plus up to half of
     /// it at random).
     pub send_interval: Duration,
+    /// How long an opened connection may say nothing before its session is
+    /// shown `disconnected` (still trying): [`SILENT_START`] in the server.
+    pub silent_after: Duration,
 }
 
 impl std::fmt::Debug for LinkSupervisor {
@@ -65,6 +68,10 @@ struct Running {
 /// Sessions whose connection ended by itself: how many times in a row,
 /// and when it may be opened again.
 type Backoffs = HashMap<SessionId, (u32, tokio::time::Instant)>;
+
+/// How long an opened connection may say nothing before its session is
+/// shown `disconnected` (still trying).
+pub const SILENT_START: Duration = Duration::from_secs(30);
 
 /// How often messages waiting too long for their session are failed.
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
@@ -207,16 +214,30 @@ impl LinkSupervisor {
         );
         let mut renew = tokio::time::interval(self.hold / 3);
         let mut requests = tokio::time::interval(self.poll);
+        // An engine that cannot reach WhatsApp may say nothing while it
+        // retries: after a while the session says so rather than stay
+        // `starting` (its first event replaces this).
+        let silent = tokio::time::sleep(self.silent_after);
+        tokio::pin!(silent);
+        let mut heard = false;
         let asked = loop {
             tokio::select! {
                 event = events.next() => match event {
                     Some(event) => {
+                        heard = true;
                         if self.handle(&session, connection.as_ref(), event).await {
                             break true;
                         }
                     }
                     None => break false,
                 },
+                () = &mut silent, if !heard => {
+                    heard = true;
+                    self.record(id, &LinkUpdate::Disconnected(
+                        "WhatsApp not reached yet; still trying".into(),
+                    ))
+                    .await;
+                }
                 _ = renew.tick() => {
                     match self.links.hold(id, &self.holder, self.hold).await {
                         Ok(true) => {}

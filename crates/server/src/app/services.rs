@@ -323,6 +323,7 @@ impl Services {
             queued_for: (web.queued_for_hours > 0)
                 .then(|| Duration::from_secs(web.queued_for_hours.saturating_mul(3600))),
             send_interval: Duration::from_millis(web.send_interval_ms),
+            silent_after: crate::app::links::SILENT_START,
         });
         let mut sessions = SessionService::new(store.clone(), store.clone(), clock.clone());
         if links.is_some() {
