@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use maveraa_domain::messaging::{ProviderSettings, Session, SessionStatus};
 use maveraa_domain::ports::{
-    Link, LinkConnection, LinkEngine, LinkEventStream, SessionLinks, SessionRepository,
-    TransportError, WhatsAppTransport,
+    Link, LinkConnection, LinkEngine, LinkEventStream, SessionLinks, TransportError,
+    WhatsAppTransport,
 };
 use maveraa_domain::transport::OutboundMessage;
 use maveraa_server::app::links::LinkSupervisor;
