@@ -75,7 +75,7 @@ impl SessionService {
         }
         if provider.kind().holds_connection() && self.links.is_none() {
             return Err(SessionError::WrongState(format!(
-                "{} sessions are not enabled on this server (see its whatsapp_web.engine setting)",
+                "{} sessions are not enabled on this server",
                 provider.kind().as_str()
             )));
         }
