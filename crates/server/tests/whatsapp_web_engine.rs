@@ -146,14 +146,15 @@ async fn sends_and_pairing_fail_cleanly_while_not_connected() {
         matches!(read, Err(TransportError::Permanent { .. })),
         "{read:?}"
     );
-    let code = tokio::time::timeout(
-        Duration::from_secs(45),
-        link.connection.pair_code("6281234567890"),
-    )
-    .await;
-    // Without a socket, WhatsApp gives no code (the engine may wait for
-    // one a while: either way, no code and no panic).
-    assert!(!matches!(code, Ok(Ok(_))), "{code:?}");
+    // A number too short to be anyone's: refused by the engine itself, so
+    // this test never asks WhatsApp to notify a real phone, even on a
+    // machine that can reach it. No code, no panic, bounded.
+    let code =
+        tokio::time::timeout(Duration::from_secs(45), link.connection.pair_code("12345")).await;
+    assert!(
+        matches!(code, Err(_) | Ok(Err(TransportError::Permanent { .. }))),
+        "{code:?}"
+    );
     tokio::time::timeout(CLOSE_WAIT, link.connection.close())
         .await
         .expect("close returns in bounded time");
