@@ -379,26 +379,67 @@ impl Browser {
     }
 
     /// Replaces the value of the field matching `css` (waited for) by
-    /// typing `value`.
+    /// typing `value`. A field replaced meanwhile (the page it was found on
+    /// was being replaced by the next one) is found again, within `WAIT`.
     pub async fn fill(&self, css: &str, value: &str) -> anyhow::Result<()> {
-        let field = self.wait_for(css, WAIT).await?;
-        field
-            .clear()
-            .await
-            .with_context(|| format!("clear `{css}`"))?;
-        field
-            .send_keys(value)
-            .await
-            .with_context(|| format!("type into `{css}`"))
+        self.on_fresh(css, async |field| {
+            field.clear().await?;
+            field.send_keys(value).await
+        })
+        .await
+        .with_context(|| format!("fill `{css}`"))
     }
 
-    /// Clicks the element matching `css` (waited for).
+    /// Clicks the element matching `css` (waited for), found again if the
+    /// page replaced it meanwhile.
     pub async fn click(&self, css: &str) -> anyhow::Result<()> {
-        let element = self.wait_for(css, WAIT).await?;
-        element
-            .click()
+        self.on_fresh(css, async |element| element.click().await)
             .await
             .with_context(|| format!("click `{css}`"))
+    }
+
+    /// Clicks the element matching `css`, which submits a form, and waits
+    /// (within `WAIT`) until the page it was on has been replaced by the
+    /// answer: checks that follow read the new page, never the old one.
+    pub async fn submit(&self, css: &str) -> anyhow::Result<()> {
+        self.eval_js(
+            "document.documentElement.dataset.leaving = '1'; return null;",
+            vec![],
+        )
+        .await?;
+        self.click(css).await?;
+        self.wait_until("the next page", WAIT, async || {
+            let left = self
+                .eval_js(
+                    "return document.documentElement.dataset.leaving === undefined;",
+                    vec![],
+                )
+                .await
+                // Mid-navigation, scripts may fail: not there yet.
+                .unwrap_or(Value::Bool(false));
+            Ok((left == Value::Bool(true)).then_some(()))
+        })
+        .await
+    }
+
+    /// Runs `act` on the element matching `css`, finding it again while
+    /// the page replaces it under us (a stale element), within `WAIT`.
+    async fn on_fresh(
+        &self,
+        css: &str,
+        act: impl AsyncFn(Element) -> Result<(), fantoccini::error::CmdError>,
+    ) -> anyhow::Result<()> {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let element = self.wait_for(css, WAIT).await?;
+            match act(element).await {
+                Ok(()) => return Ok(()),
+                Err(e) if e.to_string().contains("stale element") && Instant::now() < deadline => {
+                    tokio::time::sleep(POLL).await;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
 
     /// The visible text of the element matching `css` (waited for).

@@ -198,12 +198,13 @@ async fn a_wrong_password_is_refused_and_repeated_ones_lock_the_account() {
         for _ in 0..5 {
             b.fill("input[name=email]", EMAIL).await?;
             b.fill("input[name=password]", "not the password").await?;
-            b.click("button[type=submit]").await?;
+            // The next attempt types into the answer, not the page before.
+            b.submit("button[type=submit]").await?;
             b.wait_for_text("wrong", WAIT).await?;
         }
         b.fill("input[name=email]", EMAIL).await?;
         b.fill("input[name=password]", PASSWORD).await?;
-        b.click("button[type=submit]").await?;
+        b.submit("button[type=submit]").await?;
         b.wait_for_text("Too many failed attempts", WAIT).await?;
         anyhow::ensure!(
             b.cookie("maveraa_session").await?.is_none(),
