@@ -26,3 +26,4 @@ mod service;
 mod users;
 mod webhook_endpoints;
 mod webhooks;
+mod whatsapp_rust_fake;

@@ -43,4 +43,4 @@ pub use links::{LiveLinks, PacedLink};
 pub use media_fetch::{FetchedMedia, MediaFetcher};
 pub use simulator::{SIMULATOR_ID_PREFIX, Simulator, SimulatorConfig, SimulatorTransport};
 pub use webhook::CloudApiWebhooks;
-pub use whatsapp_web::{DeviceBackend, WhatsAppWebEngine};
+pub use whatsapp_web::{DeviceBackend, FakeWhatsApp, WhatsAppWebEngine};

@@ -68,6 +68,9 @@ pub struct Services {
     /// The simulated WhatsApp Web, when it is the engine (tests reach its
     /// connections through it).
     pub link_simulator: Option<Arc<maveraa_whatsapp_transport::LinkSimulator>>,
+    /// The fake of the engine's client, when `whatsapp_web.engine` is
+    /// `whatsapp-rust-fake` (tests drive it).
+    pub fake_whatsapp: Option<Arc<maveraa_whatsapp_transport::FakeWhatsApp>>,
     /// Where the database is.
     pub database_url: Secret,
 }
@@ -296,17 +299,35 @@ impl Services {
                 Duration::from_millis(web.simulator_qr_every_ms),
             ))
         });
+        let fake_whatsapp = (web.engine == "whatsapp-rust-fake").then(|| {
+            Arc::new(maveraa_whatsapp_transport::FakeWhatsApp::new(
+                store.clone(),
+                Duration::from_millis(web.simulator_qr_every_ms),
+            ))
+        });
+        let media_fetcher = || {
+            maveraa_whatsapp_transport::MediaFetcher::new(
+                Duration::from_millis(web.media_timeout_ms.max(1)),
+                web.media_max_mb.saturating_mul(1_000_000),
+                web.media_allow_private,
+            )
+            .context("building the HTTP client for media")
+        };
         let engine: Option<Arc<dyn maveraa_domain::ports::LinkEngine>> = match web.engine.as_str() {
             "whatsapp-rust" => Some(Arc::new(
-                maveraa_whatsapp_transport::WhatsAppWebEngine::new(store.clone()).with_media(
-                    maveraa_whatsapp_transport::MediaFetcher::new(
-                        Duration::from_millis(web.media_timeout_ms.max(1)),
-                        web.media_max_mb.saturating_mul(1_000_000),
-                        web.media_allow_private,
-                    )
-                    .context("building the HTTP client for media")?,
-                ),
+                maveraa_whatsapp_transport::WhatsAppWebEngine::new(store.clone())
+                    .with_media(media_fetcher()?),
             )),
+            "whatsapp-rust-fake" => match &fake_whatsapp {
+                Some(fake) => Some(Arc::new(
+                    maveraa_whatsapp_transport::WhatsAppWebEngine::over(
+                        store.clone(),
+                        fake.clone(),
+                    )
+                    .with_media(media_fetcher()?),
+                )),
+                None => None,
+            },
             _ => link_simulator
                 .clone()
                 .map(|s| s as Arc<dyn maveraa_domain::ports::LinkEngine>),
@@ -363,6 +384,7 @@ impl Services {
             simulator,
             links,
             link_simulator,
+            fake_whatsapp,
             store,
             database_url: url.into(),
         })

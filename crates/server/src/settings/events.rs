@@ -64,8 +64,10 @@ pub struct WhatsAppWebSection {
     /// Which engine runs `whatsapp-web` sessions: `off` (they cannot be
     /// created), `simulator` (a simulated WhatsApp Web, for development
     /// and tests: QR codes that link nothing, pairing codes that link a
-    /// simulated phone) or `whatsapp-rust` (the real one: a device linked
-    /// to a phone, its keys in the database).
+    /// simulated phone), `whatsapp-rust` (the real one: a device linked
+    /// to a phone, its keys in the database) or `whatsapp-rust-fake` (the
+    /// real adapter over a fake of the engine's client, for tests: no
+    /// WhatsApp server is reached).
     pub engine: String,
     /// How long a server holds a session without renewing, in seconds:
     /// another server takes a session over this long after its server
@@ -74,7 +76,7 @@ pub struct WhatsAppWebSection {
     /// How often a server looks for sessions to run and for requests to
     /// the sessions it runs, in ms.
     pub poll_ms: u64,
-    /// The simulator's QR code rotation, in ms.
+    /// The QR code rotation of the simulator and of the fake client, in ms.
     pub simulator_qr_every_ms: u64,
     /// The least time between two sends of one linked session, in ms; each
     /// gap is stretched by up to half of it at random.

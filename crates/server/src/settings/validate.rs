@@ -48,9 +48,12 @@ impl Settings {
             )));
         }
         let web = &self.whatsapp_web;
-        if !matches!(web.engine.as_str(), "off" | "simulator" | "whatsapp-rust") {
+        if !matches!(
+            web.engine.as_str(),
+            "off" | "simulator" | "whatsapp-rust" | "whatsapp-rust-fake"
+        ) {
             return Err(SettingsError::Invalid(format!(
-                "whatsapp_web.engine must be \"off\", \"simulator\" or \"whatsapp-rust\", not {:?}",
+                "whatsapp_web.engine must be \"off\", \"simulator\", \"whatsapp-rust\" or \"whatsapp-rust-fake\", not {:?}",
                 web.engine
             )));
         }

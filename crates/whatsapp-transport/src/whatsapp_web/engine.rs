@@ -1,41 +1,36 @@
-//! [`WhatsAppWebEngine`]: the real [`LinkEngine`], a `whatsapp-rust` bot per
-//! session over its device state in our database.
+//! [`WhatsAppWebEngine`]: the real [`LinkEngine`], a `whatsapp-rust`
+//! client per session over its device state in our database.
 //!
 //! Inbound messages go through the engine's durability hook: they are
 //! handed to the server as [`LinkEvent::Provider`] with an ack, and the
 //! hook returns only once the server says they are stored, so WhatsApp is
 //! acknowledged after the inbox has them (a failure means a redelivery).
-//! Other events are mapped in [`super::mapping`] and queued in order.
+//! Other events are mapped in [`super::mapping`] and queued in order. The
+//! engine's client is reached through [`WaClient`], so a fake can stand in
+//! for WhatsApp ([`super::fake`]).
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock, PoisonError, Weak};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::Utc;
-use maveraa_domain::messaging::{LinkAck, LinkEvent, LinkedAccount, ProviderEvent, Session};
+use maveraa_domain::SessionId;
+use maveraa_domain::messaging::{LinkEvent, Session};
 use maveraa_domain::ports::{
     DeviceStateStore, Link, LinkConnection, LinkEngine, LinkEventStream, TransportError,
     WhatsAppTransport,
 };
 use maveraa_domain::transport::{OutboundContent, OutboundMessage};
-use maveraa_domain::{MessageId, SessionId};
-use tokio::sync::{mpsc, oneshot, watch};
-use whatsapp_rust::bot::Bot;
+use tokio::sync::{mpsc, watch};
 use whatsapp_rust::client::ClientError;
 use whatsapp_rust::pair_code::{PairCodeOptions, PairError};
-use whatsapp_rust::types::events::{Event, EventHandler, InboundMessage as WaInbound};
 use whatsapp_rust::waproto::whatsapp as wa;
-use whatsapp_rust::{Client, InboundDurabilityHook, Jid, SendError, SendOptions};
+use whatsapp_rust::{Jid, SendError, SendOptions};
 
-use super::DeviceBackend;
-use super::ids::{Recent, derive_message_id};
-use super::mapping::{Skipped, lid_to_resolve, map_event, map_inbound};
+use super::client::{Callbacks, RealClients, WaClient, WaClients};
+use super::ids::derive_message_id;
+use super::media::{media_message, media_type};
 use crate::media_fetch::MediaFetcher;
 
-/// How many recent ids each connection remembers (sends, for status
-/// reports to echo our ids; receipts' chats, for read receipts).
-const REMEMBERED: usize = 10_000;
 /// The longest `close` waits for the engine to flush and stop.
 const CLOSE_WAIT: Duration = Duration::from_secs(30);
 
@@ -43,6 +38,7 @@ const CLOSE_WAIT: Duration = Duration::from_secs(30);
 /// `whatsapp-rust`, its keys kept in `state`.
 pub struct WhatsAppWebEngine {
     state: Arc<dyn DeviceStateStore>,
+    clients: Arc<dyn WaClients>,
     media: Option<MediaFetcher>,
 }
 
@@ -55,7 +51,18 @@ impl std::fmt::Debug for WhatsAppWebEngine {
 impl WhatsAppWebEngine {
     /// An engine keeping its devices' state in `state`.
     pub fn new(state: Arc<dyn DeviceStateStore>) -> Self {
-        Self { state, media: None }
+        let clients = Arc::new(RealClients::new(state.clone()));
+        Self::over(state, clients)
+    }
+
+    /// An engine whose clients `clients` opens (a fake, in tests), its
+    /// devices' state in `state`.
+    pub fn over(state: Arc<dyn DeviceStateStore>, clients: Arc<dyn WaClients>) -> Self {
+        Self {
+            state,
+            clients,
+            media: None,
+        }
     }
 
     /// Sends media by URL, fetched with `media` and uploaded to WhatsApp;
@@ -66,195 +73,21 @@ impl WhatsAppWebEngine {
     }
 }
 
-/// What the engine's callbacks and the connection share.
-struct Shared {
-    events: mpsc::UnboundedSender<LinkEvent>,
-    /// Our message ids of the WhatsApp ids we derived, for status reports.
-    sent: Recent<String, MessageId>,
-    /// The chat of each inbound message id, for read receipts (the port's
-    /// `mark_read` names the message only).
-    chats: Recent<String, Jid>,
-    /// Turned true when the connection closes: a hook waiting for the
-    /// server's ack gives up (WhatsApp delivers again).
-    closing: watch::Receiver<bool>,
-    /// WhatsApp or the owner unlinked the device.
-    logged_out: AtomicBool,
-    /// The engine's client; weak, as the client holds these callbacks.
-    client: OnceLock<Weak<Client>>,
-}
-
-fn linked_account(client: &Client) -> Option<LinkedAccount> {
-    let pn = client.pn()?;
-    Some(LinkedAccount {
-        jid: format!("{}@s.whatsapp.net", pn.user_base()),
-        push_name: Some(client.push_name()).filter(|n| !n.is_empty()),
-    })
-}
-
-/// Maps the engine's events as they are dispatched, in order.
-struct Events {
-    shared: Arc<Shared>,
-}
-
-impl EventHandler for Events {
-    fn handle_event(&self, event: Arc<Event>) {
-        if matches!(&*event, Event::LoggedOut(_)) {
-            self.shared.logged_out.store(true, Ordering::SeqCst);
-        }
-        let me = || {
-            self.shared
-                .client
-                .get()
-                .and_then(Weak::upgrade)
-                .and_then(|c| linked_account(&c))
-        };
-        if let Some(e) = map_event(&event, Utc::now(), me, |id| self.shared.sent.get(id)) {
-            // Fails only once the stream is gone: nobody left to tell.
-            let _ = self.shared.events.send(e);
-        }
-    }
-}
-
-/// Hands inbound messages to the server and waits until they are stored.
-struct Hook {
-    shared: Arc<Shared>,
-}
-
-#[async_trait]
-impl InboundDurabilityHook for Hook {
-    async fn on_messages(
-        &self,
-        client: Arc<Client>,
-        batch: &[WaInbound],
-    ) -> whatsapp_rust::anyhow::Result<()> {
-        let mut events = Vec::with_capacity(batch.len());
-        for m in batch {
-            let looked_up = match lid_to_resolve(m) {
-                // A storage failure fails the batch: redelivered, not lost.
-                Some(lid) => client
-                    .get_lid_pn_entry(lid)
-                    .await?
-                    .map(|e| e.phone_number.to_string()),
-                None => None,
-            };
-            match map_inbound(m, looked_up.as_deref()) {
-                // Sent from the phone itself: outbound in its conversation.
-                Ok(message) if m.info.source.is_from_me => {
-                    events.push(ProviderEvent::Echo(message));
-                }
-                Ok(message) => {
-                    self.shared.chats.insert(
-                        message.provider_message_id.clone(),
-                        m.info.source.chat.clone(),
-                    );
-                    events.push(ProviderEvent::Message(message));
-                }
-                Err(why @ (Skipped::NoNumber | Skipped::BadNumber)) => {
-                    tracing::warn!(
-                        reason = why.as_str(),
-                        "whatsapp-web: inbound message skipped"
-                    );
-                }
-                Err(why) => {
-                    tracing::debug!(
-                        reason = why.as_str(),
-                        "whatsapp-web: inbound message skipped"
-                    );
-                }
-            }
-        }
-        if events.is_empty() {
-            return Ok(());
-        }
-        hand_over(&self.shared.events, self.shared.closing.clone(), events).await
-    }
-}
-
-/// Hands `events` to the server with an ack, and waits for it: `Ok` only
-/// once they are stored; an error (WhatsApp delivers again) when they were
-/// not, or the connection closes meanwhile.
-async fn hand_over(
-    to: &mpsc::UnboundedSender<LinkEvent>,
-    mut closing: watch::Receiver<bool>,
-    events: Vec<ProviderEvent>,
-) -> whatsapp_rust::anyhow::Result<()> {
-    if *closing.borrow() {
-        whatsapp_rust::anyhow::bail!("the connection is closing");
-    }
-    let (tx, rx) = oneshot::channel();
-    let ack = LinkAck::new(move |stored| {
-        let _ = tx.send(stored);
-    });
-    to.send(LinkEvent::Provider {
-        events,
-        ack: Some(ack),
-    })
-    .map_err(|_| whatsapp_rust::anyhow::anyhow!("the connection is closed"))?;
-    tokio::select! {
-        // An answer given before the close counts.
-        biased;
-        stored = rx => match stored {
-            Ok(true) => Ok(()),
-            Ok(false) => whatsapp_rust::anyhow::bail!("the server did not store the messages"),
-            Err(_) => whatsapp_rust::anyhow::bail!("the server dropped the messages unanswered"),
-        },
-        _ = closing.wait_for(|c| *c) => whatsapp_rust::anyhow::bail!("the connection is closing"),
-    }
-}
-
 #[async_trait]
 impl LinkEngine for WhatsAppWebEngine {
     async fn open(&self, session: &Session) -> Result<Link, TransportError> {
         let (events, rx) = mpsc::unbounded_channel();
         let (closing_tx, closing) = watch::channel(false);
-        let shared = Arc::new(Shared {
-            events,
-            sent: Recent::new(REMEMBERED),
-            chats: Recent::new(REMEMBERED),
-            closing,
-            logged_out: AtomicBool::new(false),
-            client: OnceLock::new(),
-        });
-        let bot = Bot::builder()
-            .with_backend(DeviceBackend::new(self.state.clone(), session.id))
-            .with_inbound_durability_hook(Hook {
-                shared: shared.clone(),
-            })
-            .with_event_handler(Events {
-                shared: shared.clone(),
-            })
-            // A CRM starts its conversations when linked: the phone's
-            // history is not imported.
-            .skip_history_sync()
-            .build()
-            .await
-            .map_err(|e| TransportError::Unreachable {
-                reason: format!("whatsapp-web: the device could not be loaded: {e}"),
-            })?;
-        let client = bot.client();
-        let _ = shared.client.set(Arc::downgrade(&client));
-        let handle = bot.spawn();
-        // One task owns the engine: it stops it gracefully when asked (or
-        // when the connection is dropped), and says when it has ended.
-        let (stop_tx, stop_rx) = oneshot::channel::<()>();
-        let (ended_tx, ended) = watch::channel(false);
-        tokio::spawn(async move {
-            let mut handle = handle;
-            tokio::select! {
-                () = &mut handle => {}
-                _ = stop_rx => handle.shutdown().await,
-            }
-            let _ = ended_tx.send(true);
-        });
+        let callbacks = Arc::new(Callbacks::new(events, closing));
+        let client = self.clients.open(session.id, callbacks.clone()).await?;
+        let ended = client.ended();
         let connection = Arc::new(WebConnection {
             session: session.id,
             state: self.state.clone(),
             media: self.media.clone(),
             client,
-            shared,
+            callbacks,
             closing: closing_tx,
-            stop: std::sync::Mutex::new(Some(stop_tx)),
-            ended: ended.clone(),
         });
         Ok(Link {
             connection,
@@ -285,11 +118,9 @@ pub struct WebConnection {
     session: SessionId,
     state: Arc<dyn DeviceStateStore>,
     media: Option<MediaFetcher>,
-    client: Arc<Client>,
-    shared: Arc<Shared>,
+    client: Arc<dyn WaClient>,
+    callbacks: Arc<Callbacks>,
     closing: watch::Sender<bool>,
-    stop: std::sync::Mutex<Option<oneshot::Sender<()>>>,
-    ended: watch::Receiver<bool>,
 }
 
 impl std::fmt::Debug for WebConnection {
@@ -308,9 +139,6 @@ impl WebConnection {
         &self,
         media: &maveraa_domain::messaging::OutboundMedia,
     ) -> Result<wa::Message, TransportError> {
-        use maveraa_domain::transport::MediaKind;
-        use whatsapp_rust::media as m;
-        use whatsapp_rust::wacore::download::MediaType;
         let Some(fetcher) = &self.media else {
             return Err(TransportError::Permanent {
                 code: None,
@@ -319,75 +147,29 @@ impl WebConnection {
         };
         let kind = media.kind();
         let fetched = fetcher.fetch(kind, media.url().as_str()).await?;
-        let media_type = match kind {
-            MediaKind::Image => MediaType::Image,
-            MediaKind::Video => MediaType::Video,
-            MediaKind::Audio => MediaType::Audio,
-            MediaKind::Document => MediaType::Document,
-        };
-        let upload = self
+        let uploaded = self
             .client
-            .upload(
-                fetched.bytes,
-                media_type,
-                whatsapp_rust::UploadOptions::default(),
-            )
+            .upload(fetched.bytes, media_type(kind))
             .await
             .map_err(|e| TransportError::Retryable {
                 reason: format!("whatsapp-web: media upload: {e}"),
                 retry_after: None,
             })?;
-        let caption = media.caption().map(|c| c.as_str().to_owned());
-        let mimetype = Some(fetched.mime_type);
-        Ok(match kind {
-            MediaKind::Image => m::image_message(
-                upload,
-                m::ImageOptions {
-                    caption,
-                    mimetype,
-                    ..Default::default()
-                },
-            ),
-            MediaKind::Video => m::video_message(
-                upload,
-                m::VideoOptions {
-                    caption,
-                    mimetype,
-                    ..Default::default()
-                },
-            ),
-            MediaKind::Audio => m::audio_message(
-                upload,
-                m::AudioOptions {
-                    mimetype,
-                    ..Default::default()
-                },
-            ),
-            MediaKind::Document => m::document_message(
-                upload,
-                m::DocumentOptions {
-                    mimetype,
-                    file_name: media.file_name().map(|f| f.as_str().to_owned()),
-                    caption,
-                    ..Default::default()
-                },
-            ),
-        })
+        Ok(media_message(
+            kind,
+            uploaded,
+            fetched.mime_type,
+            media.caption().map(|c| c.as_str().to_owned()),
+            media.file_name().map(|f| f.as_str().to_owned()),
+        ))
     }
 
     /// Stops the engine gracefully (it flushes its state) and waits, a
     /// bounded time, until it has.
     async fn stop_engine(&self) {
         let _ = self.closing.send(true);
-        let stop = self
-            .stop
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        if let Some(stop) = stop {
-            let _ = stop.send(());
-        }
-        let mut ended = self.ended.clone();
+        self.client.stop();
+        let mut ended = self.client.ended();
         if tokio::time::timeout(CLOSE_WAIT, ended.wait_for(|e| *e))
             .await
             .is_err()
@@ -456,25 +238,24 @@ impl WhatsAppTransport for WebConnection {
         let mut options = SendOptions::default();
         if let Some(ours) = message.message_id {
             let id = derive_message_id(ours);
-            self.shared.sent.insert(id.clone(), ours);
+            self.callbacks.remember_sent(id.clone(), ours);
             options = options.with_message_id(id);
         }
         self.client
-            .send_message_with_options(to, wa_message, options)
+            .send(to, wa_message, options)
             .await
-            .map(|sent| sent.message_id)
             .map_err(send_error)
     }
 
     async fn mark_read(&self, provider_message_id: &str) -> Result<(), TransportError> {
-        let Some(chat) = self.shared.chats.get(provider_message_id) else {
+        let Some(chat) = self.callbacks.chat_of(provider_message_id) else {
             return Err(TransportError::Permanent {
                 code: None,
                 message: "whatsapp-web: the message was not received on this connection; its chat is unknown".to_owned(),
             });
         };
         self.client
-            .mark_as_read(&chat, None, &[provider_message_id])
+            .mark_read(&chat, &[provider_message_id])
             .await
             .map_err(|e| TransportError::Unreachable {
                 reason: format!("whatsapp-web: {e}"),
@@ -489,24 +270,21 @@ impl LinkConnection for WebConnection {
             phone_number: phone.to_owned(),
             ..Default::default()
         };
-        self.client
-            .pair_with_code(options)
-            .await
-            .map_err(|e| match e {
-                // WhatsApp answers a rate limit as a bad request too.
-                PairError::RequestFailed(_) => TransportError::Retryable {
-                    reason: format!("whatsapp-web: {e}"),
-                    retry_after: None,
-                },
-                _ => TransportError::Permanent {
-                    code: None,
-                    message: format!("whatsapp-web: {e}"),
-                },
-            })
+        self.client.pair_code(options).await.map_err(|e| match e {
+            // WhatsApp answers a rate limit as a bad request too.
+            PairError::RequestFailed(_) => TransportError::Retryable {
+                reason: format!("whatsapp-web: {e}"),
+                retry_after: None,
+            },
+            _ => TransportError::Permanent {
+                code: None,
+                message: format!("whatsapp-web: {e}"),
+            },
+        })
     }
 
     async fn logout(&self) -> Result<(), TransportError> {
-        self.shared.logged_out.store(true, Ordering::SeqCst);
+        self.callbacks.set_logged_out();
         // A hook waiting for the server (busy here) gives up at once.
         let _ = self.closing.send(true);
         // Best effort towards WhatsApp; it reports nothing back.
@@ -525,7 +303,7 @@ impl LinkConnection for WebConnection {
 
     async fn close(&self) {
         self.stop_engine().await;
-        if self.shared.logged_out.load(Ordering::SeqCst) {
+        if self.callbacks.is_logged_out() {
             // The stop flushed the device again after the logout deleted
             // it: delete what it wrote back.
             if let Err(e) = self.state.clear(self.session).await {
@@ -537,8 +315,10 @@ impl LinkConnection for WebConnection {
 
 #[cfg(test)]
 mod tests {
-    use maveraa_domain::messaging::{InboundMessage, MessageContent, WaId};
+    use chrono::Utc;
+    use maveraa_domain::messaging::{InboundMessage, MessageContent, ProviderEvent, WaId};
 
+    use super::super::client::hand_over;
     use super::*;
 
     fn batch() -> Vec<ProviderEvent> {
