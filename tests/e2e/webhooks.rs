@@ -343,7 +343,31 @@ async fn a_message_with_nul_characters_is_stored_without_them() {
 
 #[tokio::test]
 async fn inbound_media_and_other_types_are_stored_with_their_type() {
-    let app = spawn_app().await;
+    use wiremock::matchers::{header, method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    // The Graph API: a media id resolves to a short-lived URL, fetched with
+    // the session's token too.
+    let graph = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/MEDIA-1"))
+        .and(header("authorization", "Bearer EAAtest-token"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "url": format!("{}/lookaside/MEDIA-1", graph.uri()),
+            "mime_type": "image/jpeg", "sha256": "x", "file_size": 9, "id": "MEDIA-1"
+        })))
+        .mount(&graph)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/lookaside/MEDIA-1"))
+        .and(header("authorization", "Bearer EAAtest-token"))
+        .respond_with(ResponseTemplate::new(200).set_body_bytes(b"\xff\xd8jpeg!\xff\xd9".to_vec()))
+        .mount(&graph)
+        .await;
+    let graph_uri = graph.uri();
+    let app = crate::helpers::spawn_app_with(move |s| {
+        s.whatsapp.cloud_api_base_url = graph_uri;
+    })
+    .await;
     let uuid = app.cloud_session("real", SECRET, "v").await;
     let image = inbound_payload(
         "wamid.img",
@@ -387,6 +411,98 @@ async fn inbound_media_and_other_types_are_stored_with_their_type() {
     assert_eq!(img["providerTimestamp"], "2025-11-24T16:00:00.000000Z");
     assert_ne!(img["createdAt"], img["providerTimestamp"]);
     assert!(list.iter().any(|m| m["type"] == "location"));
+
+    // The received file, through our API: fetched from the provider, an
+    // attachment of its type.
+    let download = img["media"]["download"].as_str().expect("a download path");
+    assert_eq!(
+        download,
+        format!(
+            "/api/public/messages/{}/media",
+            img["messageId"].as_str().expect("id")
+        )
+    );
+    let file = app.request(Method::GET, download).send().await.expect("r");
+    assert_eq!(file.status(), 200);
+    assert_eq!(file.headers()["content-type"], "image/jpeg");
+    assert_eq!(file.headers()["x-content-type-options"], "nosniff");
+    let disposition = file.headers()["content-disposition"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    assert!(
+        disposition.starts_with("attachment; filename=\""),
+        "{disposition}"
+    );
+    assert_eq!(
+        &file.bytes().await.expect("body")[..],
+        b"\xff\xd8jpeg!\xff\xd9"
+    );
+    // A location has no file; a media id the provider no longer knows is
+    // gone.
+    let location = list
+        .iter()
+        .find(|m| m["type"] == "location")
+        .expect("location");
+    assert!(location["media"].is_null());
+    let (code, _) = crate::helpers::error_of(
+        app.request(
+            Method::GET,
+            &format!(
+                "/api/public/messages/{}/media",
+                location["messageId"].as_str().expect("id")
+            ),
+        )
+        .send()
+        .await
+        .expect("r"),
+        404,
+    )
+    .await;
+    assert_eq!(code, "media_not_found");
+    let expired = inbound_payload(
+        "wamid.img2",
+        "6281234567890",
+        "John",
+        json!({"type": "image", "image": {"id": "MEDIA-2", "mime_type": "image/jpeg"}}),
+    );
+    let body = serde_json::to_vec(&expired).expect("json");
+    assert_eq!(
+        post_raw(&app, &uuid, &body, Some(sign(&body)))
+            .await
+            .status(),
+        200
+    );
+    let msgs = json_of(
+        app.request(
+            Method::GET,
+            "/api/public/inbox/conversations/6281234567890/messages?sessionId=real",
+        )
+        .send()
+        .await
+        .expect("r"),
+        200,
+    )
+    .await;
+    let gone = msgs["messages"]
+        .as_array()
+        .expect("a")
+        .iter()
+        .find(|m| m["media"]["providerMediaId"] == "MEDIA-2")
+        .expect("the second image")
+        .clone();
+    let (code, _) = crate::helpers::error_of(
+        app.request(
+            Method::GET,
+            gone["media"]["download"].as_str().expect("path"),
+        )
+        .send()
+        .await
+        .expect("r"),
+        410,
+    )
+    .await;
+    assert_eq!(code, "media_gone");
 }
 
 #[tokio::test]

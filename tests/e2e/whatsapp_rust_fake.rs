@@ -19,6 +19,9 @@ use serde_json::{Value, json};
 use whatsapp_rust::Jid;
 use whatsapp_rust::types::events::{Event, TempBanReason, TemporaryBan};
 use whatsapp_rust::types::presence::ReceiptType;
+use whatsapp_rust::wacore::download::MediaType;
+use whatsapp_rust::wacore::upload::encrypt_media;
+use whatsapp_rust::waproto::whatsapp as wa;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -133,7 +136,15 @@ async fn messages_of(app: &TestApp, jid: &str) -> Vec<Value> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_engine_adapter_links_sends_receives_and_unlinks_over_a_fake_client() {
-    let app = spawn_app_with(faked).await;
+    // Serves media to send by URL, and WhatsApp's media host for received
+    // files.
+    let files = MockServer::start().await;
+    let host = files.uri();
+    let app = spawn_app_with(move |s| {
+        faked(s);
+        s.whatsapp_web.media_hosts = vec![host];
+    })
+    .await;
     post(
         &app,
         "/api/public/sessions",
@@ -222,7 +233,6 @@ async fn the_engine_adapter_links_sends_receives_and_unlinks_over_a_fake_client(
 
     // Media by URL: fetched by the server, uploaded through the client,
     // sent as an image message with its caption and MIME type.
-    let files = MockServer::start().await;
     Mock::given(method("GET"))
         .and(path("/cat.png"))
         .respond_with(
@@ -266,7 +276,10 @@ async fn the_engine_adapter_links_sends_receives_and_unlinks_over_a_fake_client(
         fake::text("Is my order on its way?"),
     );
     for _ in 0..2 {
-        client.deliver(std::slice::from_ref(&from_lid)).await.expect("stored");
+        client
+            .deliver(std::slice::from_ref(&from_lid))
+            .await
+            .expect("stored");
         let conv = conversation(&app, ana)
             .await
             .expect("stored before the ack");
@@ -305,6 +318,93 @@ async fn the_engine_adapter_links_sends_receives_and_unlinks_over_a_fake_client(
         .expect("the phone's reply");
     assert_eq!(reply["direction"], "outbound", "{reply}");
 
+    // A received photo: its size and a download path on the message; the
+    // file fetched from the media host and opened with the key its message
+    // carried, as any server can (no connection needed).
+    let photo = b"\xff\xd8 a received photo \xff\xd9";
+    let sealed = encrypt_media(photo, MediaType::Image).expect("encrypt");
+    Mock::given(method("GET"))
+        .and(path("/v/t62.7118-24/photo.enc"))
+        .respond_with(ResponseTemplate::new(200).set_body_bytes(sealed.data_to_upload.clone()))
+        .mount(&files)
+        .await;
+    let image_of = |direct_path: &str| wa::Message {
+        image_message: whatsapp_rust::buffa::MessageField::some(wa::message::ImageMessage {
+            direct_path: Some(direct_path.to_owned()),
+            media_key: Some(sealed.media_key.to_vec()),
+            file_enc_sha256: Some(sealed.file_enc_sha256.to_vec()),
+            file_sha256: Some(sealed.file_sha256.to_vec()),
+            file_length: Some(photo.len() as u64),
+            mimetype: Some("image/jpeg".to_owned()),
+            caption: Some("My receipt".to_owned()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let received = fake::inbound(
+        Jid::pn_device("628555000111", 2),
+        None,
+        "AC0FFEE03",
+        "Ana",
+        image_of("/v/t62.7118-24/photo.enc"),
+    );
+    client.deliver(&[received]).await.expect("stored");
+    let stored = messages_of(&app, ana).await;
+    let image = stored
+        .iter()
+        .find(|m| m["type"] == "image")
+        .expect("the photo")
+        .clone();
+    assert_eq!(image["media"]["size"], photo.len());
+    assert_eq!(image["media"]["caption"], "My receipt");
+    assert!(
+        image["media"].get("locator").is_none(),
+        "the key stays inside: {image}"
+    );
+    let file = app
+        .request(
+            Method::GET,
+            image["media"]["download"].as_str().expect("download"),
+        )
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(file.status(), 200);
+    assert_eq!(file.headers()["content-type"], "image/jpeg");
+    assert_eq!(&file.bytes().await.expect("body")[..], photo);
+    // A host answering another file than the message names: refused, gone.
+    Mock::given(method("GET"))
+        .and(path("/v/t62.7118-24/other.enc"))
+        .respond_with(ResponseTemplate::new(200).set_body_bytes(b"not the photo".to_vec()))
+        .mount(&files)
+        .await;
+    let tampered = fake::inbound(
+        Jid::pn_device("628555000111", 2),
+        None,
+        "AC0FFEE04",
+        "Ana",
+        image_of("/v/t62.7118-24/other.enc"),
+    );
+    client.deliver(&[tampered]).await.expect("stored");
+    let stored = messages_of(&app, ana).await;
+    let other = stored
+        .iter()
+        .find(|m| m["media"]["download"].is_string() && m["messageId"] != image["messageId"])
+        .expect("the second photo")
+        .clone();
+    let (code, _) = crate::helpers::error_of(
+        app.request(
+            Method::GET,
+            other["media"]["download"].as_str().expect("download"),
+        )
+        .send()
+        .await
+        .expect("request"),
+        410,
+    )
+    .await;
+    assert_eq!(code, "media_gone");
+
     // Marking the conversation read sends a read receipt for its latest
     // message through the client (WhatsApp reads all before it), to the
     // chat it came from.
@@ -319,7 +419,7 @@ async fn the_engine_adapter_links_sends_receives_and_unlinks_over_a_fake_client(
     while !client
         .read_receipts()
         .iter()
-        .any(|(chat, id)| id == "AC0FFEE02" && *chat == Jid::lid("9628555000111"))
+        .any(|(chat, id)| id == "AC0FFEE04" && *chat == Jid::pn("628555000111"))
     {
         assert!(
             Instant::now() < deadline,

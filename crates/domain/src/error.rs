@@ -174,6 +174,13 @@ pub enum MessagingError {
     /// message, or the provider took it (and may still deliver it).
     #[error("only a failed message the provider never took can be retried")]
     NotRetryable,
+    /// The message carries no media its provider can give: not a media
+    /// message, or media sent by link (fetch it from its `url`).
+    #[error("this message has no received media to fetch")]
+    NoMedia,
+    /// Its provider did not give the media.
+    #[error(transparent)]
+    Media(#[from] crate::ports::MediaError),
     /// Storage failed.
     #[error(transparent)]
     Repository(#[from] RepositoryError),

@@ -5,6 +5,7 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
+use maveraa_domain::ports::MediaError;
 use maveraa_domain::{
     AuthError, ContactError, InboxError, MessagingError, RepositoryError, SessionError,
     ValidationError,
@@ -275,6 +276,32 @@ impl From<MessagingError> for ApiError {
                 "message_not_retryable",
                 "only a failed message that no provider took can be retried; send a message the provider reported failed again as a new message",
             ),
+            MessagingError::NoMedia => Self::new(
+                StatusCode::NOT_FOUND,
+                "media_not_found",
+                "this message has no received media to fetch (media you sent is at its media.url)",
+            ),
+            MessagingError::Media(MediaError::Gone { reason }) => Self::new(
+                StatusCode::GONE,
+                "media_gone",
+                format!("the provider no longer gives this media: {reason}"),
+            ),
+            MessagingError::Media(MediaError::TooLarge { limit_bytes }) => Self::new(
+                StatusCode::BAD_GATEWAY,
+                "media_too_large",
+                format!(
+                    "the media is larger than this server fetches ({} MB: whatsapp_web.media_max_mb)",
+                    limit_bytes / 1_000_000
+                ),
+            ),
+            MessagingError::Media(MediaError::Unavailable { reason }) => {
+                tracing::warn!(reason = %reason, "media not fetched from its provider");
+                Self::new(
+                    StatusCode::BAD_GATEWAY,
+                    "media_unavailable",
+                    "the provider could not be reached for this media; try again later",
+                )
+            }
             MessagingError::Repository(r) => r.into(),
         }
     }

@@ -318,6 +318,10 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: ApiState, settings: HttpSe
                         .route(get_or_head().to(messages::get)),
                 )
                 .service(
+                    resource("/messages/{messageId}/media", "GET, HEAD")
+                        .route(get_or_head().to(messages::media)),
+                )
+                .service(
                     resource("/messages/{messageId}/retry", "POST")
                         .route(web::post().to(messages::retry)),
                 )

@@ -1,8 +1,8 @@
 //! `POST /api/public/inbox/send`, `GET /api/public/messages/{messageId}`,
-//! and retries of failed messages.
+//! its received media, and retries of failed messages.
 
 use actix_web::http::header;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, mime, web};
 use maveraa_domain::MessageId;
 use maveraa_domain::messaging::SessionName;
 
@@ -89,6 +89,91 @@ pub async fn get(
     Ok(HttpResponse::Ok().json(MessageBody::from(&message)))
 }
 
+/// `GET /api/public/messages/{messageId}/media`: the file of a received
+/// media message, fetched from the provider that keeps it (any server can
+/// answer: no session connection is needed). Always an attachment, never
+/// sniffed or run by a browser, whatever the sender called its type.
+#[utoipa::path(
+    get,
+    path = "/api/public/messages/{messageId}/media",
+    tag = "Messages",
+    operation_id = "getMessageMedia",
+    summary = "The file of a received media message",
+    description = "Fetched from the session's provider, which keeps received media for a limited time (WhatsApp's media hosts for weeks, the Cloud API for 30 days): fetch it when `message.received` arrives if you need it later. Limited to `whatsapp_web.media_max_mb` (16 MB by default).",
+    params(("messageId" = String, Path, description = "The message's id", example = "01a24927-596f-7727-9c8e-65b3d9bd2057")),
+    responses(
+        (status = 200, description = "The file, with its MIME type as `Content-Type`", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 404, description = "`not_found`: no such message in your workspace; `media_not_found`: not a received media message", body = ErrorBody),
+        (status = 410, description = "`media_gone`: the provider no longer has it", body = ErrorBody),
+        (status = 502, description = "`media_unavailable`: the provider could not be reached (try again); `media_too_large`", body = ErrorBody),
+    )
+)]
+pub async fn media(
+    auth: Authenticated,
+    state: web::Data<ApiState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let id: MessageId = path_param(&req, "messageId")
+        .parse()
+        .map_err(|_| ApiError::not_found("message"))?;
+    let (message, file) = state.messaging.media(auth.0.workspace_id, id).await?;
+    let declared = match &message.content {
+        maveraa_domain::messaging::MessageContent::Media(m) => m.file_name.clone(),
+        _ => None,
+    };
+    let mime = file
+        .mime_type
+        .as_deref()
+        .and_then(|m| m.parse::<mime::Mime>().ok())
+        .unwrap_or(mime::APPLICATION_OCTET_STREAM);
+    let name = attachment_name(declared.as_deref(), &message.id.to_string(), &mime);
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, mime.to_string()))
+        .insert_header((
+            header::CONTENT_DISPOSITION,
+            format!("attachment; filename=\"{name}\""),
+        ))
+        .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .insert_header((header::CONTENT_SECURITY_POLICY, "sandbox"))
+        .insert_header((header::CACHE_CONTROL, "private, no-store"))
+        .body(file.bytes))
+}
+
+/// A safe file name for the download: the sender's (documents), or the
+/// message id with the type's extension; anything but letters, digits,
+/// dots, dashes and underscores becomes `_`.
+fn attachment_name(declared: Option<&str>, id: &str, mime: &mime::Mime) -> String {
+    let name = match declared {
+        Some(n) if !n.trim().is_empty() => n.trim().to_owned(),
+        _ => {
+            let ext = match mime.subtype().as_str() {
+                "jpeg" => "jpg",
+                "mpeg" if mime.type_() == mime::AUDIO => "mp3",
+                "octet-stream" => "bin",
+                other => other,
+            };
+            format!("{id}.{ext}")
+        }
+    };
+    let cleaned: String = name
+        .chars()
+        .take(200)
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let cleaned = cleaned.trim_start_matches('.').to_owned();
+    if cleaned.is_empty() {
+        format!("{id}.bin")
+    } else {
+        cleaned
+    }
+}
+
 /// `POST /api/public/messages/{messageId}/retry`: queues a failed message
 /// again and answers `202` with it (`queued`). Only a message no provider
 /// took can be retried; any other answers `409 message_not_retryable`, so a
@@ -160,4 +245,30 @@ pub async fn retry_failed(
         .retry_failed(auth.0.workspace_id, &session, error_code.as_deref())
         .await?;
     Ok(HttpResponse::Accepted().json(Requeued { requeued }))
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_web::mime;
+
+    use super::attachment_name;
+
+    #[test]
+    fn download_names_are_safe() {
+        let png: mime::Mime = "image/png".parse().expect("mime");
+        let jpeg: mime::Mime = "image/jpeg".parse().expect("mime");
+        let opus: mime::Mime = "audio/ogg; codecs=opus".parse().expect("mime");
+        assert_eq!(attachment_name(None, "m1", &png), "m1.png");
+        assert_eq!(attachment_name(Some(" "), "m1", &jpeg), "m1.jpg");
+        assert_eq!(attachment_name(None, "m1", &opus), "m1.ogg");
+        assert_eq!(
+            attachment_name(Some("Invoice \"May\".pdf"), "m1", &png),
+            "Invoice__May_.pdf"
+        );
+        assert_eq!(
+            attachment_name(Some("../../etc/passwd"), "m1", &png),
+            "_.._etc_passwd"
+        );
+        assert_eq!(attachment_name(Some("..."), "m1", &png), "m1.bin");
+    }
 }

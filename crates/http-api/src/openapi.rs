@@ -82,6 +82,7 @@ not by API users; see the README), and this document's own routes \
         sessions::simulate_inbound,
         messages::send,
         messages::get,
+        messages::media,
         messages::retry,
         messages::retry_failed,
         inbox::conversations,

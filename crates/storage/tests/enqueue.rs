@@ -30,6 +30,8 @@ async fn enqueue_stores_the_message_its_history_outbox_entry_and_conversation() 
             mime_type: None,
             caption: None,
             file_name: None,
+            size: None,
+            locator: None,
         }),
         ..outbound(&s, "6281234567890", "")
     };

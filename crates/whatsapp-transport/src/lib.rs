@@ -29,6 +29,7 @@ pub mod cloud_api;
 pub mod factory;
 pub mod link_simulator;
 pub mod links;
+pub mod media_download;
 pub mod media_fetch;
 pub mod simulator;
 pub mod webhook;
@@ -40,6 +41,7 @@ pub use cloud_api::{
 pub use factory::Transports;
 pub use link_simulator::{LinkSimulator, SimulatedConnection};
 pub use links::{LiveLinks, PacedLink};
+pub use media_download::{MediaDownloads, WHATSAPP_MEDIA_HOSTS};
 pub use media_fetch::{FetchedMedia, MediaFetcher};
 pub use simulator::{SIMULATOR_ID_PREFIX, Simulator, SimulatorConfig, SimulatorTransport};
 pub use webhook::CloudApiWebhooks;

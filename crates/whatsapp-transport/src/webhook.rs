@@ -328,6 +328,8 @@ fn content(message: &Value) -> MessageContent {
             file_name: non_empty(payload, "filename")
                 .filter(|_| media_kind.allows_file_name())
                 .map(str::to_owned),
+            size: None,
+            locator: None,
         });
     }
     MessageContent::Other {

@@ -200,6 +200,8 @@ fn image_with_caption_and_mime_type() {
             mime_type: Some("image/jpeg".to_owned()),
             caption: Some("Katalog".to_owned()),
             file_name: None,
+            size: None,
+            locator: None,
         })
     );
 }
@@ -219,6 +221,8 @@ fn document_with_filename() {
             mime_type: Some("application/pdf".to_owned()),
             caption: Some("Invoice".to_owned()),
             file_name: Some("invoice-42.pdf".to_owned()),
+            size: None,
+            locator: None,
         })
     );
 }

@@ -215,6 +215,13 @@ pub struct MediaInfo {
     pub caption: Option<String>,
     /// Its file name (documents).
     pub file_name: Option<String>,
+    /// Its size in bytes, when the provider says.
+    pub size: Option<u64>,
+    /// Where the provider keeps received media, when fetching it needs
+    /// more than `provider_media_id`: opaque to all but the provider's
+    /// adapter (which may put the media's key in it), never shown on the
+    /// API.
+    pub locator: Option<String>,
 }
 
 /// What a message says.
@@ -278,6 +285,8 @@ impl From<&OutboundContent> for MessageContent {
                 mime_type: None,
                 caption: media.caption().map(|c| c.as_str().to_owned()),
                 file_name: media.file_name().map(|f| f.as_str().to_owned()),
+                size: None,
+                locator: None,
             }),
         }
     }
@@ -350,6 +359,14 @@ impl Message {
         self.direction == Direction::Outbound
             && self.status == MessageStatus::Failed
             && self.provider_message_id.is_none()
+    }
+
+    /// Whether the message is received media its provider gave a way to
+    /// fetch (see [`crate::usecases::MessagingService::media`]).
+    pub fn has_received_media(&self) -> bool {
+        self.direction == Direction::Inbound
+            && matches!(&self.content, MessageContent::Media(m)
+                if m.provider_media_id.is_some() || m.locator.is_some())
     }
 }
 
@@ -571,6 +588,8 @@ mod tests {
             mime_type: Some("image/jpeg".into()),
             caption: None,
             file_name: None,
+            size: None,
+            locator: None,
         });
         assert_eq!(media.preview(), "[image]");
         assert_eq!(MessageContent::Text { body: "hi".into() }.preview(), "hi");

@@ -9,6 +9,7 @@
 mod crm;
 mod device_state;
 mod links;
+mod media;
 mod messaging;
 mod outbox;
 mod provider;
@@ -21,6 +22,7 @@ pub use crm::{
 };
 pub use device_state::{DeviceStateEntry, DeviceStateStore};
 pub use links::{Link, LinkConnection, LinkEngine, LinkEventStream, SessionLinks};
+pub use media::{MediaError, MediaFile, MediaSource};
 pub use messaging::{EnqueueOutcome, MessageRepository, SessionRepository};
 pub use outbox::{Claim, DispatchOutcome, Outbox, OutboxJob, SessionPace};
 pub use provider::{

@@ -8,7 +8,7 @@ use crate::messaging::{
     Direction, IdempotencyKey, Message, MessageContent, MessageStatus, SendMessage, SessionName,
     StatusChange, WaId,
 };
-use crate::ports::{EnqueueOutcome, MessageRepository, SessionRepository};
+use crate::ports::{EnqueueOutcome, MediaFile, MediaSource, MessageRepository, SessionRepository};
 
 /// The answer to a send.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,6 +28,7 @@ pub struct MessagingService {
     clock: Arc<dyn Clock>,
     on_enqueue: Arc<dyn Fn() + Send + Sync>,
     session_ids: Arc<SessionIds>,
+    media: Option<Arc<dyn MediaSource>>,
 }
 
 /// Most sessions whose ids are remembered; past it the memory starts over.
@@ -80,7 +81,16 @@ impl MessagingService {
             clock,
             on_enqueue: Arc::new(|| {}),
             session_ids: Arc::default(),
+            media: None,
         }
+    }
+
+    /// Fetches received media from its provider through `media`; without
+    /// it, [`MessagingService::media`] answers
+    /// [`MessagingError::NoMedia`].
+    pub fn with_media(mut self, media: Arc<dyn MediaSource>) -> Self {
+        self.media = Some(media);
+        self
     }
 
     /// Calls `hook` after each message is queued (to wake a dispatcher).
@@ -204,6 +214,38 @@ impl MessagingService {
             .get(workspace, id)
             .await?
             .ok_or(MessagingError::NotFound)
+    }
+
+    /// The message `id` of `workspace` and its received media, fetched
+    /// from the provider of its session (which keeps it for a limited
+    /// time: WhatsApp's servers for weeks, the Cloud API for 30 days).
+    ///
+    /// # Errors
+    /// [`MessagingError::NotFound`]; [`MessagingError::NoMedia`] for a
+    /// message without received media (sent media is at its `url`);
+    /// [`MessagingError::Media`] when the provider does not give it;
+    /// [`MessagingError::Repository`].
+    pub async fn media(
+        &self,
+        workspace: WorkspaceId,
+        id: MessageId,
+    ) -> Result<(Message, MediaFile), MessagingError> {
+        let message = self.get(workspace, id).await?;
+        let MessageContent::Media(info) = &message.content else {
+            return Err(MessagingError::NoMedia);
+        };
+        let Some(source) = self.media.as_ref().filter(|_| message.has_received_media()) else {
+            return Err(MessagingError::NoMedia);
+        };
+        // A deleted session's messages stay; its provider's media cannot
+        // be asked for without its credentials.
+        let Some(session) = self.sessions.get(message.session_id).await? else {
+            return Err(MessagingError::Media(crate::ports::MediaError::Gone {
+                reason: "the message's session was deleted".to_owned(),
+            }));
+        };
+        let file = source.fetch(&session, info).await?;
+        Ok((message, file))
     }
 
     /// Queues the failed message `id` again, to be sent as if new (same

@@ -194,6 +194,12 @@ struct MediaBody<'a> {
     mime_type: Option<&'a str>,
     caption: Option<&'a str>,
     file_name: Option<&'a str>,
+    /// Its size in bytes, when the provider says (received media).
+    size: Option<u64>,
+    /// Where to download received media (`GET`, with your key), when its
+    /// provider gave a way to; `null` for media you sent (see `url`).
+    #[schema(example = "/api/public/messages/01a24927-596f-7727-9c8e-65b3d9bd2057/media")]
+    download: Option<String>,
 }
 
 /// One step of a message's status history on the wire.
@@ -299,6 +305,10 @@ impl<'a> From<&'a Message> for MessageBody<'a> {
                     mime_type: info.mime_type.as_deref(),
                     caption: info.caption.as_deref(),
                     file_name: info.file_name.as_deref(),
+                    size: info.size,
+                    download: m
+                        .has_received_media()
+                        .then(|| format!("/api/public/messages/{}/media", m.id)),
                 }),
             ),
             MessageContent::Other { body, .. } => (body.as_deref(), None),

@@ -305,6 +305,13 @@ impl Services {
                 Duration::from_millis(web.simulator_qr_every_ms),
             ))
         });
+        let media_downloads = maveraa_whatsapp_transport::MediaDownloads::new(
+            Duration::from_millis(web.media_timeout_ms.max(1)),
+            web.media_max_mb.saturating_mul(1_000_000),
+            &settings.whatsapp.cloud_api_base_url,
+            web.media_hosts.clone(),
+        )
+        .context("building the HTTP client for media downloads")?;
         let media_fetcher = || {
             maveraa_whatsapp_transport::MediaFetcher::new(
                 Duration::from_millis(web.media_timeout_ms.max(1)),
@@ -377,7 +384,8 @@ impl Services {
             users: UserService::new(store.clone(), store.clone(), hasher, clock.clone()),
             sessions,
             messaging: MessagingService::new(store.clone(), store.clone(), clock)
-                .with_enqueue_hook(Arc::new(move || bell.notify_one())),
+                .with_enqueue_hook(Arc::new(move || bell.notify_one()))
+                .with_media(Arc::new(media_downloads)),
             inbox,
             dispatcher,
             outbox_bell,

@@ -91,4 +91,7 @@ pub struct WhatsAppWebSection {
     /// connect before it fails (`session_not_connected`), in hours; 0:
     /// forever.
     pub queued_for_hours: u64,
+    /// Where received WhatsApp Web media is downloaded from, in order
+    /// (scheme and host).
+    pub media_hosts: Vec<String>,
 }

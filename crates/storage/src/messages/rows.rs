@@ -115,6 +115,12 @@ struct MediaJson {
     mime_type: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     file_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    size: Option<u64>,
+    /// The provider's locator of received media (its key included, for
+    /// WhatsApp Web: as sensitive as the message's text, kept alike).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    locator: Option<String>,
 }
 
 /// The `type`, `body` and `media` columns of a message's content.
@@ -137,6 +143,8 @@ pub(crate) fn encode_content(content: &MessageContent) -> Result<ContentColumns,
                 provider_media_id: m.provider_media_id.clone(),
                 mime_type: m.mime_type.clone(),
                 file_name: m.file_name.clone(),
+                size: m.size,
+                locator: m.locator.clone(),
             };
             ContentColumns {
                 kind: m.kind.as_str().to_owned(),
@@ -173,6 +181,8 @@ fn decode_content(
                 mime_type: m.mime_type,
                 caption: body,
                 file_name: m.file_name,
+                size: m.size,
+                locator: m.locator,
             }))
         }
         _ if kind == "text" => Ok(MessageContent::Text {
@@ -274,6 +284,8 @@ mod tests {
                 mime_type: Some("application/pdf".into()),
                 caption: Some("invoice".into()),
                 file_name: Some("a.pdf".into()),
+                size: None,
+                locator: None,
             }),
             MessageContent::Media(MediaInfo {
                 kind: MediaKind::Image,
@@ -282,6 +294,8 @@ mod tests {
                 mime_type: None,
                 caption: None,
                 file_name: None,
+                size: Some(15),
+                locator: Some("wa1:image:...".into()),
             }),
             MessageContent::Other {
                 kind: "location".into(),
@@ -306,6 +320,8 @@ mod tests {
             mime_type: Some("image/png".into()),
             caption: None,
             file_name: None,
+            size: None,
+            locator: None,
         }))
         .expect("encode");
         assert_eq!(

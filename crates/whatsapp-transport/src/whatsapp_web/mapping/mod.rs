@@ -10,9 +10,12 @@ use maveraa_domain::messaging::{
 use maveraa_domain::transport::MediaKind;
 use whatsapp_rust::types::events::{Event, InboundMessage as WaInbound, LoggedOut};
 use whatsapp_rust::types::presence::ReceiptType;
+use whatsapp_rust::wacore::download::MediaType;
 use whatsapp_rust::wacore::proto_helpers::MessageExt;
 use whatsapp_rust::waproto::whatsapp as wa;
 use whatsapp_rust::{Jid, Server};
+
+use super::media::Locator;
 
 /// The reason reported when another connection of the same device took
 /// over.
@@ -223,22 +226,42 @@ pub(crate) fn map_inbound(
     })
 }
 
-fn media(
-    kind: MediaKind,
-    mime: Option<&String>,
-    caption: Option<&String>,
-    file_name: Option<&String>,
-) -> MessageContent {
+/// What a received file's message says of it, besides its kind.
+struct File<'a> {
+    mime: Option<&'a String>,
+    caption: Option<&'a String>,
+    file_name: Option<&'a String>,
+    size: Option<u64>,
+    /// Where to download it and its key, when the message carries them.
+    locator: Option<Locator>,
+}
+
+fn media(kind: MediaKind, f: File<'_>) -> MessageContent {
     MessageContent::Media(MediaInfo {
         kind,
         url: None,
-        // The engine's media needs its keys and path to be fetched, which
-        // the inbox cannot hold yet.
         provider_media_id: None,
-        mime_type: mime.cloned(),
-        caption: caption.filter(|c| !c.is_empty()).cloned(),
-        file_name: file_name.filter(|f| !f.is_empty()).cloned(),
+        mime_type: f.mime.cloned(),
+        caption: f.caption.filter(|c| !c.is_empty()).cloned(),
+        file_name: f.file_name.filter(|f| !f.is_empty()).cloned(),
+        size: f.size,
+        locator: f.locator.and_then(|l| l.encode()),
     })
+}
+
+/// The locator of a media message's file (`$m`: any of the engine's media
+/// messages, which share these fields).
+macro_rules! locator {
+    ($t:expr, $m:expr) => {
+        Locator::of(
+            $t,
+            $m.direct_path.as_ref(),
+            $m.media_key.as_ref(),
+            $m.file_enc_sha256.as_ref(),
+            $m.file_sha256.as_ref(),
+            $m.file_length,
+        )
+    };
 }
 
 fn other(kind: &str, body: Option<&String>) -> MessageContent {
@@ -257,9 +280,13 @@ fn content(m: &wa::Message) -> Result<MessageContent, Skipped> {
     if let Some(i) = m.image_message.as_option() {
         return Ok(media(
             MediaKind::Image,
-            i.mimetype.as_ref(),
-            i.caption.as_ref(),
-            None,
+            File {
+                mime: i.mimetype.as_ref(),
+                caption: i.caption.as_ref(),
+                file_name: None,
+                size: i.file_length,
+                locator: locator!(MediaType::Image, i),
+            },
         ));
     }
     if let Some(v) = m
@@ -269,20 +296,37 @@ fn content(m: &wa::Message) -> Result<MessageContent, Skipped> {
     {
         return Ok(media(
             MediaKind::Video,
-            v.mimetype.as_ref(),
-            v.caption.as_ref(),
-            None,
+            File {
+                mime: v.mimetype.as_ref(),
+                caption: v.caption.as_ref(),
+                file_name: None,
+                size: v.file_length,
+                locator: locator!(MediaType::Video, v),
+            },
         ));
     }
     if let Some(a) = m.audio_message.as_option() {
-        return Ok(media(MediaKind::Audio, a.mimetype.as_ref(), None, None));
+        return Ok(media(
+            MediaKind::Audio,
+            File {
+                mime: a.mimetype.as_ref(),
+                caption: None,
+                file_name: None,
+                size: a.file_length,
+                locator: locator!(MediaType::Audio, a),
+            },
+        ));
     }
     if let Some(d) = m.document_message.as_option() {
         return Ok(media(
             MediaKind::Document,
-            d.mimetype.as_ref(),
-            d.caption.as_ref(),
-            d.file_name.as_ref(),
+            File {
+                mime: d.mimetype.as_ref(),
+                caption: d.caption.as_ref(),
+                file_name: d.file_name.as_ref(),
+                size: d.file_length,
+                locator: locator!(MediaType::Document, d),
+            },
         ));
     }
     if m.protocol_message.is_set() {
