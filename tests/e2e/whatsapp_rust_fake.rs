@@ -446,6 +446,27 @@ async fn the_engine_adapter_links_sends_receives_and_unlinks_over_a_fake_client(
     let client = client_of(&app, "phone", Some(&client)).await;
     client.scan("6281234567890", "Shop").await.expect("linked");
     wait_session(&app, "phone", |s| s["status"] == "connected").await;
+    // A conversation read after the reconnection: its latest message came
+    // on the earlier connection; the receipt goes to the sender's number.
+    post(
+        &app,
+        &format!("/api/public/inbox/conversations/{ana}/read?sessionId=phone"),
+        json!({}),
+        200,
+    )
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !client
+        .read_receipts()
+        .iter()
+        .any(|(chat, id)| id == "AC0FFEE04" && *chat == Jid::pn("628555000111"))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no read receipt after reconnecting"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
     client.emit(&fake::logged_out());
     let out = wait_session(&app, "phone", |s| s["status"] == "logged_out").await;
     assert!(

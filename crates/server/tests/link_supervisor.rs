@@ -38,7 +38,11 @@ impl WhatsAppTransport for Mute {
             reason: "silent".into(),
         })
     }
-    async fn mark_read(&self, _: &str) -> Result<(), TransportError> {
+    async fn mark_read(
+        &self,
+        _: &str,
+        _: &maveraa_domain::messaging::WaId,
+    ) -> Result<(), TransportError> {
         Ok(())
     }
 }

@@ -140,10 +140,17 @@ async fn sends_and_pairing_fail_cleanly_while_not_connected() {
         matches!(sent, Err(TransportError::Unreachable { .. })),
         "{sent:?}"
     );
-    // Read receipts need the chat of a message received on this connection.
-    let read = link.connection.mark_read("3EB0UNKNOWN").await;
+    // A read receipt (to the sender's number, the message not being one
+    // this connection received) needs a connection too.
+    let read = link
+        .connection
+        .mark_read(
+            "3EB0UNKNOWN",
+            &maveraa_domain::messaging::WaId::from_trusted_str("6281234567890"),
+        )
+        .await;
     assert!(
-        matches!(read, Err(TransportError::Permanent { .. })),
+        matches!(read, Err(TransportError::Unreachable { .. })),
         "{read:?}"
     );
     // A number too short to be anyone's: refused by the engine itself, so

@@ -225,7 +225,11 @@ impl WhatsAppTransport for CloudApiTransport {
         Ok(id)
     }
 
-    async fn mark_read(&self, provider_message_id: &str) -> Result<(), TransportError> {
+    async fn mark_read(
+        &self,
+        provider_message_id: &str,
+        _: &maveraa_domain::messaging::WaId,
+    ) -> Result<(), TransportError> {
         let body = json!({
             "messaging_product": "whatsapp",
             "status": "read",

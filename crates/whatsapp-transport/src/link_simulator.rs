@@ -221,7 +221,11 @@ impl WhatsAppTransport for SimulatedConnection {
         Ok(id)
     }
 
-    async fn mark_read(&self, _provider_message_id: &str) -> Result<(), TransportError> {
+    async fn mark_read(
+        &self,
+        _provider_message_id: &str,
+        _: &maveraa_domain::messaging::WaId,
+    ) -> Result<(), TransportError> {
         Ok(())
     }
 }

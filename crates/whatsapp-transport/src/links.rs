@@ -122,8 +122,9 @@ impl maveraa_domain::ports::WhatsAppTransport for PacedLink {
     async fn mark_read(
         &self,
         provider_message_id: &str,
+        from: &maveraa_domain::messaging::WaId,
     ) -> Result<(), maveraa_domain::ports::TransportError> {
-        self.inner.mark_read(provider_message_id).await
+        self.inner.mark_read(provider_message_id, from).await
     }
 }
 
@@ -166,7 +167,11 @@ mod tests {
                 .push(tokio::time::Instant::now());
             Ok("id".into())
         }
-        async fn mark_read(&self, _: &str) -> Result<(), TransportError> {
+        async fn mark_read(
+            &self,
+            _: &str,
+            _: &maveraa_domain::messaging::WaId,
+        ) -> Result<(), TransportError> {
             Ok(())
         }
     }

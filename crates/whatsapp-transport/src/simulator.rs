@@ -187,7 +187,11 @@ impl WhatsAppTransport for SimulatorTransport {
         Ok(id)
     }
 
-    async fn mark_read(&self, provider_message_id: &str) -> Result<(), TransportError> {
+    async fn mark_read(
+        &self,
+        provider_message_id: &str,
+        _: &maveraa_domain::messaging::WaId,
+    ) -> Result<(), TransportError> {
         tracing::debug!(
             session_id = %self.session.id,
             provider_message_id,

@@ -548,7 +548,10 @@ async fn mark_read_posts_read_status() {
     .await;
 
     transport(&server)
-        .mark_read(WAMID)
+        .mark_read(
+            WAMID,
+            &maveraa_domain::messaging::WaId::from_trusted_str("6281234567890"),
+        )
         .await
         .expect("marked read");
 }
@@ -565,7 +568,10 @@ async fn mark_read_maps_errors() {
     .await;
 
     let err = transport(&server)
-        .mark_read("wamid.unknown")
+        .mark_read(
+            "wamid.unknown",
+            &maveraa_domain::messaging::WaId::from_trusted_str("6281234567890"),
+        )
         .await
         .expect_err("refused");
     assert_eq!(

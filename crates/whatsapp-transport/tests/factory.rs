@@ -96,7 +96,13 @@ async fn cloud_api_read_receipts_go_to_the_provider() {
     let transport = factory(&server, simulator())
         .transport_for(&cloud_session("cloud-1", PHONE_NUMBER_ID, TOKEN))
         .expect("transport");
-    transport.mark_read("wamid.IN").await.expect("marked");
+    transport
+        .mark_read(
+            "wamid.IN",
+            &maveraa_domain::messaging::WaId::from_trusted_str("6281234567890"),
+        )
+        .await
+        .expect("marked");
 }
 
 #[tokio::test]

@@ -166,7 +166,12 @@ async fn counts_sends_across_sessions_and_clones() {
     b.send(&message()).await.expect("sent");
     assert_eq!(simulator.sent_count(), 3);
     // Read receipts are accepted and not counted as sends.
-    a.mark_read("wamid.in").await.expect("ok");
+    a.mark_read(
+        "wamid.in",
+        &maveraa_domain::messaging::WaId::from_trusted_str("6281234567890"),
+    )
+    .await
+    .expect("ok");
     assert_eq!(simulator.sent_count(), 3);
 }
 

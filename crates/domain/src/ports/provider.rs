@@ -6,7 +6,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::error::RepositoryError;
-use crate::messaging::{ProviderEvent, Session};
+use crate::messaging::{ProviderEvent, Session, WaId};
 use crate::transport::OutboundMessage;
 
 /// Why a provider did not take a message (or a read receipt).
@@ -73,11 +73,13 @@ pub trait WhatsAppTransport: Send + Sync + 'static {
     async fn send(&self, message: &OutboundMessage) -> Result<String, TransportError>;
 
     /// Tells the provider that the inbound message `provider_message_id`
-    /// was read (blue ticks). Providers without read receipts return `Ok`.
+    /// from `from` was read (blue ticks). Providers without read receipts
+    /// return `Ok`.
     ///
     /// # Errors
     /// As [`WhatsAppTransport::send`].
-    async fn mark_read(&self, provider_message_id: &str) -> Result<(), TransportError>;
+    async fn mark_read(&self, provider_message_id: &str, from: &WaId)
+    -> Result<(), TransportError>;
 }
 
 /// Gives the transport of a session and, for providers that report through

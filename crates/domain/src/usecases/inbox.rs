@@ -392,7 +392,7 @@ impl InboxService {
         let mut provider_error = None;
         if let Some(pid) = &last_inbound {
             let result = match self.transports.transport_for(&session) {
-                Ok(t) => t.mark_read(pid).await,
+                Ok(t) => t.mark_read(pid, remote).await,
                 Err(e) => Err(e),
             };
             provider_error = result.err().map(|e| e.to_string());

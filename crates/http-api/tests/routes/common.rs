@@ -59,7 +59,11 @@ impl WhatsAppTransport for Receipts {
         })
     }
 
-    async fn mark_read(&self, _: &str) -> Result<(), TransportError> {
+    async fn mark_read(
+        &self,
+        _: &str,
+        _: &maveraa_domain::messaging::WaId,
+    ) -> Result<(), TransportError> {
         Ok(())
     }
 }

@@ -75,7 +75,7 @@ async fn send_with_media() {
         m.json["media"],
         json!({
             "type": "document", "url": "https://example.com/a.pdf", "providerMediaId": null,
-            "mimeType": null, "caption": null, "fileName": "a.pdf"
+            "mimeType": null, "caption": null, "fileName": "a.pdf", "size": null, "download": null
         })
     );
 }

@@ -164,7 +164,11 @@ impl WhatsAppTransport for AcceptAll {
         Ok(format!("wamid.{n}"))
     }
 
-    async fn mark_read(&self, _provider_message_id: &str) -> Result<(), TransportError> {
+    async fn mark_read(
+        &self,
+        _provider_message_id: &str,
+        _: &maveraa_domain::messaging::WaId,
+    ) -> Result<(), TransportError> {
         Ok(())
     }
 }

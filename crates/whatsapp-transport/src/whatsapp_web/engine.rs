@@ -247,13 +247,17 @@ impl WhatsAppTransport for WebConnection {
             .map_err(send_error)
     }
 
-    async fn mark_read(&self, provider_message_id: &str) -> Result<(), TransportError> {
-        let Some(chat) = self.callbacks.chat_of(provider_message_id) else {
-            return Err(TransportError::Permanent {
-                code: None,
-                message: "whatsapp-web: the message was not received on this connection; its chat is unknown".to_owned(),
-            });
-        };
+    async fn mark_read(
+        &self,
+        provider_message_id: &str,
+        from: &maveraa_domain::messaging::WaId,
+    ) -> Result<(), TransportError> {
+        // The chat the message came from (a LID chat, often), remembered
+        // by this connection; for older messages, the sender's number.
+        let chat = self
+            .callbacks
+            .chat_of(provider_message_id)
+            .unwrap_or_else(|| Jid::pn(from.as_str()));
         self.client
             .mark_read(&chat, &[provider_message_id])
             .await
