@@ -744,3 +744,109 @@ async fn a_phone_is_linked_and_logged_out_from_the_dashboard() {
     let (status, _) = page(&app, &cookie, "/sessions/sim/link").await;
     assert_eq!(status, 404);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_received_photo_is_downloaded_from_the_conversation_page() {
+    use maveraa_whatsapp_transport::whatsapp_web::fake;
+    use whatsapp_rust::Jid;
+    use whatsapp_rust::wacore::download::MediaType;
+    use whatsapp_rust::waproto::whatsapp as wa;
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    // WhatsApp's media host, with the photo encrypted as WhatsApp keeps it.
+    let host = MockServer::start().await;
+    let photo = b"\xff\xd8 Ana's receipt \xff\xd9";
+    let sealed =
+        whatsapp_rust::wacore::upload::encrypt_media(photo, MediaType::Image).expect("encrypt");
+    Mock::given(method("GET"))
+        .and(path("/v/t62/receipt.enc"))
+        .respond_with(ResponseTemplate::new(200).set_body_bytes(sealed.data_to_upload.clone()))
+        .mount(&host)
+        .await;
+    let uri = host.uri();
+    let app = crate::helpers::spawn_app_with(move |s| {
+        s.whatsapp_web.engine = "whatsapp-rust-fake".into();
+        s.whatsapp_web.poll_ms = 50;
+        s.whatsapp_web.hold_secs = 3;
+        s.whatsapp_web.media_hosts = vec![uri];
+    })
+    .await;
+    let cookie = first_owner(&app, "owner@example.com", "a long password 1").await;
+    let (_, html) = page(&app, &cookie, "/sessions").await;
+    let res = post_form(
+        &app,
+        &cookie,
+        "/sessions",
+        &[
+            ("_csrf", &csrf_of(&html)),
+            ("sessionId", "phone"),
+            ("provider", "whatsapp-web"),
+        ],
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let fake_engine = app.services.fake_whatsapp.clone().expect("the fake engine");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    let client = loop {
+        if let Some(c) = fake_engine.clients().pop() {
+            break c;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the session never opened"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    };
+    client.scan("6281234567890", "Shop").await.expect("linked");
+    let image = wa::Message {
+        image_message: whatsapp_rust::buffa::MessageField::some(wa::message::ImageMessage {
+            direct_path: Some("/v/t62/receipt.enc".to_owned()),
+            media_key: Some(sealed.media_key.to_vec()),
+            file_enc_sha256: Some(sealed.file_enc_sha256.to_vec()),
+            file_sha256: Some(sealed.file_sha256.to_vec()),
+            file_length: Some(photo.len() as u64),
+            mimetype: Some("image/jpeg".to_owned()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    client
+        .deliver(&[fake::inbound(
+            Jid::pn("628555000111"),
+            None,
+            "AC0FFEE01",
+            "Ana",
+            image,
+        )])
+        .await
+        .expect("stored");
+
+    // The conversation shows the photo with a download link.
+    let (status, html) = page(&app, &cookie, "/inbox/phone/628555000111").await;
+    assert_eq!(status, 200);
+    let at = html.find("href=\"/inbox/media/").expect("a download link");
+    let link = &html[at + "href=\"".len()..];
+    let link = link[..link.find('"').expect("end")].to_owned();
+    let res = client_get(&app, Some(&cookie), &link).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["content-type"], "image/jpeg");
+    assert!(
+        res.headers()["content-disposition"]
+            .to_str()
+            .expect("ascii")
+            .starts_with("attachment;")
+    );
+    assert_eq!(&res.bytes().await.expect("body")[..], photo);
+    // Only for the signed in.
+    let res = client_get(&app, None, &link).await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+}
+
+async fn client_get(app: &TestApp, cookie: Option<&str>, path: &str) -> Response {
+    let mut req = client().get(app.url(path));
+    if let Some(c) = cookie {
+        req = req.header(COOKIE, c);
+    }
+    req.send().await.expect("request")
+}

@@ -117,6 +117,15 @@ pub async fn media(
         .parse()
         .map_err(|_| ApiError::not_found("message"))?;
     let (message, file) = state.messaging.media(auth.0.workspace_id, id).await?;
+    Ok(media_response(&message, file))
+}
+
+/// A received file as a download: its type as the provider gave it, but
+/// always an attachment, never sniffed, sandboxed if opened.
+pub(crate) fn media_response(
+    message: &maveraa_domain::messaging::Message,
+    file: maveraa_domain::ports::MediaFile,
+) -> HttpResponse {
     let declared = match &message.content {
         maveraa_domain::messaging::MessageContent::Media(m) => m.file_name.clone(),
         _ => None,
@@ -127,7 +136,7 @@ pub async fn media(
         .and_then(|m| m.parse::<mime::Mime>().ok())
         .unwrap_or(mime::APPLICATION_OCTET_STREAM);
     let name = attachment_name(declared.as_deref(), &message.id.to_string(), &mime);
-    Ok(HttpResponse::Ok()
+    HttpResponse::Ok()
         .insert_header((header::CONTENT_TYPE, mime.to_string()))
         .insert_header((
             header::CONTENT_DISPOSITION,
@@ -136,7 +145,7 @@ pub async fn media(
         .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
         .insert_header((header::CONTENT_SECURITY_POLICY, "sandbox"))
         .insert_header((header::CACHE_CONTROL, "private, no-store"))
-        .body(file.bytes))
+        .body(file.bytes)
 }
 
 /// A safe file name for the download: the sender's (documents), or the

@@ -22,6 +22,7 @@ pub mod local_pg;
 mod message_repository;
 mod messages;
 mod migrate;
+mod openssl_exit;
 mod outbox;
 mod pool;
 mod private_file;

@@ -115,6 +115,7 @@ impl ManageConnection for Manager {
     type Error = diesel::r2d2::Error;
 
     fn connect(&self) -> Result<MarkableConnection, Self::Error> {
+        crate::openssl_exit::keep_openssl_through_exit();
         self.inner.connect().map(|inner| MarkableConnection {
             inner,
             dead: false,
@@ -350,6 +351,7 @@ pub(crate) fn connection_url(url: &str, connect_timeout: Duration) -> String {
 /// When the server cannot be reached or refuses the connection.
 pub(crate) fn establish(url: &str) -> diesel::ConnectionResult<PgConnection> {
     use diesel::Connection;
+    crate::openssl_exit::keep_openssl_through_exit();
     PgConnection::establish(&connection_url(url, Duration::from_secs(10)))
 }
 

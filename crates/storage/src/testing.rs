@@ -407,6 +407,7 @@ pub fn count_at(url: &str, sql: &str) -> i64 {
         #[diesel(sql_type = BigInt)]
         n: i64,
     }
+    crate::openssl_exit::keep_openssl_through_exit();
     let mut conn = diesel::PgConnection::establish(url).expect("connect");
     diesel::sql_query(sql)
         .get_result::<RowCount>(&mut conn)

@@ -153,6 +153,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, settings: DashboardSettings) {
                 .route(web::post().to(pages::delete_contact)),
         )
         .service(page!("/inbox").route(web::get().to(pages::inbox)))
+        .service(page!("/inbox/media/{id}").route(web::get().to(pages::message_media)))
         .service(
             page!("/inbox/{session}/{remote}")
                 .route(web::get().to(pages::conversation))
@@ -205,6 +206,9 @@ pub enum PageError {
     /// No such thing.
     #[error("not found")]
     NotFound,
+    /// A received file its provider does not give (now, or any more).
+    #[error("{0}")]
+    MediaUnavailable(String),
     /// Something failed on our side (logged, not shown).
     #[error("something went wrong on our side; try again")]
     Internal,
@@ -224,6 +228,7 @@ impl ResponseError for PageError {
             Self::Login { .. } => StatusCode::SEE_OTHER,
             Self::Forged | Self::NotOwner => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
+            Self::MediaUnavailable(_) => StatusCode::BAD_GATEWAY,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

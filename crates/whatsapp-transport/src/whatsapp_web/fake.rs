@@ -67,6 +67,16 @@ impl FakeWhatsApp {
         }
     }
 
+    /// Every session's last opened client.
+    pub fn clients(&self) -> Vec<Arc<FakeClient>> {
+        self.open
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect()
+    }
+
     /// The client last opened for `session` (tests drive it).
     pub fn client(&self, session: SessionId) -> Option<Arc<FakeClient>> {
         self.open
@@ -96,6 +106,9 @@ pub struct FakeClient {
     callbacks: Arc<Callbacks>,
     account: Mutex<Option<LinkedAccount>>,
     connected: AtomicBool,
+    /// Held while a QR code or the connection is emitted: no QR code
+    /// follows the connection.
+    emitting: Mutex<()>,
     linked: Notify,
     sent: Mutex<Vec<FakeSend>>,
     uploads: Mutex<Vec<(MediaType, Vec<u8>)>>,
@@ -150,6 +163,7 @@ impl WaClients for FakeWhatsApp {
             callbacks: callbacks.clone(),
             account: Mutex::new(account.clone()),
             connected: AtomicBool::new(false),
+            emitting: Mutex::new(()),
             linked: Notify::new(),
             sent: Mutex::default(),
             uploads: Mutex::default(),
@@ -173,15 +187,19 @@ impl WaClients for FakeWhatsApp {
             tokio::spawn(async move {
                 for n in 1u64.. {
                     let Some(fake) = weak.upgrade() else { return };
+                    let emitting = fake.emitting.lock().unwrap_or_else(PoisonError::into_inner);
                     if *fake.ended.borrow() || fake.connected.load(Ordering::SeqCst) {
                         return;
                     }
                     fake.emit(&Event::PairingQrCode(
                         PairingQrCode::builder()
                             .code(format!("2@fake,{session},{n}"))
-                            .timeout(qr_every)
+                            // Valid a little past its successor's
+                            // arrival, so there is always one to show.
+                            .timeout(qr_every + Duration::from_secs(2))
                             .build(),
                     ));
+                    drop(emitting);
                     let mut ended = fake.ended.clone();
                     tokio::select! {
                         () = tokio::time::sleep(qr_every) => {}
@@ -244,6 +262,7 @@ impl FakeClient {
     }
 
     fn connect(&self) {
+        let _emitting = self.emitting.lock().unwrap_or_else(PoisonError::into_inner);
         self.connected.store(true, Ordering::SeqCst);
         self.emit(&Event::Connected(Connected::builder().build()));
     }

@@ -25,6 +25,8 @@ struct MessageRow {
     status: &'static str,
     tick: &'static str,
     error: Option<String>,
+    /// Where to download received media.
+    media: Option<String>,
 }
 
 #[derive(Template)]
@@ -202,6 +204,9 @@ async fn message_rows(
                 status,
                 tick,
                 error: m.error.as_ref().map(|e| e.message.clone()),
+                media: m
+                    .has_received_media()
+                    .then(|| format!("/inbox/media/{}", m.id)),
             }
         })
         .collect())
@@ -305,6 +310,37 @@ pub(in crate::dashboard) async fn reply(
     {
         Ok(_) => Ok(see_other(&back)),
         Err(maveraa_domain::MessagingError::SessionNotFound) => Err(PageError::NotFound),
+        Err(e) => Err(internal(e)),
+    }
+}
+
+/// `GET /inbox/media/{id}`: a received message's file, fetched from its
+/// provider, as a download.
+pub(in crate::dashboard) async fn message_media(
+    signed: Signed,
+    state: web::Data<ApiState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, PageError> {
+    let id: maveraa_domain::MessageId = path.parse().map_err(|_| PageError::NotFound)?;
+    match state.messaging.media(signed.workspace(), id).await {
+        Ok((message, file)) => Ok(crate::messages::media_response(&message, file)),
+        Err(maveraa_domain::MessagingError::NotFound | maveraa_domain::MessagingError::NoMedia) => {
+            Err(PageError::NotFound)
+        }
+        Err(maveraa_domain::MessagingError::Media(e)) => {
+            Err(PageError::MediaUnavailable(match e {
+                maveraa_domain::ports::MediaError::Gone { .. } => {
+                    "WhatsApp no longer has this file.".to_owned()
+                }
+                maveraa_domain::ports::MediaError::TooLarge { limit_bytes } => format!(
+                    "This file is larger than this server fetches ({} MB).",
+                    limit_bytes / 1_000_000
+                ),
+                maveraa_domain::ports::MediaError::Unavailable { .. } => {
+                    "The file could not be fetched from WhatsApp now; try again later.".to_owned()
+                }
+            }))
+        }
         Err(e) => Err(internal(e)),
     }
 }
