@@ -196,3 +196,48 @@ async fn sigint_and_sigterm_finish_requests_in_flight() {
         assert!(exit.success(), "SIG{signal}: {exit:?}");
     }
 }
+
+/// A stopped application lets go of its store (and so closes its pools):
+/// nothing it built holds another part of it in a cycle. Checked with each
+/// WhatsApp Web engine, whose connections hold the store too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_app_lets_go_of_its_store() {
+    for engine in ["off", "simulator", "whatsapp-rust-fake"] {
+        let mut app = crate::helpers::spawn_app_with(|s| {
+            s.whatsapp_web.engine = engine.into();
+            s.whatsapp_web.poll_ms = 50;
+            s.whatsapp_web.hold_secs = 3;
+        })
+        .await;
+        if engine != "off" {
+            let created = app
+                .request(reqwest::Method::POST, "/api/public/sessions")
+                .json(&serde_json::json!({"sessionId": "phone", "provider": "whatsapp-web"}))
+                .send()
+                .await
+                .expect("request");
+            assert_eq!(created.status(), 201);
+        }
+        app.simulator_session("sim").await;
+        let sent = app
+            .send(serde_json::json!({"sessionId": "sim", "targetNumber": "6289876543210", "message": "Hi"}))
+            .await;
+        let id = json_of(sent, 202).await["messageId"]
+            .as_str()
+            .expect("id")
+            .to_owned();
+        // The simulator's reports reached the inbox.
+        app.wait_for_message(&id, |m| m["status"] == "read").await;
+        let store = std::sync::Arc::downgrade(&app.services.store);
+        app.stop().await;
+        drop(app);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while store.upgrade().is_some() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "engine {engine}: the store outlives its stopped application"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+}

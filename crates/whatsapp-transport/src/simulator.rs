@@ -54,8 +54,25 @@ impl Default for SimulatorConfig {
 struct Inner {
     config: SimulatorConfig,
     clock: Arc<dyn Clock>,
-    sink: OnceLock<Arc<dyn ProviderEventSink>>,
+    sink: OnceLock<Sink>,
     sends: AtomicU64,
+}
+
+/// Where reports go: owned, or held by its owner (a sink that holds the
+/// simulator itself, as the inbox does through the transports, would
+/// otherwise keep both alive forever).
+enum Sink {
+    Owned(Arc<dyn ProviderEventSink>),
+    Borrowed(std::sync::Weak<dyn ProviderEventSink>),
+}
+
+impl Sink {
+    fn get(&self) -> Option<Arc<dyn ProviderEventSink>> {
+        match self {
+            Self::Owned(s) => Some(s.clone()),
+            Self::Borrowed(s) => s.upgrade(),
+        }
+    }
 }
 
 /// The simulated provider, shared by all simulator sessions. Cloning is
@@ -110,6 +127,17 @@ impl Simulator {
     ///
     /// Returns whether this call set the sink.
     pub fn set_sink(&self, sink: Arc<dyn ProviderEventSink>) -> bool {
+        self.put_sink(Sink::Owned(sink))
+    }
+
+    /// As [`Simulator::set_sink`], without keeping `sink` alive: for a
+    /// sink that holds this simulator (reports after its owner dropped it
+    /// are dropped).
+    pub fn set_sink_held_elsewhere(&self, sink: &Arc<dyn ProviderEventSink>) -> bool {
+        self.put_sink(Sink::Borrowed(Arc::downgrade(sink)))
+    }
+
+    fn put_sink(&self, sink: Sink) -> bool {
         let set = self.inner.sink.set(sink).is_ok();
         if !set {
             tracing::warn!("the simulator's event sink is already set: the new one is ignored");
@@ -221,7 +249,7 @@ async fn report(inner: Arc<Inner>, session: Arc<Session>, id: String) {
 }
 
 async fn emit(inner: &Inner, session: &Session, id: &str, status: MessageStatus) {
-    let Some(sink) = inner.sink.get() else {
+    let Some(sink) = inner.sink.get().and_then(Sink::get) else {
         tracing::warn!(
             session_id = %session.id,
             provider_message_id = id,

@@ -63,6 +63,9 @@ pub struct Services {
     pub outbox_bell: Arc<Notify>,
     /// The built-in simulator provider.
     pub simulator: Arc<Simulator>,
+    /// Where the simulator reports (it holds it weakly: the inbox holds
+    /// the simulator).
+    pub simulator_sink: Arc<InboxService>,
     /// Runs WhatsApp Web sessions, unless `whatsapp_web.engine` is off.
     pub links: Option<crate::app::links::LinkSupervisor>,
     /// The simulated WhatsApp Web, when it is the engine (tests reach its
@@ -252,8 +255,11 @@ impl Services {
             clock.clone(),
         );
         // The simulator reports delivery and read into the same sink as
-        // every provider.
-        simulator.set_sink(Arc::new(inbox.clone()));
+        // every provider; the inbox holds the simulator (through the
+        // transports), so the services own the sink.
+        let simulator_sink = Arc::new(inbox.clone());
+        let sink: Arc<dyn maveraa_domain::ports::ProviderEventSink> = simulator_sink.clone();
+        simulator.set_sink_held_elsewhere(&sink);
         let outbox_bell = Arc::new(Notify::new());
         let bell = outbox_bell.clone();
         let d = &settings.dispatcher;
@@ -390,6 +396,7 @@ impl Services {
             dispatcher,
             outbox_bell,
             simulator,
+            simulator_sink,
             links,
             link_simulator,
             fake_whatsapp,
