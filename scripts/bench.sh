@@ -220,14 +220,33 @@ statement "/ready: SELECT \$1" 'SELECT $1' 1
 statement "contacts?limit=50: the page and the workspace's count" "$CONTACT_PAGE_SQL" "$WS" "$WS" 51 0
 statement "conversations: a page of 50 and one more" "$CONVERSATION_PAGE_SQL" "$WS" 51
 
-run "POST /api/public/inbox/send (durably queued)" "$CONNECTIONS" "$BASE/api/public/inbox/send" "X-API-Key: $KEY" SEND -s "$SEND_LUA"
-# The same sends with the message events' triggers off, side by side: what
-# the event log costs a send (issue 16: at most 15%).
-psql -q "$DB_URL" -c "ALTER TABLE messages DISABLE TRIGGER messages_events_insert" \
-  -c "ALTER TABLE messages DISABLE TRIGGER messages_events_status"
-run "POST /api/public/inbox/send (message events off)" "$CONNECTIONS" "$BASE/api/public/inbox/send" "X-API-Key: $KEY" SEND_NOEVENTS -s "$SEND_LUA"
-psql -q "$DB_URL" -c "ALTER TABLE messages ENABLE TRIGGER messages_events_insert" \
-  -c "ALTER TABLE messages ENABLE TRIGGER messages_events_status"
+# What the event log costs a send (issue 16: at most 15%): the same sends
+# with the message events' triggers on and off, in EVENT_PAIRS pairs run
+# alternately on-off, off-on... (the tables grow through the runs, and a
+# run measured later measures more data: alternating gives neither side
+# the advantage). The ratio reported is the median pair's.
+events_off() {
+  psql -q "$DB_URL" -c "ALTER TABLE messages DISABLE TRIGGER messages_events_insert" \
+    -c "ALTER TABLE messages DISABLE TRIGGER messages_events_status"
+}
+events_on() {
+  psql -q "$DB_URL" -c "ALTER TABLE messages ENABLE TRIGGER messages_events_insert" \
+    -c "ALTER TABLE messages ENABLE TRIGGER messages_events_status"
+}
+send_on() { run "POST /api/public/inbox/send (durably queued)$1" "$CONNECTIONS" "$BASE/api/public/inbox/send" "X-API-Key: $KEY" "$2" -s "$SEND_LUA"; }
+send_off() { events_off; run "POST /api/public/inbox/send (message events off)$1" "$CONNECTIONS" "$BASE/api/public/inbox/send" "X-API-Key: $KEY" "$2" -s "$SEND_LUA"; events_on; }
+EVENT_PAIRS=${EVENT_PAIRS:-3}
+declare -a EVENT_RATIOS
+for pair in $(seq 1 "$EVENT_PAIRS"); do
+  label=""; [ "$pair" -gt 1 ] && label=" [pair $pair]"
+  on=SEND; off=SEND_NOEVENTS; [ "$pair" -gt 1 ] && { on=SEND_$pair; off=SEND_NOEVENTS_$pair; }
+  if [ $((pair % 2)) = 1 ]; then send_on "$label" "$on"; send_off "$label" "$off"
+  else send_off "$label" "$off"; send_on "$label" "$on"; fi
+  eval "a=\$RPS_$on; b=\$RPS_$off"
+  EVENT_RATIOS+=("$(awk -v a="$a" -v b="$b" 'BEGIN {printf "%.1f", 100*a/b}')")
+done
+EVENT_MEDIAN=$(printf '%s\n' "${EVENT_RATIOS[@]}" | sort -n | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}')
+echo "   sends with events / without, by pair: ${EVENT_RATIOS[*]} (median $EVENT_MEDIAN%)"
 # Where the log's cost is: the same sends with the events written but the
 # sequencer (which gives them their positions) paused for the run.
 stop_server
@@ -241,6 +260,11 @@ CONVERSATIONS_NOW=$(psql -At "$DB_URL" -c "SELECT count(*) FROM conversations")
 run "GET /api/public/inbox/conversations (after the sends: $CONVERSATIONS_NOW)" "$CONNECTIONS" "$BASE/api/public/inbox/conversations" "X-API-Key: $KEY" CONV_AFTER
 stop_server
 
+# The dispatch is measured on at most DISPATCH_MAX queued messages (the
+# send runs above leave more with more EVENT_PAIRS): the newest beyond it
+# leave the queue unsent.
+DISPATCH_MAX=${DISPATCH_MAX:-200000}
+psql -q "$DB_URL" -c "DELETE FROM outbox WHERE message_id IN (SELECT message_id FROM outbox ORDER BY next_attempt_at DESC OFFSET $DISPATCH_MAX)"
 QUEUED=$(psql -At "$DB_URL" -c "SELECT count(*) FROM outbox")
 echo "== dispatching $QUEUED queued messages to a local provider that answers at once"
 if curl -fs "http://127.0.0.1:$PROVIDER_PORT/count" >/dev/null 2>&1; then
@@ -298,7 +322,7 @@ CPU=$(awk -F: '/model name/ {gsub(/^ +/, "", $2); print $2; exit}' /proc/cpuinfo
   echo "- conversation page / pgbench on its statement: $(awk -v a="$RPS_CONV" -v b="$PGB_CONV" 'BEGIN {printf "%.0f", 100*a/b}')% (target at least 75%)"
   echo "- authenticated page / \`/ready\`: ${PAGE_RATIO}% (the earlier anchor, kept for comparison)"
   echo "- send / \`/ready\`: ${SEND_RATIO}% (target at least 30%), send p99 ${P99_SEND} (target under 50 ms)"
-  echo "- sends with message events / without: $(awk -v a="$RPS_SEND" -v b="$RPS_SEND_NOEVENTS" 'BEGIN {printf "%.0f", 100*a/b}')% (events may cost sends at most 15%)"
+  echo "- sends with message events / without: ${EVENT_MEDIAN}%, the median of $EVENT_PAIRS alternating pairs (${EVENT_RATIOS[*]}) (events may cost sends at most 15%)"
   echo "- sends with events written but not yet sequenced / without: $(awk -v a="$RPS_SEND_NOSEQ" -v b="$RPS_SEND_NOEVENTS" 'BEGIN {printf "%.0f", 100*a/b}')% (the triggers' share of the cost)"
   echo "- conversation list / \`/ready\`: ${CONV_RATIO}% (the earlier anchor)"
   echo "- dispatch: ${DISPATCH_RATE} messages/s (target at least 1,000)"
