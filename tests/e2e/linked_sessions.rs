@@ -54,7 +54,7 @@ fn simulated(s: &mut Settings) {
     s.whatsapp_web.simulator_qr_every_ms = 300;
 }
 
-async fn session_json(app: &TestApp, name: &str) -> Value {
+pub(crate) async fn session_json(app: &TestApp, name: &str) -> Value {
     json_of(
         app.request(Method::GET, &format!("/api/public/sessions/{name}"))
             .send()
@@ -66,7 +66,11 @@ async fn session_json(app: &TestApp, name: &str) -> Value {
 }
 
 /// Polls the session until `done` holds (15 s at most).
-async fn wait_session(app: &TestApp, name: &str, done: impl Fn(&Value) -> bool) -> Value {
+pub(crate) async fn wait_session(
+    app: &TestApp,
+    name: &str,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         let s = session_json(app, name).await;

@@ -26,6 +26,7 @@ use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::helpers::{TestApp, json_of, spawn_app_with};
+use crate::linked_sessions::wait_session;
 
 fn faked(s: &mut Settings) {
     s.whatsapp_web.engine = "whatsapp-rust-fake".into();
@@ -33,30 +34,6 @@ fn faked(s: &mut Settings) {
     s.whatsapp_web.hold_secs = 3;
     s.whatsapp_web.simulator_qr_every_ms = 300;
     s.whatsapp_web.media_allow_private = true;
-}
-
-async fn session_json(app: &TestApp, name: &str) -> Value {
-    json_of(
-        app.request(Method::GET, &format!("/api/public/sessions/{name}"))
-            .send()
-            .await
-            .expect("request"),
-        200,
-    )
-    .await
-}
-
-/// Polls the session until `done` holds (15 s at most).
-async fn wait_session(app: &TestApp, name: &str, done: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let s = session_json(app, name).await;
-        if done(&s) {
-            return s;
-        }
-        assert!(Instant::now() < deadline, "session never got there: {s}");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
 }
 
 async fn post(app: &TestApp, path: &str, body: Value, status: u16) -> Value {
@@ -132,6 +109,37 @@ async fn messages_of(app: &TestApp, jid: &str) -> Vec<Value> {
     )
     .await;
     page["messages"].as_array().expect("messages").clone()
+}
+
+/// Marks `jid`'s conversation read through the API and waits until the
+/// client sent the read receipt of `id` to `chat`.
+async fn read_and_see_the_receipt(
+    app: &TestApp,
+    client: &FakeClient,
+    jid: &str,
+    id: &str,
+    chat: &Jid,
+) {
+    post(
+        app,
+        &format!("/api/public/inbox/conversations/{jid}/read?sessionId=phone"),
+        json!({}),
+        200,
+    )
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !client
+        .read_receipts()
+        .iter()
+        .any(|(c, i)| i == id && c == chat)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no read receipt of {id}: {:?}",
+            client.read_receipts()
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -408,26 +416,7 @@ async fn the_engine_adapter_links_sends_receives_and_unlinks_over_a_fake_client(
     // Marking the conversation read sends a read receipt for its latest
     // message through the client (WhatsApp reads all before it), to the
     // chat it came from.
-    post(
-        &app,
-        &format!("/api/public/inbox/conversations/{ana}/read?sessionId=phone"),
-        json!({}),
-        200,
-    )
-    .await;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !client
-        .read_receipts()
-        .iter()
-        .any(|(chat, id)| id == "AC0FFEE04" && *chat == Jid::pn("628555000111"))
-    {
-        assert!(
-            Instant::now() < deadline,
-            "no read receipt: {:?}",
-            client.read_receipts()
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    read_and_see_the_receipt(&app, &client, ana, "AC0FFEE04", &Jid::pn("628555000111")).await;
 
     // Logout through the API: the client is told, the device's state is
     // deleted, the messages stay; start shows a new QR code.
@@ -448,25 +437,7 @@ async fn the_engine_adapter_links_sends_receives_and_unlinks_over_a_fake_client(
     wait_session(&app, "phone", |s| s["status"] == "connected").await;
     // A conversation read after the reconnection: its latest message came
     // on the earlier connection; the receipt goes to the sender's number.
-    post(
-        &app,
-        &format!("/api/public/inbox/conversations/{ana}/read?sessionId=phone"),
-        json!({}),
-        200,
-    )
-    .await;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !client
-        .read_receipts()
-        .iter()
-        .any(|(chat, id)| id == "AC0FFEE04" && *chat == Jid::pn("628555000111"))
-    {
-        assert!(
-            Instant::now() < deadline,
-            "no read receipt after reconnecting"
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    read_and_see_the_receipt(&app, &client, ana, "AC0FFEE04", &Jid::pn("628555000111")).await;
     client.emit(&fake::logged_out());
     let out = wait_session(&app, "phone", |s| s["status"] == "logged_out").await;
     assert!(
