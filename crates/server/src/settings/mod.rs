@@ -471,6 +471,37 @@ mod tests {
     }
 
     #[test]
+    fn linked_sessions_paced_longer_than_the_lease_are_refused() {
+        let dir = dir_with(&[]);
+        let defaults = Settings::load_from(
+            &dir,
+            None,
+            vars(&[("MAVERAA__WHATSAPP_WEB__ENGINE", "simulator")]),
+        );
+        assert!(defaults.is_ok(), "the defaults fit: {defaults:?}");
+        let slow = Settings::load_from(
+            &dir,
+            None,
+            vars(&[
+                ("MAVERAA__WHATSAPP_WEB__ENGINE", "simulator"),
+                ("MAVERAA__WHATSAPP_WEB__SEND_INTERVAL_MS", "5000"),
+            ]),
+        );
+        let Err(SettingsError::Invalid(why)) = slow else {
+            panic!("8 sends 7.5 s apart under a 90-s lease are refused: {slow:?}")
+        };
+        assert!(why.contains("whatsapp_web.send_interval_ms"), "{why}");
+        // Without linked sessions, the interval does not matter.
+        let off = Settings::load_from(
+            &dir,
+            None,
+            vars(&[("MAVERAA__WHATSAPP_WEB__SEND_INTERVAL_MS", "5000")]),
+        );
+        assert!(off.is_ok(), "{off:?}");
+        std::fs::remove_dir_all(dir).expect("clean up");
+    }
+
+    #[test]
     fn values_of_the_wrong_type_or_that_clash_are_refused() {
         let dir = dir_with(&[]);
         let wrong_type =

@@ -57,6 +57,33 @@ impl Settings {
                 web.engine
             )));
         }
+        // A linked session's sends wait their turn inside its connection
+        // (spaced send_interval_ms apart, each gap up to half again at
+        // random) while their claims hold: the last of the
+        // session_concurrency claimed at once waits for the others' turns,
+        // then is sent and recorded like any send.
+        if web.engine != "off" {
+            let paced_ms = u64::from(self.dispatcher.session_concurrency)
+                .saturating_mul(web.send_interval_ms)
+                .saturating_mul(3)
+                / 2;
+            let linked_needed_ms = paced_ms.saturating_add(needed_ms);
+            if lease_ms < linked_needed_ms {
+                return Err(SettingsError::Invalid(format!(
+                    "dispatcher.lease_secs ({}) must be at least {} s with linked sessions: \
+                     dispatcher.session_concurrency ({}) sends spaced up to 1.5 x \
+                     whatsapp_web.send_interval_ms ({} ms) apart wait under their claims, \
+                     then {} s for the last one's send and recording; a send not recorded \
+                     when its lease ends could be sent again. Lower the interval or the \
+                     concurrency, or raise the lease",
+                    self.dispatcher.lease_secs,
+                    linked_needed_ms.div_ceil(1000),
+                    self.dispatcher.session_concurrency,
+                    web.send_interval_ms,
+                    needed_ms.div_ceil(1000)
+                )));
+            }
+        }
         // The holder renews every third of the hold: a renewal may take a
         // poll and a database round trip late without losing the session.
         if web.hold_secs < 3 || web.poll_ms == 0 || web.poll_ms > web.hold_secs * 1000 / 3 {
