@@ -825,7 +825,7 @@ async fn a_received_photo_is_downloaded_from_the_conversation_page() {
     // The conversation shows the photo with a download link.
     let (status, html) = page(&app, &cookie, "/inbox/phone/628555000111").await;
     assert_eq!(status, 200);
-    let at = html.find("href=\"/inbox/media/").expect("a download link");
+    let at = html.find("href=\"/messages/").expect("a download link");
     let link = &html[at + "href=\"".len()..];
     let link = link[..link.find('"').expect("end")].to_owned();
     let res = client_get(&app, Some(&cookie), &link).await;

@@ -29,7 +29,8 @@ fn budi_text(id: &str, push_name: &str, body: &str) -> InboundMessage {
     }
 }
 
-async fn budis_conversation(app: &TestApp) -> Value {
+/// The conversation with `jid`, if the inbox lists it.
+pub(crate) async fn conversation(app: &TestApp, jid: &str) -> Option<Value> {
     let convs = json_of(
         app.request(Method::GET, "/api/public/inbox/conversations")
             .send()
@@ -42,9 +43,14 @@ async fn budis_conversation(app: &TestApp) -> Value {
         .as_array()
         .expect("conversations")
         .iter()
-        .find(|c| c["remoteJid"] == "6285551234567@s.whatsapp.net")
+        .find(|c| c["remoteJid"] == jid)
+        .cloned()
+}
+
+async fn budis_conversation(app: &TestApp) -> Value {
+    conversation(app, "6285551234567@s.whatsapp.net")
+        .await
         .expect("Budi's conversation")
-        .clone()
 }
 
 fn simulated(s: &mut Settings) {

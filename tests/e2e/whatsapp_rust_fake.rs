@@ -26,7 +26,7 @@ use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::helpers::{TestApp, json_of, spawn_app_with};
-use crate::linked_sessions::wait_session;
+use crate::linked_sessions::{conversation, wait_session};
 
 fn faked(s: &mut Settings) {
     s.whatsapp_web.engine = "whatsapp-rust-fake".into();
@@ -77,23 +77,6 @@ async fn client_of(
         assert!(Instant::now() < deadline, "no client opened");
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
-}
-
-async fn conversation(app: &TestApp, jid: &str) -> Option<Value> {
-    let convs = json_of(
-        app.request(Method::GET, "/api/public/inbox/conversations")
-            .send()
-            .await
-            .expect("request"),
-        200,
-    )
-    .await;
-    convs["conversations"]
-        .as_array()
-        .expect("conversations")
-        .iter()
-        .find(|c| c["remoteJid"] == jid)
-        .cloned()
 }
 
 async fn messages_of(app: &TestApp, jid: &str) -> Vec<Value> {

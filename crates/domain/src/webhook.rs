@@ -68,15 +68,7 @@ impl WebhookUrl {
     /// Whether the host is `localhost` or an address [`is_private_address`]
     /// refuses. A name is checked again when it resolves, at each delivery.
     pub fn targets_private(&self) -> bool {
-        match self.0.host() {
-            Some(url::Host::Ipv4(ip)) => is_private_address(IpAddr::V4(ip)),
-            Some(url::Host::Ipv6(ip)) => is_private_address(IpAddr::V6(ip)),
-            Some(url::Host::Domain(name)) => {
-                let name = name.trim_end_matches('.').to_ascii_lowercase();
-                name == "localhost" || name.ends_with(".localhost")
-            }
-            None => true,
-        }
+        is_private_host(self.0.host())
     }
 
     /// The URL.
@@ -88,6 +80,22 @@ impl WebhookUrl {
 impl fmt::Display for WebhookUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.0.as_str())
+    }
+}
+
+/// Whether a URL's host is refused by default before any resolving: no
+/// host, `localhost` (and its subdomains), or a literal address
+/// [`is_private_address`] refuses. A name is checked again when it
+/// resolves.
+pub fn is_private_host(host: Option<url::Host<&str>>) -> bool {
+    match host {
+        Some(url::Host::Ipv4(ip)) => is_private_address(IpAddr::V4(ip)),
+        Some(url::Host::Ipv6(ip)) => is_private_address(IpAddr::V6(ip)),
+        Some(url::Host::Domain(name)) => {
+            let name = name.trim_end_matches('.').to_ascii_lowercase();
+            name == "localhost" || name.ends_with(".localhost")
+        }
+        None => true,
     }
 }
 

@@ -82,9 +82,7 @@ pub async fn get(
     state: web::Data<ApiState>,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let id: MessageId = path_param(&req, "messageId")
-        .parse()
-        .map_err(|_| ApiError::not_found("message"))?;
+    let id = message_id(&req)?;
     let message = state.messaging.get(auth.0.workspace_id, id).await?;
     Ok(HttpResponse::Ok().json(MessageBody::from(&message)))
 }
@@ -113,11 +111,17 @@ pub async fn media(
     state: web::Data<ApiState>,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let id: MessageId = path_param(&req, "messageId")
-        .parse()
-        .map_err(|_| ApiError::not_found("message"))?;
+    let id = message_id(&req)?;
     let (message, file) = state.messaging.media(auth.0.workspace_id, id).await?;
     Ok(media_response(&message, file))
+}
+
+/// The path's `messageId`: one that is not one of ours is simply not
+/// found.
+fn message_id(req: &HttpRequest) -> Result<MessageId, ApiError> {
+    path_param(req, "messageId")
+        .parse()
+        .map_err(|_| ApiError::not_found("message"))
 }
 
 /// A received file as a download: its type as the provider gave it, but
@@ -208,9 +212,7 @@ pub async fn retry(
     state: web::Data<ApiState>,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let id: MessageId = path_param(&req, "messageId")
-        .parse()
-        .map_err(|_| ApiError::not_found("message"))?;
+    let id = message_id(&req)?;
     let message = state.messaging.retry(auth.0.workspace_id, id).await?;
     Ok(HttpResponse::Accepted()
         .insert_header((

@@ -16,14 +16,16 @@
 //! link-local address is refused at each connection, so DNS cannot point a
 //! delivery at the server's own network.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use hmac::{Hmac, Mac};
 use maveraa_domain::ports::WebhookPoster;
-use maveraa_domain::webhook::{PostOutcome, WebhookPost, WebhookSecret, is_private_address};
+use maveraa_domain::webhook::{
+    PostOutcome, WebhookPost, WebhookSecret, is_private_address, is_private_host,
+};
 use sha2::Sha256;
 
 /// Header carrying the signature.
@@ -108,15 +110,7 @@ impl HttpPoster {
         if self.allow_private_targets {
             return false;
         }
-        match url.host() {
-            Some(url::Host::Ipv4(ip)) => is_private_address(IpAddr::V4(ip)),
-            Some(url::Host::Ipv6(ip)) => is_private_address(IpAddr::V6(ip)),
-            Some(url::Host::Domain(d)) => {
-                let d = d.trim_end_matches('.').to_ascii_lowercase();
-                d == "localhost" || d.ends_with(".localhost")
-            }
-            None => true,
-        }
+        is_private_host(url.host())
     }
 }
 

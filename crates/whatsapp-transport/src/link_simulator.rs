@@ -70,12 +70,15 @@ fn unreachable(e: impl std::fmt::Display) -> TransportError {
     }
 }
 
-async fn linked_account(
+/// The account a simulated device (this simulator's, or the fake client's:
+/// `space`) was linked as, kept in its device state.
+pub(crate) async fn linked_account(
     state: &dyn DeviceStateStore,
     session: SessionId,
+    space: &str,
 ) -> Result<Option<LinkedAccount>, TransportError> {
     let Some(bytes) = state
-        .get(session, SPACE, ACCOUNT_KEY)
+        .get(session, space, ACCOUNT_KEY)
         .await
         .map_err(unreachable)?
     else {
@@ -86,6 +89,24 @@ async fn linked_account(
         jid: jid.to_owned(),
         push_name: v["pushName"].as_str().map(str::to_owned),
     }))
+}
+
+/// Keeps `account` as the one a simulated device in `space` is linked as.
+pub(crate) async fn keep_linked_account(
+    state: &dyn DeviceStateStore,
+    session: SessionId,
+    space: &str,
+    account: &LinkedAccount,
+) -> Result<(), TransportError> {
+    let value = serde_json::json!({"jid": account.jid, "pushName": account.push_name});
+    state
+        .put_many(
+            session,
+            space,
+            &[(ACCOUNT_KEY.to_vec(), value.to_string().into_bytes())],
+        )
+        .await
+        .map_err(unreachable)
 }
 
 #[async_trait]
@@ -105,7 +126,7 @@ impl LinkEngine for LinkSimulator {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .insert(session.id, connection.clone());
-        match linked_account(self.state.as_ref(), session.id).await? {
+        match linked_account(self.state.as_ref(), session.id, SPACE).await? {
             Some(me) => {
                 let _ = events.send(LinkEvent::Connected(me)).await;
             }
@@ -237,15 +258,7 @@ impl LinkConnection for SimulatedConnection {
             jid: format!("{phone}@s.whatsapp.net"),
             push_name: Some("Simulated phone".into()),
         };
-        let value = serde_json::json!({"jid": me.jid, "pushName": me.push_name});
-        self.state
-            .put_many(
-                self.session,
-                SPACE,
-                &[(ACCOUNT_KEY.to_vec(), value.to_string().into_bytes())],
-            )
-            .await
-            .map_err(unreachable)?;
+        keep_linked_account(self.state.as_ref(), self.session, SPACE, &me).await?;
         self.linked.notify_one();
         let events = self.events.clone();
         tokio::spawn(async move {

@@ -5,13 +5,13 @@
 //! reach the server's own network). Redirects are not followed: each hop
 //! would need the same checks.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use maveraa_domain::ports::TransportError;
 use maveraa_domain::transport::MediaKind;
-use maveraa_domain::webhook::is_private_address;
+use maveraa_domain::webhook::{is_private_address, is_private_host};
 
 use crate::cloud_api::TransportBuildError;
 
@@ -90,15 +90,7 @@ impl MediaFetcher {
         if self.allow_private {
             return false;
         }
-        match url.host() {
-            Some(url::Host::Ipv4(ip)) => is_private_address(IpAddr::V4(ip)),
-            Some(url::Host::Ipv6(ip)) => is_private_address(IpAddr::V6(ip)),
-            Some(url::Host::Domain(d)) => {
-                let d = d.trim_end_matches('.').to_ascii_lowercase();
-                d == "localhost" || d.ends_with(".localhost")
-            }
-            None => true,
-        }
+        is_private_host(url.host())
     }
 
     /// The media of `kind` at `url`.

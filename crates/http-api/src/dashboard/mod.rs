@@ -153,7 +153,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, settings: DashboardSettings) {
                 .route(web::post().to(pages::delete_contact)),
         )
         .service(page!("/inbox").route(web::get().to(pages::inbox)))
-        .service(page!("/inbox/media/{id}").route(web::get().to(pages::message_media)))
+        .service(page!("/messages/{id}/media").route(web::get().to(pages::message_media)))
         .service(
             page!("/inbox/{session}/{remote}")
                 .route(web::get().to(pages::conversation))

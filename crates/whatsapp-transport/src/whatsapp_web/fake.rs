@@ -38,10 +38,10 @@ use whatsapp_rust::{Jid, SendError, SendOptions};
 
 use super::client::{Callbacks, WaClient, WaClients};
 use super::media::Uploaded;
+use crate::link_simulator::{keep_linked_account, linked_account};
 
 /// Where the fake keeps its link in the device state.
 const SPACE: &str = "whatsapp-rust-fake";
-const ACCOUNT_KEY: &[u8] = b"account";
 
 /// The fake engine: opens a [`FakeClient`] per session.
 pub struct FakeWhatsApp {
@@ -127,12 +127,6 @@ impl std::fmt::Debug for FakeClient {
     }
 }
 
-fn unreachable(e: impl std::fmt::Display) -> TransportError {
-    TransportError::Unreachable {
-        reason: format!("whatsapp-rust-fake: {e}"),
-    }
-}
-
 #[async_trait]
 impl WaClients for FakeWhatsApp {
     async fn open(
@@ -140,21 +134,7 @@ impl WaClients for FakeWhatsApp {
         session: SessionId,
         callbacks: Arc<Callbacks>,
     ) -> Result<Arc<dyn WaClient>, TransportError> {
-        let account = match self
-            .state
-            .get(session, SPACE, ACCOUNT_KEY)
-            .await
-            .map_err(unreachable)?
-        {
-            Some(bytes) => {
-                let v: serde_json::Value = serde_json::from_slice(&bytes).map_err(unreachable)?;
-                v["jid"].as_str().map(|jid| LinkedAccount {
-                    jid: jid.to_owned(),
-                    push_name: v["pushName"].as_str().map(str::to_owned),
-                })
-            }
-            None => None,
-        };
+        let account = linked_account(self.state.as_ref(), session, SPACE).await?;
         let (ended_tx, ended) = watch::channel(false);
         let fake = Arc::new_cyclic(|this| FakeClient {
             this: this.clone(),
@@ -238,15 +218,7 @@ impl FakeClient {
             jid: format!("{phone}@s.whatsapp.net"),
             push_name: Some(push_name.to_owned()).filter(|n| !n.is_empty()),
         };
-        let stored = serde_json::json!({"jid": account.jid, "pushName": account.push_name});
-        self.state
-            .put_many(
-                self.session,
-                SPACE,
-                &[(ACCOUNT_KEY.to_vec(), stored.to_string().into_bytes())],
-            )
-            .await
-            .map_err(unreachable)?;
+        keep_linked_account(self.state.as_ref(), self.session, SPACE, &account).await?;
         *self.account.lock().unwrap_or_else(PoisonError::into_inner) = Some(account);
         self.linked.notify_waiters();
         self.emit(&Event::PairSuccess(

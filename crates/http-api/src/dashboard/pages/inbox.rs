@@ -206,7 +206,7 @@ async fn message_rows(
                 error: m.error.as_ref().map(|e| e.message.clone()),
                 media: m
                     .has_received_media()
-                    .then(|| format!("/inbox/media/{}", m.id)),
+                    .then(|| format!("/messages/{}/media", m.id)),
             }
         })
         .collect())
@@ -314,7 +314,8 @@ pub(in crate::dashboard) async fn reply(
     }
 }
 
-/// `GET /inbox/media/{id}`: a received message's file, fetched from its
+/// `GET /messages/{id}/media` (not under `/inbox/`, where it would take
+/// the conversation pages of a session named "media"): a received message's file, fetched from its
 /// provider, as a download.
 pub(in crate::dashboard) async fn message_media(
     signed: Signed,
