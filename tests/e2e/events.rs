@@ -288,4 +288,31 @@ async fn messages_are_logged_as_they_are_queued_received_and_move() {
     assert_eq!(inbound["text"], "thanks");
     assert_eq!(inbound["remoteJid"], "6281234567890@s.whatsapp.net");
     assert!(inbound["providerTimestamp"].as_str().is_some());
+    // Each keeps the facts of its moment: queued, there was no provider id
+    // yet, and its time is the message's then.
+    assert!(read["providerMessageId"].as_str().is_some());
+    assert!(events[0]["data"]["providerMessageId"].is_null());
+    assert_eq!(
+        events[1]["data"]["providerMessageId"],
+        read["providerMessageId"]
+    );
+    assert_eq!(
+        events[0]["data"]["updatedAt"],
+        events[0]["data"]["createdAt"]
+    );
+    assert_ne!(events[0]["data"]["updatedAt"], read["updatedAt"]);
+
+    // A deleted session's messages go with it, text and all; their events
+    // stay in the log with their facts only.
+    let deleted = app
+        .request(Method::DELETE, "/api/public/sessions/sim")
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(deleted.status(), 204);
+    let page = feed(&app, "?types=message.queued", 1).await;
+    let gone = &page["events"][0]["data"];
+    assert_eq!(gone["messageId"], id.as_str());
+    assert_eq!(gone["status"], "queued");
+    assert!(gone["text"].is_null() && gone["remoteJid"].is_null());
 }

@@ -14,6 +14,38 @@ use crate::store::PgStore;
 /// Events deleted per statement when pruning.
 const PRUNE_ROUND: i64 = 10_000;
 
+/// An event's JSON, as text, for a query over `events e` joined by
+/// [`EVENT_JOINS`]: a message event keeps only the facts of its moment
+/// (migration `slim_message_events`) and takes the rest from its message,
+/// as `GET /api/public/messages/{id}` shows it; the others keep theirs.
+/// The event of a message since deleted (with its session) keeps its facts.
+pub(crate) const EVENT_DATA: &str = "CASE WHEN e.message_id IS NULL THEN e.data::text ELSE \
+    jsonb_build_object(\
+        'messageId', e.message_id, \
+        'sessionId', es.name, \
+        'remoteJid', em.remote || '@s.whatsapp.net', \
+        'direction', em.direction, \
+        'type', em.type, \
+        'text', CASE WHEN em.media IS NULL THEN em.body END, \
+        'media', CASE WHEN em.media IS NOT NULL THEN jsonb_build_object(\
+            'type', em.type, \
+            'url', em.media->>'url', \
+            'providerMediaId', em.media->>'providerMediaId', \
+            'mimeType', em.media->>'mimeType', \
+            'caption', em.body, \
+            'fileName', em.media->>'fileName') END, \
+        'status', e.status, \
+        'providerMessageId', e.provider_message_id, \
+        'error', CASE WHEN e.error_message IS NOT NULL THEN \
+            jsonb_build_object('code', e.error_code, 'message', e.error_message) END, \
+        'providerTimestamp', to_char(em.provider_timestamp AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), \
+        'createdAt', to_char(em.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), \
+        'updatedAt', to_char(e.at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'))::text END";
+
+/// The joins [`EVENT_DATA`] reads a message event's message through.
+pub(crate) const EVENT_JOINS: &str = "LEFT JOIN messages em ON em.id = e.message_id \
+    LEFT JOIN sessions es ON es.id = em.session_id";
+
 #[derive(QueryableByName)]
 struct EventRow {
     #[diesel(sql_type = BigInt)]
@@ -45,12 +77,13 @@ impl EventLog for PgStore {
         let rows: Vec<EventRow> = self
             .reads
             .run(move |conn| {
-                Ok(diesel::sql_query(
-                    "SELECT pos, type AS kind, created_at, data::text AS data FROM events \
-                     WHERE workspace_id = $1 AND pos > $2 \
-                     AND (cardinality($3::text[]) = 0 OR type = ANY($3)) \
-                     ORDER BY pos LIMIT $4",
-                )
+                Ok(diesel::sql_query(format!(
+                    "SELECT e.pos, e.type AS kind, e.created_at, {EVENT_DATA} AS data \
+                     FROM events e {EVENT_JOINS} \
+                     WHERE e.workspace_id = $1 AND e.pos > $2 \
+                     AND (cardinality($3::text[]) = 0 OR e.type = ANY($3)) \
+                     ORDER BY e.pos LIMIT $4",
+                ))
                 .bind::<SqlUuid, _>(workspace.as_uuid())
                 .bind::<BigInt, _>(after)
                 .bind::<Array<Text>, _>(types)

@@ -55,8 +55,14 @@ diesel::table! {
         workspace_id -> Uuid,
         #[sql_name = "type"]
         kind -> Text,
-        data -> Jsonb,
+        data -> Nullable<Jsonb>,
         created_at -> Timestamptz,
+        message_id -> Nullable<Uuid>,
+        status -> Nullable<Text>,
+        provider_message_id -> Nullable<Text>,
+        error_code -> Nullable<Text>,
+        error_message -> Nullable<Text>,
+        at -> Nullable<Timestamptz>,
     }
 }
 

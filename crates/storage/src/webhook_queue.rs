@@ -16,6 +16,7 @@ use maveraa_domain::{DeliveryId, DeliveryStatus, Event, RepositoryError, Webhook
 use uuid::Uuid;
 
 use crate::error::StorageError;
+use crate::events::{EVENT_DATA, EVENT_JOINS};
 use crate::store::PgStore;
 use crate::webhooks::open;
 
@@ -111,14 +112,15 @@ impl WebhookQueue for PgStore {
                 .get_result(conn)
                 .optional()?;
                 let Some(row) = row else { return Ok(None) };
-                let due: Vec<DueRow> = diesel::sql_query(
+                let due: Vec<DueRow> = diesel::sql_query(format!(
                     "SELECT d.id, d.attempts, d.created_at, d.event_pos, e.type AS kind, \
-                     e.created_at AS event_created_at, e.data::text AS data \
+                     e.created_at AS event_created_at, {EVENT_DATA} AS data \
                      FROM webhook_deliveries d \
                      LEFT JOIN events e ON e.workspace_id = d.workspace_id AND e.pos = d.event_pos \
+                     {EVENT_JOINS} \
                      WHERE d.endpoint_id = $1 AND d.status = 'pending' AND d.next_attempt_at <= now() \
                      ORDER BY d.event_pos LIMIT $2",
-                )
+                ))
                 .bind::<SqlUuid, _>(row.id)
                 .bind::<BigInt, _>(round)
                 .load(conn)?;

@@ -223,3 +223,34 @@ async fn old_events_are_pruned_and_positions_keep_growing() {
         "a position is never given twice, even once the log is empty"
     );
 }
+
+#[tokio::test]
+async fn a_deleted_workspace_takes_its_events_placed_or_not() {
+    let f = fixture();
+    let ws = workspace(&f, "Acme").await;
+    let other = workspace(&f, "Other").await;
+    let svc = ContactService::new(f.store.clone(), Arc::new(SystemClock));
+    svc.create(ws, new_contact("Placed", "6281234567801", ""))
+        .await
+        .expect("create");
+    svc.create(other, new_contact("Kept", "6281234567802", ""))
+        .await
+        .expect("create");
+    assert_eq!(events_after(&f, ws, 0).await.len(), 1);
+    svc.create(ws, new_contact("Not placed", "6281234567803", ""))
+        .await
+        .expect("create");
+    let of = |w: WorkspaceId| {
+        format!(
+            "SELECT count(*) AS n FROM events WHERE workspace_id = '{}'",
+            w.as_uuid()
+        )
+    };
+    assert_eq!(f.count(&of(ws)), 2);
+    f.sql(&format!(
+        "DELETE FROM workspaces WHERE id = '{}'",
+        ws.as_uuid()
+    ));
+    assert_eq!(f.count(&of(ws)), 0);
+    assert_eq!(events_after(&f, other, 0).await.len(), 1);
+}
