@@ -233,9 +233,13 @@ events_on() {
   psql -q "$DB_URL" -c "ALTER TABLE messages ENABLE TRIGGER messages_events_insert" \
     -c "ALTER TABLE messages ENABLE TRIGGER messages_events_status"
 }
-send_on() { run "POST /api/public/inbox/send (durably queued)$1" "$CONNECTIONS" "$BASE/api/public/inbox/send" "X-API-Key: $KEY" "$2" -s "$SEND_LUA"; }
-send_off() { events_off; run "POST /api/public/inbox/send (message events off)$1" "$CONNECTIONS" "$BASE/api/public/inbox/send" "X-API-Key: $KEY" "$2" -s "$SEND_LUA"; events_on; }
-EVENT_PAIRS=${EVENT_PAIRS:-3}
+# Each send run starts right after a checkpoint: one falling inside a run
+# (every 5 minutes or 1 GB of WAL) would charge that run alone for it and
+# the full pages it makes the next writes log.
+checkpoint() { psql -q "$DB_URL" -c CHECKPOINT; }
+send_on() { checkpoint; run "POST /api/public/inbox/send (durably queued)$1" "$CONNECTIONS" "$BASE/api/public/inbox/send" "X-API-Key: $KEY" "$2" -s "$SEND_LUA"; }
+send_off() { events_off; checkpoint; run "POST /api/public/inbox/send (message events off)$1" "$CONNECTIONS" "$BASE/api/public/inbox/send" "X-API-Key: $KEY" "$2" -s "$SEND_LUA"; events_on; }
+EVENT_PAIRS=${EVENT_PAIRS:-5}
 declare -a EVENT_RATIOS
 for pair in $(seq 1 "$EVENT_PAIRS"); do
   label=""; [ "$pair" -gt 1 ] && label=" [pair $pair]"
@@ -253,6 +257,23 @@ stop_server
 start_server MAVERAA__DISPATCHER__WORKERS=0 MAVERAA__EVENTS__SEQUENCE_EVERY_MS=3600000
 run "POST /api/public/inbox/send (events written, sequencer paused)" "$CONNECTIONS" "$BASE/api/public/inbox/send" "X-API-Key: $KEY" SEND_NOSEQ -s "$SEND_LUA"
 stop_server
+# The same question without the noise of a loaded machine: PostgreSQL's
+# CPU for a message's INSERT (what a send writes, its event included) with
+# the message events on and off, one backend, pipelined, three times each
+# alternately (medians); then the sequencer's time per event it places.
+MSG_INSERT_SQL="INSERT INTO messages (id, workspace_id, session_id, remote, direction, type, body, status, created_at, updated_at) VALUES (gen_random_uuid(), \$1, \$2, '6281200001', 'outbound', 'text', 'Hello from the benchmark', 'queued', now(), now())"
+insert_cost() { target/pg-statement-cost "$STATEMENT_CONNINFO" 50000 "$MSG_INSERT_SQL" "$WS" "$SESSION_UUID" | cut -d' ' -f2; }
+median3() { printf '%s\n' "$@" | sort -n | sed -n 2p; }
+psql -q "$DB_URL" -c "SELECT sequence_events(10000000)" >/dev/null
+declare -a INS_ON INS_OFF
+for _ in 1 2 3; do
+  events_off; INS_OFF+=("$(insert_cost)"); events_on; INS_ON+=("$(insert_cost)")
+done
+INSERT_ON=$(median3 "${INS_ON[@]}"); INSERT_OFF=$(median3 "${INS_OFF[@]}")
+PENDING=$(psql -At "$DB_URL" -c "SELECT count(*) FROM events WHERE pos IS NULL")
+SEQ_MS=$(psql -At "$DB_URL" -c '\timing on' -c "SELECT sequence_events(10000000)" | sed -nE 's/^Time: ([0-9.]+) ms.*/\1/p')
+SEQ_US=$(awk -v ms="$SEQ_MS" -v n="$PENDING" 'BEGIN {printf "%.1f", 1000*ms/n}')
+echo "   message INSERT: ${INS_ON[*]} us of PostgreSQL CPU with message events, ${INS_OFF[*]} without; the sequencer placed $PENDING events in $SEQ_MS ms ($SEQ_US us each)"
 start_server MAVERAA__DISPATCHER__WORKERS=0
 # And again on what the sends left: many more conversations, just written
 # and not yet vacuumed (shown for information; no target).
@@ -323,6 +344,7 @@ CPU=$(awk -F: '/model name/ {gsub(/^ +/, "", $2); print $2; exit}' /proc/cpuinfo
   echo "- authenticated page / \`/ready\`: ${PAGE_RATIO}% (the earlier anchor, kept for comparison)"
   echo "- send / \`/ready\`: ${SEND_RATIO}% (target at least 30%), send p99 ${P99_SEND} (target under 50 ms)"
   echo "- sends with message events / without: ${EVENT_MEDIAN}%, the median of $EVENT_PAIRS alternating pairs (${EVENT_RATIOS[*]}) (events may cost sends at most 15%)"
+  echo "- PostgreSQL alone, one backend: a message's INSERT costs ${INSERT_ON} µs of CPU with its event and ${INSERT_OFF} µs without (medians of ${INS_ON[*]} and ${INS_OFF[*]}), and placing an event in the log ${SEQ_US} µs ($PENDING in $SEQ_MS ms)"
   echo "- sends with events written but not yet sequenced / without: $(awk -v a="$RPS_SEND_NOSEQ" -v b="$RPS_SEND_NOEVENTS" 'BEGIN {printf "%.0f", 100*a/b}')% (the triggers' share of the cost)"
   echo "- conversation list / \`/ready\`: ${CONV_RATIO}% (the earlier anchor)"
   echo "- dispatch: ${DISPATCH_RATE} messages/s (target at least 1,000)"
