@@ -787,3 +787,63 @@ async fn a_stopped_sessions_messages_wait_queued_until_it_starts() {
             .expect("stop")
     );
 }
+
+#[tokio::test]
+async fn a_provider_id_given_twice_is_kept_once_and_the_batch_is_still_recorded() {
+    let f = fixture();
+    let ws = workspace(&f, "Acme").await;
+    let s = session(&f, ws, "s1").await;
+    let earlier = outbound(&s, "6281234567890", "one");
+    let again = outbound(&s, "6281234567891", "two");
+    let twice = outbound(&s, "6281234567892", "three");
+    let other = outbound(&s, "6281234567893", "four");
+    for m in [&earlier, &again, &twice, &other] {
+        enqueue(&f, m).await;
+    }
+    assert_eq!(
+        f.outbox()
+            .claim("a", 10, LEASE, &UNPACED)
+            .await
+            .expect("claim")
+            .len(),
+        4
+    );
+    let sent = |id: &str| DispatchOutcome::Sent {
+        provider_message_id: id.into(),
+    };
+    record(&f, first(&earlier), sent("wamid.same"), now()).await;
+    // The provider gives an id it gave before, and one id twice in a batch:
+    // refusing the batch would leave all of it claimed, to be sent again.
+    f.outbox()
+        .record(
+            &[
+                (first(&again), sent("wamid.same")),
+                (first(&twice), sent("wamid.new")),
+                (first(&other), sent("wamid.new")),
+            ],
+            now(),
+        )
+        .await
+        .expect("the batch is recorded");
+    for m in [&earlier, &again, &twice, &other] {
+        assert_eq!(get(&f, m).await.status, MessageStatus::Sent);
+    }
+    assert_eq!(
+        get(&f, &earlier).await.provider_message_id.as_deref(),
+        Some("wamid.same")
+    );
+    assert_eq!(get(&f, &again).await.provider_message_id, None);
+    let ids = [
+        get(&f, &twice).await.provider_message_id,
+        get(&f, &other).await.provider_message_id,
+    ];
+    assert_eq!(
+        ids.iter()
+            .filter(|i| i.as_deref() == Some("wamid.new"))
+            .count(),
+        1,
+        "{ids:?}"
+    );
+    assert_eq!(ids.iter().filter(|i| i.is_none()).count(), 1, "{ids:?}");
+    assert_eq!(f.count("SELECT count(*) AS n FROM outbox"), 0);
+}

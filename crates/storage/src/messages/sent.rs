@@ -19,8 +19,12 @@ use crate::sql::Sql;
 
 /// Takes the provider-id locks (see [`provider_id_lock_sql`]), removes the
 /// entries and moves their messages to `sent` (`$3`: when) unless they are
-/// further already; keeps the first provider id a message got. Returns the
-/// messages it changed. Unlike other outcomes, a `sent` counts whichever
+/// further already; keeps the first provider id a message got. A provider
+/// id another message of the session holds, or given twice in the batch,
+/// is kept by one message only: the others are `sent` without it (`dropped`)
+/// rather than the whole batch refused, which would leave every message in
+/// it claimed, to be sent again once the lease ends. Returns the messages
+/// it changed. Unlike other outcomes, a `sent` counts whichever
 /// claim it comes from, even when its entry is gone: a message another
 /// claim failed without reaching the provider (no provider id) is `sent`
 /// after all, its error cleared (the history keeps both).
@@ -33,10 +37,16 @@ static SENT_SQL: LazyLock<Sql> = LazyLock::new(|| {
     Sql::new(&format!(
         "\
 WITH locked AS (
-    SELECT i.id, i.pid, {lock} AS locked
+    SELECT i.id, i.pid, i.session_id, {lock} AS locked
     FROM (SELECT i.id, i.pid, m.session_id
           FROM unnest($1::uuid[], $2::text[]) AS i(id, pid) JOIN messages m ON m.id = i.id
           ORDER BY m.session_id, i.pid) AS i
+), given AS (
+    SELECT l.id, l.pid,
+        row_number() OVER (PARTITION BY l.session_id, l.pid ORDER BY l.id) = 1
+        AND NOT EXISTS (SELECT 1 FROM messages x WHERE x.session_id = l.session_id
+                        AND x.provider_message_id = l.pid AND x.id <> l.id) AS usable
+    FROM locked l
 ), dequeued AS (
     DELETE FROM outbox o USING locked l WHERE o.message_id = l.id
 ), sent AS (
@@ -44,16 +54,16 @@ WITH locked AS (
         status = CASE WHEN {moves} THEN 'sent' ELSE m.status END,
         error_code = CASE WHEN {moves} THEN NULL ELSE m.error_code END,
         error_message = CASE WHEN {moves} THEN NULL ELSE m.error_message END,
-        provider_message_id = COALESCE(m.provider_message_id, l.pid),
+        provider_message_id = COALESCE(m.provider_message_id, CASE WHEN g.usable THEN g.pid END),
         updated_at = CASE WHEN {moves} THEN GREATEST(m.updated_at, $3) ELSE m.updated_at END
-    FROM locked l
-    WHERE m.id = l.id AND ({moves} OR m.provider_message_id IS NULL)
-    RETURNING m.id, m.status
+    FROM given g
+    WHERE m.id = g.id AND ({moves} OR m.provider_message_id IS NULL)
+    RETURNING m.id, m.status, m.provider_message_id IS NULL AND NOT g.usable AS dropped
 ), history AS (
     INSERT INTO message_status_history (message_id, status, at)
     SELECT id, 'sent', $3 FROM sent WHERE status = 'sent'
 )
-SELECT id FROM sent",
+SELECT id, dropped FROM sent",
         lock = provider_id_lock_sql("i.session_id", "i.pid"),
     ))
 });
@@ -92,6 +102,16 @@ SELECT * FROM unnest($6::uuid[], $7::text[], $8::timestamptz[], $9::text[], $10:
 });
 
 /// One id column.
+/// A message [`SENT_SQL`] changed, and whether the provider id it was
+/// given had to be dropped.
+#[derive(Debug, QueryableByName)]
+struct SentRow {
+    #[diesel(sql_type = SqlUuid)]
+    id: Uuid,
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    dropped: bool,
+}
+
 #[derive(Debug, QueryableByName)]
 pub(crate) struct IdRow {
     #[diesel(sql_type = SqlUuid)]
@@ -212,12 +232,18 @@ pub(crate) fn record_sent(
     provider_ids: Vec<String>,
     at: DateTime<Utc>,
 ) -> Result<(), StorageError> {
-    let changed: Vec<IdRow> = SENT_SQL
+    let changed: Vec<SentRow> = SENT_SQL
         .query()
         .bind::<Array<SqlUuid>, _>(ids)
         .bind::<Array<Text>, _>(provider_ids)
         .bind::<Timestamptz, _>(at)
         .load(conn)?;
+    for row in changed.iter().filter(|r| r.dropped) {
+        tracing::warn!(
+            message_id = %row.id,
+            "the provider gave this message an id another message already has: recorded as sent without it (its receipts cannot be matched)"
+        );
+    }
     if !changed.is_empty() {
         apply_pending(conn, changed.into_iter().map(|r| r.id).collect())?;
     }
