@@ -63,11 +63,15 @@ struct SessionSetup {
 // plan cached while a table is small uses it too. Read connections (the
 // hot list and lookup queries, no inserts) use `force_generic_plan`:
 // planned once instead of at every request, with sequential scans off for
-// the same reason. The measurements: docs/storage-tuning.md.
+// the same reason. JIT is off: `enable_seqscan = off` prices a sequential
+// scan that has no alternative (the event log's one-row head tables) at
+// 10^10, far above `jit_above_cost`, and PostgreSQL then compiled such a
+// statement with LLVM at every run, 10-35 ms each: an idle server cost
+// PostgreSQL a third of a core. The measurements: docs/storage-tuning.md.
 impl CustomizeConnection<MarkableConnection, diesel::r2d2::Error> for SessionSetup {
     fn on_acquire(&self, conn: &mut MarkableConnection) -> Result<(), diesel::r2d2::Error> {
         conn.inner.batch_execute(&format!(
-            "SET statement_timeout = {}; SET idle_in_transaction_session_timeout = 60000; SET TIME ZONE 'UTC'; {}",
+            "SET statement_timeout = {}; SET idle_in_transaction_session_timeout = 60000; SET TIME ZONE 'UTC'; SET jit = off; {}",
             self.statement_timeout_ms,
             if self.generic_plans {
                 "SET plan_cache_mode = force_generic_plan; SET enable_seqscan = off"

@@ -604,6 +604,48 @@ fn through(url: &str, port: u16) -> (String, String) {
     )
 }
 
+// With sequential scans off, a statement that can only scan (the event
+// log's one-row head, read by the sequencer ten times a second) is priced
+// above `jit_above_cost`, and PostgreSQL compiled it with LLVM at every
+// run: a third of a core for an idle server.
+#[tokio::test]
+async fn pooled_connections_never_compile_a_statement_just_in_time() {
+    use diesel::RunQueryDsl;
+    #[derive(diesel::QueryableByName)]
+    struct Jitted {
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        jitted: bool,
+    }
+    let db = TestDatabase::create();
+    for generic_plans in [false, true] {
+        let settings = PoolSettings {
+            generic_plans,
+            ..PoolSettings::default()
+        };
+        let database = Database::connect(db.url(), &settings).expect("pool");
+        let jitted = database
+            .run(|conn| {
+                diesel::sql_query(
+                    "CREATE FUNCTION pg_temp.jitted() RETURNS boolean LANGUAGE plpgsql AS $$
+                     DECLARE plan text;
+                     BEGIN
+                         EXECUTE 'EXPLAIN (ANALYZE, FORMAT JSON) SELECT * FROM event_log_head FOR UPDATE'
+                             INTO plan;
+                         RETURN (plan::jsonb -> 0) ? 'JIT';
+                     END $$",
+                )
+                .execute(conn)?;
+                Ok(diesel::sql_query("SELECT pg_temp.jitted() AS jitted").get_result::<Jitted>(conn)?)
+            })
+            .await
+            .expect("explain");
+        assert!(
+            !jitted.jitted,
+            "compiled just in time (generic plans: {generic_plans})"
+        );
+    }
+}
+
 // Several threads: the pool connects synchronously, through the proxy's
 // tasks.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
