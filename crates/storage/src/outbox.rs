@@ -25,7 +25,7 @@ use crate::messages::sent::{IdRow, record_sent};
 use crate::messages::status::rank_sql;
 use crate::secrets::SecretCipher;
 use crate::sessions::session_from_columns;
-use crate::sql::Sql;
+use crate::sql::{Sql, with_generic_plans};
 use crate::store::PgStore;
 
 /// A claimed entry with its message and session. No `Debug`: `settings`
@@ -373,7 +373,7 @@ impl Outbox for PgStore {
         let rows: Vec<ClaimRow> = self
             .db
             .run(move |conn| {
-                conn.transaction::<_, StorageError, _>(|conn| {
+                with_generic_plans::<_, StorageError, _>(conn, |conn| {
                     let sessions: Vec<IdRow> = LOCK_SESSIONS_SQL
                         .query()
                         .bind::<Text, _>(&worker)
@@ -457,7 +457,7 @@ impl Outbox for PgStore {
         self.db
             .run(move |conn| {
                 if outcomes.needs_transaction() {
-                    conn.transaction(|conn| outcomes.write(conn, at))
+                    with_generic_plans(conn, |conn| outcomes.write(conn, at))
                 } else {
                     // One statement is a transaction of its own: spare the
                     // BEGIN and COMMIT round trips.

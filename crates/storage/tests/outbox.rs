@@ -847,3 +847,62 @@ async fn a_provider_id_given_twice_is_kept_once_and_the_batch_is_still_recorded(
     assert_eq!(ids.iter().filter(|i| i.is_none()).count(), 1, "{ids:?}");
     assert_eq!(f.count("SELECT count(*) AS n FROM outbox"), 0);
 }
+
+// Over `unnest` arrays PostgreSQL judges a generic plan dearer than one made
+// for the values, so without `with_generic_plans` it planned the claim and
+// the record anew at every run, which cost as much as running them.
+#[tokio::test]
+async fn claims_and_records_reuse_their_plans() {
+    use diesel::RunQueryDsl;
+    #[derive(diesel::QueryableByName)]
+    struct Plans {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        custom: i64,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        generic: i64,
+    }
+    // One connection: prepared statements and their counts are per
+    // connection.
+    let f = Fixture::with_pool(&maveraa_storage::PoolSettings {
+        max_size: 1,
+        min_idle: 1,
+        ..maveraa_storage::PoolSettings::default()
+    });
+    let ws = workspace(&f, "Acme").await;
+    let s = session(&f, ws, "s1").await;
+    let runs = 8;
+    for i in 0..runs {
+        let m = outbound(&s, &format!("62812345{i:04}"), "hi");
+        enqueue(&f, &m).await;
+        let jobs = f
+            .outbox()
+            .claim("w", 1, LEASE, &UNPACED)
+            .await
+            .expect("claim");
+        assert_eq!(jobs.len(), 1);
+        let sent = DispatchOutcome::Sent {
+            provider_message_id: format!("wamid.{i}"),
+        };
+        record(&f, jobs[0].claim(), sent, now()).await;
+    }
+    let plans = f
+        .store
+        .database()
+        .run(|conn| {
+            Ok(diesel::sql_query(
+                "SELECT coalesce(sum(custom_plans), 0)::bigint AS custom, \
+                        coalesce(sum(generic_plans), 0)::bigint AS generic \
+                 FROM pg_prepared_statements \
+                 WHERE statement LIKE 'WITH room AS%' OR statement LIKE 'WITH locked AS%'",
+            )
+            .get_result::<Plans>(conn)?)
+        })
+        .await
+        .expect("plans");
+    assert_eq!(
+        plans.generic,
+        2 * runs,
+        "claims and records ran generic plans"
+    );
+    assert_eq!(plans.custom, 0, "none planned for its values");
+}
