@@ -88,7 +88,11 @@ m AS (
   FROM g RETURNING id, created_at)
 INSERT INTO outbox (message_id, next_attempt_at) SELECT id, created_at FROM m;
 SQL
-  psql -q "$DB_URL" -c "SELECT sequence_events(100000000)" -c CHECKPOINT >/dev/null
+  # Each run starts from a vacuumed outbox: the index entries of the last
+  # run's 30,000 deleted entries lie before the new ones, and until a vacuum
+  # every claim steps over them (1.8 ms a claim in a run after an
+  # unvacuumed one, against 0.1).
+  psql -q "$DB_URL" -c "SELECT sequence_events(100000000)" -c "VACUUM ANALYZE outbox" -c CHECKPOINT >/dev/null
   [ "$1" = off ] && triggers DISABLE
   local t0 t1
   t0=$(date +%s.%N)

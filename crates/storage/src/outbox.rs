@@ -373,7 +373,11 @@ impl Outbox for PgStore {
         let rows: Vec<ClaimRow> = self
             .db
             .run(move |conn| {
-                with_generic_plans::<_, StorageError, _>(conn, |conn| {
+                // Planned at each claim, unlike the record: a generic plan,
+                // not knowing how few entries `LIMIT $n` takes, merge-joins
+                // the claimed entries with the whole outbox (8-18 ms a claim
+                // with 30,000 queued, against 0.3).
+                conn.transaction::<_, StorageError, _>(|conn| {
                     let sessions: Vec<IdRow> = LOCK_SESSIONS_SQL
                         .query()
                         .bind::<Text, _>(&worker)
