@@ -10,30 +10,6 @@ use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, json_of, spawn_app};
 
-/// Reads the feed until it holds `n` events (10 s at most).
-async fn feed(app: &TestApp, query: &str, n: usize) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let page = json_of(
-            app.request(Method::GET, &format!("/api/public/events{query}"))
-                .send()
-                .await
-                .expect("feed"),
-            200,
-        )
-        .await;
-        let have = page["events"].as_array().map_or(0, Vec::len);
-        if have >= n {
-            return page;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{have} of {n} events after 10 s: {page}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 fn kinds(page: &Value) -> Vec<String> {
     page["events"]
         .as_array()
@@ -86,7 +62,7 @@ async fn the_feed_tells_what_changed_in_order_and_pages_by_cursor() {
         .expect("stop");
     assert_eq!(stop.status(), 200);
 
-    let page = feed(&app, "", 5).await;
+    let page = app.events("", 5).await;
     assert_eq!(
         kinds(&page),
         [
@@ -127,18 +103,18 @@ async fn the_feed_tells_what_changed_in_order_and_pages_by_cursor() {
     assert_eq!(page["next"], Value::Null, "caught up");
 
     // Paged by cursor: two, then the rest, each once.
-    let head = feed(&app, "?limit=2", 2).await;
+    let head = app.events("?limit=2", 2).await;
     assert_eq!(kinds(&head), ["contact.created", "contact.updated"]);
     let next = head["next"]
         .as_str()
         .expect("a full page names the next")
         .to_owned();
-    let tail = feed(&app, &format!("?after={next}"), 3).await;
+    let tail = app.events(&format!("?after={next}"), 3).await;
     assert_eq!(
         kinds(&tail),
         ["message.received", "conversation.read", "session.status"]
     );
-    let filtered = feed(&app, "?types=session.status,contact.created", 2).await;
+    let filtered = app.events("?types=session.status,contact.created", 2).await;
     assert_eq!(kinds(&filtered), ["contact.created", "session.status"]);
     let bad = app
         .request(Method::GET, "/api/public/events?types=contact.exploded")
@@ -217,7 +193,7 @@ async fn a_stream_resumed_with_last_event_id_misses_nothing_and_repeats_nothing(
     create_contacts(&app, 3..5).await;
     let last = seen.last().expect("seen").0.clone();
     let resumed = read_events(open(Some(last.clone())).await.expect("stream"), 2).await;
-    let all = feed(&app, "", 5).await;
+    let all = app.events("", 5).await;
     let ids: Vec<String> = all["events"]
         .as_array()
         .expect("events")
@@ -257,12 +233,9 @@ async fn messages_are_logged_as_they_are_queued_received_and_move() {
         202,
     )
     .await;
-    let page = feed(
-        &app,
-        "?types=message.queued,message.status,message.received",
-        5,
-    )
-    .await;
+    let page = app
+        .events("?types=message.queued,message.status,message.received", 5)
+        .await;
     assert_eq!(
         kinds(&page),
         [
@@ -310,7 +283,7 @@ async fn messages_are_logged_as_they_are_queued_received_and_move() {
         .await
         .expect("delete");
     assert_eq!(deleted.status(), 204);
-    let page = feed(&app, "?types=message.queued", 1).await;
+    let page = app.events("?types=message.queued", 1).await;
     let gone = &page["events"][0]["data"];
     assert_eq!(gone["messageId"], id.as_str());
     assert_eq!(gone["status"], "queued");

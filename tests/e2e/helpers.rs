@@ -320,6 +320,31 @@ impl TestApp {
         }
     }
 
+    /// Reads `GET /api/public/events{query}` until it holds `n` events (10 s
+    /// at most): events are placed in the log a moment after their commit.
+    pub async fn events(&self, query: &str, n: usize) -> Value {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let page = json_of(
+                self.request(Method::GET, &format!("/api/public/events{query}"))
+                    .send()
+                    .await
+                    .expect("feed"),
+                200,
+            )
+            .await;
+            let have = page["events"].as_array().map_or(0, Vec::len);
+            if have >= n {
+                return page;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{have} of {n} events after 10 s: {page}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.address, path)
     }

@@ -144,23 +144,7 @@ async fn a_whatsapp_web_session_is_linked_sends_receives_and_logs_out() {
         assert!(Instant::now() < deadline, "the QR code never rotated");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    // Events are placed in the log a moment after their commit.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let events = loop {
-        let events = json_of(
-            app.request(Method::GET, "/api/public/events?types=session.qr")
-                .send()
-                .await
-                .expect("request"),
-            200,
-        )
-        .await;
-        if events["events"].as_array().is_some_and(|e| e.len() >= 2) {
-            break events;
-        }
-        assert!(Instant::now() < deadline, "no QR events: {events}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let events = app.events("?types=session.qr", 2).await;
     let qr_events = events["events"].as_array().expect("events");
     assert_eq!(qr_events[0]["data"]["sessionId"], "phone");
     assert_eq!(qr_events[0]["data"]["code"], code.as_str());
@@ -300,24 +284,9 @@ async fn a_whatsapp_web_session_is_linked_sends_receives_and_logs_out() {
         (&json!("outbound"), &json!("sent"), &json!("Yes, today!"))
     );
     // Its event says it was sent, not queued here.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let events = json_of(
-            app.request(Method::GET, "/api/public/events?types=message.sent")
-                .send()
-                .await
-                .expect("request"),
-            200,
-        )
-        .await;
-        if let Some(e) = events["events"].as_array().and_then(|e| e.first()) {
-            assert_eq!(e["data"]["text"], "Yes, today!");
-            assert_eq!(events["events"].as_array().map(Vec::len), Some(1));
-            break;
-        }
-        assert!(Instant::now() < deadline, "no message.sent event");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let events = app.events("?types=message.sent", 1).await;
+    assert_eq!(events["events"].as_array().map(Vec::len), Some(1));
+    assert_eq!(events["events"][0]["data"]["text"], "Yes, today!");
 
     // Logout: unlinked, keys deleted, messages kept; start links anew.
     let out = json_of(

@@ -411,6 +411,15 @@ async fn inbound_media_and_other_types_are_stored_with_their_type() {
     assert_eq!(img["providerTimestamp"], "2025-11-24T16:00:00.000000Z");
     assert_ne!(img["createdAt"], img["providerTimestamp"]);
     assert!(list.iter().any(|m| m["type"] == "location"));
+    // Its event carries the message as the API shows it, download included.
+    let received = app.events("?types=message.received", 2).await;
+    let event = received["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .find(|e| e["data"]["type"] == "image")
+        .expect("the image's event");
+    assert_eq!(event["data"]["media"], img["media"], "{event}");
 
     // The received file, through our API: fetched from the provider, an
     // attachment of its type.

@@ -17,7 +17,9 @@ const PRUNE_ROUND: i64 = 10_000;
 /// An event's JSON, as text, for a query over `events e` joined by
 /// [`EVENT_JOINS`]: a message event keeps only the facts of its moment
 /// (migration `slim_message_events`) and takes the rest from its message,
-/// as `GET /api/public/messages/{id}` shows it; the others keep theirs.
+/// as `GET /api/public/messages/{id}` shows it (`MessageBody` in the HTTP
+/// crate: a field added there belongs here too; the received-media test
+/// compares the two); the others keep theirs.
 /// The event of a message since deleted (with its session) keeps its facts.
 pub(crate) const EVENT_DATA: &str = "CASE WHEN e.message_id IS NULL THEN e.data::text ELSE \
     jsonb_build_object(\
@@ -33,7 +35,11 @@ pub(crate) const EVENT_DATA: &str = "CASE WHEN e.message_id IS NULL THEN e.data:
             'providerMediaId', em.media->>'providerMediaId', \
             'mimeType', em.media->>'mimeType', \
             'caption', em.body, \
-            'fileName', em.media->>'fileName') END, \
+            'fileName', em.media->>'fileName', \
+            'size', em.media->'size', \
+            'download', CASE WHEN em.direction = 'inbound' \
+                AND (em.media ? 'providerMediaId' OR em.media ? 'locator') \
+                THEN '/api/public/messages/' || em.id || '/media' END) END, \
         'status', e.status, \
         'providerMessageId', e.provider_message_id, \
         'error', CASE WHEN e.error_message IS NOT NULL THEN \

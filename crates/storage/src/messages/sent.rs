@@ -101,7 +101,6 @@ SELECT * FROM unnest($6::uuid[], $7::text[], $8::timestamptz[], $9::text[], $10:
     )
 });
 
-/// One id column.
 /// A message [`SENT_SQL`] changed, and whether the provider id it was
 /// given had to be dropped.
 #[derive(Debug, QueryableByName)]
@@ -112,6 +111,7 @@ struct SentRow {
     dropped: bool,
 }
 
+/// One id column.
 #[derive(Debug, QueryableByName)]
 pub(crate) struct IdRow {
     #[diesel(sql_type = SqlUuid)]
